@@ -1,0 +1,77 @@
+"""Typed domain errors: each names the field at fault and the reason, so every adapter can say so."""
+
+from __future__ import annotations
+
+
+class GrievanceError(Exception):
+    """A command was refused; nothing was stored. `code` is stable for clients, `field` names the input."""
+
+    code = "invalid"
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class InvalidValue(GrievanceError):
+    """A value is malformed, out of range, or of the wrong kind."""
+
+    code = "invalid_value"
+
+
+class UnknownUnit(GrievanceError):
+    """A unit id names no unit of the organisation chart."""
+
+    code = "unknown_unit"
+
+
+class WrongLevel(GrievanceError):
+    """A unit exists but sits at a level where this cannot happen."""
+
+    code = "wrong_level"
+
+
+class GrievanceNotFound(GrievanceError):
+    """No grievance has been reported under this id."""
+
+    code = "not_found"
+
+
+class AlreadyReported(GrievanceError):
+    """A different command already reported a grievance under this id."""
+
+    code = "already_reported"
+
+
+class InvalidTransition(GrievanceError):
+    """The grievance is not in a state that allows this command (claiming a claimed one, say)."""
+
+    code = "invalid_transition"
+
+
+class NotClaimant(GrievanceError):
+    """Only the claimant, or whoever recorded the claim, may act on a claimed grievance."""
+
+    code = "not_claimant"
+
+
+class EscalationRefused(GrievanceError):
+    """An escalation would skip a step, move down, pass the leading group, or is not yet due."""
+
+    code = "escalation_refused"
+
+
+class CommandIdReused(GrievanceError):
+    """A command id already used for a different kind of command on this grievance."""
+
+    code = "command_id_reused"
+
+
+class ChartError(ValueError):
+    """The organisation chart is invalid; the message names the unit at fault."""
+
+    def __init__(self, unit_id: str, reason: str) -> None:
+        super().__init__(f"unit {unit_id!r}: {reason}")
+        self.unit_id = unit_id
+        self.reason = reason

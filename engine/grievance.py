@@ -1,0 +1,536 @@
+"""The Grievance aggregate: one resident's problem on its way up the chain and back to the resident."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from engine.chart import OrgChart, Unit
+from engine.errors import (
+    CommandIdReused,
+    EscalationRefused,
+    InvalidTransition,
+    InvalidValue,
+    NotClaimant,
+)
+from engine.levels import Level
+from engine.limits import TimeLimits
+
+MAX_TITLE = 200
+MAX_TEXT = 4000
+MAX_ID = 100
+
+
+class Status(StrEnum):
+    """Where a grievance stands: waiting to be claimed, claimed, or closed one of two ways."""
+
+    WAITING = "waiting"
+    CLAIMED = "claimed"
+    RESOLVED = "resolved"
+    REPLIED = "replied"
+
+    @property
+    def is_open(self) -> bool:
+        """Still owed an answer: waiting or claimed."""
+        return self in (Status.WAITING, Status.CLAIMED)
+
+
+class ClaimMode(StrEnum):
+    """The three ways (三种方式) a problem is claimed: by an organisation, a group or a member."""
+
+    ORGANISATION = "organisation"
+    GROUP = "group"
+    MEMBER = "member"
+
+
+class Category(StrEnum):
+    """What the problem is about, for routing and for the dashboards."""
+
+    ENVIRONMENT = "environment"
+    PROPERTY = "property"
+    INFRASTRUCTURE = "infrastructure"
+    UTILITIES = "utilities"
+    SAFETY = "safety"
+    ELDERLY_CARE = "elderly_care"
+    EMPLOYMENT = "employment"
+    NEIGHBOURS = "neighbours"
+    PARKING = "parking"
+    OTHER = "other"
+
+
+class Channel(StrEnum):
+    """How the problem reached the chain (002: WeChat groups; 001: the one-stop counter)."""
+
+    GRID_VISIT = "grid_visit"
+    WECHAT_GROUP = "wechat_group"
+    HOTLINE = "hotline"
+    WALK_IN = "walk_in"
+    APP = "app"
+
+
+class EscalationReason(StrEnum):
+    """Why a grievance moved up: its claimant asked, or supervision (督办) found it overdue."""
+
+    REQUESTED = "requested"
+    OVERDUE = "overdue"
+
+
+class Rating(StrEnum):
+    """The resident's verdict on a resolution or reply; dissatisfied reopens it."""
+
+    SATISFIED = "satisfied"
+    BASICALLY_SATISFIED = "basically_satisfied"
+    DISSATISFIED = "dissatisfied"
+
+
+# What a command left behind: version, status, level and unit, for answering its repeats.
+Trace = tuple[int, Status, Level, str]
+
+
+class Grievance(Aggregate):
+    """A resident's problem: reported at a unit, claimed, escalated one step at a time, closed, rated."""
+
+    class Event(Aggregate.Event):
+        """Every grievance event says who did it, when it happened in the field, and which command."""
+
+        actor: str
+        occurred_at: datetime
+        command_id: str
+
+    class Reported(Event, Aggregate.Created):
+        """A problem was reported at a unit and now waits there to be claimed by `claim_due`."""
+
+        # v2 added `channel`; problems reported before it came through grid workers' visits.
+        class_version = 2
+
+        unit_id: str
+        level: Level
+        category: Category
+        channel: Channel
+        title: str
+        description: str
+        claim_due: datetime
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["channel"] = Channel.GRID_VISIT.value
+
+    class Claimed(Event):
+        """Someone at the unit took the problem on, and must settle it by `finish_due`."""
+
+        unit_id: str
+        mode: ClaimMode
+        claimant: str
+        finish_due: datetime
+
+    class ProgressRecorded(Event):
+        """The claimant noted what has been done so far."""
+
+        note: str
+
+    class Escalated(Event):
+        """The problem moved exactly one step up and waits at `to_unit` to be claimed by `claim_due`."""
+
+        from_unit: str
+        to_unit: str
+        to_level: Level
+        reason: EscalationReason
+        note: str
+        claim_due: datetime
+
+    class Resolved(Event):
+        """The problem was solved; `summary` says what was done."""
+
+        summary: str
+
+    class Replied(Event):
+        """The problem cannot be solved here; `reason` says why and `answer` what the resident was told."""
+
+        reason: str
+        answer: str
+
+    class Rated(Event):
+        """The resident rated the resolution or reply."""
+
+        rating: Rating
+        comment: str
+
+    class Reopened(Event):
+        """A dissatisfied rating sent the problem back to wait at the unit that closed it."""
+
+        unit_id: str
+        level: Level
+        claim_due: datetime
+
+    # ----------------------------------------------------------------------------- creation
+
+    @event(Reported)
+    def __init__(
+        self,
+        *,
+        unit_id: str,
+        level: Level,
+        category: Category,
+        channel: Channel,
+        title: str,
+        description: str,
+        claim_due: datetime,
+        actor: str,
+        occurred_at: datetime,
+        command_id: str,
+    ) -> None:
+        self.unit_id = unit_id
+        self.level = level
+        self.category = category
+        self.channel = channel
+        self.title = title
+        self.description = description
+        self.reported_at = occurred_at
+        self.reported_by = actor
+        self.reported_unit = unit_id
+        self.status = Status.WAITING
+        self.claim_due: datetime | None = claim_due
+        self.finish_due: datetime | None = None
+        self.claim_mode: ClaimMode | None = None
+        self.claimant: str | None = None
+        self.claimed_by: str | None = None
+        self.claimed_at: datetime | None = None
+        self.closed_at: datetime | None = None
+        self.closed_by: str | None = None
+        self.closing_text: str | None = None
+        self.rating: Rating | None = None
+        self.path: list[str] = [unit_id]
+        self.progress_notes = 0
+        self.reopen_count = 0
+        self.last_occurred_at = occurred_at
+        self._commands: dict[str, tuple[str, Trace]] = {}
+        self._remember(command_id, "report", occurred_at, version=1)
+
+    @classmethod
+    def report(
+        cls,
+        grievance_id: UUID,
+        *,
+        unit: Unit,
+        category: Category | str,
+        channel: Channel | str,
+        title: str,
+        description: str,
+        limits: TimeLimits,
+        actor: str,
+        at: datetime,
+        command_id: str,
+    ) -> Grievance:
+        """Record a new problem at `unit`; the caller has checked the unit may take reports."""
+        _check_common(actor, at, command_id)
+        # _create takes the id the client chose, so a retried report lands on the same grievance.
+        return cls._create(
+            cls.Reported,
+            id=grievance_id,
+            unit_id=unit.id,
+            level=unit.level,
+            category=_choice(Category, "category", category),
+            channel=_choice(Channel, "channel", channel),
+            title=_text("title", title, MAX_TITLE),
+            description=_text("description", description, MAX_TEXT),
+            claim_due=at + limits[unit.level].claim,
+            actor=actor,
+            occurred_at=at,
+            command_id=command_id,
+        )
+
+    # ----------------------------------------------------------------------------- commands
+
+    def claim(
+        self,
+        *,
+        unit_id: str,
+        mode: ClaimMode | str,
+        claimant: str,
+        limits: TimeLimits,
+        actor: str,
+        at: datetime,
+        command_id: str,
+    ) -> None:
+        """Take on a waiting problem at the unit where it waits."""
+        self._check_common(actor, at, command_id)
+        claim_mode = _choice(ClaimMode, "mode", mode)
+        claimant = _identifier("claimant", claimant)
+        if self.status is not Status.WAITING:
+            raise InvalidTransition("status", f"the grievance is {self.status}; only a waiting one can be claimed")
+        if unit_id != self.unit_id:
+            raise InvalidValue("unit_id", f"the grievance waits at {self.unit_id!r}, not {unit_id!r}")
+        self._claimed(
+            unit_id=unit_id,
+            mode=claim_mode,
+            claimant=claimant,
+            finish_due=at + limits[self.level].finish,
+            actor=actor,
+            occurred_at=at,
+            command_id=command_id,
+        )
+
+    def record_progress(self, *, note: str, actor: str, at: datetime, command_id: str) -> None:
+        """Note what the claimant has done so far."""
+        self._check_common(actor, at, command_id)
+        note = _text("note", note, MAX_TEXT)
+        self._check_claimant(actor, "record progress on")
+        self._progress_recorded(note=note, actor=actor, occurred_at=at, command_id=command_id)
+
+    def escalate(
+        self,
+        *,
+        chart: OrgChart,
+        limits: TimeLimits,
+        reason: EscalationReason | str,
+        to_unit_id: str | None,
+        note: str,
+        actor: str,
+        at: datetime,
+        command_id: str,
+    ) -> None:
+        """Move the problem exactly one step up: on the claimant's request, or because it is overdue."""
+        self._check_common(actor, at, command_id)
+        why = _choice(EscalationReason, "reason", reason)
+        note = _text("note", note, MAX_TEXT, allow_empty=True)
+        if not self.status.is_open:
+            raise InvalidTransition("status", f"the grievance is {self.status}; only an open one can be escalated")
+        parent = chart.parent_of(self.unit_id)
+        if parent is None:
+            raise EscalationRefused(
+                "to_unit_id", "the grievance waits at the leading group; nothing escalates past it"
+            )
+        if to_unit_id is not None and to_unit_id != parent.id:
+            target = chart.unit(to_unit_id, field="to_unit_id")
+            if target.level.rank <= self.level.rank:
+                problem = f"is a {target.level}, not above {self.level}; nothing moves down or sideways"
+            elif target.level.rank > self.level.rank + 1:
+                problem = f"is a {target.level}; escalating there would skip a step"
+            else:
+                problem = f"is not the parent of {self.unit_id!r}"
+            raise EscalationRefused("to_unit_id", f"{to_unit_id!r} {problem} (the next step is {parent.id!r})")
+        if why is EscalationReason.REQUESTED:
+            self._check_claimant(actor, "escalate")
+        elif not self.is_overdue(at):
+            raise EscalationRefused("reason", f"the grievance is not overdue until {self.due_at():%Y-%m-%d %H:%M %Z}")
+        self._escalated(
+            from_unit=self.unit_id,
+            to_unit=parent.id,
+            to_level=parent.level,
+            reason=why,
+            note=note,
+            claim_due=at + limits[parent.level].claim,
+            actor=actor,
+            occurred_at=at,
+            command_id=command_id,
+        )
+
+    def resolve(self, *, summary: str, actor: str, at: datetime, command_id: str) -> None:
+        """Close the problem as solved, saying what was done."""
+        self._check_common(actor, at, command_id)
+        summary = _text("summary", summary, MAX_TEXT)
+        self._check_claimant(actor, "resolve")
+        self._resolved(summary=summary, actor=actor, occurred_at=at, command_id=command_id)
+
+    def reply(self, *, reason: str, answer: str, actor: str, at: datetime, command_id: str) -> None:
+        """Close the problem unsolved, with why and what the resident was told (及时答复)."""
+        self._check_common(actor, at, command_id)
+        reason = _text("reason", reason, MAX_TEXT)
+        answer = _text("answer", answer, MAX_TEXT)
+        self._check_claimant(actor, "reply to")
+        self._replied(reason=reason, answer=answer, actor=actor, occurred_at=at, command_id=command_id)
+
+    def rate(
+        self,
+        *,
+        rating: Rating | str,
+        comment: str,
+        limits: TimeLimits,
+        actor: str,
+        at: datetime,
+        command_id: str,
+    ) -> None:
+        """Record the resident's rating; 'dissatisfied' reopens the problem where it was closed."""
+        self._check_common(actor, at, command_id)
+        verdict = _choice(Rating, "rating", rating)
+        comment = _text("comment", comment, MAX_TEXT, allow_empty=True)
+        if self.status.is_open:
+            raise InvalidTransition("status", f"the grievance is {self.status}; only a resolved or replied one can be rated")
+        if self.rating is not None:
+            raise InvalidTransition("rating", f"this closure was already rated {self.rating}")
+        self._rated(rating=verdict, comment=comment, actor=actor, occurred_at=at, command_id=command_id)
+        if verdict is Rating.DISSATISFIED:
+            self._reopened(
+                unit_id=self.unit_id,
+                level=self.level,
+                claim_due=at + limits[self.level].claim,
+                actor=actor,
+                occurred_at=at,
+                command_id=command_id,
+            )
+
+    # ----------------------------------------------------------------------------- queries
+
+    def due_at(self) -> datetime | None:
+        """When the current stage's limit runs out: claim by, or settle by; None once closed."""
+        if self.status is Status.WAITING:
+            return self.claim_due
+        if self.status is Status.CLAIMED:
+            return self.finish_due
+        return None
+
+    def is_overdue(self, now: datetime) -> bool:
+        """Whether an open grievance has passed its current limit at `now`."""
+        due = self.due_at()
+        return due is not None and now > due
+
+    def outcome_of(self, command_id: str, kind: str) -> Trace | None:
+        """(version, status, level, unit) an earlier command with this id left, or None if it is new here."""
+        seen = self._commands.get(command_id)
+        if seen is None:
+            return None
+        seen_kind, trace = seen
+        if seen_kind != kind:
+            raise CommandIdReused(
+                "command_id", f"{command_id!r} was already used for a {seen_kind} command on this grievance"
+            )
+        return trace
+
+    # ----------------------------------------------------------------------------- events
+
+    @event(Claimed)
+    def _claimed(
+        self, *, unit_id: str, mode: ClaimMode, claimant: str, finish_due: datetime,
+        actor: str, occurred_at: datetime, command_id: str,
+    ) -> None:
+        self.status = Status.CLAIMED
+        self.claim_mode = mode
+        self.claimant = claimant
+        self.claimed_by = actor
+        self.claimed_at = occurred_at
+        self.finish_due = finish_due
+        self._remember(command_id, "claim", occurred_at)
+
+    @event(ProgressRecorded)
+    def _progress_recorded(self, *, note: str, actor: str, occurred_at: datetime, command_id: str) -> None:
+        self.progress_notes += 1
+        self._remember(command_id, "record_progress", occurred_at)
+
+    @event(Escalated)
+    def _escalated(
+        self, *, from_unit: str, to_unit: str, to_level: Level, reason: EscalationReason, note: str,
+        claim_due: datetime, actor: str, occurred_at: datetime, command_id: str,
+    ) -> None:
+        self._arrive(to_unit, to_level, claim_due)
+        self.path.append(to_unit)
+        self._remember(command_id, "escalate", occurred_at)
+
+    @event(Resolved)
+    def _resolved(self, *, summary: str, actor: str, occurred_at: datetime, command_id: str) -> None:
+        self._close(Status.RESOLVED, summary, actor, occurred_at)
+        self._remember(command_id, "resolve", occurred_at)
+
+    @event(Replied)
+    def _replied(self, *, reason: str, answer: str, actor: str, occurred_at: datetime, command_id: str) -> None:
+        self._close(Status.REPLIED, answer, actor, occurred_at)
+        self._remember(command_id, "reply", occurred_at)
+
+    @event(Rated)
+    def _rated(self, *, rating: Rating, comment: str, actor: str, occurred_at: datetime, command_id: str) -> None:
+        self.rating = rating
+        self._remember(command_id, "rate", occurred_at)
+
+    @event(Reopened)
+    def _reopened(
+        self, *, unit_id: str, level: Level, claim_due: datetime,
+        actor: str, occurred_at: datetime, command_id: str,
+    ) -> None:
+        self._arrive(unit_id, level, claim_due)
+        self.reopen_count += 1
+        self._remember(command_id, "rate", occurred_at)
+
+    # ----------------------------------------------------------------------------- helpers
+
+    def _arrive(self, unit_id: str, level: Level, claim_due: datetime) -> None:
+        self.unit_id = unit_id
+        self.level = level
+        self.status = Status.WAITING
+        self.claim_due = claim_due
+        self.finish_due = None
+        self.claim_mode = None
+        self.claimant = None
+        self.claimed_by = None
+        self.claimed_at = None
+        self.closed_at = None
+        self.closed_by = None
+        self.closing_text = None
+        self.rating = None
+
+    def _close(self, status: Status, text: str, actor: str, at: datetime) -> None:
+        self.status = status
+        self.closed_at = at
+        self.closed_by = actor
+        self.closing_text = text
+        self.finish_due = None
+
+    def _remember(self, command_id: str, kind: str, occurred_at: datetime, version: int | None = None) -> None:
+        # Runs inside the event's apply, before the library bumps the version: hence + 1.
+        self._commands[command_id] = (kind, (version or self.version + 1, self.status, self.level, self.unit_id))
+        self.last_occurred_at = occurred_at
+
+    def _check_common(self, actor: str, at: datetime, command_id: str) -> None:
+        _check_common(actor, at, command_id)
+        if at < self.last_occurred_at:
+            raise InvalidValue(
+                "occurred_at",
+                f"{at.isoformat()} is before the grievance's latest event ({self.last_occurred_at.isoformat()})",
+            )
+
+    def _check_claimant(self, actor: str, doing: str) -> None:
+        if self.status is not Status.CLAIMED:
+            raise InvalidTransition(
+                "status", f"the grievance is {self.status}; only the claimant of a claimed one can {doing} it"
+            )
+        if actor not in (self.claimant, self.claimed_by):
+            raise NotClaimant("actor", f"{actor!r} did not claim this grievance (claimant: {self.claimant!r})")
+
+
+def _check_common(actor: str, at: datetime, command_id: str) -> None:
+    _identifier("actor", actor)
+    _identifier("command_id", command_id)
+    if not isinstance(at, datetime):
+        raise InvalidValue("occurred_at", "must be a date and time")
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise InvalidValue("occurred_at", "must carry a timezone (a naive time is ambiguous)")
+
+
+def _identifier(field: str, value: str) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_ID or value != value.strip():
+        raise InvalidValue(field, f"must be 1-{MAX_ID} characters without surrounding spaces")
+    return value
+
+
+def _text(field: str, value: str, limit: int, *, allow_empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise InvalidValue(field, "must be text")
+    value = value.strip()
+    if not value and not allow_empty:
+        raise InvalidValue(field, "must not be empty")
+    if len(value) > limit:
+        raise InvalidValue(field, f"is {len(value)} characters; at most {limit} are allowed")
+    return value
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def _choice(kind: type[E], field: str, value: E | str) -> E:
+    try:
+        return kind(value)
+    except ValueError:
+        choices = ", ".join(member.value for member in kind)
+        raise InvalidValue(field, f"{value!r} is not one of: {choices}") from None

@@ -1,0 +1,264 @@
+"""The application service: the chain's use cases, each a command turned into stored events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import IntegrityError, Mapper, Transcoder
+
+from engine.chart import OrgChart
+from engine.commands import Command, Kind, Outcome
+from engine.errors import AlreadyReported, GrievanceError, GrievanceNotFound, InvalidValue
+from engine.grievance import Grievance
+from engine.levels import REPORTING_LEVELS
+from engine.limits import TimeLimits
+from engine.transcoder import MsgspecTranscoder, TypedEventMapper
+
+Clock = Callable[[], datetime]
+
+# Phones' clocks drift; a command stamped a little ahead of the server is still believable.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+class ConcurrentWriteConflict(RuntimeError):
+    """Other writers kept winning the race for the same grievances; the batch was not stored."""
+
+
+class ServiceChain(Application[UUID]):
+    """The party-building service chain (党建服务链条): report, claim, escalate, close and rate grievances.
+
+    Every command carries a client command id: a repeat returns the first outcome and stores nothing.
+    A batch is decided command by command and stored in one transaction; a command that a rule refuses
+    fails alone. A write that loses an optimistic-concurrency race is decided again on fresh state.
+    """
+
+    name = "grievances"
+    max_attempts = 8
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        chart: OrgChart,
+        limits: TimeLimits | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.chart = chart
+        self.limits = limits or TimeLimits()
+        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        super().__init__(env)
+
+    def construct_transcoder(self) -> Transcoder:
+        return MsgspecTranscoder()
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        transcoder = self.construct_transcoder()
+        assert isinstance(transcoder, MsgspecTranscoder)
+        return TypedEventMapper(
+            transcoder, compressor=self.factory.compressor(), cipher=self.factory.cipher()
+        )
+
+    # ----------------------------------------------------------------------------- use cases
+
+    def report(
+        self, grievance_id: UUID, *, command_id: str, actor: str, occurred_at: datetime,
+        unit_id: str, category: str, channel: str, title: str, description: str,
+    ) -> Outcome:
+        """A resident's problem, collected at a household, building, grid or community."""
+        return self.one(Command("report", grievance_id, command_id, actor, occurred_at, {
+            "unit_id": unit_id, "category": category, "channel": channel,
+            "title": title, "description": description,
+        }))
+
+    def claim(
+        self, grievance_id: UUID, *, command_id: str, actor: str, occurred_at: datetime,
+        unit_id: str, mode: str, claimant: str,
+    ) -> Outcome:
+        """Someone at the waiting unit takes the problem on, as an organisation, a group or a member."""
+        return self.one(Command("claim", grievance_id, command_id, actor, occurred_at, {
+            "unit_id": unit_id, "mode": mode, "claimant": claimant,
+        }))
+
+    def record_progress(
+        self, grievance_id: UUID, *, command_id: str, actor: str, occurred_at: datetime, note: str,
+    ) -> Outcome:
+        """The claimant notes progress."""
+        return self.one(Command("record_progress", grievance_id, command_id, actor, occurred_at, {"note": note}))
+
+    def escalate(
+        self, grievance_id: UUID, *, command_id: str, actor: str, occurred_at: datetime,
+        reason: str = "requested", to_unit_id: str | None = None, note: str = "",
+    ) -> Outcome:
+        """Move the problem one step up the chain, on request or because it is overdue."""
+        return self.one(Command("escalate", grievance_id, command_id, actor, occurred_at, {
+            "reason": reason, "to_unit_id": to_unit_id, "note": note,
+        }))
+
+    def resolve(
+        self, grievance_id: UUID, *, command_id: str, actor: str, occurred_at: datetime, summary: str,
+    ) -> Outcome:
+        """The claimant solved it."""
+        return self.one(Command("resolve", grievance_id, command_id, actor, occurred_at, {"summary": summary}))
+
+    def reply(
+        self, grievance_id: UUID, *, command_id: str, actor: str, occurred_at: datetime,
+        reason: str, answer: str,
+    ) -> Outcome:
+        """The claimant cannot solve it, and tells the resident why."""
+        return self.one(Command("reply", grievance_id, command_id, actor, occurred_at, {
+            "reason": reason, "answer": answer,
+        }))
+
+    def rate(
+        self, grievance_id: UUID, *, command_id: str, actor: str, occurred_at: datetime,
+        rating: str, comment: str = "",
+    ) -> Outcome:
+        """The resident's rating of a resolution or reply; dissatisfied reopens it."""
+        return self.one(Command("rate", grievance_id, command_id, actor, occurred_at, {
+            "rating": rating, "comment": comment,
+        }))
+
+    # ----------------------------------------------------------------------------- entry points
+
+    def one(self, command: Command) -> Outcome:
+        """Apply one command; a refused command raises its `GrievanceError`."""
+        (result,) = self.execute([command])
+        if isinstance(result, GrievanceError):
+            raise result
+        return result
+
+    def execute(self, commands: Sequence[Command]) -> list[Outcome | GrievanceError]:
+        """Apply a batch in one transaction (group commit): one result per command, in order.
+
+        A refused command stores nothing and gets its error in its place; the rest are stored together.
+        """
+        for _ in range(self.max_attempts):
+            working: dict[UUID, Grievance | None] = {}
+            results: list[Outcome | GrievanceError] = []
+            for command in commands:
+                try:
+                    results.append(self._decide(command, working))
+                except GrievanceError as refused:
+                    results.append(refused)
+            changed = [g for g in working.values() if g is not None and g.pending_events]
+            if not changed:
+                return results
+            try:
+                self.save(*changed)
+            except IntegrityError:
+                continue  # Another writer stored a version first: decide again on fresh state.
+            return results
+        raise ConcurrentWriteConflict(
+            f"gave up after {self.max_attempts} attempts: other writers kept changing the same grievances"
+        )
+
+    # ----------------------------------------------------------------------------- queries
+
+    def grievance(self, grievance_id: UUID, *, version: int | None = None) -> Grievance:
+        """The grievance now, or as it stood at `version`."""
+        try:
+            grievance: Grievance = self.repository.get(grievance_id, version=version)
+        except AggregateNotFoundError:
+            raise GrievanceNotFound("grievance_id", f"no grievance {grievance_id}") from None
+        if version is not None and grievance.version != version:
+            raise InvalidValue("version", f"the grievance has {grievance.version} versions; {version} does not exist")
+        return grievance
+
+    def grievance_at(self, grievance_id: UUID, at: datetime, *, clock: str = "recorded") -> Grievance:
+        """The grievance as it stood at `at`: by when events were stored (`recorded`) or happened (`occurred`)."""
+        if at.tzinfo is None:
+            raise InvalidValue("at", "must carry a timezone (a naive time is ambiguous)")
+        if clock not in ("recorded", "occurred"):
+            raise InvalidValue("clock", "must be 'recorded' or 'occurred'")
+        state: Any = None
+        for domain_event in self.history(grievance_id):
+            when = domain_event.timestamp if clock == "recorded" else domain_event.occurred_at  # type: ignore[attr-defined]
+            if when > at:
+                break
+            state = domain_event.mutate(state)  # type: ignore[attr-defined]
+        if state is None:
+            raise GrievanceNotFound("at", f"grievance {grievance_id} had not been reported by {at.isoformat()}")
+        return state  # type: ignore[no-any-return]
+
+    def history(self, grievance_id: UUID) -> Iterator[DomainEventProtocol[UUID]]:
+        """Every stored event of one grievance, oldest first."""
+        events = iter(self.events.get(grievance_id))
+        first = next(events, None)
+        if first is None:
+            raise GrievanceNotFound("grievance_id", f"no grievance {grievance_id}")
+        yield first
+        yield from events
+
+    # ----------------------------------------------------------------------------- deciding
+
+    def _decide(self, command: Command, working: dict[UUID, Grievance | None]) -> Outcome:
+        if command.grievance_id not in working:
+            working[command.grievance_id] = self._load(command.grievance_id)
+        grievance = working[command.grievance_id]
+        at = command.occurred_at
+        if isinstance(at, datetime) and at.tzinfo is not None and at > self.clock() + CLOCK_SKEW:
+            raise InvalidValue("occurred_at", f"{at.isoformat()} is in the future")
+        if grievance is not None:
+            seen = grievance.outcome_of(command.command_id, command.kind)
+            if seen is not None:
+                version, status, level, unit_id = seen
+                return Outcome(grievance.id, command.command_id, command.kind, version, status, level, unit_id, True)
+        if command.kind == "report":
+            if grievance is not None:
+                raise AlreadyReported("grievance_id", f"grievance {command.grievance_id} was reported by another command")
+            unit = self.chart.unit_at(command.required("unit_id"), REPORTING_LEVELS)
+            grievance = Grievance.report(
+                command.grievance_id,
+                unit=unit,
+                category=command.required("category"),
+                channel=command.optional("channel", "grid_visit"),
+                title=command.required("title"),
+                description=command.required("description"),
+                limits=self.limits,
+                actor=command.actor,
+                at=at,
+                command_id=command.command_id,
+            )
+            working[command.grievance_id] = grievance
+        elif grievance is None:
+            raise GrievanceNotFound("grievance_id", f"no grievance {command.grievance_id}")
+        else:
+            self._act(grievance, command)
+        return Outcome(
+            grievance.id, command.command_id, command.kind, grievance.version, grievance.status,
+            grievance.level, grievance.unit_id,
+        )
+
+    def _act(self, g: Grievance, c: Command) -> None:
+        common: dict[str, Any] = {"actor": c.actor, "at": c.occurred_at, "command_id": c.command_id}
+        match c.kind:
+            case "claim":
+                g.claim(unit_id=c.required("unit_id"), mode=c.required("mode"),
+                        claimant=c.required("claimant"), limits=self.limits, **common)
+            case "record_progress":
+                g.record_progress(note=c.required("note"), **common)
+            case "escalate":
+                g.escalate(chart=self.chart, limits=self.limits, reason=c.optional("reason", "requested"),
+                           to_unit_id=c.optional("to_unit_id"), note=c.optional("note", ""), **common)
+            case "resolve":
+                g.resolve(summary=c.required("summary"), **common)
+            case "reply":
+                g.reply(reason=c.required("reason"), answer=c.required("answer"), **common)
+            case "rate":
+                g.rate(rating=c.required("rating"), comment=c.optional("comment", ""), limits=self.limits, **common)
+            case _:
+                raise InvalidValue("kind", f"{c.kind!r} is not a command of the chain")
+
+    def _load(self, grievance_id: UUID) -> Grievance | None:
+        if not isinstance(grievance_id, UUID):
+            raise InvalidValue("grievance_id", f"{grievance_id!r} is not a UUID")
+        try:
+            grievance: Grievance = self.repository.get(grievance_id)
+        except AggregateNotFoundError:
+            return None
+        return grievance

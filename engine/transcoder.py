@@ -1,0 +1,100 @@
+"""Stored events as JSON written and read by msgspec, decoded straight into each event's field types."""
+
+from __future__ import annotations
+
+import typing
+from functools import cache
+from typing import Any, NotRequired, TypedDict
+from uuid import UUID
+
+import msgspec
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent, Transcoder
+from eventsourcing.utils import resolve_topic
+
+# Filled in from the stored record's columns, never from the JSON body.
+_RECORD_FIELDS = frozenset({"originator_id", "originator_version"})
+
+
+class MsgspecTranscoder(Transcoder):
+    """Encodes event state with msgspec (UUIDs, datetimes and enums natively); decodes untyped or typed."""
+
+    def __init__(self) -> None:
+        self._encoder = msgspec.json.Encoder()
+        self._decoder = msgspec.json.Decoder()
+
+    def encode(self, obj: Any) -> bytes:
+        return self._encoder.encode(obj)
+
+    def decode(self, data: bytes) -> Any:
+        return self._decoder.decode(data)
+
+    def decode_as(self, data: bytes, event_class: type[object]) -> dict[str, Any]:
+        """Decode the state of `event_class` with its field types, in one pass."""
+        return _typed_decoder(event_class).decode(data)  # type: ignore[no-any-return]
+
+    def convert(self, state: dict[str, Any], event_class: type[object]) -> dict[str, Any]:
+        """Give an untyped (upcast) state the field types of `event_class`."""
+        return msgspec.convert(state, _state_type(event_class))  # type: ignore[no-any-return]
+
+
+class TypedEventMapper(Mapper[UUID]):
+    """A Mapper that decodes each event straight into its field types, upcasting older versions.
+
+    The library's Mapper decodes untyped and leaves datetimes and enums as strings; msgspec can do
+    the typing during the decode itself, which is where most of the read time goes.
+    """
+
+    transcoder: MsgspecTranscoder
+
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
+        cls = resolve_topic(stored_event.topic)
+        class_version = getattr(cls, "class_version", 1)
+        data = stored_event.state
+        if self.cipher:
+            data = self.cipher.decrypt(data)
+        if self.compressor:
+            data = self.compressor.decompress(data)
+        try:
+            state = None
+            try:
+                state = self.transcoder.decode_as(data, cls)
+            except msgspec.ValidationError:
+                pass  # An older version's shape; the untyped path below upcasts it.
+            if state is None or state.pop("class_version", 1) != class_version:
+                state = self.transcoder.decode(data)
+                from_version = state.pop("class_version", 1)
+                while from_version < class_version:
+                    getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
+                    from_version += 1
+                state = self.transcoder.convert(state, cls)
+                state.pop("class_version", None)
+        except (msgspec.DecodeError, msgspec.ValidationError, AttributeError) as e:
+            msg = (
+                f"Failed to deserialise stored event {stored_event.topic!r} of "
+                f"{stored_event.originator_id} at version {stored_event.originator_version}: {e}"
+            )
+            raise MapperDeserialisationError(msg) from e
+        originator_id = stored_event.originator_id
+        state["originator_id"] = originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
+        state["originator_version"] = stored_event.originator_version
+        domain_event = object.__new__(cls)
+        object.__setattr__(domain_event, "__dict__", state)
+        return domain_event  # type: ignore[no-any-return]
+
+
+@cache
+def _state_type(event_class: type[object]) -> type[dict[str, Any]]:
+    hints = typing.get_type_hints(event_class)
+    fields: dict[str, Any] = {
+        name: hint
+        for name, hint in hints.items()
+        if name in getattr(event_class, "__dataclass_fields__", hints) and name not in _RECORD_FIELDS
+    }
+    fields["class_version"] = NotRequired[int]
+    return TypedDict(f"{event_class.__qualname__}State", fields)  # type: ignore[operator,no-any-return]
+
+
+@cache
+def _typed_decoder(event_class: type[object]) -> msgspec.json.Decoder[dict[str, Any]]:
+    return msgspec.json.Decoder(_state_type(event_class))
