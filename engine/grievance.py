@@ -359,7 +359,9 @@ class Grievance(Aggregate):
         verdict = _choice(Rating, "rating", rating)
         comment = _text("comment", comment, MAX_TEXT, allow_empty=True)
         if self.status.is_open:
-            raise InvalidTransition("status", f"the grievance is {self.status}; only a resolved or replied one can be rated")
+            raise InvalidTransition(
+                "status", f"the grievance is {self.status}; only a resolved or replied one can be rated"
+            )
         if self.rating is not None:
             raise InvalidTransition("rating", f"this closure was already rated {self.rating}")
         self._rated(rating=verdict, comment=comment, actor=actor, occurred_at=at, command_id=command_id)

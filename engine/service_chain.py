@@ -12,7 +12,7 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Mapper, Transcoder
 
 from engine.chart import OrgChart
-from engine.commands import Command, Kind, Outcome
+from engine.commands import Command, Outcome
 from engine.errors import AlreadyReported, GrievanceError, GrievanceNotFound, InvalidValue
 from engine.grievance import Grievance
 from engine.levels import REPORTING_LEVELS
@@ -210,7 +210,9 @@ class ServiceChain(Application[UUID]):
                 return Outcome(grievance.id, command.command_id, command.kind, version, status, level, unit_id, True)
         if command.kind == "report":
             if grievance is not None:
-                raise AlreadyReported("grievance_id", f"grievance {command.grievance_id} was reported by another command")
+                raise AlreadyReported(
+                    "grievance_id", f"grievance {command.grievance_id} was reported by another command"
+                )
             unit = self.chart.unit_at(command.required("unit_id"), REPORTING_LEVELS)
             grievance = Grievance.report(
                 command.grievance_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import typing
 from functools import cache
 from typing import Any, NotRequired, TypedDict
@@ -57,10 +58,9 @@ class TypedEventMapper(Mapper[UUID]):
             data = self.compressor.decompress(data)
         try:
             state = None
-            try:
+            # A ValidationError means an older version's shape: the untyped path below upcasts it.
+            with contextlib.suppress(msgspec.ValidationError):
                 state = self.transcoder.decode_as(data, cls)
-            except msgspec.ValidationError:
-                pass  # An older version's shape; the untyped path below upcasts it.
             if state is None or state.pop("class_version", 1) != class_version:
                 state = self.transcoder.decode(data)
                 from_version = state.pop("class_version", 1)

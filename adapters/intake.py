@@ -1,0 +1,65 @@
+"""Request intake (诉求受理): every adapter's commands are decoded, applied and logged here."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import msgspec
+import structlog
+
+from adapters import wire
+from engine.errors import GrievanceError
+from engine.service_chain import ServiceChain
+from schemas.commands import Command, CommandBase, batch_decoder, command_decoder
+from schemas.results import Accepted, Rejected, Result
+
+log = structlog.get_logger("grievance.intake")
+
+
+class Intake:
+    """Applies wire commands through the ServiceChain, one result per command, one log line each."""
+
+    def __init__(self, chain: ServiceChain) -> None:
+        self.chain = chain
+
+    def submit(self, commands: Sequence[CommandBase]) -> list[Result]:
+        """Apply decoded commands as one batch (one transaction)."""
+        started = time.perf_counter()
+        outcomes = self.chain.execute([wire.to_engine(c) for c in commands])
+        duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        results: list[Result] = []
+        for command, outcome in zip(commands, outcomes, strict=True):
+            result = wire.rejected(outcome, command) if isinstance(outcome, GrievanceError) else wire.accepted(outcome)
+            results.append(result)
+            _log(command, result, duration_ms, len(commands))
+        return results
+
+    def submit_one(self, command: CommandBase) -> Result:
+        """Apply a single command."""
+        return self.submit([command])[0]
+
+    def submit_json(self, data: bytes) -> list[Result]:
+        """Decode a JSON command, or a JSON list of them, and apply it; malformed input is rejected whole."""
+        try:
+            decoded: list[Command] | Command = (
+                batch_decoder.decode(data) if data.lstrip()[:1] == b"[" else command_decoder.decode(data)
+            )
+        except (msgspec.ValidationError, msgspec.DecodeError) as e:
+            result = wire.malformed(e)
+            log.warning("command", outcome="malformed", field=result.field, reason=result.reason)
+            return [result]
+        return self.submit(decoded if isinstance(decoded, list) else [decoded])
+
+
+def _log(command: CommandBase, result: Result, duration_ms: float, batch_size: int) -> None:
+    with structlog.contextvars.bound_contextvars(
+        grievance_id=str(command.grievance_id), command_id=command.command_id
+    ):
+        kind = type(command).__struct_config__.tag
+        if isinstance(result, Accepted):
+            log.info("command", kind=kind, outcome="duplicate" if result.duplicate else "accepted",
+                     version=result.version, duration_ms=duration_ms, batch_size=batch_size)
+        elif isinstance(result, Rejected):
+            log.info("command", kind=kind, outcome="rejected", code=result.code, field=result.field,
+                     reason=result.reason, duration_ms=duration_ms, batch_size=batch_size)

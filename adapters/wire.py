@@ -1,0 +1,129 @@
+"""Translation between the wire messages in `schemas` and the engine's commands, outcomes and events."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid5
+
+import msgspec
+from eventsourcing.domain import DomainEventProtocol
+
+from engine.commands import Command as EngineCommand
+from engine.commands import Outcome
+from engine.errors import GrievanceError
+from engine.grievance import Grievance
+from schemas.commands import CommandBase
+from schemas.events import EventEnvelope
+from schemas.results import Accepted, GrievanceView, Rejected
+
+_COMMON = frozenset(CommandBase.__struct_fields__)
+# Fields the envelope carries itself, so they are not repeated in its payload.
+_ENVELOPE_FIELDS = frozenset(
+    {"originator_id", "originator_version", "timestamp", "actor", "occurred_at", "command_id", "originator_topic"}
+)
+_AT_PATH = re.compile(r" - at `\$(?:\[\d+\])?\.?([^`]*)`$")
+EVENT_ID_NAMESPACE = UUID("5b7d8a0e-3c1f-4f5e-9a57-2a7f0e6c9d11")
+REPORT_ID_NAMESPACE = UUID("0d3f6c2a-8e41-4b7a-b1c9-6f2e5a7d9c30")
+
+
+def to_engine(command: CommandBase) -> EngineCommand:
+    """The engine's command for a decoded wire command."""
+    kind: Any = type(command).__struct_config__.tag
+    params = {name: getattr(command, name) for name in command.__struct_fields__ if name not in _COMMON}
+    return EngineCommand(kind, command.grievance_id, command.command_id, command.actor, command.occurred_at, params)
+
+
+def accepted(outcome: Outcome) -> Accepted:
+    """The wire result of an applied (or repeated) command."""
+    return Accepted(
+        command_id=outcome.command_id,
+        grievance_id=outcome.grievance_id,
+        kind=outcome.kind,
+        version=outcome.version,
+        status=outcome.status.value,  # type: ignore[arg-type]
+        level=outcome.level.value,  # type: ignore[arg-type]
+        unit_id=outcome.unit_id,
+        duplicate=outcome.duplicate,
+    )
+
+
+def rejected(error: GrievanceError, command: CommandBase | None = None) -> Rejected:
+    """The wire result of a command a rule refused."""
+    return Rejected(
+        command_id=command.command_id if command else None,
+        grievance_id=command.grievance_id if command else None,
+        code=error.code,
+        field=error.field,
+        reason=error.reason,
+    )
+
+
+def malformed(error: msgspec.ValidationError | msgspec.DecodeError) -> Rejected:
+    """The wire result of a message that does not decode as a command, naming the field at fault."""
+    message = str(error)
+    match = _AT_PATH.search(message)
+    field = match.group(1) if match and match.group(1) else "$"
+    reason = _AT_PATH.sub("", message) if match else message
+    return Rejected(command_id=None, grievance_id=None, code="malformed", field=field, reason=reason)
+
+
+def view(grievance: Grievance, now: datetime) -> GrievanceView:
+    """A grievance as the wire shows it; `overdue` is judged at `now`."""
+    g: Any = grievance
+    return GrievanceView(
+        grievance_id=g.id,
+        version=g.version,
+        status=g.status.value,
+        level=g.level.value,
+        unit_id=g.unit_id,
+        category=g.category.value,
+        channel=g.channel.value,
+        title=g.title,
+        description=g.description,
+        reported_unit=g.reported_unit,
+        reported_by=g.reported_by,
+        reported_at=g.reported_at,
+        path=list(g.path),
+        claim_mode=g.claim_mode.value if g.claim_mode else None,
+        claimant=g.claimant,
+        claimed_at=g.claimed_at,
+        due_at=g.due_at(),
+        overdue=g.is_overdue(now),
+        closed_at=g.closed_at,
+        closing_text=g.closing_text,
+        rating=g.rating.value if g.rating else None,
+        reopen_count=g.reopen_count,
+        progress_notes=g.progress_notes,
+        recorded_at=g.modified_on,
+    )
+
+
+def envelope(domain_event: DomainEventProtocol[UUID]) -> EventEnvelope:
+    """The envelope in which a stored event leaves the process."""
+    state: dict[str, Any] = vars(domain_event)
+    grievance_id: UUID = state["originator_id"]
+    version: int = state["originator_version"]
+    return EventEnvelope(
+        event_id=event_id(grievance_id, version),
+        grievance_id=grievance_id,
+        version=version,
+        type=type(domain_event).__name__,
+        schema_version=getattr(type(domain_event), "class_version", 1),
+        occurred_at=state["occurred_at"],
+        recorded_at=state["timestamp"],
+        actor=state["actor"],
+        command_id=state["command_id"],
+        payload=msgspec.to_builtins({k: v for k, v in state.items() if k not in _ENVELOPE_FIELDS}),
+    )
+
+
+def report_grievance_id(command_id: str) -> UUID:
+    """The grievance id a report gets when its client chose none: a retried report finds the same one."""
+    return uuid5(REPORT_ID_NAMESPACE, command_id)
+
+
+def event_id(grievance_id: UUID, version: int) -> UUID:
+    """A stable id for the event at (grievance, version): the same however often it is sent."""
+    return uuid5(EVENT_ID_NAMESPACE, f"{grievance_id}/{version}")

@@ -1,0 +1,89 @@
+"""Commands as they arrive from grid workers' apps, the CLI, HTTP or Kafka: a union tagged by `kind`."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import msgspec
+
+from schemas.common import (
+    AwareDatetime,
+    CategoryName,
+    ChannelName,
+    ClaimModeName,
+    EscalationReasonName,
+    Identifier,
+    OptionalText,
+    RatingName,
+    Text,
+    Title,
+    UnitId,
+)
+
+
+class CommandBase(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True, tag_field="kind"):
+    """Fields every command carries: the client's command id makes a retry recognisable."""
+
+    command_id: Identifier
+    grievance_id: UUID
+    actor: Identifier
+    occurred_at: AwareDatetime
+
+
+class Report(CommandBase, tag="report"):
+    """Report a resident's problem at a household, building, grid or community."""
+
+    unit_id: UnitId
+    category: CategoryName
+    title: Title
+    description: Text
+    channel: ChannelName = "grid_visit"
+
+
+class Claim(CommandBase, tag="claim"):
+    """Claim a waiting problem at the unit where it waits."""
+
+    unit_id: UnitId
+    mode: ClaimModeName
+    claimant: Identifier
+
+
+class RecordProgress(CommandBase, tag="record_progress"):
+    """Note progress on a claimed problem."""
+
+    note: Text
+
+
+class Escalate(CommandBase, tag="escalate"):
+    """Move a problem one step up; `to_unit_id`, if given, must be that step."""
+
+    reason: EscalationReasonName = "requested"
+    to_unit_id: UnitId | None = None
+    note: OptionalText = ""
+
+
+class Resolve(CommandBase, tag="resolve"):
+    """Close a claimed problem as solved."""
+
+    summary: Text
+
+
+class Reply(CommandBase, tag="reply"):
+    """Close a claimed problem unsolved, with the reason and what the resident was told."""
+
+    reason: Text
+    answer: Text
+
+
+class Rate(CommandBase, tag="rate"):
+    """The resident's rating of a resolution or reply."""
+
+    rating: RatingName
+    comment: OptionalText = ""
+
+
+Command = Report | Claim | RecordProgress | Escalate | Resolve | Reply | Rate
+COMMAND_TYPES: tuple[type[CommandBase], ...] = (Report, Claim, RecordProgress, Escalate, Resolve, Reply, Rate)
+
+command_decoder = msgspec.json.Decoder(Command)
+batch_decoder = msgspec.json.Decoder(list[Command])

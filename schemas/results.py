@@ -1,0 +1,82 @@
+"""What the engine answers: command results and views of a grievance."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import msgspec
+
+from schemas.common import (
+    AwareDatetime,
+    CategoryName,
+    ChannelName,
+    ClaimModeName,
+    LevelName,
+    RatingName,
+    StatusName,
+)
+from schemas.events import EventEnvelope
+
+
+class Accepted(msgspec.Struct, kw_only=True, frozen=True, tag="accepted", tag_field="result"):
+    """The command was applied (or, with `duplicate`, had been applied before and nothing was stored)."""
+
+    command_id: str
+    grievance_id: UUID
+    kind: str
+    version: int
+    status: StatusName
+    level: LevelName
+    unit_id: str
+    duplicate: bool = False
+
+
+class Rejected(msgspec.Struct, kw_only=True, frozen=True, tag="rejected", tag_field="result"):
+    """The command was refused and nothing was stored; `field` names the input at fault."""
+
+    command_id: str | None
+    grievance_id: UUID | None
+    code: str
+    field: str
+    reason: str
+
+
+Result = Accepted | Rejected
+
+
+class GrievanceView(msgspec.Struct, kw_only=True, frozen=True):
+    """A grievance's current (or past) state."""
+
+    grievance_id: UUID
+    version: int
+    status: StatusName
+    level: LevelName
+    unit_id: str
+    category: CategoryName
+    channel: ChannelName
+    title: str
+    description: str
+    reported_unit: str
+    reported_by: str
+    reported_at: AwareDatetime
+    path: list[str]
+    claim_mode: ClaimModeName | None
+    claimant: str | None
+    claimed_at: AwareDatetime | None
+    due_at: AwareDatetime | None
+    overdue: bool
+    closed_at: AwareDatetime | None
+    closing_text: str | None
+    rating: RatingName | None
+    reopen_count: int
+    progress_notes: int
+    recorded_at: AwareDatetime
+
+
+class History(msgspec.Struct, kw_only=True, frozen=True):
+    """Every event of one grievance, oldest first."""
+
+    grievance_id: UUID
+    events: list[EventEnvelope]
+
+
