@@ -1,0 +1,83 @@
+"""Shared fixtures: the shipped chart, a chain on each store, and per-test PostgreSQL schemas."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import psycopg
+import pytest
+
+from adapters.chart_file import load_chart
+from adapters.settings import SHIPPED_CHART, Settings
+from engine.chart import OrgChart
+from engine.service_chain import ServiceChain
+
+CST = timezone(timedelta(hours=8))
+T0 = datetime(2026, 3, 2, 8, 30, tzinfo=CST)
+PG_ADMIN = os.environ.get("GRIEVANCE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+# The library reads os.environ too: keep a developer's own settings out of the tests.
+for _name in [n for n in os.environ if n.startswith(("GRIEVANCE_", "POSTGRES_", "SQLITE_"))] + ["PERSISTENCE_MODULE"]:
+    if _name != "GRIEVANCE_TEST_PG":
+        os.environ.pop(_name, None)
+
+
+@pytest.fixture(scope="session")
+def yongji() -> OrgChart:
+    return load_chart(SHIPPED_CHART)
+
+
+@pytest.fixture
+def chain(yongji: OrgChart) -> Iterator[ServiceChain]:
+    """A chain on the library's in-memory store: for domain rules, fast."""
+    app = ServiceChain({"PERSISTENCE_MODULE": "eventsourcing.popo"}, chart=yongji)
+    yield app
+    app.close()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A database of this test run's own on the local server, dropped at the end."""
+    name = f"grievance_test_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as e:
+        pytest.fail(f"PostgreSQL at {PG_ADMIN} is needed for the store tests: {e}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> Iterator[str]:
+    """A fresh schema in the test run's database, as a GRIEVANCE_DATABASE_URL; dropped after the test."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    base = PG_ADMIN.rsplit("/", 1)[0]
+    with psycopg.connect(f"{base}/{pg_database}", autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    yield f"{base}/{pg_database}?schema={schema}"
+    with psycopg.connect(f"{base}/{pg_database}", autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """Each store-facing test runs once on a SQLite file and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/grievances.db"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def stored_chain(database_url: str, yongji: OrgChart) -> Iterator[ServiceChain]:
+    app = ServiceChain(Settings(database_url=database_url).store_env(), chart=yongji)
+    yield app
+    app.close()

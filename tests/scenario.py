@@ -1,0 +1,64 @@
+"""Test vocabulary: a grid worker's day in the Yongji chart, in a few words."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from uuid import UUID, uuid4
+
+from engine.commands import Outcome
+from engine.service_chain import ServiceChain
+from tests.conftest import T0
+
+HOUSEHOLD = "mh-chengxi-03-2-1-1"
+BUILDING = "bg-chengxi-03-2-1"
+GRID = "gr-chengxi-03-2"
+COMMUNITY = "cm-chengxi-03"
+JOINT = "jc-chengxi-03"
+STREET = "st-chengxi"
+LEADING = "lg"
+CHAIN_OF_HOUSEHOLD = [HOUSEHOLD, BUILDING, GRID, COMMUNITY, JOINT, STREET, LEADING]
+
+
+class Scenario:
+    """Drives one grievance through the chain with fresh command ids and a clock that moves forward."""
+
+    def __init__(self, chain: ServiceChain, unit_id: str = HOUSEHOLD, at: datetime = T0) -> None:
+        self.chain = chain
+        self.at = at
+        self.id: UUID = uuid4()
+        self.unit_id = unit_id
+
+    def tick(self, hours: float = 1) -> datetime:
+        self.at += timedelta(hours=hours)
+        return self.at
+
+    def report(self, **overrides: str) -> Outcome:
+        fields = {"unit_id": self.unit_id, "category": "parking", "channel": "wechat_group",
+                  "title": "Cars block the fire lane", "description": "Every night since May."}
+        fields.update(overrides)
+        return self.chain.report(self.id, command_id=str(uuid4()), actor="worker-li", occurred_at=self.tick(), **fields)
+
+    def claim(self, claimant: str = "member-wang", unit_id: str | None = None, mode: str = "member") -> Outcome:
+        unit = unit_id or self.chain.grievance(self.id).unit_id
+        return self.chain.claim(self.id, command_id=str(uuid4()), actor=claimant, occurred_at=self.tick(),
+                                unit_id=unit, mode=mode, claimant=claimant)
+
+    def escalate(self, actor: str = "member-wang", **kw: str) -> Outcome:
+        return self.chain.escalate(self.id, command_id=str(uuid4()), actor=actor, occurred_at=self.tick(), **kw)
+
+    def resolve(self, actor: str = "member-wang") -> Outcome:
+        return self.chain.resolve(self.id, command_id=str(uuid4()), actor=actor, occurred_at=self.tick(),
+                                  summary="Painted the lane and posted a notice.")
+
+    def reply(self, actor: str = "member-wang") -> Outcome:
+        return self.chain.reply(self.id, command_id=str(uuid4()), actor=actor, occurred_at=self.tick(),
+                                reason="The land belongs to the railway.", answer="Told the resident in person.")
+
+    def rate(self, rating: str, actor: str = "worker-li") -> Outcome:
+        return self.chain.rate(self.id, command_id=str(uuid4()), actor=actor, occurred_at=self.tick(), rating=rating)
+
+    def climb_to(self, unit_id: str) -> None:
+        """Claim and escalate until the grievance waits at `unit_id`."""
+        while self.chain.grievance(self.id).unit_id != unit_id:
+            self.claim()
+            self.escalate()

@@ -1,0 +1,135 @@
+"""Hypothesis drives random command sequences over the Yongji chart and checks the chain's invariants."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, rule
+
+from adapters.chart_file import load_chart
+from adapters.settings import SHIPPED_CHART
+from engine.commands import Command, Outcome
+from engine.errors import GrievanceError
+from engine.grievance import Status
+from engine.levels import REPORTING_LEVELS
+from engine.service_chain import ServiceChain
+from tests.conftest import T0
+
+CHART = load_chart(SHIPPED_CHART)
+REPORTING_UNITS = sorted(u.id for u in CHART if u.level in REPORTING_LEVELS)
+PEOPLE = ["member-wang", "member-zhao", "group-3", "supervision"]
+
+
+class ChainMachine(RuleBasedStateMachine):
+    grievances = Bundle("grievances")
+
+    @initialize()
+    def open_chain(self) -> None:
+        self.chain = ServiceChain({"PERSISTENCE_MODULE": "eventsourcing.popo"}, chart=CHART)
+        self.now: datetime = T0
+        self.applied: list[Command] = []
+        self.last_status: dict[UUID, Status] = {}
+
+    def teardown(self) -> None:
+        self.chain.close()
+
+    def run(self, kind: Any, gid: UUID, actor: str, **params: Any) -> Outcome | GrievanceError:
+        self.now += timedelta(minutes=5)
+        command = Command(kind, gid, str(uuid4()), actor, self.now, params)
+        before = self.stored(gid)
+        (result,) = self.chain.execute([command])
+        if isinstance(result, GrievanceError):
+            assert self.stored(gid) == before, "a refused command stored something"
+        else:
+            self.applied.append(command)
+            self.check_reopen_rule(gid)
+        return result
+
+    def stored(self, gid: UUID) -> list[int]:
+        return [e.originator_version for e in self.chain.events.get(gid)]
+
+    def check_reopen_rule(self, gid: UUID) -> None:
+        now = self.chain.grievance(gid).status
+        before = self.last_status.get(gid)
+        if before in (Status.RESOLVED, Status.REPLIED) and now.is_open:
+            kinds = [type(e).__name__ for e in self.chain.history(gid)][-2:]
+            last_rating = [e for e in self.chain.history(gid) if type(e).__name__ == "Rated"][-1]
+            assert kinds == ["Rated", "Reopened"] and last_rating.rating == "dissatisfied"  # type: ignore[attr-defined]
+        self.last_status[gid] = now
+
+    @rule(target=grievances, unit=st.sampled_from(REPORTING_UNITS))
+    def report(self, unit: str) -> UUID:
+        gid = uuid4()
+        result = self.run("report", gid, "worker-li", unit_id=unit, category="other", title="t", description="d")
+        assert isinstance(result, Outcome)
+        return gid
+
+    @rule(gid=grievances, who=st.sampled_from(PEOPLE), right_unit=st.booleans(), mode=st.sampled_from(
+        ["organisation", "group", "member"]))
+    def claim(self, gid: UUID, who: str, right_unit: bool, mode: str) -> None:
+        g = self.chain.grievance(gid)
+        unit = g.unit_id if right_unit else "lg"
+        self.run("claim", gid, who, unit_id=unit, mode=mode, claimant=who)
+
+    @rule(gid=grievances, who=st.sampled_from(PEOPLE), overdue=st.booleans())
+    def escalate(self, gid: UUID, who: str, overdue: bool) -> None:
+        before = self.chain.grievance(gid)
+        result = self.run("escalate", gid, who, reason="overdue" if overdue else "requested")
+        if isinstance(result, Outcome):
+            parent = CHART.parent_of(before.unit_id)
+            assert parent is not None and result.unit_id == parent.id
+            assert result.level.rank == before.level.rank + 1
+
+    @rule(gid=grievances, who=st.sampled_from(PEOPLE), kind=st.sampled_from(["resolve", "reply", "record_progress"]))
+    def settle(self, gid: UUID, who: str, kind: str) -> None:
+        params = {"resolve": {"summary": "done"}, "reply": {"reason": "r", "answer": "a"},
+                  "record_progress": {"note": "n"}}[kind]
+        self.run(kind, gid, who, **params)
+
+    @rule(gid=grievances, rating=st.sampled_from(["satisfied", "basically_satisfied", "dissatisfied"]))
+    def rate(self, gid: UUID, rating: str) -> None:
+        self.run("rate", gid, "worker-li", rating=rating)
+
+    @rule(hours=st.integers(min_value=1, max_value=24 * 40))
+    def wait(self, hours: int) -> None:
+        self.now += timedelta(hours=hours)
+
+    @rule(data=st.data())
+    def repeat_an_earlier_command(self, data: st.DataObject) -> None:
+        if not self.applied:
+            return
+        command = data.draw(st.sampled_from(self.applied))
+        before = self.stored(command.grievance_id)
+        (result,) = self.chain.execute([command])
+        assert isinstance(result, Outcome) and result.duplicate
+        assert self.stored(command.grievance_id) == before
+
+    @rule(gid=consumes(grievances))
+    def forget(self, gid: UUID) -> None:
+        """Stop driving one grievance, so others get attention."""
+
+    @invariant()
+    def every_grievance_obeys_the_chain(self) -> None:
+        for gid in self.last_status:
+            g = self.chain.grievance(gid)
+            versions = self.stored(gid)
+            assert versions == list(range(1, len(versions) + 1)), "versions must rise by one"
+            assert g.version == versions[-1]
+            for lower, upper in zip(g.path, g.path[1:], strict=False):
+                parent = CHART.parent_of(lower)
+                assert parent is not None and parent.id == upper, "one step up at a time, never past the top"
+            assert g.unit_id == g.path[-1]
+            replayed: Any = None
+            for event in self.chain.history(gid):
+                replayed = event.mutate(replayed)  # type: ignore[attr-defined]
+            assert replayed.__dict__ == g.__dict__, "replay reproduces the state"
+
+
+ChainMachine.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+TestChainInvariants = ChainMachine.TestCase
