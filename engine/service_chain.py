@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,7 +40,7 @@ class ServiceChain(Application[UUID]):
     """
 
     name = "grievances"
-    max_attempts = 8
+    max_attempts = 10
 
     def __init__(
         self,
@@ -137,7 +139,10 @@ class ServiceChain(Application[UUID]):
 
         A refused command stores nothing and gets its error in its place; the rest are stored together.
         """
-        for _ in range(self.max_attempts):
+        for attempt in range(self.max_attempts):
+            if attempt:
+                # Back off a little, at random, so racing writers stop colliding in lockstep.
+                time.sleep(random.uniform(0, 0.002 * 2**attempt))
             working: dict[UUID, Grievance | None] = {}
             results: list[Outcome | GrievanceError] = []
             for command in commands:

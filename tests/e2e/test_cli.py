@@ -1,0 +1,106 @@
+"""The `grievance` command as a grid worker, a supervisor and an auditor use it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.scenario import BUILDING, HOUSEHOLD
+
+
+class Cli:
+    def __init__(self, database_url: str) -> None:
+        self.env = {**os.environ, "GRIEVANCE_DATABASE_URL": database_url, "GRIEVANCE_ACTOR": "worker-li"}
+
+    def __call__(self, *args: str, stdin: str | None = None, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([sys.executable, "-m", "adapters.cli", *args], env=self.env, input=stdin,
+                              capture_output=True, text=True, timeout=60, check=False)
+        if ok:
+            assert done.returncode == 0, done.stderr
+        return done
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self(*args, "--json").stdout)
+
+
+@pytest.fixture
+def cli(database_url: str) -> Cli:
+    return Cli(database_url)
+
+
+def test_a_grievance_climbs_and_is_answered_from_the_command_line(cli: Cli) -> None:
+    reported = cli.json("report", "--unit", HOUSEHOLD, "--category", "utilities", "--title", "No hot water",
+                        "--description", "Building 3 since Monday", "--command-id", "phone-1")
+    gid = reported["grievance_id"]
+    assert (reported["result"], reported["status"], reported["version"]) == ("accepted", "waiting", 1)
+    again = cli.json("report", "--unit", HOUSEHOLD, "--category", "utilities", "--title", "No hot water",
+                     "--description", "Building 3 since Monday", "--command-id", "phone-1")
+    assert again["grievance_id"] == gid and again["duplicate"] is True
+
+    cli("claim", gid, "--unit", HOUSEHOLD, "--mode", "member", "--claimant", "member-wang", "--actor", "member-wang")
+    escalated = cli("escalate", gid, "--actor", "member-wang")
+    assert f"waiting at {BUILDING}" in escalated.stdout
+
+    refused = cli("escalate", gid, "--actor", "member-wang", "--to", "lg", ok=False)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        f"error: to_unit_id: 'lg' is a leading_group; escalating there would skip a step (the next step is "
+        f"'gr-chengxi-03-2') [escalation_refused]"]
+
+    shown = cli("show", gid)
+    assert "楼宇党小组" in shown.stdout and "waiting" in shown.stdout
+    assert cli.json("show", gid, "--version", "2")["status"] == "claimed"
+    history = cli.json("history", gid)
+    assert [e["type"] for e in history["events"]] == ["Reported", "Claimed", "Escalated"]
+    assert history["events"][2]["actor"] == "member-wang"
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [(["claim", "not-a-uuid", "--unit", HOUSEHOLD, "--mode", "member", "--claimant", "m"],
+      "error: grievance_id: Invalid UUID [malformed]"),
+     (["report", "--unit", "st-chengxi", "--category", "other", "--title", "t", "--description", "d"],
+      "error: unit_id: unit 'st-chengxi' is a street_committee; expected one of: member_household, building_group, "
+      "grid_branch, community [wrong_level]"),
+     (["report", "--unit", HOUSEHOLD, "--category", "other", "--title", "t", "--description", "d",
+       "--at", "2026-03-02T08:30:00"], "error: occurred_at: Expected `datetime` with a timezone component [malformed]"),
+     (["show", "6d1f0c1e-0000-4000-8000-000000000000"],
+      "error: grievance_id: no grievance 6d1f0c1e-0000-4000-8000-000000000000")],
+)
+def test_bad_input_is_one_clear_line_and_a_non_zero_exit(cli: Cli, args: list[str], line: str) -> None:
+    done = cli(*args, ok=False)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [line]
+
+
+def test_a_batch_from_stdin_applies_the_good_and_reports_the_bad(cli: Cli, tmp_path: Path) -> None:
+    gid = "0b9c7a52-4f0e-4d7a-9d55-3c2f1e0a6b11"
+    base = {"grievance_id": gid, "actor": "worker-li", "occurred_at": "2026-03-02T08:30:00+08:00"}
+    batch = [{**base, "kind": "report", "command_id": "b1", "unit_id": HOUSEHOLD, "category": "safety",
+              "title": "Broken lamp", "description": "Stairwell 2"},
+             {**base, "kind": "rate", "command_id": "b2", "rating": "satisfied"}]
+    done = cli("submit", "--json", stdin=json.dumps(batch), ok=False)
+    assert done.returncode == 1
+    results = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["result"] for r in results] == ["accepted", "rejected"]
+    assert results[1]["field"] == "status"
+    assert cli.json("show", gid)["title"] == "Broken lamp"
+
+
+def test_the_schema_command_prints_json_schema(cli: Cli) -> None:
+    schema = json.loads(cli("schema").stdout)
+    assert "Report" in schema["$defs"]
+
+
+def test_a_broken_setting_is_one_line_and_exit_3(tmp_path: Path) -> None:
+    cli = Cli("mysql://nowhere/db")
+    done = cli("show", "6d1f0c1e-0000-4000-8000-000000000000", ok=False)
+    assert done.returncode == 3
+    assert done.stderr.strip().splitlines() == [
+        "error: GRIEVANCE_DATABASE_URL: scheme 'mysql' is not supported; use sqlite:/// or postgresql://"]
