@@ -73,7 +73,9 @@ def command_options(f: F) -> F:
     f = click.option("--at", "occurred_at", help="When it happened (RFC 3339 with offset); default now.")(f)
     f = click.option("--command-id", help="Client command id; repeat it to retry safely. Default: a new one.")(f)
     f = click.option(
-        "--actor", default=lambda: os.environ.get("GRIEVANCE_ACTOR") or getpass.getuser(), show_default="$USER",
+        "--actor",
+        default=lambda: os.environ.get("GRIEVANCE_ACTOR") or getpass.getuser(),
+        show_default="$USER",
         help="Who is doing this (default $GRIEVANCE_ACTOR, else the login name).",
     )(f)
     return json_option(f)
@@ -122,12 +124,13 @@ def print_result(result: Result, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--unit", "unit_id", required=True, help="Unit where it is reported (household, building, grid, community).")
+@click.option(
+    "--unit", "unit_id", required=True, help="Unit where it is reported (household, building, grid, community)."
+)
 @click.option("--category", required=True, type=click.Choice(get_args(CategoryName)))
 @click.option("--title", required=True)
 @click.option("--description", required=True)
-@click.option("--channel", default="grid_visit", show_default=True,
-              type=click.Choice(get_args(ChannelName)))
+@click.option("--channel", default="grid_visit", show_default=True, type=click.Choice(get_args(ChannelName)))
 @click.option("--grievance-id", help="Choose the id (a UUID); default: derived from the command id.")
 @command_options
 def report(as_json: bool, grievance_id: str | None, **fields: Any) -> None:
@@ -223,8 +226,13 @@ def parse_time(field: str, value: str) -> datetime:
 @grievance_argument
 @click.option("--version", "version", type=click.IntRange(min=1), help="The state as it stood at this version.")
 @click.option("--at", "at", help="The state as it stood at this time (RFC 3339 with offset).")
-@click.option("--clock", type=click.Choice(["recorded", "occurred"]), default="recorded", show_default=True,
-              help="With --at: when events were stored, or when they happened in the field.")
+@click.option(
+    "--clock",
+    type=click.Choice(["recorded", "occurred"]),
+    default="recorded",
+    show_default=True,
+    help="With --at: when events were stored, or when they happened in the field.",
+)
 @json_option
 def show(grievance_id: str, version: int | None, at: str | None, clock: str, as_json: bool) -> None:
     """A grievance's current state, or its state at a past version or time."""
@@ -234,7 +242,9 @@ def show(grievance_id: str, version: int | None, at: str | None, clock: str, as_
     with opened_chain() as chain:
         try:
             grievance = (
-                chain.grievance_at(gid, parse_time("at", at), clock=clock) if at else chain.grievance(gid, version=version)
+                chain.grievance_at(gid, parse_time("at", at), clock=clock)
+                if at
+                else chain.grievance(gid, version=version)
             )
         except GrievanceError as e:
             fail(str(e))
@@ -251,11 +261,18 @@ def print_view(view: GrievanceView, chain: ServiceChain) -> None:
     table.add_column()
     unit = chain.chart.unit(view.unit_id)
     rows: list[tuple[str, Any]] = [
-        ("grievance", view.grievance_id), ("version", view.version), ("status", view.status),
+        ("grievance", view.grievance_id),
+        ("version", view.version),
+        ("status", view.status),
         ("waits at" if view.status in ("waiting", "claimed") else "closed at", f"{unit.name} ({view.unit_id})"),
-        ("level", f"{view.level} · {unit.level.chinese}"), ("category", view.category), ("title", view.title),
-        ("description", view.description), ("reported", f"{view.reported_at:%Y-%m-%d %H:%M %Z} by {view.reported_by} "
-                                                          f"at {view.reported_unit} via {view.channel}"),
+        ("level", f"{view.level} · {unit.level.chinese}"),
+        ("category", view.category),
+        ("title", view.title),
+        ("description", view.description),
+        (
+            "reported",
+            f"{view.reported_at:%Y-%m-%d %H:%M %Z} by {view.reported_by} at {view.reported_unit} via {view.channel}",
+        ),
         ("path", " → ".join(view.path)),
     ]
     if view.claimant:
@@ -292,8 +309,14 @@ def history(grievance_id: str, as_json: bool) -> None:
         table.add_column(column, overflow="fold")
     for env in envelopes:
         details = ", ".join(f"{k}={v}" for k, v in env.payload.items() if k not in ("originator_topic",))
-        table.add_row(str(env.version), env.type, f"{env.occurred_at:%Y-%m-%d %H:%M:%S}",
-                      f"{env.recorded_at:%Y-%m-%d %H:%M:%S}", env.actor, details)
+        table.add_row(
+            str(env.version),
+            env.type,
+            f"{env.occurred_at:%Y-%m-%d %H:%M:%S}",
+            f"{env.recorded_at:%Y-%m-%d %H:%M:%S}",
+            env.actor,
+            details,
+        )
     out.print(table)
 
 

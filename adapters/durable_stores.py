@@ -5,10 +5,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from eventsourcing.persistence import EnvType
 from eventsourcing.postgres import PostgresFactory
 from eventsourcing.sqlite import SQLiteConnection, SQLiteConnectionPool, SQLiteFactory
-from eventsourcing.utils import Environment
+from eventsourcing.utils import Environment, EnvType
 
 SYNCHRONOUS_LEVELS = ("FULL", "NORMAL", "OFF")
 

@@ -53,13 +53,25 @@ class Intake:
 
 
 def _log(command: CommandBase, result: Result, duration_ms: float, batch_size: int) -> None:
-    with structlog.contextvars.bound_contextvars(
-        grievance_id=str(command.grievance_id), command_id=command.command_id
-    ):
+    with structlog.contextvars.bound_contextvars(grievance_id=str(command.grievance_id), command_id=command.command_id):
         kind = type(command).__struct_config__.tag
         if isinstance(result, Accepted):
-            log.info("command", kind=kind, outcome="duplicate" if result.duplicate else "accepted",
-                     version=result.version, duration_ms=duration_ms, batch_size=batch_size)
+            log.info(
+                "command",
+                kind=kind,
+                outcome="duplicate" if result.duplicate else "accepted",
+                version=result.version,
+                duration_ms=duration_ms,
+                batch_size=batch_size,
+            )
         elif isinstance(result, Rejected):
-            log.info("command", kind=kind, outcome="rejected", code=result.code, field=result.field,
-                     reason=result.reason, duration_ms=duration_ms, batch_size=batch_size)
+            log.info(
+                "command",
+                kind=kind,
+                outcome="rejected",
+                code=result.code,
+                field=result.field,
+                reason=result.reason,
+                duration_ms=duration_ms,
+                batch_size=batch_size,
+            )

@@ -42,8 +42,8 @@ def accepted(outcome: Outcome) -> Accepted:
         grievance_id=outcome.grievance_id,
         kind=outcome.kind,
         version=outcome.version,
-        status=outcome.status.value,  # type: ignore[arg-type]
-        level=outcome.level.value,  # type: ignore[arg-type]
+        status=outcome.status.value,
+        level=outcome.level.value,
         unit_id=outcome.unit_id,
         duplicate=outcome.duplicate,
     )

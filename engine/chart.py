@@ -55,8 +55,9 @@ class OrgChart:
             self._children[parent.id].append(unit.id)
         if len(roots) != 1:
             found = ", ".join(sorted(roots)) or "none"
-            raise ChartError(roots[0] if roots else "<root>",
-                             f"a chart needs exactly one leading-group root; found {found}")
+            raise ChartError(
+                roots[0] if roots else "<root>", f"a chart needs exactly one leading-group root; found {found}"
+            )
         self.root: Unit = self._units[roots[0]]
         # Levels strictly rise towards the root, so no cycle can survive the checks above; this
         # walk only proves every unit reaches the root.
@@ -74,10 +75,7 @@ class OrgChart:
 
     def to_records(self) -> list[dict[str, Any]]:
         """The chart as plain records, root first, in the shape `from_records` reads."""
-        return [
-            {"id": u.id, "name": u.name, "level": u.level.value, "parent": u.parent}
-            for u in self.walk()
-        ]
+        return [{"id": u.id, "name": u.name, "level": u.level.value, "parent": u.parent} for u in self.walk()]
 
     def __len__(self) -> int:
         return len(self._units)
@@ -119,7 +117,7 @@ class OrgChart:
         while path[-1].parent is not None:
             if len(path) > len(Level):
                 raise ChartError(unit_id, "does not reach the leading group (a cycle)")
-            path.append(self._units[path[-1].parent])  # type: ignore[index]
+            path.append(self._units[path[-1].parent])
         return path
 
     def walk(self, unit_id: str | None = None) -> Iterator[Unit]:
@@ -151,7 +149,7 @@ def _unit_from_record(index: int, record: Mapping[str, Any]) -> Unit:
     if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
         raise ChartError(unit_id, f"name must be non-empty text of at most {MAX_NAME} characters")
     try:
-        level = Level(record.get("level"))
+        level = Level(str(record.get("level")))
     except ValueError:
         choices = ", ".join(level.value for level in Level)
         raise ChartError(unit_id, f"level {record.get('level')!r} is not one of: {choices}") from None

@@ -301,9 +301,7 @@ class Grievance(Aggregate):
             raise InvalidTransition("status", f"the grievance is {self.status}; only an open one can be escalated")
         parent = chart.parent_of(self.unit_id)
         if parent is None:
-            raise EscalationRefused(
-                "to_unit_id", "the grievance waits at the leading group; nothing escalates past it"
-            )
+            raise EscalationRefused("to_unit_id", "the grievance waits at the leading group; nothing escalates past it")
         if to_unit_id is not None and to_unit_id != parent.id:
             target = chart.unit(to_unit_id, field="to_unit_id")
             if target.level.rank <= self.level.rank:
@@ -406,8 +404,15 @@ class Grievance(Aggregate):
 
     @event(Claimed)
     def _claimed(
-        self, *, unit_id: str, mode: ClaimMode, claimant: str, finish_due: datetime,
-        actor: str, occurred_at: datetime, command_id: str,
+        self,
+        *,
+        unit_id: str,
+        mode: ClaimMode,
+        claimant: str,
+        finish_due: datetime,
+        actor: str,
+        occurred_at: datetime,
+        command_id: str,
     ) -> None:
         self.status = Status.CLAIMED
         self.claim_mode = mode
@@ -424,8 +429,17 @@ class Grievance(Aggregate):
 
     @event(Escalated)
     def _escalated(
-        self, *, from_unit: str, to_unit: str, to_level: Level, reason: EscalationReason, note: str,
-        claim_due: datetime, actor: str, occurred_at: datetime, command_id: str,
+        self,
+        *,
+        from_unit: str,
+        to_unit: str,
+        to_level: Level,
+        reason: EscalationReason,
+        note: str,
+        claim_due: datetime,
+        actor: str,
+        occurred_at: datetime,
+        command_id: str,
     ) -> None:
         self._arrive(to_unit, to_level, claim_due)
         self.path.append(to_unit)
@@ -448,8 +462,14 @@ class Grievance(Aggregate):
 
     @event(Reopened)
     def _reopened(
-        self, *, unit_id: str, level: Level, claim_due: datetime,
-        actor: str, occurred_at: datetime, command_id: str,
+        self,
+        *,
+        unit_id: str,
+        level: Level,
+        claim_due: datetime,
+        actor: str,
+        occurred_at: datetime,
+        command_id: str,
     ) -> None:
         self._arrive(unit_id, level, claim_due)
         self.reopen_count += 1

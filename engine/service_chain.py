@@ -61,69 +61,168 @@ class ServiceChain(Application[UUID]):
     def construct_mapper(self) -> Mapper[UUID]:
         transcoder = self.construct_transcoder()
         assert isinstance(transcoder, MsgspecTranscoder)
-        return TypedEventMapper(
-            transcoder, compressor=self.factory.compressor(), cipher=self.factory.cipher()
-        )
+        return TypedEventMapper(transcoder, compressor=self.factory.compressor(), cipher=self.factory.cipher())
 
     # ----------------------------------------------------------------------------- use cases
 
     def report(
-        self, grievance_id: UUID, *, command_id: str, actor: str, occurred_at: datetime,
-        unit_id: str, category: str, channel: str, title: str, description: str,
+        self,
+        grievance_id: UUID,
+        *,
+        command_id: str,
+        actor: str,
+        occurred_at: datetime,
+        unit_id: str,
+        category: str,
+        channel: str,
+        title: str,
+        description: str,
     ) -> Outcome:
         """A resident's problem, collected at a household, building, grid or community."""
-        return self.one(Command("report", grievance_id, command_id, actor, occurred_at, {
-            "unit_id": unit_id, "category": category, "channel": channel,
-            "title": title, "description": description,
-        }))
+        return self.one(
+            Command(
+                "report",
+                grievance_id,
+                command_id,
+                actor,
+                occurred_at,
+                {
+                    "unit_id": unit_id,
+                    "category": category,
+                    "channel": channel,
+                    "title": title,
+                    "description": description,
+                },
+            )
+        )
 
     def claim(
-        self, grievance_id: UUID, *, command_id: str, actor: str, occurred_at: datetime,
-        unit_id: str, mode: str, claimant: str,
+        self,
+        grievance_id: UUID,
+        *,
+        command_id: str,
+        actor: str,
+        occurred_at: datetime,
+        unit_id: str,
+        mode: str,
+        claimant: str,
     ) -> Outcome:
         """Someone at the waiting unit takes the problem on, as an organisation, a group or a member."""
-        return self.one(Command("claim", grievance_id, command_id, actor, occurred_at, {
-            "unit_id": unit_id, "mode": mode, "claimant": claimant,
-        }))
+        return self.one(
+            Command(
+                "claim",
+                grievance_id,
+                command_id,
+                actor,
+                occurred_at,
+                {
+                    "unit_id": unit_id,
+                    "mode": mode,
+                    "claimant": claimant,
+                },
+            )
+        )
 
     def record_progress(
-        self, grievance_id: UUID, *, command_id: str, actor: str, occurred_at: datetime, note: str,
+        self,
+        grievance_id: UUID,
+        *,
+        command_id: str,
+        actor: str,
+        occurred_at: datetime,
+        note: str,
     ) -> Outcome:
         """The claimant notes progress."""
         return self.one(Command("record_progress", grievance_id, command_id, actor, occurred_at, {"note": note}))
 
     def escalate(
-        self, grievance_id: UUID, *, command_id: str, actor: str, occurred_at: datetime,
-        reason: str = "requested", to_unit_id: str | None = None, note: str = "",
+        self,
+        grievance_id: UUID,
+        *,
+        command_id: str,
+        actor: str,
+        occurred_at: datetime,
+        reason: str = "requested",
+        to_unit_id: str | None = None,
+        note: str = "",
     ) -> Outcome:
         """Move the problem one step up the chain, on request or because it is overdue."""
-        return self.one(Command("escalate", grievance_id, command_id, actor, occurred_at, {
-            "reason": reason, "to_unit_id": to_unit_id, "note": note,
-        }))
+        return self.one(
+            Command(
+                "escalate",
+                grievance_id,
+                command_id,
+                actor,
+                occurred_at,
+                {
+                    "reason": reason,
+                    "to_unit_id": to_unit_id,
+                    "note": note,
+                },
+            )
+        )
 
     def resolve(
-        self, grievance_id: UUID, *, command_id: str, actor: str, occurred_at: datetime, summary: str,
+        self,
+        grievance_id: UUID,
+        *,
+        command_id: str,
+        actor: str,
+        occurred_at: datetime,
+        summary: str,
     ) -> Outcome:
         """The claimant solved it."""
         return self.one(Command("resolve", grievance_id, command_id, actor, occurred_at, {"summary": summary}))
 
     def reply(
-        self, grievance_id: UUID, *, command_id: str, actor: str, occurred_at: datetime,
-        reason: str, answer: str,
+        self,
+        grievance_id: UUID,
+        *,
+        command_id: str,
+        actor: str,
+        occurred_at: datetime,
+        reason: str,
+        answer: str,
     ) -> Outcome:
         """The claimant cannot solve it, and tells the resident why."""
-        return self.one(Command("reply", grievance_id, command_id, actor, occurred_at, {
-            "reason": reason, "answer": answer,
-        }))
+        return self.one(
+            Command(
+                "reply",
+                grievance_id,
+                command_id,
+                actor,
+                occurred_at,
+                {
+                    "reason": reason,
+                    "answer": answer,
+                },
+            )
+        )
 
     def rate(
-        self, grievance_id: UUID, *, command_id: str, actor: str, occurred_at: datetime,
-        rating: str, comment: str = "",
+        self,
+        grievance_id: UUID,
+        *,
+        command_id: str,
+        actor: str,
+        occurred_at: datetime,
+        rating: str,
+        comment: str = "",
     ) -> Outcome:
         """The resident's rating of a resolution or reply; dissatisfied reopens it."""
-        return self.one(Command("rate", grievance_id, command_id, actor, occurred_at, {
-            "rating": rating, "comment": comment,
-        }))
+        return self.one(
+            Command(
+                "rate",
+                grievance_id,
+                command_id,
+                actor,
+                occurred_at,
+                {
+                    "rating": rating,
+                    "comment": comment,
+                },
+            )
+        )
 
     # ----------------------------------------------------------------------------- entry points
 
@@ -237,21 +336,37 @@ class ServiceChain(Application[UUID]):
         else:
             self._act(grievance, command)
         return Outcome(
-            grievance.id, command.command_id, command.kind, grievance.version, grievance.status,
-            grievance.level, grievance.unit_id,
+            grievance.id,
+            command.command_id,
+            command.kind,
+            grievance.version,
+            grievance.status,
+            grievance.level,
+            grievance.unit_id,
         )
 
     def _act(self, g: Grievance, c: Command) -> None:
         common: dict[str, Any] = {"actor": c.actor, "at": c.occurred_at, "command_id": c.command_id}
         match c.kind:
             case "claim":
-                g.claim(unit_id=c.required("unit_id"), mode=c.required("mode"),
-                        claimant=c.required("claimant"), limits=self.limits, **common)
+                g.claim(
+                    unit_id=c.required("unit_id"),
+                    mode=c.required("mode"),
+                    claimant=c.required("claimant"),
+                    limits=self.limits,
+                    **common,
+                )
             case "record_progress":
                 g.record_progress(note=c.required("note"), **common)
             case "escalate":
-                g.escalate(chart=self.chart, limits=self.limits, reason=c.optional("reason", "requested"),
-                           to_unit_id=c.optional("to_unit_id"), note=c.optional("note", ""), **common)
+                g.escalate(
+                    chart=self.chart,
+                    limits=self.limits,
+                    reason=c.optional("reason", "requested"),
+                    to_unit_id=c.optional("to_unit_id"),
+                    note=c.optional("note", ""),
+                    **common,
+                )
             case "resolve":
                 g.resolve(summary=c.required("summary"), **common)
             case "reply":

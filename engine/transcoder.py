@@ -30,11 +30,11 @@ class MsgspecTranscoder(Transcoder):
     def decode(self, data: bytes) -> Any:
         return self._decoder.decode(data)
 
-    def decode_as(self, data: bytes, event_class: type[object]) -> dict[str, Any]:
+    def decode_as(self, data: bytes, event_class: Any) -> dict[str, Any]:
         """Decode the state of `event_class` with its field types, in one pass."""
-        return _typed_decoder(event_class).decode(data)  # type: ignore[no-any-return]
+        return _typed_decoder(event_class).decode(data)
 
-    def convert(self, state: dict[str, Any], event_class: type[object]) -> dict[str, Any]:
+    def convert(self, state: dict[str, Any], event_class: Any) -> dict[str, Any]:
         """Give an untyped (upcast) state the field types of `event_class`."""
         return msgspec.convert(state, _state_type(event_class))  # type: ignore[no-any-return]
 
@@ -84,7 +84,7 @@ class TypedEventMapper(Mapper[UUID]):
 
 
 @cache
-def _state_type(event_class: type[object]) -> type[dict[str, Any]]:
+def _state_type(event_class: Any) -> type[dict[str, Any]]:
     hints = typing.get_type_hints(event_class)
     fields: dict[str, Any] = {
         name: hint
@@ -96,5 +96,5 @@ def _state_type(event_class: type[object]) -> type[dict[str, Any]]:
 
 
 @cache
-def _typed_decoder(event_class: type[object]) -> msgspec.json.Decoder[dict[str, Any]]:
+def _typed_decoder(event_class: Any) -> msgspec.json.Decoder[dict[str, Any]]:
     return msgspec.json.Decoder(_state_type(event_class))

@@ -30,7 +30,7 @@ class CommandBase(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fiel
     occurred_at: AwareDatetime
 
 
-class Report(CommandBase, tag="report"):
+class Report(CommandBase, tag="report", frozen=True):
     """Report a resident's problem at a household, building, grid or community."""
 
     unit_id: UnitId
@@ -40,7 +40,7 @@ class Report(CommandBase, tag="report"):
     channel: ChannelName = "grid_visit"
 
 
-class Claim(CommandBase, tag="claim"):
+class Claim(CommandBase, tag="claim", frozen=True):
     """Claim a waiting problem at the unit where it waits."""
 
     unit_id: UnitId
@@ -48,13 +48,13 @@ class Claim(CommandBase, tag="claim"):
     claimant: Identifier
 
 
-class RecordProgress(CommandBase, tag="record_progress"):
+class RecordProgress(CommandBase, tag="record_progress", frozen=True):
     """Note progress on a claimed problem."""
 
     note: Text
 
 
-class Escalate(CommandBase, tag="escalate"):
+class Escalate(CommandBase, tag="escalate", frozen=True):
     """Move a problem one step up; `to_unit_id`, if given, must be that step."""
 
     reason: EscalationReasonName = "requested"
@@ -62,20 +62,20 @@ class Escalate(CommandBase, tag="escalate"):
     note: OptionalText = ""
 
 
-class Resolve(CommandBase, tag="resolve"):
+class Resolve(CommandBase, tag="resolve", frozen=True):
     """Close a claimed problem as solved."""
 
     summary: Text
 
 
-class Reply(CommandBase, tag="reply"):
+class Reply(CommandBase, tag="reply", frozen=True):
     """Close a claimed problem unsolved, with the reason and what the resident was told."""
 
     reason: Text
     answer: Text
 
 
-class Rate(CommandBase, tag="rate"):
+class Rate(CommandBase, tag="rate", frozen=True):
     """The resident's rating of a resolution or reply."""
 
     rating: RatingName

@@ -9,13 +9,18 @@ from msgspec import Meta
 
 Identifier = Annotated[
     str,
-    Meta(min_length=1, max_length=100, pattern=r"^\S(.*\S)?$",
-         description="An id: 1-100 characters, no surrounding spaces."),
+    Meta(
+        min_length=1,
+        max_length=100,
+        pattern=r"^\S(.*\S)?$",
+        description="An id: 1-100 characters, no surrounding spaces.",
+    ),
 ]
 UnitId = Annotated[
     str,
-    Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$",
-         description="A unit of the organisation chart."),
+    Meta(
+        min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$", description="A unit of the organisation chart."
+    ),
 ]
 Title = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"\S")]
 Text = Annotated[str, Meta(min_length=1, max_length=4000, pattern=r"\S")]
@@ -25,13 +30,26 @@ Version = Annotated[int, Meta(ge=1)]
 
 # The engine's vocabularies, spelt out for the wire (a test keeps them equal to the engine's enums).
 LevelName = Literal[
-    "member_household", "building_group", "grid_branch", "community",
-    "joint_committee", "street_committee", "leading_group",
+    "member_household",
+    "building_group",
+    "grid_branch",
+    "community",
+    "joint_committee",
+    "street_committee",
+    "leading_group",
 ]
 StatusName = Literal["waiting", "claimed", "resolved", "replied"]
 CategoryName = Literal[
-    "environment", "property", "infrastructure", "utilities", "safety",
-    "elderly_care", "employment", "neighbours", "parking", "other",
+    "environment",
+    "property",
+    "infrastructure",
+    "utilities",
+    "safety",
+    "elderly_care",
+    "employment",
+    "neighbours",
+    "parking",
+    "other",
 ]
 ChannelName = Literal["grid_visit", "wechat_group", "hotline", "walk_in", "app"]
 ClaimModeName = Literal["organisation", "group", "member"]

@@ -78,5 +78,3 @@ class History(msgspec.Struct, kw_only=True, frozen=True):
 
     grievance_id: UUID
     events: list[EventEnvelope]
-
-

@@ -33,26 +33,49 @@ class Scenario:
         return self.at
 
     def report(self, **overrides: str) -> Outcome:
-        fields = {"unit_id": self.unit_id, "category": "parking", "channel": "wechat_group",
-                  "title": "Cars block the fire lane", "description": "Every night since May."}
+        fields = {
+            "unit_id": self.unit_id,
+            "category": "parking",
+            "channel": "wechat_group",
+            "title": "Cars block the fire lane",
+            "description": "Every night since May.",
+        }
         fields.update(overrides)
         return self.chain.report(self.id, command_id=str(uuid4()), actor="worker-li", occurred_at=self.tick(), **fields)
 
     def claim(self, claimant: str = "member-wang", unit_id: str | None = None, mode: str = "member") -> Outcome:
         unit = unit_id or self.chain.grievance(self.id).unit_id
-        return self.chain.claim(self.id, command_id=str(uuid4()), actor=claimant, occurred_at=self.tick(),
-                                unit_id=unit, mode=mode, claimant=claimant)
+        return self.chain.claim(
+            self.id,
+            command_id=str(uuid4()),
+            actor=claimant,
+            occurred_at=self.tick(),
+            unit_id=unit,
+            mode=mode,
+            claimant=claimant,
+        )
 
     def escalate(self, actor: str = "member-wang", **kw: str) -> Outcome:
         return self.chain.escalate(self.id, command_id=str(uuid4()), actor=actor, occurred_at=self.tick(), **kw)
 
     def resolve(self, actor: str = "member-wang") -> Outcome:
-        return self.chain.resolve(self.id, command_id=str(uuid4()), actor=actor, occurred_at=self.tick(),
-                                  summary="Painted the lane and posted a notice.")
+        return self.chain.resolve(
+            self.id,
+            command_id=str(uuid4()),
+            actor=actor,
+            occurred_at=self.tick(),
+            summary="Painted the lane and posted a notice.",
+        )
 
     def reply(self, actor: str = "member-wang") -> Outcome:
-        return self.chain.reply(self.id, command_id=str(uuid4()), actor=actor, occurred_at=self.tick(),
-                                reason="The land belongs to the railway.", answer="Told the resident in person.")
+        return self.chain.reply(
+            self.id,
+            command_id=str(uuid4()),
+            actor=actor,
+            occurred_at=self.tick(),
+            reason="The land belongs to the railway.",
+            answer="Told the resident in person.",
+        )
 
     def rate(self, rating: str, actor: str = "worker-li") -> Outcome:
         return self.chain.rate(self.id, command_id=str(uuid4()), actor=actor, occurred_at=self.tick(), rating=rating)

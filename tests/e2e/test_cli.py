@@ -19,8 +19,15 @@ class Cli:
         self.env = {**os.environ, "GRIEVANCE_DATABASE_URL": database_url, "GRIEVANCE_ACTOR": "worker-li"}
 
     def __call__(self, *args: str, stdin: str | None = None, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([sys.executable, "-m", "adapters.cli", *args], env=self.env, input=stdin,
-                              capture_output=True, text=True, timeout=60, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "adapters.cli", *args],
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         if ok:
             assert done.returncode == 0, done.stderr
         return done
@@ -35,13 +42,36 @@ def cli(database_url: str) -> Cli:
 
 
 def test_a_grievance_climbs_and_is_answered_from_the_command_line(cli: Cli) -> None:
-    reported = cli.json("report", "--unit", HOUSEHOLD, "--category", "utilities", "--title", "No hot water",
-                        "--description", "Building 3 since Monday", "--command-id", "phone-1")
+    reported = cli.json(
+        "report",
+        "--unit",
+        HOUSEHOLD,
+        "--category",
+        "utilities",
+        "--title",
+        "No hot water",
+        "--description",
+        "Building 3 since Monday",
+        "--command-id",
+        "phone-1",
+    )
     gid = reported["grievance_id"]
     assert (reported["result"], reported["status"], reported["version"]) == ("accepted", "waiting", 1)
-    again = cli.json("report", "--unit", HOUSEHOLD, "--category", "utilities", "--title", "No hot water",
-                     "--description", "Building 3 since Monday", "--command-id", "phone-1")
-    assert again["grievance_id"] == gid and again["duplicate"] is True
+    again = cli.json(
+        "report",
+        "--unit",
+        HOUSEHOLD,
+        "--category",
+        "utilities",
+        "--title",
+        "No hot water",
+        "--description",
+        "Building 3 since Monday",
+        "--command-id",
+        "phone-1",
+    )
+    assert again["grievance_id"] == gid
+    assert again["duplicate"] is True
 
     cli("claim", gid, "--unit", HOUSEHOLD, "--mode", "member", "--claimant", "member-wang", "--actor", "member-wang")
     escalated = cli("escalate", gid, "--actor", "member-wang")
@@ -50,11 +80,13 @@ def test_a_grievance_climbs_and_is_answered_from_the_command_line(cli: Cli) -> N
     refused = cli("escalate", gid, "--actor", "member-wang", "--to", "lg", ok=False)
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines() == [
-        f"error: to_unit_id: 'lg' is a leading_group; escalating there would skip a step (the next step is "
-        f"'gr-chengxi-03-2') [escalation_refused]"]
+        "error: to_unit_id: 'lg' is a leading_group; escalating there would skip a step (the next step is "
+        "'gr-chengxi-03-2') [escalation_refused]"
+    ]
 
     shown = cli("show", gid)
-    assert "楼宇党小组" in shown.stdout and "waiting" in shown.stdout
+    assert "楼宇党小组" in shown.stdout
+    assert "waiting" in shown.stdout
     assert cli.json("show", gid, "--version", "2")["status"] == "claimed"
     history = cli.json("history", gid)
     assert [e["type"] for e in history["events"]] == ["Reported", "Claimed", "Escalated"]
@@ -63,15 +95,37 @@ def test_a_grievance_climbs_and_is_answered_from_the_command_line(cli: Cli) -> N
 
 @pytest.mark.parametrize(
     ("args", "line"),
-    [(["claim", "not-a-uuid", "--unit", HOUSEHOLD, "--mode", "member", "--claimant", "m"],
-      "error: grievance_id: Invalid UUID [malformed]"),
-     (["report", "--unit", "st-chengxi", "--category", "other", "--title", "t", "--description", "d"],
-      "error: unit_id: unit 'st-chengxi' is a street_committee; expected one of: member_household, building_group, "
-      "grid_branch, community [wrong_level]"),
-     (["report", "--unit", HOUSEHOLD, "--category", "other", "--title", "t", "--description", "d",
-       "--at", "2026-03-02T08:30:00"], "error: occurred_at: Expected `datetime` with a timezone component [malformed]"),
-     (["show", "6d1f0c1e-0000-4000-8000-000000000000"],
-      "error: grievance_id: no grievance 6d1f0c1e-0000-4000-8000-000000000000")],
+    [
+        (
+            ["claim", "not-a-uuid", "--unit", HOUSEHOLD, "--mode", "member", "--claimant", "m"],
+            "error: grievance_id: Invalid UUID [malformed]",
+        ),
+        (
+            ["report", "--unit", "st-chengxi", "--category", "other", "--title", "t", "--description", "d"],
+            "error: unit_id: unit 'st-chengxi' is a street_committee; expected one of: member_household, "
+            "building_group, grid_branch, community [wrong_level]",
+        ),
+        (
+            [
+                "report",
+                "--unit",
+                HOUSEHOLD,
+                "--category",
+                "other",
+                "--title",
+                "t",
+                "--description",
+                "d",
+                "--at",
+                "2026-03-02T08:30:00",
+            ],
+            "error: occurred_at: Expected `datetime` with a timezone component [malformed]",
+        ),
+        (
+            ["show", "6d1f0c1e-0000-4000-8000-000000000000"],
+            "error: grievance_id: no grievance 6d1f0c1e-0000-4000-8000-000000000000",
+        ),
+    ],
 )
 def test_bad_input_is_one_clear_line_and_a_non_zero_exit(cli: Cli, args: list[str], line: str) -> None:
     done = cli(*args, ok=False)
@@ -82,9 +136,18 @@ def test_bad_input_is_one_clear_line_and_a_non_zero_exit(cli: Cli, args: list[st
 def test_a_batch_from_stdin_applies_the_good_and_reports_the_bad(cli: Cli, tmp_path: Path) -> None:
     gid = "0b9c7a52-4f0e-4d7a-9d55-3c2f1e0a6b11"
     base = {"grievance_id": gid, "actor": "worker-li", "occurred_at": "2026-03-02T08:30:00+08:00"}
-    batch = [{**base, "kind": "report", "command_id": "b1", "unit_id": HOUSEHOLD, "category": "safety",
-              "title": "Broken lamp", "description": "Stairwell 2"},
-             {**base, "kind": "rate", "command_id": "b2", "rating": "satisfied"}]
+    batch = [
+        {
+            **base,
+            "kind": "report",
+            "command_id": "b1",
+            "unit_id": HOUSEHOLD,
+            "category": "safety",
+            "title": "Broken lamp",
+            "description": "Stairwell 2",
+        },
+        {**base, "kind": "rate", "command_id": "b2", "rating": "satisfied"},
+    ]
     done = cli("submit", "--json", stdin=json.dumps(batch), ok=False)
     assert done.returncode == 1
     results = [json.loads(line) for line in done.stdout.splitlines()]
@@ -103,4 +166,5 @@ def test_a_broken_setting_is_one_line_and_exit_3(tmp_path: Path) -> None:
     done = cli("show", "6d1f0c1e-0000-4000-8000-000000000000", ok=False)
     assert done.returncode == 3
     assert done.stderr.strip().splitlines() == [
-        "error: GRIEVANCE_DATABASE_URL: scheme 'mysql' is not supported; use sqlite:/// or postgresql://"]
+        "error: GRIEVANCE_DATABASE_URL: scheme 'mysql' is not supported; use sqlite:/// or postgresql://"
+    ]

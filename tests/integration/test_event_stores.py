@@ -42,14 +42,26 @@ def test_a_whole_life_is_stored_and_read_back_by_another_process(stored_chain: S
 
 def test_a_batch_is_stored_in_one_go_with_its_refusals_in_place(stored_chain: ServiceChain) -> None:
     ids = [uuid4() for _ in range(200)]
-    batch = [Command("report", gid, f"r-{i}", "w", T0, {"unit_id": HOUSEHOLD, "category": "other", "title": "t",
-                                                          "description": "d"}) for i, gid in enumerate(ids)]
-    batch += [Command("claim", gid, f"c-{i}", "m", T0, {"unit_id": HOUSEHOLD, "mode": "member", "claimant": "m"})
-              for i, gid in enumerate(ids)]
+    batch = [
+        Command(
+            "report",
+            gid,
+            f"r-{i}",
+            "w",
+            T0,
+            {"unit_id": HOUSEHOLD, "category": "other", "title": "t", "description": "d"},
+        )
+        for i, gid in enumerate(ids)
+    ]
+    batch += [
+        Command("claim", gid, f"c-{i}", "m", T0, {"unit_id": HOUSEHOLD, "mode": "member", "claimant": "m"})
+        for i, gid in enumerate(ids)
+    ]
     batch.insert(50, Command("escalate", ids[0], "bad", "m", T0, {"to_unit_id": "lg"}))
     max_before = stored_chain.recorder.max_notification_id() or 0
     results = stored_chain.execute(batch)
-    assert isinstance(results[50], GrievanceError) and results[50].field == "to_unit_id"
+    assert isinstance(results[50], GrievanceError)
+    assert results[50].field == "to_unit_id"
     assert sum(isinstance(r, Outcome) for r in results) == 400
     assert (stored_chain.recorder.max_notification_id() or 0) - max_before == 400
     again = stored_chain.execute(batch)
@@ -67,8 +79,13 @@ def test_two_writers_on_one_grievance_lose_no_update(stored_chain: ServiceChain,
     def write(chain: ServiceChain, name: str) -> None:
         try:
             for i in range(15):
-                chain.record_progress(s.id, command_id=f"{name}-{i}", actor="member-wang",
-                                      occurred_at=s.at + timedelta(minutes=1), note=f"{name} {i}")
+                chain.record_progress(
+                    s.id,
+                    command_id=f"{name}-{i}",
+                    actor="member-wang",
+                    occurred_at=s.at + timedelta(minutes=1),
+                    note=f"{name} {i}",
+                )
         except BaseException as e:  # surfaced below, in the test's own thread
             errors.append(e)
 

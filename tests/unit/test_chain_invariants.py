@@ -14,7 +14,7 @@ from adapters.chart_file import load_chart
 from adapters.settings import SHIPPED_CHART
 from engine.commands import Command, Outcome
 from engine.errors import GrievanceError
-from engine.grievance import Status
+from engine.grievance import Grievance, Status
 from engine.levels import REPORTING_LEVELS
 from engine.service_chain import ServiceChain
 from tests.conftest import T0
@@ -57,8 +57,9 @@ class ChainMachine(RuleBasedStateMachine):
         before = self.last_status.get(gid)
         if before in (Status.RESOLVED, Status.REPLIED) and now.is_open:
             kinds = [type(e).__name__ for e in self.chain.history(gid)][-2:]
-            last_rating = [e for e in self.chain.history(gid) if type(e).__name__ == "Rated"][-1]
-            assert kinds == ["Rated", "Reopened"] and last_rating.rating == "dissatisfied"  # type: ignore[attr-defined]
+            ratings = [e for e in self.chain.history(gid) if isinstance(e, Grievance.Rated)]
+            assert kinds == ["Rated", "Reopened"]
+            assert ratings[-1].rating == "dissatisfied"
         self.last_status[gid] = now
 
     @rule(target=grievances, unit=st.sampled_from(REPORTING_UNITS))
@@ -68,8 +69,12 @@ class ChainMachine(RuleBasedStateMachine):
         assert isinstance(result, Outcome)
         return gid
 
-    @rule(gid=grievances, who=st.sampled_from(PEOPLE), right_unit=st.booleans(), mode=st.sampled_from(
-        ["organisation", "group", "member"]))
+    @rule(
+        gid=grievances,
+        who=st.sampled_from(PEOPLE),
+        right_unit=st.booleans(),
+        mode=st.sampled_from(["organisation", "group", "member"]),
+    )
     def claim(self, gid: UUID, who: str, right_unit: bool, mode: str) -> None:
         g = self.chain.grievance(gid)
         unit = g.unit_id if right_unit else "lg"
@@ -81,13 +86,17 @@ class ChainMachine(RuleBasedStateMachine):
         result = self.run("escalate", gid, who, reason="overdue" if overdue else "requested")
         if isinstance(result, Outcome):
             parent = CHART.parent_of(before.unit_id)
-            assert parent is not None and result.unit_id == parent.id
+            assert parent is not None
+            assert result.unit_id == parent.id
             assert result.level.rank == before.level.rank + 1
 
     @rule(gid=grievances, who=st.sampled_from(PEOPLE), kind=st.sampled_from(["resolve", "reply", "record_progress"]))
     def settle(self, gid: UUID, who: str, kind: str) -> None:
-        params = {"resolve": {"summary": "done"}, "reply": {"reason": "r", "answer": "a"},
-                  "record_progress": {"note": "n"}}[kind]
+        params = {
+            "resolve": {"summary": "done"},
+            "reply": {"reason": "r", "answer": "a"},
+            "record_progress": {"note": "n"},
+        }[kind]
         self.run(kind, gid, who, **params)
 
     @rule(gid=grievances, rating=st.sampled_from(["satisfied", "basically_satisfied", "dissatisfied"]))
@@ -105,7 +114,8 @@ class ChainMachine(RuleBasedStateMachine):
         command = data.draw(st.sampled_from(self.applied))
         before = self.stored(command.grievance_id)
         (result,) = self.chain.execute([command])
-        assert isinstance(result, Outcome) and result.duplicate
+        assert isinstance(result, Outcome)
+        assert result.duplicate
         assert self.stored(command.grievance_id) == before
 
     @rule(gid=consumes(grievances))
@@ -121,7 +131,8 @@ class ChainMachine(RuleBasedStateMachine):
             assert g.version == versions[-1]
             for lower, upper in zip(g.path, g.path[1:], strict=False):
                 parent = CHART.parent_of(lower)
-                assert parent is not None and parent.id == upper, "one step up at a time, never past the top"
+                assert parent is not None, "never past the top"
+                assert parent.id == upper, "one step up at a time"
             assert g.unit_id == g.path[-1]
             replayed: Any = None
             for event in self.chain.history(gid):

@@ -34,7 +34,11 @@ def test_a_reported_problem_waits_at_its_unit_with_a_claim_deadline(chain: Servi
     outcome = s.report()
     g = chain.grievance(s.id)
     assert (outcome.status, outcome.level, outcome.unit_id, outcome.version) == (
-        Status.WAITING, Level.MEMBER_HOUSEHOLD, HOUSEHOLD, 1)
+        Status.WAITING,
+        Level.MEMBER_HOUSEHOLD,
+        HOUSEHOLD,
+        1,
+    )
     assert g.claim_due == s.at + chain.limits[Level.MEMBER_HOUSEHOLD].claim
 
 
@@ -90,9 +94,15 @@ def test_nothing_escalates_past_the_leading_group(chain: ServiceChain) -> None:
     assert "leading group" in refused.value.reason
 
 
-@pytest.mark.parametrize(("target", "words"), [(COMMUNITY, "skip a step"), (HOUSEHOLD, "moves down"),
-                                               ("bg-chengxi-03-2-2", "sideways"),
-                                               ("gr-chengxi-03-1", "not the parent")])
+@pytest.mark.parametrize(
+    ("target", "words"),
+    [
+        (COMMUNITY, "skip a step"),
+        (HOUSEHOLD, "moves down"),
+        ("bg-chengxi-03-2-2", "sideways"),
+        ("gr-chengxi-03-1", "not the parent"),
+    ],
+)
 def test_escalation_never_skips_moves_down_or_sideways(chain: ServiceChain, target: str, words: str) -> None:
     s = Scenario(chain)
     s.report()
@@ -112,7 +122,7 @@ def test_only_the_claimant_acts_on_a_claimed_grievance(chain: ServiceChain) -> N
     s.claim()
     for act in (s.resolve, s.reply, s.escalate):
         with pytest.raises(NotClaimant) as refused:
-            act(actor="member-zhao")  # type: ignore[operator]
+            act(actor="member-zhao")
         assert refused.value.field == "actor"
     assert s.resolve().status is Status.RESOLVED
 
@@ -166,27 +176,61 @@ def test_dissatisfied_reopens_at_the_level_that_closed_it(chain: ServiceChain) -
 
 def test_a_repeated_command_returns_the_first_outcome_and_stores_nothing(chain: ServiceChain) -> None:
     s = Scenario(chain)
-    first = chain.report(s.id, command_id="phone-1", actor="worker-li", occurred_at=T0, unit_id=HOUSEHOLD,
-                         category="parking", channel="app", title="t", description="d")
-    chain.claim(s.id, command_id="phone-2", actor="m", occurred_at=T0, unit_id=HOUSEHOLD, mode="member",
-                claimant="m")
-    again = chain.report(s.id, command_id="phone-1", actor="worker-li", occurred_at=T0, unit_id=HOUSEHOLD,
-                         category="parking", channel="app", title="t", description="d")
-    assert again.duplicate and (again.version, again.status) == (first.version, first.status)
+    first = chain.report(
+        s.id,
+        command_id="phone-1",
+        actor="worker-li",
+        occurred_at=T0,
+        unit_id=HOUSEHOLD,
+        category="parking",
+        channel="app",
+        title="t",
+        description="d",
+    )
+    chain.claim(s.id, command_id="phone-2", actor="m", occurred_at=T0, unit_id=HOUSEHOLD, mode="member", claimant="m")
+    again = chain.report(
+        s.id,
+        command_id="phone-1",
+        actor="worker-li",
+        occurred_at=T0,
+        unit_id=HOUSEHOLD,
+        category="parking",
+        channel="app",
+        title="t",
+        description="d",
+    )
+    assert again.duplicate
+    assert (again.version, again.status) == (first.version, first.status)
     assert stored_versions(chain, s) == 2
     with pytest.raises(CommandIdReused):
         chain.resolve(s.id, command_id="phone-2", actor="m", occurred_at=T0, summary="done")
     with pytest.raises(AlreadyReported):
-        chain.report(s.id, command_id="phone-3", actor="worker-li", occurred_at=T0, unit_id=HOUSEHOLD,
-                     category="parking", channel="app", title="t", description="d")
+        chain.report(
+            s.id,
+            command_id="phone-3",
+            actor="worker-li",
+            occurred_at=T0,
+            unit_id=HOUSEHOLD,
+            category="parking",
+            channel="app",
+            title="t",
+            description="d",
+        )
 
 
 @pytest.mark.parametrize(
     ("field", "overrides"),
-    [("title", {"title": "   "}), ("title", {"title": "x" * 201}), ("description", {"description": "x" * 4001}),
-     ("category", {"category": "weather"}), ("channel", {"channel": "carrier-pigeon"})],
+    [
+        ("title", {"title": "   "}),
+        ("title", {"title": "x" * 201}),
+        ("description", {"description": "x" * 4001}),
+        ("category", {"category": "weather"}),
+        ("channel", {"channel": "carrier-pigeon"}),
+    ],
 )
-def test_bad_text_and_vocabulary_are_refused_by_field(chain: ServiceChain, field: str, overrides: dict[str, str]) -> None:
+def test_bad_text_and_vocabulary_are_refused_by_field(
+    chain: ServiceChain, field: str, overrides: dict[str, str]
+) -> None:
     s = Scenario(chain)
     with pytest.raises(InvalidValue) as refused:
         s.report(**overrides)
@@ -198,15 +242,40 @@ def test_bad_text_and_vocabulary_are_refused_by_field(chain: ServiceChain, field
 def test_times_must_be_aware_not_in_the_future_and_not_before_the_last_event(chain: ServiceChain) -> None:
     s = Scenario(chain)
     with pytest.raises(InvalidValue, match="timezone"):
-        chain.report(s.id, command_id="c", actor="w", occurred_at=T0.replace(tzinfo=None), unit_id=HOUSEHOLD,
-                     category="other", channel="app", title="t", description="d")
+        chain.report(
+            s.id,
+            command_id="c",
+            actor="w",
+            occurred_at=T0.replace(tzinfo=None),
+            unit_id=HOUSEHOLD,
+            category="other",
+            channel="app",
+            title="t",
+            description="d",
+        )
     with pytest.raises(InvalidValue, match="future"):
-        chain.report(s.id, command_id="c", actor="w", occurred_at=chain.clock() + timedelta(hours=1),
-                     unit_id=HOUSEHOLD, category="other", channel="app", title="t", description="d")
+        chain.report(
+            s.id,
+            command_id="c",
+            actor="w",
+            occurred_at=chain.clock() + timedelta(hours=1),
+            unit_id=HOUSEHOLD,
+            category="other",
+            channel="app",
+            title="t",
+            description="d",
+        )
     s.report()
     with pytest.raises(InvalidValue) as refused:
-        chain.claim(s.id, command_id="late", actor="m", occurred_at=T0 - timedelta(days=1), unit_id=HOUSEHOLD,
-                    mode="member", claimant="m")
+        chain.claim(
+            s.id,
+            command_id="late",
+            actor="m",
+            occurred_at=T0 - timedelta(days=1),
+            unit_id=HOUSEHOLD,
+            mode="member",
+            claimant="m",
+        )
     assert refused.value.field == "occurred_at"
 
 
@@ -214,12 +283,14 @@ def test_malformed_ids_are_refused(chain: ServiceChain) -> None:
     s = Scenario(chain)
     s.report()
     with pytest.raises(InvalidValue) as refused:
-        chain.claim(s.id, command_id=" padded ", actor="m", occurred_at=s.tick(), unit_id=HOUSEHOLD,
-                    mode="member", claimant="m")
+        chain.claim(
+            s.id, command_id=" padded ", actor="m", occurred_at=s.tick(), unit_id=HOUSEHOLD, mode="member", claimant="m"
+        )
     assert refused.value.field == "command_id"
     with pytest.raises(GrievanceNotFound):
-        chain.claim(uuid4(), command_id="c", actor="m", occurred_at=s.tick(), unit_id=HOUSEHOLD, mode="member",
-                    claimant="m")
+        chain.claim(
+            uuid4(), command_id="c", actor="m", occurred_at=s.tick(), unit_id=HOUSEHOLD, mode="member", claimant="m"
+        )
 
 
 def test_a_batch_stores_the_good_commands_and_returns_each_error_in_place(chain: ServiceChain) -> None:
@@ -227,16 +298,22 @@ def test_a_batch_stores_the_good_commands_and_returns_each_error_in_place(chain:
 
     a, b = Scenario(chain), Scenario(chain)
     batch = [
-        Command("report", a.id, "a1", "w", T0, {"unit_id": HOUSEHOLD, "category": "other", "title": "t",
-                                                "description": "d"}),
+        Command(
+            "report", a.id, "a1", "w", T0, {"unit_id": HOUSEHOLD, "category": "other", "title": "t", "description": "d"}
+        ),
         Command("claim", a.id, "a2", "m", T0, {"unit_id": HOUSEHOLD, "mode": "member", "claimant": "m"}),
         Command("resolve", b.id, "b1", "m", T0, {"summary": "x"}),  # b was never reported
         Command("claim", a.id, "a3", "z", T0, {"unit_id": HOUSEHOLD, "mode": "member", "claimant": "z"}),
         Command("escalate", a.id, "a4", "m", T0, {}),
     ]
     results = chain.execute(batch)
-    assert [type(r).__name__ for r in results] == ["Outcome", "Outcome", "GrievanceNotFound", "InvalidTransition",
-                                                   "Outcome"]
+    assert [type(r).__name__ for r in results] == [
+        "Outcome",
+        "Outcome",
+        "GrievanceNotFound",
+        "InvalidTransition",
+        "Outcome",
+    ]
     assert chain.grievance(a.id).version == 3
     assert chain.execute(batch)[4].duplicate  # type: ignore[union-attr]
 

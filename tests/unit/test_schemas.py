@@ -26,9 +26,15 @@ encoder = msgspec.json.Encoder()
 
 @pytest.mark.parametrize(
     ("literal", "enum"),
-    [(common.LevelName, Level), (common.StatusName, Status), (common.CategoryName, Category),
-     (common.ChannelName, Channel), (common.ClaimModeName, ClaimMode),
-     (common.EscalationReasonName, EscalationReason), (common.RatingName, Rating)],
+    [
+        (common.LevelName, Level),
+        (common.StatusName, Status),
+        (common.CategoryName, Category),
+        (common.ChannelName, Channel),
+        (common.ClaimModeName, ClaimMode),
+        (common.EscalationReasonName, EscalationReason),
+        (common.RatingName, Rating),
+    ],
 )
 def test_wire_vocabularies_equal_the_engines(literal: Any, enum: type[StrEnum]) -> None:
     assert list(get_args(literal)) == [member.value for member in enum]
@@ -41,7 +47,8 @@ def values_of(t: mi.Type) -> st.SearchStrategy[Any]:
     if isinstance(t, mi.StrType):
         if t.pattern:
             return st.from_regex(t.pattern, fullmatch=True).filter(
-                lambda v: (t.min_length or 0) <= len(v) <= (t.max_length or 10_000))
+                lambda v: (t.min_length or 0) <= len(v) <= (t.max_length or 10_000)
+            )
         return st.text(min_size=t.min_length or 0, max_size=min(t.max_length or 50, 50))
     if isinstance(t, mi.DateTimeType):
         offsets = st.integers(-12 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes=m)))
@@ -57,7 +64,10 @@ def values_of(t: mi.Type) -> st.SearchStrategy[Any]:
     if isinstance(t, mi.DictType):
         return st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=5), max_size=3)
     simple: dict[type, st.SearchStrategy[Any]] = {
-        mi.UUIDType: st.uuids(), mi.BoolType: st.booleans(), mi.NoneType: st.none()}
+        mi.UUIDType: st.uuids(),
+        mi.BoolType: st.booleans(),
+        mi.NoneType: st.none(),
+    }
     return simple[type(t)]
 
 
@@ -74,21 +84,30 @@ def test_every_message_round_trips_through_json(kind: type[msgspec.Struct], data
     assert msgspec.json.decode(encoder.encode(message), type=kind) == message
 
 
-GOOD = {"kind": "claim", "command_id": "c-1", "grievance_id": "9bf3196c-8548-42bb-96e3-90f7fd0ce8f9",
-        "actor": "m", "occurred_at": "2026-03-02T08:30:00+08:00", "unit_id": "mh-a", "mode": "member",
-        "claimant": "m"}
+GOOD = {
+    "kind": "claim",
+    "command_id": "c-1",
+    "grievance_id": "9bf3196c-8548-42bb-96e3-90f7fd0ce8f9",
+    "actor": "m",
+    "occurred_at": "2026-03-02T08:30:00+08:00",
+    "unit_id": "mh-a",
+    "mode": "member",
+    "claimant": "m",
+}
 
 
 @pytest.mark.parametrize(
     ("change", "field", "words"),
-    [({"occurred_at": "2026-03-02T08:30:00"}, "occurred_at", "timezone"),
-     ({"grievance_id": "not-a-uuid"}, "grievance_id", "uuid"),
-     ({"mode": "committee"}, "mode", "Invalid enum value"),
-     ({"claimant": ""}, "claimant", "length >= 1"),
-     ({"command_id": "x" * 101}, "command_id", "length <= 100"),
-     ({"kind": "delete"}, "kind", "Invalid value 'delete'"),
-     ({"extra": 1}, "$", "unknown field"),
-     ({"unit_id": "Has Spaces"}, "unit_id", "matching regex")],
+    [
+        ({"occurred_at": "2026-03-02T08:30:00"}, "occurred_at", "timezone"),
+        ({"grievance_id": "not-a-uuid"}, "grievance_id", "uuid"),
+        ({"mode": "committee"}, "mode", "Invalid enum value"),
+        ({"claimant": ""}, "claimant", "length >= 1"),
+        ({"command_id": "x" * 101}, "command_id", "length <= 100"),
+        ({"kind": "delete"}, "kind", "Invalid value 'delete'"),
+        ({"extra": 1}, "$", "unknown field"),
+        ({"unit_id": "Has Spaces"}, "unit_id", "matching regex"),
+    ],
 )
 def test_malformed_commands_are_rejected_naming_the_field(change: dict[str, Any], field: str, words: str) -> None:
     with pytest.raises(msgspec.ValidationError) as refused:
@@ -100,7 +119,8 @@ def test_malformed_commands_are_rejected_naming_the_field(change: dict[str, Any]
 
 def test_a_good_command_decodes_into_its_tagged_type() -> None:
     command: Command = command_decoder.decode(encoder.encode(GOOD))
-    assert type(command).__name__ == "Claim" and command.occurred_at.utcoffset() is not None
+    assert type(command).__name__ == "Claim"
+    assert command.occurred_at.utcoffset() is not None
 
 
 def test_json_schema_covers_every_message() -> None:
@@ -112,7 +132,9 @@ def test_json_schema_covers_every_message() -> None:
 
 
 def test_envelopes_decode_as_sent() -> None:
-    raw = b'{"event_id":"9bf3196c-8548-42bb-96e3-90f7fd0ce8f9","grievance_id":"9bf3196c-8548-42bb-96e3-90f7fd0ce8f9",' \
-          b'"version":1,"type":"Reported","schema_version":2,"occurred_at":"2026-03-02T00:30:00Z",' \
-          b'"recorded_at":"2026-03-02T00:30:01Z","actor":"w","command_id":"c","payload":{"unit_id":"mh-a"}}'
+    raw = (
+        b'{"event_id":"9bf3196c-8548-42bb-96e3-90f7fd0ce8f9","grievance_id":"9bf3196c-8548-42bb-96e3-90f7fd0ce8f9",'
+        b'"version":1,"type":"Reported","schema_version":2,"occurred_at":"2026-03-02T00:30:00Z",'
+        b'"recorded_at":"2026-03-02T00:30:01Z","actor":"w","command_id":"c","payload":{"unit_id":"mh-a"}}'
+    )
     assert envelope_decoder.decode(raw).payload == {"unit_id": "mh-a"}

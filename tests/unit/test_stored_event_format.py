@@ -13,12 +13,21 @@ from engine.transcoder import MsgspecTranscoder, TypedEventMapper
 from tests.scenario import GRID, Scenario
 
 # A Reported event exactly as version 1 of the engine wrote it: before the intake channel existed.
-REPORTED_V1 = json.dumps({
-    "timestamp": "2026-03-02T00:30:01.000000Z", "originator_topic": "engine.grievance:Grievance",
-    "actor": "worker-li", "occurred_at": "2026-03-02T00:30:00Z", "command_id": "phone-1", "unit_id": GRID,
-    "level": "grid_branch", "category": "utilities", "title": "No heating", "description": "Building 3.",
-    "claim_due": "2026-03-03T00:30:00Z",
-}).encode()
+REPORTED_V1 = json.dumps(
+    {
+        "timestamp": "2026-03-02T00:30:01.000000Z",
+        "originator_topic": "engine.grievance:Grievance",
+        "actor": "worker-li",
+        "occurred_at": "2026-03-02T00:30:00Z",
+        "command_id": "phone-1",
+        "unit_id": GRID,
+        "level": "grid_branch",
+        "category": "utilities",
+        "title": "No heating",
+        "description": "Building 3.",
+        "claim_due": "2026-03-03T00:30:00Z",
+    }
+).encode()
 
 
 def test_every_event_round_trips_through_the_mapper(chain: ServiceChain) -> None:
@@ -36,13 +45,16 @@ def test_every_event_round_trips_through_the_mapper(chain: ServiceChain) -> None
 
 def test_a_version_1_report_is_upcast_when_read(chain: ServiceChain) -> None:
     gid = uuid4()
-    stored = StoredEvent(originator_id=gid, originator_version=1, topic="engine.grievance:Grievance.Reported",
-                         state=REPORTED_V1)
+    stored = StoredEvent(
+        originator_id=gid, originator_version=1, topic="engine.grievance:Grievance.Reported", state=REPORTED_V1
+    )
     chain.recorder.insert_events([stored])
     g = chain.grievance(gid)
-    assert g.channel is Channel.GRID_VISIT and g.unit_id == GRID
+    assert g.channel is Channel.GRID_VISIT
+    assert g.unit_id == GRID
     # and the upcast grievance carries on as any other
-    chain.claim(gid, command_id="phone-2", actor="m", occurred_at=g.reported_at, unit_id=GRID, mode="member",
-                claimant="m")
+    chain.claim(
+        gid, command_id="phone-2", actor="m", occurred_at=g.reported_at, unit_id=GRID, mode="member", claimant="m"
+    )
     assert chain.grievance(gid).version == 2
     assert Grievance.Reported.class_version == 2
