@@ -321,6 +321,26 @@ def history(grievance_id: str, as_json: bool) -> None:
 
 
 @main.command()
+def tour() -> None:
+    """Play one grievance through the chain on the configured store, then print its history."""
+    from adapters.tour import tour_commands
+
+    with opened_chain() as chain:
+        household = next(u for u in chain.chart if u.level == "member_household")
+        building = chain.chart.parent_of(household.id)
+        assert building is not None
+        intake = Intake(chain)
+        grievance_id = None
+        for what, command in tour_commands(household.id, building.id):
+            result = intake.submit_one(command)
+            out.print(f"[bold]{what}[/bold]")
+            print_result(result, as_json=False)
+            grievance_id = command.grievance_id
+    out.print(f"\nIts history, as an auditor sees it (grievance history {grievance_id}):")
+    history.callback(str(grievance_id), as_json=False)  # type: ignore[misc]
+
+
+@main.command()
 def schema() -> None:
     """Print the JSON Schema of every command, the event envelope and the results."""
     click.echo(json.dumps(json_schema(), ensure_ascii=False, indent=2))

@@ -168,3 +168,9 @@ def test_a_broken_setting_is_one_line_and_exit_3(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         "error: GRIEVANCE_DATABASE_URL: scheme 'mysql' is not supported; use sqlite:/// or postgresql://"
     ]
+
+
+def test_the_tour_plays_a_grievance_to_a_satisfied_resident(cli: Cli) -> None:
+    done = cli("tour")
+    assert "rate: grievance" in done.stdout
+    assert "is resolved at bg-chengdong-01-1-1 (building_group), version 10" in done.stdout

@@ -1,0 +1,205 @@
+"""Engine benchmark: batched command handling, single-command latency and aggregate loading, on SQLite and
+PostgreSQL, beside the raw insert ceiling of the same database. Run: `.venv/bin/python -m bench.engine_throughput`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import platform
+import sqlite3
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import psycopg
+
+from adapters.chart_file import load_chart
+from adapters.settings import SHIPPED_CHART, Settings
+from engine.commands import Command
+from engine.service_chain import ServiceChain
+
+CHART = load_chart(SHIPPED_CHART)
+HOUSEHOLDS = [u.id for u in CHART if u.level == "member_household"]
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+PG_ADMIN = os.environ.get("GRIEVANCE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+STATE = b'{"timestamp":"2026-01-05T09:00:00Z","actor":"worker-li","occurred_at":"2026-01-05T09:00:00Z",' + b"x" * 250
+
+
+def report_and_claim(n: int) -> list[Command]:
+    """n grievances reported and claimed: 2n commands, 2n events."""
+    commands = []
+    for i in range(n):
+        gid, unit = uuid4(), HOUSEHOLDS[i % len(HOUSEHOLDS)]
+        commands.append(
+            Command(
+                "report",
+                gid,
+                f"r{i}",
+                "worker-li",
+                T0,
+                {
+                    "unit_id": unit,
+                    "category": "other",
+                    "title": "Broken lamp",
+                    "description": "Stairwell 2, since Monday.",
+                },
+            )
+        )
+        commands.append(
+            Command(
+                "claim", gid, f"c{i}", "member-wang", T0, {"unit_id": unit, "mode": "member", "claimant": "member-wang"}
+            )
+        )
+    return commands
+
+
+def percentile(samples: list[float], p: float) -> float:
+    return statistics.quantiles(samples, n=100, method="inclusive")[int(p) - 1]
+
+
+@contextmanager
+def sqlite_url() -> Iterator[str]:
+    with tempfile.TemporaryDirectory() as d:
+        yield f"sqlite:///{d}/bench.db"
+
+
+@contextmanager
+def postgres_url() -> Iterator[str]:
+    name = f"grievance_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def raw_sqlite(url: str, rows: int, synchronous: str) -> float:
+    """Rows/s for sqlite3 executemany of event-sized rows into a fresh table, one transaction a batch."""
+    conn = sqlite3.connect(url.removeprefix("sqlite:///") + ".raw", isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("CREATE TABLE e (id TEXT, v INTEGER, topic TEXT, state BLOB, PRIMARY KEY (id, v))")
+    data = [(str(uuid4()), 1, "engine.grievance:Grievance.Reported", STATE) for _ in range(rows)]
+    started = time.perf_counter()
+    for i in range(0, rows, 1000):
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO e VALUES (?, ?, ?, ?)", data[i : i + 1000])
+        conn.execute("COMMIT")
+    return rows / (time.perf_counter() - started)
+
+
+def raw_postgres(url: str, rows: int) -> float:
+    """Rows/s for psycopg COPY of event-sized rows into a fresh table, one transaction a batch."""
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TABLE e (id uuid, v int, topic text, state bytea, PRIMARY KEY (id, v))")
+        conn.commit()
+        data = [(uuid4(), 1, "engine.grievance:Grievance.Reported", STATE) for _ in range(rows)]
+        started = time.perf_counter()
+        for i in range(0, rows, 1000):
+            with conn.cursor().copy("COPY e (id, v, topic, state) FROM STDIN") as copy:
+                for row in data[i : i + 1000]:
+                    copy.write_row(row)
+            conn.commit()
+        return rows / (time.perf_counter() - started)
+
+
+def measure(label: str, url: str, durability: str, grievances: int, batch: int, raw: Callable[[], float]) -> str:
+    chain = ServiceChain(Settings(database_url=url, durability=durability).store_env(), chart=CHART)
+    try:
+        commands = report_and_claim(grievances)
+        started = time.perf_counter()
+        for i in range(0, len(commands), batch):
+            chain.execute(commands[i : i + batch])
+        batched = len(commands) / (time.perf_counter() - started)
+
+        singles = report_and_claim(1000)
+        latencies = []
+        for command in singles:
+            t = time.perf_counter()
+            chain.one(command)
+            latencies.append((time.perf_counter() - t) * 1000)
+
+        gid, unit = uuid4(), HOUSEHOLDS[0]
+        chain.report(
+            gid,
+            command_id="l0",
+            actor="w",
+            occurred_at=T0,
+            unit_id=unit,
+            category="other",
+            channel="app",
+            title="t",
+            description="d",
+        )
+        chain.claim(gid, command_id="l1", actor="m", occurred_at=T0, unit_id=unit, mode="member", claimant="m")
+        chain.execute(
+            [Command("record_progress", gid, f"p{i}", "m", T0 + timedelta(minutes=i), {"note": "n"}) for i in range(48)]
+        )
+        assert chain.grievance(gid).version == 50
+        loads = []
+        for _ in range(2000):
+            t = time.perf_counter()
+            chain.grievance(gid)
+            loads.append((time.perf_counter() - t) * 1000)
+        ceiling = raw()
+    finally:
+        chain.close()
+    return (
+        f"| {label} | {durability} | {batched:,.0f} | {ceiling:,.0f} | {batched / ceiling:.2f} | "
+        f"{percentile(latencies, 50):.2f} / {percentile(latencies, 99):.2f} | "
+        f"{percentile(loads, 50):.3f} / {percentile(loads, 99):.3f} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--grievances", type=int, default=50_000, help="grievances in the batched run (2 events each)")
+    parser.add_argument("--batch", type=int, default=1000, help="commands per batch (one transaction)")
+    args = parser.parse_args()
+    rows = []
+    for durability, sync in (("full", "FULL"), ("normal", "NORMAL")):
+        with sqlite_url() as url:
+            rows.append(
+                measure(
+                    "SQLite",
+                    url,
+                    durability,
+                    args.grievances,
+                    args.batch,
+                    functools.partial(raw_sqlite, url, args.grievances * 2, sync),
+                )
+            )
+    for durability in ("full", "normal"):
+        with postgres_url() as url:
+            rows.append(
+                measure(
+                    "PostgreSQL",
+                    url,
+                    durability,
+                    args.grievances,
+                    args.batch,
+                    functools.partial(raw_postgres, url, args.grievances * 2),
+                )
+            )
+    print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"command: python -m bench.engine_throughput --grievances {args.grievances} --batch {args.batch}")
+    print(
+        "| store | durability | batched events/s | raw insert rows/s | ratio | single command p50 / p99 ms "
+        "| load 50-event grievance p50 / p99 ms |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        print(row)
+
+
+if __name__ == "__main__":
+    main()
