@@ -14,7 +14,7 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Mapper, Transcoder
 
 from engine.chart import OrgChart
-from engine.commands import Command, Outcome
+from engine.commands import Command, Kind, Outcome
 from engine.errors import AlreadyReported, GrievanceError, GrievanceNotFound, InvalidValue
 from engine.grievance import Grievance
 from engine.levels import REPORTING_LEVELS
@@ -79,21 +79,17 @@ class ServiceChain(Application[UUID]):
         description: str,
     ) -> Outcome:
         """A resident's problem, collected at a household, building, grid or community."""
-        return self.one(
-            Command(
-                "report",
-                grievance_id,
-                command_id,
-                actor,
-                occurred_at,
-                {
-                    "unit_id": unit_id,
-                    "category": category,
-                    "channel": channel,
-                    "title": title,
-                    "description": description,
-                },
-            )
+        return self._run(
+            "report",
+            grievance_id,
+            command_id,
+            actor,
+            occurred_at,
+            unit_id=unit_id,
+            category=category,
+            channel=channel,
+            title=title,
+            description=description,
         )
 
     def claim(
@@ -108,19 +104,8 @@ class ServiceChain(Application[UUID]):
         claimant: str,
     ) -> Outcome:
         """Someone at the waiting unit takes the problem on, as an organisation, a group or a member."""
-        return self.one(
-            Command(
-                "claim",
-                grievance_id,
-                command_id,
-                actor,
-                occurred_at,
-                {
-                    "unit_id": unit_id,
-                    "mode": mode,
-                    "claimant": claimant,
-                },
-            )
+        return self._run(
+            "claim", grievance_id, command_id, actor, occurred_at, unit_id=unit_id, mode=mode, claimant=claimant
         )
 
     def record_progress(
@@ -133,7 +118,7 @@ class ServiceChain(Application[UUID]):
         note: str,
     ) -> Outcome:
         """The claimant notes progress."""
-        return self.one(Command("record_progress", grievance_id, command_id, actor, occurred_at, {"note": note}))
+        return self._run("record_progress", grievance_id, command_id, actor, occurred_at, note=note)
 
     def escalate(
         self,
@@ -147,19 +132,8 @@ class ServiceChain(Application[UUID]):
         note: str = "",
     ) -> Outcome:
         """Move the problem one step up the chain, on request or because it is overdue."""
-        return self.one(
-            Command(
-                "escalate",
-                grievance_id,
-                command_id,
-                actor,
-                occurred_at,
-                {
-                    "reason": reason,
-                    "to_unit_id": to_unit_id,
-                    "note": note,
-                },
-            )
+        return self._run(
+            "escalate", grievance_id, command_id, actor, occurred_at, reason=reason, to_unit_id=to_unit_id, note=note
         )
 
     def resolve(
@@ -172,7 +146,7 @@ class ServiceChain(Application[UUID]):
         summary: str,
     ) -> Outcome:
         """The claimant solved it."""
-        return self.one(Command("resolve", grievance_id, command_id, actor, occurred_at, {"summary": summary}))
+        return self._run("resolve", grievance_id, command_id, actor, occurred_at, summary=summary)
 
     def reply(
         self,
@@ -185,19 +159,7 @@ class ServiceChain(Application[UUID]):
         answer: str,
     ) -> Outcome:
         """The claimant cannot solve it, and tells the resident why."""
-        return self.one(
-            Command(
-                "reply",
-                grievance_id,
-                command_id,
-                actor,
-                occurred_at,
-                {
-                    "reason": reason,
-                    "answer": answer,
-                },
-            )
-        )
+        return self._run("reply", grievance_id, command_id, actor, occurred_at, reason=reason, answer=answer)
 
     def rate(
         self,
@@ -210,21 +172,12 @@ class ServiceChain(Application[UUID]):
         comment: str = "",
     ) -> Outcome:
         """The resident's rating of a resolution or reply; dissatisfied reopens it."""
-        return self.one(
-            Command(
-                "rate",
-                grievance_id,
-                command_id,
-                actor,
-                occurred_at,
-                {
-                    "rating": rating,
-                    "comment": comment,
-                },
-            )
-        )
+        return self._run("rate", grievance_id, command_id, actor, occurred_at, rating=rating, comment=comment)
 
     # ----------------------------------------------------------------------------- entry points
+
+    def _run(self, kind: Kind, grievance_id: UUID, command_id: str, actor: str, at: datetime, **params: Any) -> Outcome:
+        return self.one(Command(kind, grievance_id, command_id, actor, at, params))
 
     def one(self, command: Command) -> Outcome:
         """Apply one command; a refused command raises its `GrievanceError`."""

@@ -42,7 +42,7 @@ def cli(database_url: str) -> Cli:
 
 
 def test_a_grievance_climbs_and_is_answered_from_the_command_line(cli: Cli) -> None:
-    reported = cli.json(
+    report = (
         "report",
         "--unit",
         HOUSEHOLD,
@@ -55,21 +55,10 @@ def test_a_grievance_climbs_and_is_answered_from_the_command_line(cli: Cli) -> N
         "--command-id",
         "phone-1",
     )
+    reported = cli.json(*report)
     gid = reported["grievance_id"]
     assert (reported["result"], reported["status"], reported["version"]) == ("accepted", "waiting", 1)
-    again = cli.json(
-        "report",
-        "--unit",
-        HOUSEHOLD,
-        "--category",
-        "utilities",
-        "--title",
-        "No hot water",
-        "--description",
-        "Building 3 since Monday",
-        "--command-id",
-        "phone-1",
-    )
+    again = cli.json(*report)
     assert again["grievance_id"] == gid
     assert again["duplicate"] is True
 

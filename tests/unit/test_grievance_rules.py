@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -176,46 +177,26 @@ def test_dissatisfied_reopens_at_the_level_that_closed_it(chain: ServiceChain) -
 
 def test_a_repeated_command_returns_the_first_outcome_and_stores_nothing(chain: ServiceChain) -> None:
     s = Scenario(chain)
-    first = chain.report(
-        s.id,
-        command_id="phone-1",
-        actor="worker-li",
-        occurred_at=T0,
-        unit_id=HOUSEHOLD,
-        category="parking",
-        channel="app",
-        title="t",
-        description="d",
-    )
+    report: dict[str, Any] = {
+        "command_id": "phone-1",
+        "actor": "worker-li",
+        "occurred_at": T0,
+        "unit_id": HOUSEHOLD,
+        "category": "parking",
+        "channel": "app",
+        "title": "t",
+        "description": "d",
+    }
+    first = chain.report(s.id, **report)
     chain.claim(s.id, command_id="phone-2", actor="m", occurred_at=T0, unit_id=HOUSEHOLD, mode="member", claimant="m")
-    again = chain.report(
-        s.id,
-        command_id="phone-1",
-        actor="worker-li",
-        occurred_at=T0,
-        unit_id=HOUSEHOLD,
-        category="parking",
-        channel="app",
-        title="t",
-        description="d",
-    )
+    again = chain.report(s.id, **report)
     assert again.duplicate
     assert (again.version, again.status) == (first.version, first.status)
     assert stored_versions(chain, s) == 2
     with pytest.raises(CommandIdReused):
         chain.resolve(s.id, command_id="phone-2", actor="m", occurred_at=T0, summary="done")
     with pytest.raises(AlreadyReported):
-        chain.report(
-            s.id,
-            command_id="phone-3",
-            actor="worker-li",
-            occurred_at=T0,
-            unit_id=HOUSEHOLD,
-            category="parking",
-            channel="app",
-            title="t",
-            description="d",
-        )
+        chain.report(s.id, **{**report, "command_id": "phone-3"})
 
 
 @pytest.mark.parametrize(
