@@ -24,10 +24,12 @@ from adapters.composition import build_chain
 from adapters.intake import Intake
 from adapters.logs import configure_logging
 from adapters.settings import Settings, SettingsError
+from adapters.tour import tour_commands
 from engine.errors import GrievanceError
 from engine.service_chain import ServiceChain
 from schemas import commands as wire_commands
 from schemas.common import CategoryName, ChannelName, ClaimModeName, EscalationReasonName, RatingName
+from schemas.events import EventEnvelope
 from schemas.export import json_schema
 from schemas.results import Accepted, GrievanceView, History, Rejected, Result
 
@@ -303,12 +305,16 @@ def history(grievance_id: str, as_json: bool) -> None:
             fail(str(e))
     if as_json:
         click.echo(encoder.encode(History(grievance_id=gid, events=envelopes)))
-        return
+    else:
+        print_history(gid, envelopes)
+
+
+def print_history(gid: UUID, envelopes: list[EventEnvelope]) -> None:
     table = Table(title=f"grievance {gid}")
     for column in ("v", "event", "occurred", "recorded", "actor", "details"):
         table.add_column(column, overflow="fold")
     for env in envelopes:
-        details = ", ".join(f"{k}={v}" for k, v in env.payload.items() if k not in ("originator_topic",))
+        details = ", ".join(f"{k}={v}" for k, v in env.payload.items())
         table.add_row(
             str(env.version),
             env.type,
@@ -323,21 +329,19 @@ def history(grievance_id: str, as_json: bool) -> None:
 @main.command()
 def tour() -> None:
     """Play one grievance through the chain on the configured store, then print its history."""
-    from adapters.tour import tour_commands
-
     with opened_chain() as chain:
         household = next(u for u in chain.chart if u.level == "member_household")
         building = chain.chart.parent_of(household.id)
         assert building is not None
         intake = Intake(chain)
-        grievance_id = None
         for what, command in tour_commands(household.id, building.id):
             result = intake.submit_one(command)
             out.print(f"[bold]{what}[/bold]")
             print_result(result, as_json=False)
-            grievance_id = command.grievance_id
-    out.print(f"\nIts history, as an auditor sees it (grievance history {grievance_id}):")
-    history.callback(str(grievance_id), as_json=False)  # type: ignore[misc]
+        gid = command.grievance_id
+        envelopes = [wire.envelope(e) for e in chain.history(gid)]
+    out.print(f"\nIts history, as an auditor sees it (grievance history {gid}):")
+    print_history(gid, envelopes)
 
 
 @main.command()

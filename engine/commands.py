@@ -13,7 +13,6 @@ from engine.grievance import Status
 from engine.levels import Level
 
 Kind = Literal["report", "claim", "record_progress", "escalate", "resolve", "reply", "rate"]
-KINDS: tuple[Kind, ...] = ("report", "claim", "record_progress", "escalate", "resolve", "reply", "rate")
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,7 +83,6 @@ class Rate(CommandBase, tag="rate", frozen=True):
 
 
 Command = Report | Claim | RecordProgress | Escalate | Resolve | Reply | Rate
-COMMAND_TYPES: tuple[type[CommandBase], ...] = (Report, Claim, RecordProgress, Escalate, Resolve, Reply, Rate)
 
 command_decoder = msgspec.json.Decoder(Command)
 batch_decoder = msgspec.json.Decoder(list[Command])

@@ -25,5 +25,4 @@ class EventEnvelope(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
     payload: dict[str, Any]
 
 
-envelope_encoder = msgspec.json.Encoder()
 envelope_decoder = msgspec.json.Decoder(EventEnvelope)
