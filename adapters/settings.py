@@ -79,7 +79,7 @@ class Settings:
             if not path:
                 raise SettingsError("GRIEVANCE_DATABASE_URL: a sqlite URL needs a file path")
             return {
-                "PERSISTENCE_MODULE": "adapters.durable_stores:DurableSQLiteFactory",
+                "PERSISTENCE_MODULE": "adapters.event_stores:DurableSQLiteFactory",
                 "SQLITE_DBNAME": path,
                 "SQLITE_SYNCHRONOUS": sqlite_sync,
                 "SQLITE_LOCK_TIMEOUT": "10",
@@ -90,7 +90,7 @@ class Settings:
                 raise SettingsError("GRIEVANCE_DATABASE_URL: a postgresql URL needs a database name")
             query = {k: v[-1] for k, v in parse_qs(url.query).items()}
             return {
-                "PERSISTENCE_MODULE": "adapters.durable_stores:DurablePostgresFactory",
+                "PERSISTENCE_MODULE": "adapters.event_stores:DurablePostgresFactory",
                 "POSTGRES_DBNAME": dbname,
                 "POSTGRES_HOST": url.hostname or "127.0.0.1",
                 "POSTGRES_PORT": str(url.port or 5432),

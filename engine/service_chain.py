@@ -6,12 +6,12 @@ import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import IntegrityError, Mapper, Transcoder
+from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent, Transcoder
 
 from engine.chart import OrgChart
 from engine.commands import Command, Kind, Outcome
@@ -25,6 +25,12 @@ Clock = Callable[[], datetime]
 
 # Phones' clocks drift; a command stamped a little ahead of the server is still believable.
 CLOCK_SKEW = timedelta(minutes=5)
+
+
+class ReadsManyAggregates(Protocol):
+    """A recorder that reads the stored events of many aggregates in one query, ordered by aggregate and version."""
+
+    def select_events_of(self, originator_ids: Sequence[UUID]) -> Sequence[StoredEvent]: ...
 
 
 class ConcurrentWriteConflict(RuntimeError):
@@ -54,6 +60,10 @@ class ServiceChain(Application[UUID]):
         self.limits = limits or TimeLimits()
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
         super().__init__(env)
+        # A store that reads many grievances in one query (adapters.event_stores) has each batch read at once.
+        self._batch_reader: ReadsManyAggregates | None = (
+            self.recorder if hasattr(self.recorder, "select_events_of") else None
+        )
 
     def construct_transcoder(self) -> Transcoder:
         return MsgspecTranscoder()
@@ -195,7 +205,7 @@ class ServiceChain(Application[UUID]):
             if attempt:
                 # Back off a little, at random, so racing writers stop colliding in lockstep.
                 time.sleep(random.uniform(0, 0.002 * 2**attempt))
-            working: dict[UUID, Grievance | None] = {}
+            working = self._load_many({c.grievance_id for c in commands if isinstance(c.grievance_id, UUID)})
             results: list[Outcome | GrievanceError] = []
             for command in commands:
                 try:
@@ -206,7 +216,7 @@ class ServiceChain(Application[UUID]):
             if not changed:
                 return results
             try:
-                self.save(*changed)
+                self._store(changed)
             except IntegrityError:
                 continue  # Another writer stored a version first: decide again on fresh state.
             return results
@@ -328,6 +338,27 @@ class ServiceChain(Application[UUID]):
                 g.rate(rating=c.required("rating"), comment=c.optional("comment", ""), limits=self.limits, **common)
             case _:
                 raise InvalidValue("kind", f"{c.kind!r} is not a command of the chain")
+
+    def _store(self, changed: list[Grievance]) -> None:
+        """What `Application.save` does, minus its two runtime-Protocol isinstance checks per aggregate,
+        which cost a sixth of a batch's time; the aggregates here are known to be Grievances."""
+        processing: ProcessingEvent[UUID] = ProcessingEvent()
+        for grievance in changed:
+            processing.events.extend(grievance.collect_events())
+            processing.aggregates[grievance.id] = grievance
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
+
+    def _load_many(self, grievance_ids: set[UUID]) -> dict[UUID, Grievance | None]:
+        """The grievances a batch touches (None for ids not reported yet), in one query where the store can."""
+        if self._batch_reader is None:
+            return {gid: self._load(gid) for gid in grievance_ids}
+        found: dict[UUID, Any] = dict.fromkeys(grievance_ids)
+        for stored in self._batch_reader.select_events_of(sorted(grievance_ids)):
+            domain_event: Any = self.mapper.to_domain_event(stored)
+            found[domain_event.originator_id] = domain_event.mutate(found[domain_event.originator_id])
+        return found
 
     def _load(self, grievance_id: UUID) -> Grievance | None:
         if not isinstance(grievance_id, UUID):

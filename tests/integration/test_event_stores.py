@@ -41,7 +41,7 @@ def test_a_whole_life_is_stored_and_read_back_by_another_process(stored_chain: S
 
 
 def test_a_batch_is_stored_in_one_go_with_its_refusals_in_place(stored_chain: ServiceChain) -> None:
-    ids = [uuid4() for _ in range(200)]
+    ids = [uuid4() for _ in range(600)]  # more than one SQLite read chunk
     batch = [
         Command(
             "report",
@@ -62,11 +62,11 @@ def test_a_batch_is_stored_in_one_go_with_its_refusals_in_place(stored_chain: Se
     results = stored_chain.execute(batch)
     assert isinstance(results[50], GrievanceError)
     assert results[50].field == "to_unit_id"
-    assert sum(isinstance(r, Outcome) for r in results) == 400
-    assert (stored_chain.recorder.max_notification_id() or 0) - max_before == 400
+    assert sum(isinstance(r, Outcome) for r in results) == 1200
+    assert (stored_chain.recorder.max_notification_id() or 0) - max_before == 1200
     again = stored_chain.execute(batch)
     assert all(r.duplicate for r in again if isinstance(r, Outcome))
-    assert (stored_chain.recorder.max_notification_id() or 0) - max_before == 400
+    assert (stored_chain.recorder.max_notification_id() or 0) - max_before == 1200
 
 
 def test_two_writers_on_one_grievance_lose_no_update(stored_chain: ServiceChain, database_url: str) -> None:

@@ -29,8 +29,9 @@ class ChainMachine(RuleBasedStateMachine):
 
     @initialize()
     def open_chain(self) -> None:
-        self.chain = ServiceChain({"PERSISTENCE_MODULE": "eventsourcing.popo"}, chart=CHART)
         self.now: datetime = T0
+        # The chain's clock is the machine's, so waiting never walks commands into the real future.
+        self.chain = ServiceChain({"PERSISTENCE_MODULE": "eventsourcing.popo"}, chart=CHART, clock=lambda: self.now)
         self.applied: list[Command] = []
         self.last_status: dict[UUID, Status] = {}
 
