@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
@@ -25,6 +25,14 @@ Clock = Callable[[], datetime]
 
 # Phones' clocks drift; a command stamped a little ahead of the server is still believable.
 CLOCK_SKEW = timedelta(minutes=5)
+
+
+def replay(grievance: Any, events: Iterable[Any]) -> Any:
+    """Fold events into a grievance: the library's project_aggregate minus a runtime-Protocol isinstance
+    check per event, which made loading a 50-event grievance three times slower."""
+    for domain_event in events:
+        grievance = domain_event.mutate(grievance)
+    return grievance
 
 
 class ReadsManyAggregates(Protocol):
@@ -229,7 +237,7 @@ class ServiceChain(Application[UUID]):
     def grievance(self, grievance_id: UUID, *, version: int | None = None) -> Grievance:
         """The grievance now, or as it stood at `version`."""
         try:
-            grievance: Grievance = self.repository.get(grievance_id, version=version)
+            grievance: Grievance = self.repository.get(grievance_id, version=version, projector_func=replay)
         except AggregateNotFoundError:
             raise GrievanceNotFound("grievance_id", f"no grievance {grievance_id}") from None
         if version is not None and grievance.version != version:
@@ -364,7 +372,7 @@ class ServiceChain(Application[UUID]):
         if not isinstance(grievance_id, UUID):
             raise InvalidValue("grievance_id", f"{grievance_id!r} is not a UUID")
         try:
-            grievance: Grievance = self.repository.get(grievance_id)
+            grievance: Grievance = self.repository.get(grievance_id, projector_func=replay)
         except AggregateNotFoundError:
             return None
         return grievance
