@@ -112,7 +112,8 @@ def raw_postgres(url: str, rows: int) -> float:
         return rows / (time.perf_counter() - started)
 
 
-def measure(label: str, url: str, durability: str, grievances: int, batch: int, raw: Callable[[], float]) -> str:
+def measure(url: str, durability: str, grievances: int, batch: int, raw: Callable[[], float]) -> dict[str, float]:
+    """One run in a fresh database: batched rate, single-command and load latencies, and the raw ceiling."""
     chain = ServiceChain(Settings(database_url=url, durability=durability).store_env(), chart=CHART)
     try:
         commands = report_and_claim(grievances)
@@ -121,9 +122,8 @@ def measure(label: str, url: str, durability: str, grievances: int, batch: int, 
             chain.execute(commands[i : i + batch])
         batched = len(commands) / (time.perf_counter() - started)
 
-        singles = report_and_claim(1000)
         latencies = []
-        for command in singles:
+        for command in report_and_claim(1000):
             t = time.perf_counter()
             chain.one(command)
             latencies.append((time.perf_counter() - t) * 1000)
@@ -153,52 +153,61 @@ def measure(label: str, url: str, durability: str, grievances: int, batch: int, 
         ceiling = raw()
     finally:
         chain.close()
+    return {
+        "batched": batched,
+        "ceiling": ceiling,
+        "single_p50": percentile(latencies, 50),
+        "single_p99": percentile(latencies, 99),
+        "load_p50": percentile(loads, 50),
+        "load_p99": percentile(loads, 99),
+    }
+
+
+def row(label: str, durability: str, runs: list[dict[str, float]]) -> str:
+    """A table row of medians over the runs, with the range of the batched rate."""
+    m = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+    low, high = min(r["batched"] for r in runs), max(r["batched"] for r in runs)
     return (
-        f"| {label} | {durability} | {batched:,.0f} | {ceiling:,.0f} | {batched / ceiling:.2f} | "
-        f"{percentile(latencies, 50):.2f} / {percentile(latencies, 99):.2f} | "
-        f"{percentile(loads, 50):.3f} / {percentile(loads, 99):.3f} |"
+        f"| {label} | {durability} | {m['batched']:,.0f} ({low:,.0f}–{high:,.0f}) | {m['ceiling']:,.0f} | "
+        f"{m['batched'] / m['ceiling']:.2f} | {m['single_p50']:.2f} / {m['single_p99']:.2f} | "
+        f"{m['load_p50']:.3f} / {m['load_p99']:.3f} |"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--grievances", type=int, default=50_000, help="grievances in the batched run (2 events each)")
+    parser.add_argument("--grievances", type=int, default=10_000, help="grievances in the batched run (2 events each)")
     parser.add_argument("--batch", type=int, default=1000, help="commands per batch (one transaction)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per row, each in a fresh database; medians shown")
     args = parser.parse_args()
+    events = args.grievances * 2
     rows = []
     for durability, sync in (("full", "FULL"), ("normal", "NORMAL")):
-        with sqlite_url() as url:
-            rows.append(
-                measure(
-                    "SQLite",
-                    url,
-                    durability,
-                    args.grievances,
-                    args.batch,
-                    functools.partial(raw_sqlite, url, args.grievances * 2, sync),
-                )
-            )
+        runs = []
+        for _ in range(args.repeats):
+            with sqlite_url() as url:
+                raw = functools.partial(raw_sqlite, url, events, sync)
+                runs.append(measure(url, durability, args.grievances, args.batch, raw))
+        rows.append(row("SQLite", durability, runs))
     for durability in ("full", "normal"):
-        with postgres_url() as url:
-            rows.append(
-                measure(
-                    "PostgreSQL",
-                    url,
-                    durability,
-                    args.grievances,
-                    args.batch,
-                    functools.partial(raw_postgres, url, args.grievances * 2),
-                )
-            )
+        runs = []
+        for _ in range(args.repeats):
+            with postgres_url() as url:
+                raw = functools.partial(raw_postgres, url, events)
+                runs.append(measure(url, durability, args.grievances, args.batch, raw))
+        rows.append(row("PostgreSQL", durability, runs))
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"command: python -m bench.engine_throughput --grievances {args.grievances} --batch {args.batch}")
     print(
-        "| store | durability | batched events/s | raw insert rows/s | ratio | single command p50 / p99 ms "
-        "| load 50-event grievance p50 / p99 ms |"
+        f"command: python -m bench.engine_throughput --grievances {args.grievances} --batch {args.batch} "
+        f"--repeats {args.repeats}"
+    )
+    print(
+        "| store | durability | batched events/s, median (range) | raw insert rows/s | ratio "
+        "| single command p50 / p99 ms | load 50-event grievance p50 / p99 ms |"
     )
     print("|---|---|---|---|---|---|---|")
-    for row in rows:
-        print(row)
+    for line in rows:
+        print(line)
 
 
 if __name__ == "__main__":
