@@ -6,24 +6,26 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, NoReturn, TypeVar, get_args
+from typing import Any, get_args
 from uuid import UUID, uuid4
 
 import click
 import msgspec
-from eventsourcing.persistence import PersistenceError
-from rich.console import Console
 from rich.table import Table
 
-from adapters import wire
-from adapters.chart_file import ChartFileError
-from adapters.composition import build_chain
+from adapters import cli_views, wire
+from adapters.cli_support import (
+    EXIT_REJECTED,
+    F,
+    encoder,
+    fail,
+    json_option,
+    opened_chain,
+    out,
+    parse_time,
+)
 from adapters.intake import Intake
-from adapters.logs import configure_logging
-from adapters.settings import Settings, SettingsError
 from adapters.tour import tour_commands
 from engine.errors import GrievanceError
 from engine.service_chain import ServiceChain
@@ -32,42 +34,6 @@ from schemas.common import CategoryName, ChannelName, ClaimModeName, EscalationR
 from schemas.events import EventEnvelope
 from schemas.export import json_schema
 from schemas.results import Accepted, GrievanceView, History, Rejected, Result
-
-F = TypeVar("F", bound=Callable[..., Any])
-EXIT_REJECTED = 1
-EXIT_INFRASTRUCTURE = 3
-out = Console(highlight=False, soft_wrap=True)
-encoder = msgspec.json.Encoder()
-
-
-def fail(message: str, code: int = EXIT_REJECTED) -> NoReturn:
-    """One clear line on stderr and a non-zero exit."""
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-@contextmanager
-def opened_chain() -> Iterator[ServiceChain]:
-    """The ServiceChain for this process's settings, with infrastructure failures as one line."""
-    try:
-        settings = Settings.from_env()
-        # A person at a terminal reads the result line; the per-command log is for processes.
-        configure_logging(settings.log_format, settings.log_level or "warning")
-        chain = build_chain(settings)
-    except (SettingsError, ChartFileError) as e:
-        fail(str(e), EXIT_INFRASTRUCTURE)
-    except (PersistenceError, OSError) as e:
-        fail(f"cannot open the event store: {e}", EXIT_INFRASTRUCTURE)
-    try:
-        yield chain
-    except PersistenceError as e:
-        fail(f"event store failed: {e}", EXIT_INFRASTRUCTURE)
-    finally:
-        chain.close()
-
-
-def json_option(f: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(f)
 
 
 def command_options(f: F) -> F:
@@ -214,16 +180,6 @@ def parse_uuid(value: str) -> UUID:
         fail(f"grievance_id: {value!r} is not a UUID")
 
 
-def parse_time(field: str, value: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        fail(f"{field}: {value!r} is not an RFC 3339 time")
-    if moment.tzinfo is None:
-        fail(f"{field}: must carry a timezone offset (a naive time is ambiguous)")
-    return moment
-
-
 @main.command()
 @grievance_argument
 @click.option("--version", "version", type=click.IntRange(min=1), help="The state as it stood at this version.")
@@ -361,6 +317,9 @@ def submit_json(as_json: bool) -> None:
         print_result(result, as_json)
     if any(isinstance(r, Rejected) for r in results):
         sys.exit(EXIT_REJECTED)
+
+
+cli_views.register(main)
 
 
 if __name__ == "__main__":

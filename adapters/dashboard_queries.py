@@ -1,0 +1,324 @@
+"""The supervisors' questions, answered from the dashboard views as msgspec Structs."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from adapters.view_store import DashboardViewsMixin
+from engine.chart import OrgChart, Unit
+from engine.errors import InvalidValue
+from engine.levels import Level
+from projections.dashboard import DAY_COLUMNS, MONTH_COLUMNS, POINTS_COLUMNS, percentile, points_of
+from projections.rollup import ratio, roll_up
+from schemas.dashboard import (
+    DayCounts,
+    GrievanceItem,
+    GrievancePage,
+    Headline,
+    LevelSettled,
+    PointsEntry,
+    UnitCounts,
+    UnitDurations,
+    UnitRates,
+)
+
+MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+DAY = re.compile(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
+STATUSES = ("waiting", "claimed", "resolved", "replied")
+MAX_PAGE = 500
+
+
+class Dashboard:
+    """Read-only queries over the views; every figure for a unit includes everything below it."""
+
+    def __init__(self, views: DashboardViewsMixin, chart: OrgChart) -> None:
+        self.views = views
+        self.chart = chart
+        self.mark = views.mark
+
+    # ----------------------------------------------------------------------------- helpers
+
+    def _unit(self, unit_id: str | None) -> Unit:
+        return self.chart.root if unit_id is None else self.chart.unit(unit_id)
+
+    def _subtree_filter(self, unit: Unit, column: str = "unit_id") -> tuple[str, list[Any]]:
+        if unit.id == self.chart.root.id:
+            return "", []
+        ids = [u.id for u in self.chart.walk(unit.id)]
+        return f" AND {column} IN ({', '.join([self.mark] * len(ids))})", ids
+
+    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self.views.reading() as cursor:
+            cursor.execute(sql.replace("?", self.mark), list(params))
+            return list(cursor.fetchall())
+
+    def _per_unit(self, sql: str, params: Sequence[Any], columns: Sequence[str]) -> dict[str, Counter[str]]:
+        rows = self._fetch(sql, params)
+        return {r["unit_id"]: Counter({c: int(r[c]) for c in columns}) for r in rows}
+
+    def _with_children(self, unit: Unit) -> list[Unit]:
+        return [unit, *self.chart.children_of(unit.id)]
+
+    # ----------------------------------------------------------------------------- queries
+
+    def headline(self, unit_id: str | None = None, *, now: datetime) -> Headline:
+        """Resolved, replied, open and overdue grievances at a unit and below, as of `now`."""
+        unit = self._unit(unit_id)
+        counts = self.counts(unit.id)[0]
+        where, params = self._subtree_filter(unit)
+        overdue = self._fetch(
+            f"SELECT COUNT(*) AS n FROM dash_grievance WHERE due_at < ?{where}", [_epoch(now), *params]
+        )
+        return Headline(
+            unit_id=unit.id,
+            as_of=now,
+            resolved=counts.resolved,
+            replied=counts.replied,
+            open=counts.waiting + counts.claimed,
+            waiting=counts.waiting,
+            claimed=counts.claimed,
+            overdue=int(overdue[0]["n"]),
+        )
+
+    def counts(self, unit_id: str | None = None) -> list[UnitCounts]:
+        """Where grievances stand, for the unit and then each unit directly below it, rolled up."""
+        unit = self._unit(unit_id)
+        rows = self._fetch("SELECT unit_id, status, n FROM dash_status_count WHERE n <> 0")
+        per_unit: dict[str, Counter[str]] = {}
+        for r in rows:
+            per_unit.setdefault(r["unit_id"], Counter())[r["status"]] += int(r["n"])
+        totals = roll_up(self.chart, per_unit)
+        return [
+            UnitCounts(unit_id=u.id, name=u.name, level=u.level.value, **{s: totals[u.id][s] for s in STATUSES})
+            for u in self._with_children(unit)
+        ]
+
+    def rates(self, unit_id: str | None = None, *, from_month: str, to_month: str) -> list[UnitRates]:
+        """Response, resolution and satisfaction rates for the unit and each unit below it, over months."""
+        for name, value in (("from_month", from_month), ("to_month", to_month)):
+            if not MONTH.match(value):
+                raise InvalidValue(name, f"{value!r} is not a month like 2020-06")
+        unit = self._unit(unit_id)
+        sums = ", ".join(f"SUM({c}) AS {c}" for c in MONTH_COLUMNS)
+        per_unit = self._per_unit(
+            f"SELECT unit_id, {sums} FROM dash_unit_month WHERE month >= ? AND month <= ? GROUP BY unit_id",
+            [from_month, to_month],
+            MONTH_COLUMNS,
+        )
+        totals = roll_up(self.chart, per_unit)
+        out = []
+        for u in self._with_children(unit):
+            t = totals[u.id]
+            out.append(
+                UnitRates(
+                    unit_id=u.id,
+                    name=u.name,
+                    level=u.level.value,
+                    from_month=from_month,
+                    to_month=to_month,
+                    reported=t["reported"],
+                    claims=t["claims"],
+                    claims_on_time=t["claims_on_time"],
+                    missed=t["missed"],
+                    resolved=t["resolved"],
+                    replied=t["replied"],
+                    rated=t["rated"],
+                    satisfied=t["satisfied"],
+                    basically_satisfied=t["basically_satisfied"],
+                    dissatisfied=t["dissatisfied"],
+                    claims_by_organisation=t["claims_organisation"],
+                    claims_by_group=t["claims_group"],
+                    claims_by_member=t["claims_member"],
+                    response_rate=ratio(t["claims_on_time"], t["claims"] + t["missed"]),
+                    resolution_rate=ratio(t["resolved"], t["resolved"] + t["replied"]),
+                    satisfaction_rate=ratio(t["satisfied"] + t["basically_satisfied"], t["rated"]),
+                )
+            )
+        return out
+
+    def durations(self, unit_id: str | None = None) -> list[UnitDurations]:
+        """Time to claim and to close, p50 and p90, for the unit and each unit below it."""
+        unit = self._unit(unit_id)
+        rows = self._fetch("SELECT unit_id, measure, bucket, n FROM dash_duration")
+        per_unit: dict[str, Counter[str]] = {}
+        for r in rows:
+            per_unit.setdefault(r["unit_id"], Counter())[f"{r['measure']}:{r['bucket']}"] += int(r["n"])
+        totals = roll_up(self.chart, per_unit)
+        out = []
+        for u in self._with_children(unit):
+            histograms: dict[str, dict[int, int]] = {"claim": {}, "close": {}}
+            for key, n in totals[u.id].items():
+                measure, bucket = key.split(":")
+                histograms[measure][int(bucket)] = n
+            claim, close = histograms["claim"], histograms["close"]
+            out.append(
+                UnitDurations(
+                    unit_id=u.id,
+                    name=u.name,
+                    level=u.level.value,
+                    claims=sum(claim.values()),
+                    claim_p50_hours=_hours(percentile(claim, 50)),
+                    claim_p90_hours=_hours(percentile(claim, 90)),
+                    closes=sum(close.values()),
+                    close_p50_hours=_hours(percentile(close, 50)),
+                    close_p90_hours=_hours(percentile(close, 90)),
+                )
+            )
+        return out
+
+    def settled_by_level(self, unit_id: str | None = None) -> list[LevelSettled]:
+        """The funnel: how many grievances each of the seven steps resolved or replied to."""
+        unit = self._unit(unit_id)
+        where, params = self._subtree_filter(unit)
+        rows = self._fetch(
+            f"SELECT unit_id, SUM(resolved) AS resolved, SUM(replied) AS replied FROM dash_unit_month "
+            f"WHERE 1=1{where} GROUP BY unit_id",
+            params,
+        )
+        by_level: dict[Level, Counter[str]] = {level: Counter() for level in Level}
+        for r in rows:
+            if r["unit_id"] in self.chart:
+                level = self.chart.unit(r["unit_id"]).level
+                by_level[level].update({"resolved": int(r["resolved"]), "replied": int(r["replied"])})
+        return [
+            LevelSettled(level=lv.value, resolved=c["resolved"], replied=c["replied"]) for lv, c in by_level.items()
+        ]
+
+    def daily(self, unit_id: str | None = None, *, from_day: str, to_day: str) -> list[DayCounts]:
+        """Reports, claims and closures per day at a unit and below."""
+        for name, value in (("from_day", from_day), ("to_day", to_day)):
+            if not DAY.match(value):
+                raise InvalidValue(name, f"{value!r} is not a day like 2020-06-30")
+        unit = self._unit(unit_id)
+        where, params = self._subtree_filter(unit)
+        sums = ", ".join(f"SUM({c}) AS {c}" for c in DAY_COLUMNS)
+        rows = self._fetch(
+            f"SELECT day, {sums} FROM dash_unit_day WHERE day >= ? AND day <= ?{where} GROUP BY day ORDER BY day",
+            [from_day, to_day, *params],
+        )
+        return [DayCounts(day=r["day"], **{c: int(r[c]) for c in DAY_COLUMNS}) for r in rows]
+
+    def overdue_queue(self, unit_id: str | None = None, *, now: datetime, limit: int = 50) -> list[GrievanceItem]:
+        """Open grievances past their limit at a unit and below, longest overdue first."""
+        unit = self._unit(unit_id)
+        where, params = self._subtree_filter(unit)
+        rows = self._fetch(
+            f"SELECT * FROM dash_grievance WHERE due_at < ?{where} ORDER BY due_at, grievance_id LIMIT ?",
+            [_epoch(now), *params, _page_limit(limit)],
+        )
+        return [_item(r, now) for r in rows]
+
+    def most_overdue_units(self, *, now: datetime, limit: int = 10) -> list[tuple[Unit, int]]:
+        """The units where the most overdue grievances wait, most first."""
+        rows = self._fetch(
+            "SELECT unit_id, COUNT(*) AS n FROM dash_grievance WHERE due_at < ? "
+            "GROUP BY unit_id ORDER BY n DESC, unit_id LIMIT ?",
+            [_epoch(now), _page_limit(limit)],
+        )
+        return [(self.chart.unit(r["unit_id"]), int(r["n"])) for r in rows if r["unit_id"] in self.chart]
+
+    def grievances(
+        self,
+        unit_id: str | None = None,
+        *,
+        now: datetime,
+        status: str | None = None,
+        level: str | None = None,
+        category: str | None = None,
+        overdue: bool | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> GrievancePage:
+        """Grievances at a unit and below, newest report first, filtered and paged."""
+        unit = self._unit(unit_id)
+        where, params = self._subtree_filter(unit)
+        clauses: list[str] = [where]
+        if status is not None:
+            if status not in STATUSES:
+                raise InvalidValue("status", f"{status!r} is not one of {', '.join(STATUSES)}")
+            clauses.append(" AND status = ?")
+            params.append(status)
+        if level is not None:
+            clauses.append(" AND level = ?")
+            params.append(Level(level).value if level in Level._value2member_map_ else _bad("level", level))
+        if category is not None:
+            clauses.append(" AND category = ?")
+            params.append(category)
+        if overdue is not None:
+            clauses.append(" AND due_at < ?" if overdue else " AND (due_at IS NULL OR due_at >= ?)")
+            params.append(_epoch(now))
+        if offset < 0:
+            raise InvalidValue("offset", "must not be negative")
+        limit = _page_limit(limit)
+        rows = self._fetch(
+            f"SELECT * FROM dash_grievance WHERE 1=1{''.join(clauses)} "
+            "ORDER BY reported_at DESC, grievance_id LIMIT ? OFFSET ?",
+            [*params, limit + 1, offset],
+        )
+        items = [_item(r, now) for r in rows[:limit]]
+        return GrievancePage(offset=offset, limit=limit, more=len(rows) > limit, items=items)
+
+    def points(self, *, limit: int = 20) -> list[PointsEntry]:
+        """The volunteer points ledger, most points first."""
+        rows = self._fetch("SELECT * FROM dash_points")
+        entries = [
+            PointsEntry(
+                claimant=r["claimant"],
+                mode=r["mode"],
+                **{c: int(r[c]) for c in POINTS_COLUMNS},
+                points=points_of({c: int(r[c]) for c in POINTS_COLUMNS}),
+            )
+            for r in rows
+        ]
+        entries.sort(key=lambda e: (-e.points, e.claimant, e.mode))
+        return entries[: _page_limit(limit)]
+
+
+def _epoch(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        raise InvalidValue("now", "must carry a timezone")
+    return int(moment.timestamp())
+
+
+def _time(epoch: int | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(int(epoch), UTC)
+
+
+def _hours(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds / 3600, 2)
+
+
+def _page_limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidValue("limit", f"must be between 1 and {MAX_PAGE}")
+    return limit
+
+
+def _bad(field: str, value: str) -> str:
+    raise InvalidValue(field, f"{value!r} is not a level of the chain")
+
+
+def _item(r: Any, now: datetime) -> GrievanceItem:
+    due = r["due_at"]
+    reported = _time(r["reported_at"])
+    assert reported is not None
+    return GrievanceItem(
+        grievance_id=r["grievance_id"],
+        version=int(r["version"]),
+        status=r["status"],
+        level=r["level"],
+        unit_id=r["unit_id"],
+        category=r["category"],
+        title=r["title"],
+        claimant=r["claimant"],
+        claim_mode=r["claim_mode"],
+        reported_at=reported,
+        claimed_at=_time(r["claimed_at"]),
+        closed_at=_time(r["closed_at"]),
+        due_at=_time(due),
+        overdue=due is not None and int(due) < _epoch(now),
+    )

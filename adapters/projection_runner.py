@@ -1,0 +1,80 @@
+"""Follows the chain's event log into the dashboard views, one page of events a transaction."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from eventsourcing.postgres import PostgresApplicationRecorder
+from psycopg.sql import SQL, Identifier
+
+from adapters.view_store import DashboardViewsMixin
+from engine.grievance import Grievance
+from engine.service_chain import ServiceChain
+from projections.dashboard import project
+
+PageCallback = Callable[[int, int], None]  # (events in the page, position reached)
+
+
+class DashboardProjection:
+    """Reads pages of notifications after the views' tracked position and writes their changes.
+
+    A page's changes and its position commit together, so a crash at any point leaves the views at
+    the end of some page, and the next run carries on from there. Two runners on one store cannot
+    both commit a page: the tracking record refuses a position that is not past the stored one.
+    """
+
+    def __init__(self, chain: ServiceChain, views: DashboardViewsMixin, *, page_size: int = 2000) -> None:
+        self.chain = chain
+        self.views = views
+        self.page_size = page_size
+
+    def step(self) -> int:
+        """Project the next page; the number of events it held (0 when the views are up to date)."""
+        start = self.views.position() + 1
+        notifications = self.chain.recorder.select_notifications(start=start, limit=self.page_size)
+        if not notifications:
+            return 0
+        events: list[Any] = [self.chain.mapper.to_domain_event(n) for n in notifications]
+        touched = {e.originator_id for e in events if not isinstance(e, Grievance.Reported)}
+        changes = project(events, self.views.rows_of(touched) if touched else {})
+        self.views.write(changes, notifications[-1].id)
+        return len(notifications)
+
+    def catch_up(self, on_page: PageCallback | None = None) -> int:
+        """Project pages until the views hold every stored event; the number of events projected."""
+        total = 0
+        while count := self.step():
+            total += count
+            if on_page:
+                on_page(count, self.views.position())
+        return total
+
+    def rebuild(self, on_page: PageCallback | None = None) -> int:
+        """Empty the views and project the whole log again."""
+        self.views.clear()
+        return self.catch_up(on_page)
+
+    def backlog(self) -> int:
+        """How many notifications the views have still to project (an upper bound: ids may have gaps)."""
+        return max(0, (self.chain.recorder.max_notification_id() or 0) - self.views.position())
+
+    def follow(self, stop: threading.Event, *, idle_wait: float = 0.2) -> None:
+        """Keep the views up to date until `stop` is set: woken by PostgreSQL's NOTIFY, or polling SQLite."""
+        recorder = self.chain.recorder
+        if isinstance(recorder, PostgresApplicationRecorder):
+            self._follow_notify(recorder, stop, idle_wait)
+            return
+        while not stop.is_set():
+            if self.catch_up() == 0:
+                stop.wait(idle_wait)
+
+    def _follow_notify(self, recorder: PostgresApplicationRecorder, stop: threading.Event, idle_wait: float) -> None:
+        with recorder.datastore.get_connection() as conn:
+            conn.execute(SQL("LISTEN {0}").format(Identifier(recorder.channel_name)))
+            while not stop.is_set():
+                self.catch_up()
+                # Wake on the first NOTIFY the event store sends with each insert, or after idle_wait.
+                for _ in conn.notifies(timeout=idle_wait, stop_after=1):
+                    pass

@@ -1,0 +1,139 @@
+"""Query results for supervisors' dashboards: headline, counts, rates, durations, queues, points."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import msgspec
+
+from schemas.common import AwareDatetime, LevelName
+
+
+class Headline(msgspec.Struct, kw_only=True, frozen=True):
+    """The figures a leading group reports: resolved, replied, open (waiting or claimed), overdue."""
+
+    unit_id: str
+    as_of: AwareDatetime
+    resolved: int
+    replied: int
+    open: int
+    waiting: int
+    claimed: int
+    overdue: int
+
+
+class UnitCounts(msgspec.Struct, kw_only=True, frozen=True):
+    """Grievances where they stand now, at a unit and everything below it."""
+
+    unit_id: str
+    name: str
+    level: LevelName
+    waiting: int
+    claimed: int
+    resolved: int
+    replied: int
+
+
+class UnitRates(msgspec.Struct, kw_only=True, frozen=True):
+    """The three rates 12345 hotlines are ranked by, for a unit and its subtree over a period of months.
+
+    response_rate: claims within the claim limit ÷ (claims + waits that ran out unclaimed);
+    resolution_rate: resolved ÷ (resolved + replied), so a reply is not counted as a fix;
+    satisfaction_rate: (satisfied + basically satisfied) ÷ rated.
+    """
+
+    unit_id: str
+    name: str
+    level: LevelName
+    from_month: str
+    to_month: str
+    reported: int
+    claims: int
+    claims_on_time: int
+    missed: int
+    resolved: int
+    replied: int
+    rated: int
+    satisfied: int
+    basically_satisfied: int
+    dissatisfied: int
+    claims_by_organisation: int
+    claims_by_group: int
+    claims_by_member: int
+    response_rate: float | None
+    resolution_rate: float | None
+    satisfaction_rate: float | None
+
+
+class UnitDurations(msgspec.Struct, kw_only=True, frozen=True):
+    """Time to claim (from arriving at a unit) and to close (from the report), in hours, within 2 %."""
+
+    unit_id: str
+    name: str
+    level: LevelName
+    claims: int
+    claim_p50_hours: float | None
+    claim_p90_hours: float | None
+    closes: int
+    close_p50_hours: float | None
+    close_p90_hours: float | None
+
+
+class DayCounts(msgspec.Struct, kw_only=True, frozen=True):
+    """Reports, claims and closures on one day (China Standard Time)."""
+
+    day: str
+    reported: int
+    claimed: int
+    resolved: int
+    replied: int
+
+
+class LevelSettled(msgspec.Struct, kw_only=True, frozen=True):
+    """How many grievances one of the seven steps settled (resolved or replied)."""
+
+    level: LevelName
+    resolved: int
+    replied: int
+
+
+class GrievanceItem(msgspec.Struct, kw_only=True, frozen=True):
+    """A grievance in a list or queue."""
+
+    grievance_id: UUID
+    version: int
+    status: str
+    level: LevelName
+    unit_id: str
+    category: str
+    title: str
+    claimant: str | None
+    claim_mode: str | None
+    reported_at: AwareDatetime
+    claimed_at: AwareDatetime | None
+    closed_at: AwareDatetime | None
+    due_at: AwareDatetime | None
+    overdue: bool
+
+
+class GrievancePage(msgspec.Struct, kw_only=True, frozen=True):
+    """One page of a filtered list; ask for `offset + limit` next while `more` is true."""
+
+    offset: int
+    limit: int
+    more: bool
+    items: list[GrievanceItem]
+
+
+class PointsEntry(msgspec.Struct, kw_only=True, frozen=True):
+    """A member's, group's or organisation's volunteer points and what earned them."""
+
+    claimant: str
+    mode: str
+    claims: int
+    resolved: int
+    replied: int
+    satisfied: int
+    basically_satisfied: int
+    dissatisfied: int
+    points: int
