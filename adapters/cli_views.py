@@ -164,6 +164,11 @@ def projections() -> None:
     """The dashboard's read models: rebuild them from zero, keep them up to date, see how far they are."""
 
 
+page_size_option = click.option(
+    "--page-size", type=click.IntRange(1, 100_000), default=2000, show_default=True, help="Events a transaction."
+)
+
+
 def _check_name(name: str | None) -> None:
     if name not in (None, PROJECTION):
         fail(f"name: no projection {name!r}; there is: {PROJECTION}")
@@ -171,11 +176,13 @@ def _check_name(name: str | None) -> None:
 
 @projections.command()
 @click.argument("name", required=False)
-def rebuild(name: str | None) -> None:
+@page_size_option
+def rebuild(name: str | None, page_size: int) -> None:
     """Empty the views and project every stored event again, with a progress bar."""
     _check_name(name)
     with opened(views=True) as session:
         runner = session.runner
+        runner.page_size = page_size
         total = session.chain.recorder.max_notification_id() or 0
         with progress_bar() as bar:
             task = bar.add_task(f"Rebuilding {PROJECTION}", total=total)
@@ -189,10 +196,12 @@ def rebuild(name: str | None) -> None:
 @projections.command()
 @click.argument("name", required=False)
 @click.option("--idle-wait", default=0.2, show_default=True, help="Seconds to wait for new events when idle.")
-def run(name: str | None, idle_wait: float) -> None:
+@page_size_option
+def run(name: str | None, idle_wait: float, page_size: int) -> None:
     """Keep the views up to date until stopped (SIGTERM or Ctrl-C)."""
     _check_name(name)
     with opened(views=True, log_level="info") as session:
+        session.runner.page_size = page_size
         stop = _stop_on_signals()
         out.print(f"Following the event log from position {session.runner.views.position():,}.")
         session.runner.follow(stop, idle_wait=idle_wait)

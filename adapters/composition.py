@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
-from eventsourcing.persistence import InfrastructureFactory
+from eventsourcing.persistence import InfrastructureFactory, IntegrityError
 
 from adapters.chart_file import load_chart
 from adapters.projection_runner import DashboardProjection
@@ -18,7 +20,23 @@ def build_chain(settings: Settings, *, clock: Clock | None = None) -> ServiceCha
     """A ServiceChain on the configured store, chart and limits; connects only when called."""
     chart = load_chart(settings.chart_path)
     limits = TimeLimits.from_hours(settings.limits_hours) if settings.limits_hours else TimeLimits()
-    return ServiceChain(settings.store_env(), chart=chart, limits=limits, clock=clock)
+    return _creating_tables(lambda: ServiceChain(settings.store_env(), chart=chart, limits=limits, clock=clock))
+
+
+T = TypeVar("T")
+
+
+def _creating_tables(construct: Callable[[], T], attempts: int = 5) -> T:
+    """Construct something that creates its tables if missing, retrying when another process that starts
+    at the same moment creates them first (the second CREATE then fails on a unique catalogue entry)."""
+    for attempt in range(attempts):
+        try:
+            return construct()
+        except IntegrityError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def build_views(settings: Settings) -> DashboardViewsMixin:
@@ -27,7 +45,7 @@ def build_views(settings: Settings) -> DashboardViewsMixin:
     factory = InfrastructureFactory.construct(env)
     on_sqlite = env["PERSISTENCE_MODULE"].endswith("SQLiteFactory")
     views_class: Any = SQLiteDashboardViews if on_sqlite else PostgresDashboardViews
-    return cast(DashboardViewsMixin, factory.tracking_recorder(views_class))
+    return cast(DashboardViewsMixin, _creating_tables(lambda: factory.tracking_recorder(views_class)))
 
 
 def build_projection(settings: Settings, chain: ServiceChain, *, page_size: int = 2000) -> DashboardProjection:

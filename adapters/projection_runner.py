@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any
 
+from eventsourcing.persistence import IntegrityError
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
@@ -39,7 +41,10 @@ class DashboardProjection:
         events: list[Any] = [self.chain.mapper.to_domain_event(n) for n in notifications]
         touched = {e.originator_id for e in events if not isinstance(e, Grievance.Reported)}
         changes = project(events, self.views.rows_of(touched) if touched else {})
-        self.views.write(changes, notifications[-1].id)
+        # If another runner committed this page first, the tracking record refuses our position and the
+        # whole transaction rolls back: carry on from wherever the views now are.
+        with contextlib.suppress(IntegrityError):
+            self.views.write(changes, notifications[-1].id)
         return len(notifications)
 
     def catch_up(self, on_page: PageCallback | None = None) -> int:

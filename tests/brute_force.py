@@ -1,0 +1,118 @@
+"""The dashboard's figures recomputed the slow, obvious way: replaying each grievance's own events.
+
+Independent of projections/dashboard.py: it reads where a grievance stands from the aggregate itself.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from typing import Any
+from uuid import UUID
+
+from engine.grievance import Grievance
+from engine.service_chain import ServiceChain
+from projections.dashboard import bucket_of, day_of
+
+
+class Figures:
+    def __init__(self) -> None:
+        self.status: Counter[tuple[str, str]] = Counter()
+        self.months: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+        self.days: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+        self.durations: Counter[tuple[str, str, int]] = Counter()
+        self.points: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+        self.rows: dict[UUID, dict[str, Any]] = {}
+
+
+def recompute(chain: ServiceChain, grievance_ids: Iterable[UUID]) -> Figures:
+    f = Figures()
+    for gid in grievance_ids:
+        state: Any = None
+        arrived = reported = 0
+        for e in chain.history(gid):
+            before = None if state is None else (state.unit_id, state.status.value, state.claimant, state.claim_mode,
+                                                  state.claim_due)  # fmt: skip
+            state = e.mutate(state)  # type: ignore[attr-defined]
+            at = int(e.occurred_at.timestamp())  # type: ignore[attr-defined]
+            day = day_of(e.occurred_at)  # type: ignore[attr-defined]
+            month = day[:7]
+            kind = type(e).__name__
+            if kind == "Reported":
+                arrived = reported = at
+                f.months[(state.unit_id, month)]["reported"] += 1
+                f.days[(state.unit_id, day)]["reported"] += 1
+                continue
+            assert before is not None
+            unit, _status, claimant, mode, claim_due = before
+            if isinstance(e, Grievance.Claimed):
+                m = f.months[(unit, month)]
+                m["claims"] += 1
+                m[f"claims_{e.mode.value}"] += 1
+                m["claims_on_time"] += int(at <= int(claim_due.timestamp()))
+                f.days[(unit, day)]["claimed"] += 1
+                f.durations[(unit, "claim", bucket_of(at - arrived))] += 1
+                f.points[(e.claimant, e.mode.value)]["claims"] += 1
+            elif isinstance(e, Grievance.Escalated):
+                f.months[(unit, month)]["escalated_out"] += 1
+                if e.reason.value == "overdue" and _status == "waiting":
+                    f.months[(unit, month)]["missed"] += 1
+                arrived = at
+            elif isinstance(e, Grievance.Resolved | Grievance.Replied):
+                outcome = "resolved" if isinstance(e, Grievance.Resolved) else "replied"
+                f.months[(unit, month)][outcome] += 1
+                f.days[(unit, day)][outcome] += 1
+                f.durations[(unit, "close", bucket_of(at - reported))] += 1
+                f.points[(claimant, mode.value)][outcome] += 1
+            elif isinstance(e, Grievance.Rated):
+                f.months[(unit, month)]["rated"] += 1
+                f.months[(unit, month)][e.rating.value] += 1
+                f.points[(claimant, mode.value)][e.rating.value] += 1
+            elif isinstance(e, Grievance.Reopened):
+                arrived = at
+        f.status[(state.unit_id, state.status.value)] += 1
+        f.rows[gid] = {
+            "version": state.version, "status": state.status.value, "unit_id": state.unit_id,
+            "level": state.level.value, "claimant": state.claimant, "rating": state.rating and state.rating.value,
+            "reopen_count": state.reopen_count, "due_at": state.due_at() and int(state.due_at().timestamp()),
+        }  # fmt: skip
+    return f
+
+
+def stored(views: Any) -> Figures:
+    """The same figures as the views hold them."""
+    f = Figures()
+    with views.reading() as c:
+        c.execute("SELECT * FROM dash_status_count WHERE n <> 0")
+        for r in c.fetchall():
+            f.status[(r["unit_id"], r["status"])] = int(r["n"])
+        for table, keys, target in (
+            ("dash_unit_month", ("unit_id", "month"), f.months),
+            ("dash_unit_day", ("unit_id", "day"), f.days),
+            ("dash_points", ("claimant", "mode"), f.points),
+        ):
+            c.execute(f"SELECT * FROM {table}")
+            for r in c.fetchall():
+                values = {k: int(r[k]) for k in r.keys() if k not in keys and int(r[k])}  # noqa: SIM118
+                if values:
+                    target[tuple(r[k] for k in keys)].update(values)
+        c.execute("SELECT * FROM dash_duration WHERE n <> 0")
+        for r in c.fetchall():
+            f.durations[(r["unit_id"], r["measure"], int(r["bucket"]))] = int(r["n"])
+        c.execute("SELECT * FROM dash_grievance")
+        for r in c.fetchall():
+            f.rows[UUID(r["grievance_id"])] = {
+                k: (int(r[k]) if k in ("version", "reopen_count", "due_at") and r[k] is not None else r[k])
+                for k in ("version", "status", "unit_id", "level", "claimant", "rating", "reopen_count", "due_at")
+            }
+    return f
+
+
+def assert_same(expected: Figures, actual: Figures) -> None:
+    assert actual.rows == expected.rows
+    assert actual.status == +expected.status
+    for name in ("months", "days", "points"):
+        want = {k: +v for k, v in getattr(expected, name).items() if +v}
+        got = {k: +v for k, v in getattr(actual, name).items() if +v}
+        assert got == want, name
+    assert actual.durations == +expected.durations

@@ -1,0 +1,127 @@
+"""The dashboard views: exact against a brute-force recount, rebuildable, rolled up, on both stores."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adapters.composition import build_chain, build_projection
+from adapters.dashboard_queries import Dashboard
+from adapters.projection_runner import DashboardProjection
+from adapters.settings import Settings
+from engine.commands import Command
+from engine.service_chain import ServiceChain
+from tests.brute_force import assert_same, recompute, stored
+from tests.conftest import T0
+from tests.scenario import BUILDING, GRID, HOUSEHOLD
+
+UNITS = [HOUSEHOLD, BUILDING, GRID, "mh-chengdong-01-1-1-1", "cm-chengbei-02"]
+PEOPLE = ["member-wang", "member-zhao", "supervision"]
+OPS = ["claim", "claim", "escalate", "resolve", "reply", "rate", "progress", "overdue"]
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[tuple[ServiceChain, DashboardProjection]]:
+    s = Settings(database_url=database_url)
+    chain = build_chain(s, clock=lambda: T0 + timedelta(days=400))
+    yield chain, build_projection(s, chain, page_size=7)
+    chain.close()
+
+
+def play(chain: ServiceChain, ops: list[tuple[str, int, int, int]], grievances: int) -> list[UUID]:
+    """Report `grievances` problems, then apply the operations (refusals are part of the history too)."""
+    ids = [uuid4() for _ in range(grievances)]
+    now = T0
+    for i, gid in enumerate(ids):
+        chain.execute([Command("report", gid, f"r{i}", "worker", now, {
+            "unit_id": UNITS[i % len(UNITS)], "category": "other", "title": "t", "description": "d"})])  # fmt: skip
+    for n, (op, which, who, hours) in enumerate(ops):
+        now += timedelta(hours=hours)
+        gid = ids[which % len(ids)]
+        g = chain.grievance(gid)
+        # Mostly the claimant acts, so histories get far; sometimes someone else, to be refused.
+        actor = g.claimant if who != 3 and g.claimant else PEOPLE[who % len(PEOPLE)]
+        params: dict[str, Any] = {
+            "claim": {"unit_id": g.unit_id, "mode": ["member", "group", "organisation"][who % 3], "claimant": actor},
+            "escalate": {"reason": "requested"},
+            "overdue": {"reason": "overdue"},
+            "resolve": {"summary": "done"},
+            "reply": {"reason": "r", "answer": "a"},
+            "rate": {"rating": ["satisfied", "basically_satisfied", "dissatisfied"][hours % 3]},
+            "progress": {"note": "n"},
+        }[op]
+        kind = {"overdue": "escalate", "progress": "record_progress"}.get(op, op)
+        chain.execute([Command(kind, gid, f"c{n}", actor, now, params)])  # type: ignore[arg-type]
+    return ids
+
+
+operations = st.lists(
+    st.tuples(st.sampled_from(OPS), st.integers(0, 5), st.integers(0, 3), st.integers(1, 72)), max_size=60
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=operations, grievances=st.integers(1, 6))
+def test_views_equal_a_brute_force_recount_for_any_history(ops: list[Any], grievances: int) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        s = Settings(database_url=f"sqlite:///{d}/g.db")
+        chain = build_chain(s, clock=lambda: T0 + timedelta(days=400))
+        try:
+            ids = play(chain, ops, grievances)
+            projection = build_projection(s, chain, page_size=5)
+            projection.catch_up()
+            assert_same(recompute(chain, ids), stored(projection.views))
+        finally:
+            chain.close()
+
+
+def test_following_then_rebuilding_gives_the_same_views(store: tuple[ServiceChain, DashboardProjection]) -> None:
+    chain, projection = store
+    ops = [(OPS[i % len(OPS)], i % 7, i % 4, 1 + i % 50) for i in range(300)]
+    ids = play(chain, ops[:150], 12)
+    projection.catch_up()  # follow part of the way, then more events arrive
+    ids += play(chain, ops[150:], 9)
+    assert projection.backlog() > 0
+    projection.catch_up()
+    assert projection.backlog() == 0
+    followed = stored(projection.views)
+    assert_same(recompute(chain, ids), followed)
+    projection.rebuild()
+    assert_same(followed, stored(projection.views))
+
+
+def test_roll_ups_equal_the_sum_of_their_children(store: tuple[ServiceChain, DashboardProjection]) -> None:
+    chain, projection = store
+    play(chain, [(OPS[i % len(OPS)], i % 11, i % 4, 1 + i % 30) for i in range(400)], 25)
+    projection.catch_up()
+    dash = Dashboard(projection.views, chain.chart)
+    now = T0 + timedelta(days=400)
+    for unit in [chain.chart.root, *chain.chart.children_of("lg"), chain.chart.unit("cm-chengxi-03")]:
+        parent, *children = dash.counts(unit.id)
+        own = {s: n for (u, s), n in stored(projection.views).status.items() if u == unit.id}
+        for status in ("waiting", "claimed", "resolved", "replied"):
+            assert getattr(parent, status) == own.get(status, 0) + sum(getattr(c, status) for c in children)
+        parent_rates, *child_rates = dash.rates(unit.id, from_month="2026-01", to_month="2027-12")
+        assert parent_rates.claims >= sum(c.claims for c in child_rates)
+    head = dash.headline(now=now)
+    assert head.resolved + head.replied + head.open == 25
+
+
+def test_two_runners_never_count_a_page_twice(database_url: str) -> None:
+    s = Settings(database_url=database_url)
+    chain = build_chain(s, clock=lambda: T0 + timedelta(days=400))
+    try:
+        ids = play(chain, [(OPS[i % len(OPS)], i % 5, i % 4, 2) for i in range(120)], 10)
+        first, second = build_projection(s, chain, page_size=9), build_projection(s, chain, page_size=9)
+        while first.step() + second.step():  # interleaved: each page goes to whichever runner gets it first
+            pass
+        assert_same(recompute(chain, ids), stored(first.views))
+    finally:
+        chain.close()
