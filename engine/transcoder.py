@@ -49,8 +49,7 @@ class TypedEventMapper(Mapper[UUID]):
     transcoder: MsgspecTranscoder
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
-        cls = resolve_topic(stored_event.topic)
-        class_version = getattr(cls, "class_version", 1)
+        cls, class_version, typed = _by_topic(stored_event.topic)
         data = stored_event.state
         if self.cipher:
             data = self.cipher.decrypt(data)
@@ -60,7 +59,7 @@ class TypedEventMapper(Mapper[UUID]):
             state = None
             # A ValidationError means an older version's shape: the untyped path below upcasts it.
             with contextlib.suppress(msgspec.ValidationError):
-                state = self.transcoder.decode_as(data, cls)
+                state = typed.decode(data)
             if state is None or state.pop("class_version", 1) != class_version:
                 state = self.transcoder.decode(data)
                 from_version = state.pop("class_version", 1)
@@ -81,6 +80,13 @@ class TypedEventMapper(Mapper[UUID]):
         domain_event = object.__new__(cls)
         object.__setattr__(domain_event, "__dict__", state)
         return domain_event  # type: ignore[no-any-return]
+
+
+@cache
+def _by_topic(topic: str) -> tuple[Any, int, msgspec.json.Decoder[dict[str, Any]]]:
+    """An event class, its version and its typed decoder, looked up once per topic."""
+    cls = resolve_topic(topic)
+    return cls, getattr(cls, "class_version", 1), _typed_decoder(cls)
 
 
 @cache

@@ -157,82 +157,92 @@ def project(events: Iterable[Any], known: Mapping[UUID, GrievanceRow]) -> PageCh
 
 
 def _apply(e: Any, row: GrievanceRow | None, c: PageChanges) -> GrievanceRow:
-    at = epoch(e.occurred_at)
-    day = day_of(e.occurred_at)
-    month = day[:7]
-    if isinstance(e, Grievance.Reported):
+    kind = type(e).__name__
+    at = int(e.occurred_at.timestamp())
+    day = e.occurred_at.astimezone(REPORTING_TZ).date().isoformat()
+    if kind == "Reported":
         row = GrievanceRow(
-            grievance_id=e.originator_id,
-            version=e.originator_version,
-            status=Status.WAITING.value,
-            level=e.level.value,
-            unit_id=e.unit_id,
-            category=e.category.value,
-            channel=e.channel.value,
-            title=e.title,
-            reported_unit=e.unit_id,
-            reported_at=at,
-            arrived_at=at,
-            claim_due=epoch(e.claim_due),
-            claimed_at=None,
-            finish_due=None,
-            claim_mode=None,
-            claimant=None,
-            closed_at=None,
-            rating=None,
-            escalations=0,
-            reopen_count=0,
-        )
+            grievance_id=e.originator_id, version=e.originator_version, status=Status.WAITING.value,
+            level=e.level.value, unit_id=e.unit_id, category=e.category.value, channel=e.channel.value,
+            title=e.title, reported_unit=e.unit_id, reported_at=at, arrived_at=at, claim_due=epoch(e.claim_due),
+            claimed_at=None, finish_due=None, claim_mode=None, claimant=None, closed_at=None, rating=None,
+            escalations=0, reopen_count=0,
+        )  # fmt: skip
         c.status_counts[(row.unit_id, row.status)] += 1
-        c.months[(row.unit_id, month)]["reported"] += 1
+        c.months[(row.unit_id, day[:7])]["reported"] += 1
         c.days[(row.unit_id, day)]["reported"] += 1
         return row
     if row is None:
-        raise LookupError(f"event {type(e).__name__} v{e.originator_version} of {e.originator_id} before its report")
+        raise LookupError(f"event {kind} v{e.originator_version} of {e.originator_id} before its report")
     if e.originator_version != row.version + 1:
         raise LookupError(f"event v{e.originator_version} of {e.originator_id} after v{row.version}: out of order")
     row.version = e.originator_version
-    if isinstance(e, Grievance.Claimed):
-        _move(c, row, row.unit_id, Status.CLAIMED.value)
-        counts = c.months[(row.unit_id, month)]
-        counts["claims"] += 1
-        counts[f"claims_{e.mode.value}"] += 1
-        if row.claim_due is not None and at <= row.claim_due:
-            counts["claims_on_time"] += 1
-        c.days[(row.unit_id, day)]["claimed"] += 1
-        c.durations[(row.unit_id, "claim", bucket_of(at - row.arrived_at))] += 1
-        c.points[(e.claimant, e.mode.value)]["claims"] += 1
-        row.claimed_at, row.finish_due, row.claim_mode, row.claimant = at, epoch(e.finish_due), e.mode.value, e.claimant
-    elif isinstance(e, Grievance.Escalated):
-        counts = c.months[(row.unit_id, month)]
-        counts["escalated_out"] += 1
-        if e.reason.value == "overdue" and row.status == Status.WAITING:
-            counts["missed"] += 1
-        _move(c, row, e.to_unit, Status.WAITING.value)
-        row.level, row.escalations = e.to_level.value, row.escalations + 1
-        _arrive(row, at, epoch(e.claim_due))
-    elif isinstance(e, Grievance.Resolved | Grievance.Replied):
-        outcome = "resolved" if isinstance(e, Grievance.Resolved) else "replied"
+    handler = _HANDLERS.get(kind)
+    if handler is not None:  # ProgressRecorded changes nothing a supervisor counts beyond the version
+        handler(e, row, c, at, day)
+    return row
+
+
+def _claimed(e: Any, row: GrievanceRow, c: PageChanges, at: int, day: str) -> None:
+    _move(c, row, row.unit_id, Status.CLAIMED.value)
+    counts = c.months[(row.unit_id, day[:7])]
+    counts["claims"] += 1
+    counts[f"claims_{e.mode.value}"] += 1
+    if row.claim_due is not None and at <= row.claim_due:
+        counts["claims_on_time"] += 1
+    c.days[(row.unit_id, day)]["claimed"] += 1
+    c.durations[(row.unit_id, "claim", bucket_of(at - row.arrived_at))] += 1
+    c.points[(e.claimant, e.mode.value)]["claims"] += 1
+    row.claimed_at, row.finish_due, row.claim_mode, row.claimant = at, epoch(e.finish_due), e.mode.value, e.claimant
+
+
+def _escalated(e: Any, row: GrievanceRow, c: PageChanges, at: int, day: str) -> None:
+    counts = c.months[(row.unit_id, day[:7])]
+    counts["escalated_out"] += 1
+    if e.reason.value == "overdue" and row.status == Status.WAITING:
+        counts["missed"] += 1
+    _move(c, row, e.to_unit, Status.WAITING.value)
+    row.level, row.escalations = e.to_level.value, row.escalations + 1
+    _arrive(row, at, epoch(e.claim_due))
+
+
+def _closed(outcome: str) -> Any:
+    def handle(e: Any, row: GrievanceRow, c: PageChanges, at: int, day: str) -> None:
         _move(c, row, row.unit_id, outcome)
-        c.months[(row.unit_id, month)][outcome] += 1
+        c.months[(row.unit_id, day[:7])][outcome] += 1
         c.days[(row.unit_id, day)][outcome] += 1
         c.durations[(row.unit_id, "close", bucket_of(at - row.reported_at))] += 1
         if row.claimant is not None and row.claim_mode is not None:
             c.points[(row.claimant, row.claim_mode)][outcome] += 1
         row.closed_at, row.finish_due = at, None
-    elif isinstance(e, Grievance.Rated):
-        counts = c.months[(row.unit_id, month)]
-        counts["rated"] += 1
-        counts[e.rating.value] += 1
-        if row.claimant is not None and row.claim_mode is not None:
-            c.points[(row.claimant, row.claim_mode)][e.rating.value] += 1
-        row.rating = e.rating.value
-    elif isinstance(e, Grievance.Reopened):
-        _move(c, row, e.unit_id, Status.WAITING.value)
-        row.reopen_count += 1
-        _arrive(row, at, epoch(e.claim_due))
-    # ProgressRecorded changes nothing a supervisor counts; the version above records it was seen.
-    return row
+
+    return handle
+
+
+def _rated(e: Any, row: GrievanceRow, c: PageChanges, at: int, day: str) -> None:
+    counts = c.months[(row.unit_id, day[:7])]
+    counts["rated"] += 1
+    counts[e.rating.value] += 1
+    if row.claimant is not None and row.claim_mode is not None:
+        c.points[(row.claimant, row.claim_mode)][e.rating.value] += 1
+    row.rating = e.rating.value
+
+
+def _reopened(e: Any, row: GrievanceRow, c: PageChanges, at: int, day: str) -> None:
+    _move(c, row, e.unit_id, Status.WAITING.value)
+    row.reopen_count += 1
+    _arrive(row, at, epoch(e.claim_due))
+
+
+# By event class name: a dict lookup per event instead of a chain of isinstance checks.
+_HANDLERS = {
+    Grievance.Claimed.__name__: _claimed,
+    Grievance.Escalated.__name__: _escalated,
+    Grievance.Resolved.__name__: _closed("resolved"),
+    Grievance.Replied.__name__: _closed("replied"),
+    Grievance.Rated.__name__: _rated,
+    Grievance.Reopened.__name__: _reopened,
+}
 
 
 def _move(c: PageChanges, row: GrievanceRow, unit_id: str, status: str) -> None:
