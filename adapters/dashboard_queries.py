@@ -56,10 +56,6 @@ class Dashboard:
             cursor.execute(sql.replace("?", self.mark), list(params))
             return list(cursor.fetchall())
 
-    def _per_unit(self, sql: str, params: Sequence[Any], columns: Sequence[str]) -> dict[str, Counter[str]]:
-        rows = self._fetch(sql, params)
-        return {r["unit_id"]: Counter({c: int(r[c]) for c in columns}) for r in rows}
-
     def _with_children(self, unit: Unit) -> list[Unit]:
         return [unit, *self.chart.children_of(unit.id)]
 
@@ -88,13 +84,11 @@ class Dashboard:
         """Where grievances stand, for the unit and then each unit directly below it, rolled up."""
         unit = self._unit(unit_id)
         rows = self._fetch("SELECT unit_id, status, n FROM dash_status_count WHERE n <> 0")
-        per_unit: dict[str, Counter[str]] = {}
-        for r in rows:
-            per_unit.setdefault(r["unit_id"], Counter())[r["status"]] += int(r["n"])
-        totals = roll_up(self.chart, per_unit)
+        shown = self._with_children(unit)
+        totals = roll_up(self.chart, ((r["unit_id"], r["status"], int(r["n"])) for r in rows), {u.id for u in shown})
         return [
             UnitCounts(unit_id=u.id, name=u.name, level=u.level.value, **{s: totals[u.id][s] for s in STATUSES})
-            for u in self._with_children(unit)
+            for u in shown
         ]
 
     def rates(self, unit_id: str | None = None, *, from_month: str, to_month: str) -> list[UnitRates]:
@@ -104,14 +98,15 @@ class Dashboard:
                 raise InvalidValue(name, f"{value!r} is not a month like 2020-06")
         unit = self._unit(unit_id)
         sums = ", ".join(f"SUM({c}) AS {c}" for c in MONTH_COLUMNS)
-        per_unit = self._per_unit(
+        rows = self._fetch(
             f"SELECT unit_id, {sums} FROM dash_unit_month WHERE month >= ? AND month <= ? GROUP BY unit_id",
             [from_month, to_month],
-            MONTH_COLUMNS,
         )
-        totals = roll_up(self.chart, per_unit)
+        shown = self._with_children(unit)
+        figures = ((r["unit_id"], c, int(r[c])) for r in rows for c in MONTH_COLUMNS)
+        totals = roll_up(self.chart, figures, {u.id for u in shown})
         out = []
-        for u in self._with_children(unit):
+        for u in shown:
             t = totals[u.id]
             out.append(
                 UnitRates(
@@ -143,13 +138,12 @@ class Dashboard:
     def durations(self, unit_id: str | None = None) -> list[UnitDurations]:
         """Time to claim and to close, p50 and p90, for the unit and each unit below it."""
         unit = self._unit(unit_id)
-        rows = self._fetch("SELECT unit_id, measure, bucket, n FROM dash_duration")
-        per_unit: dict[str, Counter[str]] = {}
-        for r in rows:
-            per_unit.setdefault(r["unit_id"], Counter())[f"{r['measure']}:{r['bucket']}"] += int(r["n"])
-        totals = roll_up(self.chart, per_unit)
+        rows = self._fetch("SELECT unit_id, measure, bucket, n FROM dash_duration WHERE n <> 0")
+        shown = self._with_children(unit)
+        figures = ((r["unit_id"], f"{r['measure']}:{r['bucket']}", int(r["n"])) for r in rows)
+        totals = roll_up(self.chart, figures, {u.id for u in shown})
         out = []
-        for u in self._with_children(unit):
+        for u in shown:
             histograms: dict[str, dict[int, int]] = {"claim": {}, "close": {}}
             for key, n in totals[u.id].items():
                 measure, bucket = key.split(":")

@@ -34,13 +34,18 @@ class DashboardProjection:
 
     def step(self) -> int:
         """Project the next page; the number of events it held (0 when the views are up to date)."""
-        start = self.views.position() + 1
-        notifications = self.chain.recorder.select_notifications(start=start, limit=self.page_size)
+        position = self.views.position()
+        notifications = self.chain.recorder.select_notifications(start=position + 1, limit=self.page_size)
         if not notifications:
             return 0
         events: list[Any] = [self.chain.mapper.to_domain_event(n) for n in notifications]
         touched = {e.originator_id for e in events if not isinstance(e, Grievance.Reported)}
-        changes = project(events, self.views.rows_of(touched) if touched else {})
+        try:
+            changes = project(events, self.views.rows_of(touched) if touched else {})
+        except LookupError:
+            if self.views.position() != position:
+                return len(notifications)  # another runner projected this page while we read it
+            raise
         # If another runner committed this page first, the tracking record refuses our position and the
         # whole transaction rolls back: carry on from wherever the views now are.
         with contextlib.suppress(IntegrityError):

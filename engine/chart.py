@@ -34,6 +34,7 @@ class OrgChart:
                 raise ChartError(unit.id, "appears more than once")
             self._units[unit.id] = unit
         self._children: dict[str, list[str]] = {uid: [] for uid in self._units}
+        self._lineage: dict[str, tuple[str, ...]] = {}
         roots = []
         for unit in self._units.values():
             if unit.parent is None:
@@ -119,6 +120,13 @@ class OrgChart:
                 raise ChartError(unit_id, "does not reach the leading group (a cycle)")
             path.append(self._units[path[-1].parent])
         return path
+
+    def lineage(self, unit_id: str) -> tuple[str, ...]:
+        """The ids of the unit and every unit above it, computed once per unit (charts never change)."""
+        cached = self._lineage.get(unit_id)
+        if cached is None:
+            cached = self._lineage[unit_id] = tuple(u.id for u in self.path_to_root(unit_id))
+        return cached
 
     def walk(self, unit_id: str | None = None) -> Iterator[Unit]:
         """The unit (default: the root) and everything below it, parents before children."""

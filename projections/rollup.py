@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable
 
 from engine.chart import OrgChart
 
 
-def roll_up(chart: OrgChart, per_unit: Mapping[str, Mapping[str, int]]) -> dict[str, Counter[str]]:
-    """Every unit's own figures plus those of all units below it; units without figures get zeros."""
-    totals: dict[str, Counter[str]] = {unit.id: Counter() for unit in chart}
-    for unit_id, figures in per_unit.items():
-        if unit_id in totals:
-            totals[unit_id].update(figures)
-    # Parents come before children in walk(); reversed, every child is added before its parent is read.
-    for unit in reversed(list(chart.walk())):
-        if unit.parent is not None:
-            totals[unit.parent].update(totals[unit.id])
+def roll_up(
+    chart: OrgChart, figures: Iterable[tuple[str, str, int]], wanted: Collection[str]
+) -> dict[str, Counter[str]]:
+    """Totals for the `wanted` units, each its own figures plus those of every unit below it.
+
+    `figures` are (unit id, name, amount) rows; rows of units no longer in the chart are left out.
+    """
+    totals: dict[str, Counter[str]] = {unit_id: Counter() for unit_id in wanted}
+    for unit_id, name, amount in figures:
+        if unit_id not in chart:
+            continue
+        for ancestor in chart.lineage(unit_id):
+            if ancestor in totals:
+                totals[ancestor][name] += amount
     return totals
 
 

@@ -1,0 +1,172 @@
+"""Projection benchmark: rebuild rate beside the store's raw read rate, dashboard query latency with many
+grievances stored, and lag from a stored event to the views under a steady command rate.
+
+Run: `.venv/bin/python -m bench.projections --grievances 200000` (each grievance has five events).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+from adapters.composition import build_chain, build_projection
+from adapters.dashboard_queries import Dashboard
+from adapters.settings import Settings
+from bench.engine_throughput import CHART, HOUSEHOLDS, percentile, postgres_url, sqlite_url
+from engine.commands import Command
+
+T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
+NOW = T0 + timedelta(days=400)
+
+
+def lifecycle(i: int) -> list[Command]:
+    """Five events: reported, claimed, progress, resolved (or replied), rated."""
+    gid, unit, t = uuid4(), HOUSEHOLDS[i % len(HOUSEHOLDS)], T0 + timedelta(seconds=i % 1_000_000 * 30)
+    close = ("resolve", {"summary": "done"}) if i % 7 else ("reply", {"reason": "r", "answer": "a"})
+    report = {"unit_id": unit, "category": "other", "title": "t", "description": "d"}
+    claim = {"unit_id": unit, "mode": "member", "claimant": f"m{i % 900}"}
+    rating = {"rating": ("satisfied", "basically_satisfied", "dissatisfied")[i % 3]}
+    return [
+        Command("report", gid, f"a{i}", "w", t, report),
+        Command("claim", gid, f"b{i}", "m", t + timedelta(hours=2), claim),
+        Command("record_progress", gid, f"c{i}", f"m{i % 900}", t + timedelta(hours=3), {"note": "n"}),
+        Command(close[0], gid, f"d{i}", f"m{i % 900}", t + timedelta(hours=5 + i % 40), close[1]),  # type: ignore[arg-type]
+        Command("rate", gid, f"e{i}", "w", t + timedelta(hours=50), rating),
+    ]
+
+
+def populate(chain: Any, grievances: int) -> None:
+    batch: list[Command] = []
+    for i in range(grievances):
+        batch += lifecycle(i)
+        if len(batch) >= 5000:
+            chain.execute(batch)
+            batch = []
+    if batch:
+        chain.execute(batch)
+
+
+def raw_read_rate(chain: Any, page: int) -> float:
+    """Notifications/s read from the store in pages, without decoding them: the ceiling for a rebuild."""
+    started, position, total = time.perf_counter(), 0, 0
+    while rows := chain.recorder.select_notifications(start=position + 1, limit=page):
+        total += len(rows)
+        position = rows[-1].id
+    return total / (time.perf_counter() - started)
+
+
+def timed(samples: int, query: Callable[[], Any]) -> tuple[float, float]:
+    times = []
+    for _ in range(samples):
+        t = time.perf_counter()
+        query()
+        times.append((time.perf_counter() - t) * 1000)
+    return percentile(times, 50), percentile(times, 99)
+
+
+def lag(settings: Settings, rate: int, seconds: int) -> tuple[float, float]:
+    """Commands at `rate`/s for `seconds` while a runner follows: p50/p99 ms from commit to the views."""
+    chain = build_chain(settings)
+    projection = build_projection(settings, chain, page_size=2000)
+    projection.catch_up()
+    stored_at: deque[tuple[int, float]] = deque()  # (notification id, when committed), in order
+    lags: list[float] = []
+    stop = threading.Event()
+
+    def follow() -> None:
+        while not stop.is_set():
+            if projection.step() == 0:
+                stop.wait(0.01)
+                continue
+            done = time.perf_counter()
+            position = projection.views.position()
+            while stored_at and stored_at[0][0] <= position:
+                lags.append((done - stored_at.popleft()[1]) * 1000)
+
+    runner = threading.Thread(target=follow)
+    runner.start()
+    tick, i = 0.05, 10_000_000
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        started = time.perf_counter()
+        commands: list[Command] = []
+        while len(commands) < rate * tick:
+            commands += lifecycle(i)[:2]
+            i += 1
+        chain.execute(commands)
+        stored_at.append((chain.recorder.max_notification_id() or 0, time.perf_counter()))
+        time.sleep(max(0.0, tick - (time.perf_counter() - started)))
+    time.sleep(1)
+    stop.set()
+    runner.join()
+    chain.close()
+    return percentile(lags, 50), percentile(lags, 99)
+
+
+def measure(label: str, url: str, grievances: int, page: int, lag_seconds: int) -> str:
+    settings = Settings(database_url=url, durability="normal")
+    chain = build_chain(settings)
+    try:
+        started = time.perf_counter()
+        populate(chain, grievances)
+        populate_rate = grievances * 5 / (time.perf_counter() - started)
+        projection = build_projection(settings, chain, page_size=page)
+        raw = raw_read_rate(chain, page)
+        started = time.perf_counter()
+        events = projection.rebuild()
+        rebuild = events / (time.perf_counter() - started)
+        dash = Dashboard(projection.views, CHART)
+        street = CHART.children_of("lg")[0].id
+        queries = {
+            "headline": lambda: dash.headline(now=NOW),
+            "rates by unit": lambda: dash.rates(from_month="2025-01", to_month="2026-12"),
+            "overdue queue of a street": lambda: dash.overdue_queue(street, now=NOW),
+            "grievance list page, filtered": lambda: dash.grievances(street, now=NOW, status="resolved"),
+            "durations": lambda: dash.durations(),
+        }
+        latencies = {name: timed(200, q) for name, q in queries.items()}
+    finally:
+        chain.close()
+    lag_p50, lag_p99 = lag(settings, 1000, lag_seconds)
+    lines = [
+        f"| {label} | {events:,} events, {grievances:,} grievances | store {populate_rate:,.0f}/s | "
+        f"raw read {raw:,.0f}/s | rebuild {rebuild:,.0f}/s ({rebuild / raw:.2f} of raw) | "
+        f"lag at 1,000 commands/s p50 {lag_p50:,.0f} ms, p99 {lag_p99:,.0f} ms |"
+    ]
+    lines += [f"| {label} | query: {name} | p50 {p50:.2f} ms | p99 {p99:.2f} ms | | |"
+              for name, (p50, p99) in latencies.items()]  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--grievances", type=int, default=200_000, help="grievances stored (five events each)")
+    parser.add_argument("--page", type=int, default=5000, help="events a projection transaction")
+    parser.add_argument("--lag-seconds", type=int, default=30, help="how long the steady-rate lag run lasts")
+    parser.add_argument("--stores", default="sqlite,postgres")
+    args = parser.parse_args()
+    rows = []
+    if "sqlite" in args.stores:
+        with sqlite_url() as url:
+            rows.append(measure("SQLite", url, args.grievances, args.page, args.lag_seconds))
+    if "postgres" in args.stores:
+        with postgres_url() as url:
+            rows.append(measure("PostgreSQL", url, args.grievances, args.page, args.lag_seconds))
+    print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"command: python -m bench.projections --grievances {args.grievances} --page {args.page} "
+          f"--lag-seconds {args.lag_seconds}")  # fmt: skip
+    print("| store | what | | | | |\n|---|---|---|---|---|---|")
+    for row in rows:
+        print(row)
+
+
+if __name__ == "__main__":
+    main()
