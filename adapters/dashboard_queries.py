@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -148,21 +148,19 @@ class Dashboard:
             for key, n in totals[u.id].items():
                 measure, bucket = key.split(":")
                 histograms[measure][int(bucket)] = n
-            claim, close = histograms["claim"], histograms["close"]
-            out.append(
-                UnitDurations(
-                    unit_id=u.id,
-                    name=u.name,
-                    level=u.level.value,
-                    claims=sum(claim.values()),
-                    claim_p50_hours=_hours(percentile(claim, 50)),
-                    claim_p90_hours=_hours(percentile(claim, 90)),
-                    closes=sum(close.values()),
-                    close_p50_hours=_hours(percentile(close, 50)),
-                    close_p90_hours=_hours(percentile(close, 90)),
-                )
-            )
+            out.append(_durations(u.id, u.name, u.level, histograms["claim"], histograms["close"]))
         return out
+
+    def durations_by_level(self) -> list[UnitDurations]:
+        """Time to claim and to close, p50 and p90, for each of the seven levels; `unit_id` is "*" (all its units)."""
+        rows = self._fetch("SELECT unit_id, measure, bucket, n FROM dash_duration WHERE n <> 0")
+        histograms: dict[Level, dict[str, Counter[int]]] = {
+            lv: {"claim": Counter(), "close": Counter()} for lv in Level
+        }
+        for r in rows:
+            if r["unit_id"] in self.chart:
+                histograms[self.chart.unit(r["unit_id"]).level][r["measure"]][int(r["bucket"])] += int(r["n"])
+        return [_durations("*", lv.chinese, lv, h["claim"], h["close"]) for lv, h in histograms.items()]
 
     def settled_by_level(self, unit_id: str | None = None) -> list[LevelSettled]:
         """The funnel: how many grievances each of the seven steps resolved or replied to."""
@@ -270,6 +268,22 @@ class Dashboard:
         ]
         entries.sort(key=lambda e: (-e.points, e.claimant, e.mode))
         return entries[: _page_limit(limit)]
+
+
+def _durations(
+    unit_id: str, name: str, level: Level, claim: Mapping[int, int], close: Mapping[int, int]
+) -> UnitDurations:
+    return UnitDurations(
+        unit_id=unit_id,
+        name=name,
+        level=level.value,
+        claims=sum(claim.values()),
+        claim_p50_hours=_hours(percentile(claim, 50)),
+        claim_p90_hours=_hours(percentile(claim, 90)),
+        closes=sum(close.values()),
+        close_p50_hours=_hours(percentile(close, 50)),
+        close_p90_hours=_hours(percentile(close, 90)),
+    )
 
 
 def _epoch(moment: datetime) -> int:

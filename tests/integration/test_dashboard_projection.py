@@ -110,6 +110,10 @@ def test_roll_ups_equal_the_sum_of_their_children(store: tuple[ServiceChain, Das
             assert getattr(parent, status) == own.get(status, 0) + sum(getattr(c, status) for c in children)
         parent_rates, *child_rates = dash.rates(unit.id, from_month="2026-01", to_month="2027-12")
         assert parent_rates.claims >= sum(c.claims for c in child_rates)
+    root_durations = dash.durations()[0]
+    by_level = dash.durations_by_level()
+    assert sum(d.claims for d in by_level) == root_durations.claims
+    assert sum(d.closes for d in by_level) == root_durations.closes
     head = dash.headline(now=now)
     assert head.resolved + head.replied + head.open == 25
 

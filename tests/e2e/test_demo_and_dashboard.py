@@ -1,0 +1,75 @@
+"""The README's first command and the supervisors' commands, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def grievance(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "GRIEVANCE_DATABASE_URL": f"sqlite:///{db}"}
+    return subprocess.run([sys.executable, "-m", "adapters.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=300, check=False)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("demo") / "grievances.db"
+    done = grievance(db, "demo")
+    assert done.returncode == 0, done.stderr
+    assert "1,115" in done.stdout
+    return db
+
+
+def test_the_demo_year_ends_with_1115_resolved(demo_db: Path) -> None:
+    dashboard = json.loads(grievance(demo_db, "dashboard", "--at", "2021-01-01T00:00:00+08:00", "--json").stdout)
+    head = dashboard["headline"]
+    assert head["resolved"] == 1115
+    assert head["replied"] > 0
+    assert head["open"] > 0
+    settled = {s["level"]: s["resolved"] + s["replied"] for s in dashboard["settled_by_level"]}
+    assert settled["member_household"] > settled["community"] > settled["leading_group"] > 0
+    rates = dashboard["rates"][0]
+    assert rates["claims_by_organisation"]
+    assert rates["claims_by_group"]
+    assert rates["claims_by_member"]
+    assert 0 < rates["satisfaction_rate"] < 1  # some residents were dissatisfied, and reopened
+
+
+def test_the_demo_refuses_a_store_that_already_holds_events(demo_db: Path) -> None:
+    done = grievance(demo_db, "demo")
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("error: the store at sqlite:///")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_rebuild_and_status_from_the_command_line(demo_db: Path) -> None:
+    before = grievance(demo_db, "dashboard", "--at", "2021-01-01T00:00:00+08:00", "--json").stdout
+    rebuilt = grievance(demo_db, "projections", "rebuild", "--page-size", "500")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "events projected" in rebuilt.stdout
+    status = json.loads(grievance(demo_db, "projections", "status", "--json").stdout)
+    assert status["backlog"] == 0
+    assert grievance(demo_db, "dashboard", "--at", "2021-01-01T00:00:00+08:00", "--json").stdout == before
+    wrong = grievance(demo_db, "projections", "rebuild", "nonsense")
+    assert wrong.returncode == 1
+    assert wrong.stderr.strip() == "error: name: no projection 'nonsense'; there is: dashboard"
+
+
+def test_dashboard_errors_name_the_field(demo_db: Path) -> None:
+    done = grievance(demo_db, "dashboard", "--unit", "nowhere", "--at", "2021-01-01T00:00:00+08:00")
+    assert done.returncode == 1
+    assert done.stderr.strip() == "error: unit_id: no unit 'nowhere' in the organisation chart"
+    done = grievance(demo_db, "dashboard", "--from-month", "2020-13", "--at", "2021-01-01T00:00:00+08:00")
+    assert done.stderr.strip() == "error: from_month: '2020-13' is not a month like 2020-06"
+
+
+def test_a_supervision_sweep_from_the_command_line(demo_db: Path) -> None:
+    done = grievance(demo_db, "supervise", "--at", "2021-01-01T00:00:00+08:00")
+    assert done.returncode == 0, done.stderr
+    assert "escalated" in done.stdout
