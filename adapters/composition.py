@@ -6,12 +6,13 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from eventsourcing.persistence import InfrastructureFactory, IntegrityError
+from eventsourcing.persistence import InfrastructureFactory, IntegrityError, ProgrammingError
 
 from adapters.chart_file import load_chart
 from adapters.projection_runner import DashboardProjection
 from adapters.settings import Settings
 from adapters.view_store import DashboardViewsMixin, PostgresDashboardViews, SQLiteDashboardViews
+from engine.chart import OrgChart
 from engine.limits import TimeLimits
 from engine.service_chain import Clock, ServiceChain
 
@@ -32,22 +33,25 @@ def _creating_tables(construct: Callable[[], T], attempts: int = 5) -> T:
     for attempt in range(attempts):
         try:
             return construct()
-        except IntegrityError:
+        except (IntegrityError, ProgrammingError):  # "already exists", in one catalogue or another
             if attempt == attempts - 1:
                 raise
             time.sleep(0.05 * (attempt + 1))
     raise AssertionError("unreachable")
 
 
-def build_views(settings: Settings) -> DashboardViewsMixin:
-    """The dashboard's tables in the same database as the events (created if missing)."""
+def build_views(settings: Settings, chart: OrgChart) -> DashboardViewsMixin:
+    """The dashboard's tables in the same database as the events (created if missing), with `chart`'s
+    lineage for the roll-up queries."""
     env = settings.store_env()
     factory = InfrastructureFactory.construct(env)
     on_sqlite = env["PERSISTENCE_MODULE"].endswith("SQLiteFactory")
     views_class: Any = SQLiteDashboardViews if on_sqlite else PostgresDashboardViews
-    return cast(DashboardViewsMixin, _creating_tables(lambda: factory.tracking_recorder(views_class)))
+    views = cast(DashboardViewsMixin, _creating_tables(lambda: factory.tracking_recorder(views_class)))
+    views.load_chart(chart)
+    return views
 
 
 def build_projection(settings: Settings, chain: ServiceChain, *, page_size: int = 2000) -> DashboardProjection:
     """The runner that keeps the dashboard views up to date with the chain's events."""
-    return DashboardProjection(chain, build_views(settings), page_size=page_size)
+    return DashboardProjection(chain, build_views(settings, chain.chart), page_size=page_size)

@@ -13,7 +13,7 @@ from engine.chart import OrgChart, Unit
 from engine.errors import InvalidValue
 from engine.levels import Level
 from projections.dashboard import DAY_COLUMNS, MONTH_COLUMNS, POINTS_COLUMNS, percentile, points_of
-from projections.rollup import ratio, roll_up
+from projections.rates import ratio
 from schemas.dashboard import (
     DayCounts,
     GrievanceItem,
@@ -30,6 +30,7 @@ MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 DAY = re.compile(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
 STATUSES = ("waiting", "claimed", "resolved", "replied")
 MAX_PAGE = 500
+LINEAGE_COLUMN_OF = {Level.STREET_COMMITTEE: "street_id", Level.COMMUNITY: "community_id", Level.GRID_BRANCH: "grid_id"}
 
 
 class Dashboard:
@@ -45,9 +46,13 @@ class Dashboard:
     def _unit(self, unit_id: str | None) -> Unit:
         return self.chart.root if unit_id is None else self.chart.unit(unit_id)
 
-    def _subtree_filter(self, unit: Unit, column: str = "unit_id") -> tuple[str, list[Any]]:
+    def _subtree_filter(self, unit: Unit, column: str = "unit_id", *, lineage: bool = False) -> tuple[str, list[Any]]:
+        """A WHERE fragment matching the unit and everything below it; with `lineage`, on dash_grievance's
+        indexed street, community and grid columns where the unit is one of those."""
         if unit.id == self.chart.root.id:
             return "", []
+        if lineage and unit.level in LINEAGE_COLUMN_OF:
+            return f" AND {LINEAGE_COLUMN_OF[unit.level]} = ?", [unit.id]
         ids = [u.id for u in self.chart.walk(unit.id)]
         return f" AND {column} IN ({', '.join([self.mark] * len(ids))})", ids
 
@@ -55,6 +60,31 @@ class Dashboard:
         with self.views.reading() as cursor:
             cursor.execute(sql.replace("?", self.mark), list(params))
             return list(cursor.fetchall())
+
+    def _rolled_up(
+        self,
+        shown: list[Unit],
+        table: str,
+        sums: Sequence[str],
+        *,
+        by: Sequence[str] = (),
+        where: str = "",
+        params: Sequence[Any] = (),
+    ) -> dict[str, list[Any]]:
+        """Each shown unit's rows of `table` summed over itself and everything below it (via dash_lineage)."""
+        keys = "".join(f", t.{k}" for k in by)
+        totals = ", ".join(f"SUM(t.{c}) AS {c}" for c in sums)
+        marks = ", ".join("?" * len(shown))
+        rows = self._fetch(
+            f"SELECT l.ancestor_id AS shown_id{keys}, {totals} FROM {table} t "
+            f"JOIN dash_lineage l ON l.unit_id = t.unit_id WHERE l.ancestor_id IN ({marks}){where} "
+            f"GROUP BY l.ancestor_id{keys}",
+            [*(u.id for u in shown), *params],
+        )
+        grouped: dict[str, list[Any]] = {u.id: [] for u in shown}
+        for r in rows:
+            grouped[r["shown_id"]].append(r)
+        return grouped
 
     def _with_children(self, unit: Unit) -> list[Unit]:
         return [unit, *self.chart.children_of(unit.id)]
@@ -65,7 +95,7 @@ class Dashboard:
         """Resolved, replied, open and overdue grievances at a unit and below, as of `now`."""
         unit = self._unit(unit_id)
         counts = self.counts(unit.id)[0]
-        where, params = self._subtree_filter(unit)
+        where, params = self._subtree_filter(unit, lineage=True)
         overdue = self._fetch(
             f"SELECT COUNT(*) AS n FROM dash_grievance WHERE due_at < ?{where}", [_epoch(now), *params]
         )
@@ -83,13 +113,15 @@ class Dashboard:
     def counts(self, unit_id: str | None = None) -> list[UnitCounts]:
         """Where grievances stand, for the unit and then each unit directly below it, rolled up."""
         unit = self._unit(unit_id)
-        rows = self._fetch("SELECT unit_id, status, n FROM dash_status_count WHERE n <> 0")
         shown = self._with_children(unit)
-        totals = roll_up(self.chart, ((r["unit_id"], r["status"], int(r["n"])) for r in rows), {u.id for u in shown})
-        return [
-            UnitCounts(unit_id=u.id, name=u.name, level=u.level.value, **{s: totals[u.id][s] for s in STATUSES})
-            for u in shown
-        ]
+        grouped = self._rolled_up(shown, "dash_status_count", ["n"], by=["status"])
+        out = []
+        for u in shown:
+            by_status = Counter({r["status"]: int(r["n"]) for r in grouped[u.id]})
+            out.append(
+                UnitCounts(unit_id=u.id, name=u.name, level=u.level.value, **{s: by_status[s] for s in STATUSES})
+            )
+        return out
 
     def rates(self, unit_id: str | None = None, *, from_month: str, to_month: str) -> list[UnitRates]:
         """Response, resolution and satisfaction rates for the unit and each unit below it, over months."""
@@ -97,17 +129,17 @@ class Dashboard:
             if not MONTH.match(value):
                 raise InvalidValue(name, f"{value!r} is not a month like 2020-06")
         unit = self._unit(unit_id)
-        sums = ", ".join(f"SUM({c}) AS {c}" for c in MONTH_COLUMNS)
-        rows = self._fetch(
-            f"SELECT unit_id, {sums} FROM dash_unit_month WHERE month >= ? AND month <= ? GROUP BY unit_id",
-            [from_month, to_month],
-        )
         shown = self._with_children(unit)
-        figures = ((r["unit_id"], c, int(r[c])) for r in rows for c in MONTH_COLUMNS)
-        totals = roll_up(self.chart, figures, {u.id for u in shown})
+        grouped = self._rolled_up(
+            shown,
+            "dash_unit_month",
+            MONTH_COLUMNS,
+            where=" AND t.month >= ? AND t.month <= ?",
+            params=[from_month, to_month],
+        )
         out = []
         for u in shown:
-            t = totals[u.id]
+            t = Counter({c: int(grouped[u.id][0][c] or 0) for c in MONTH_COLUMNS} if grouped[u.id] else {})
             out.append(
                 UnitRates(
                     unit_id=u.id,
@@ -138,16 +170,13 @@ class Dashboard:
     def durations(self, unit_id: str | None = None) -> list[UnitDurations]:
         """Time to claim and to close, p50 and p90, for the unit and each unit below it."""
         unit = self._unit(unit_id)
-        rows = self._fetch("SELECT unit_id, measure, bucket, n FROM dash_duration WHERE n <> 0")
         shown = self._with_children(unit)
-        figures = ((r["unit_id"], f"{r['measure']}:{r['bucket']}", int(r["n"])) for r in rows)
-        totals = roll_up(self.chart, figures, {u.id for u in shown})
+        grouped = self._rolled_up(shown, "dash_duration", ["n"], by=["measure", "bucket"])
         out = []
         for u in shown:
             histograms: dict[str, dict[int, int]] = {"claim": {}, "close": {}}
-            for key, n in totals[u.id].items():
-                measure, bucket = key.split(":")
-                histograms[measure][int(bucket)] = n
+            for r in grouped[u.id]:
+                histograms[r["measure"]][int(r["bucket"])] = int(r["n"])
             out.append(_durations(u.id, u.name, u.level, histograms["claim"], histograms["close"]))
         return out
 
@@ -197,7 +226,7 @@ class Dashboard:
     def overdue_queue(self, unit_id: str | None = None, *, now: datetime, limit: int = 50) -> list[GrievanceItem]:
         """Open grievances past their limit at a unit and below, longest overdue first."""
         unit = self._unit(unit_id)
-        where, params = self._subtree_filter(unit)
+        where, params = self._subtree_filter(unit, lineage=True)
         rows = self._fetch(
             f"SELECT * FROM dash_grievance WHERE due_at < ?{where} ORDER BY due_at, grievance_id LIMIT ?",
             [_epoch(now), *params, _page_limit(limit)],
@@ -227,7 +256,7 @@ class Dashboard:
     ) -> GrievancePage:
         """Grievances at a unit and below, newest report first, filtered and paged."""
         unit = self._unit(unit_id)
-        where, params = self._subtree_filter(unit)
+        where, params = self._subtree_filter(unit, lineage=True)
         clauses: list[str] = [where]
         if status is not None:
             if status not in STATUSES:

@@ -14,7 +14,7 @@ from psycopg.sql import SQL, Identifier
 from adapters.view_store import DashboardViewsMixin
 from engine.grievance import Grievance
 from engine.service_chain import ServiceChain
-from projections.dashboard import project
+from projections.dashboard import Lineages, project
 
 PageCallback = Callable[[int, int], None]  # (events in the page, position reached)
 
@@ -31,6 +31,7 @@ class DashboardProjection:
         self.chain = chain
         self.views = views
         self.page_size = page_size
+        self.lineages = Lineages(chain.chart)
 
     def step(self) -> int:
         """Project the next page; the number of events it held (0 when the views are up to date)."""
@@ -41,7 +42,7 @@ class DashboardProjection:
         events: list[Any] = [self.chain.mapper.to_domain_event(n) for n in notifications]
         touched = {e.originator_id for e in events if not isinstance(e, Grievance.Reported)}
         try:
-            changes = project(events, self.views.rows_of(touched) if touched else {})
+            changes = project(events, self.views.rows_of(touched) if touched else {}, self.lineages)
         except LookupError:
             if self.views.position() != position:
                 return len(notifications)  # another runner projected this page while we read it

@@ -16,6 +16,7 @@ from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 from psycopg.sql import SQL, Identifier
 
+from engine.chart import OrgChart
 from projections.dashboard import (
     DAY_COLUMNS,
     MONTH_COLUMNS,
@@ -26,6 +27,7 @@ from projections.dashboard import (
 )
 
 PROJECTION = "dashboard"
+LINEAGE_COLUMNS = ("street_id", "community_id", "grid_id")
 IDS_PER_QUERY = 500
 
 # name, key columns, counter columns
@@ -37,7 +39,8 @@ COUNTER_TABLES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("dash_points", ("claimant", "mode"), POINTS_COLUMNS),
 )
 _TEXT_COLUMNS = {"grievance_id", "status", "level", "unit_id", "category", "channel", "title", "reported_unit",
-                 "claim_mode", "claimant", "rating", "month", "day", "measure", "mode"}  # fmt: skip
+                 "claim_mode", "claimant", "rating", "month", "day", "measure", "mode", "street_id", "community_id",
+                 "grid_id"}  # fmt: skip
 
 
 def _column_type(name: str) -> str:
@@ -53,6 +56,16 @@ def _ddl() -> list[str]:
         "WHERE due_at IS NOT NULL",
         "CREATE INDEX IF NOT EXISTS dash_grievance_unit_reported ON dash_grievance (unit_id, reported_at)",
     ]
+    for column in LINEAGE_COLUMNS:
+        statements += [
+            f"CREATE INDEX IF NOT EXISTS dash_grievance_{column}_due ON dash_grievance ({column}, due_at) "
+            "WHERE due_at IS NOT NULL",
+            f"CREATE INDEX IF NOT EXISTS dash_grievance_{column}_reported ON dash_grievance ({column}, reported_at)",
+        ]
+    # unit → each of its ancestors (and itself), from the chart: the roll-up queries join on it.
+    statements.append(
+        "CREATE TABLE IF NOT EXISTS dash_lineage (ancestor_id TEXT, unit_id TEXT, PRIMARY KEY (ancestor_id, unit_id))"
+    )
     for table, keys, counters in COUNTER_TABLES:
         cols = ", ".join(
             [*(f"{k} {_column_type(k)}" for k in keys), *(f"{c} BIGINT NOT NULL DEFAULT 0" for c in counters)]
@@ -134,6 +147,16 @@ class DashboardViewsMixin:
         with self._transaction(commit=True) as cursor:
             for statement in _ddl():
                 cursor.execute(statement)
+
+    def load_chart(self, chart: OrgChart) -> None:
+        """Replace the unit → ancestor pairs the roll-up queries join on with those of `chart`."""
+        pairs = [(ancestor, unit.id) for unit in chart for ancestor in chart.lineage(unit.id)]
+        with self._transaction(commit=True) as cursor:
+            cursor.execute("DELETE FROM dash_lineage")
+            # DO NOTHING: a process starting at the same moment may have inserted the same pairs.
+            cursor.executemany(
+                f"INSERT INTO dash_lineage VALUES ({self.mark}, {self.mark}) ON CONFLICT DO NOTHING", pairs
+            )
 
     def rows_of(self, grievance_ids: Iterable[UUID]) -> dict[UUID, GrievanceRow]:
         """The stored list rows of these grievances (those it has)."""

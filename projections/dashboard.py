@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
 
+from engine.chart import OrgChart
 from engine.grievance import Grievance, Status
+from engine.levels import Level
 
 # Days and months are counted in China Standard Time, where the grid workers live.
 REPORTING_TZ = timezone(timedelta(hours=8), "CST")
@@ -68,6 +70,11 @@ class GrievanceRow:
     rating: str | None
     escalations: int
     reopen_count: int
+    # Where the current unit sits: its street committee, community and grid (None above them), so a
+    # supervisor's subtree is one indexed equality rather than a list of hundreds of units.
+    street_id: str | None = None
+    community_id: str | None = None
+    grid_id: str | None = None
 
     @property
     def due_at(self) -> int | None:
@@ -86,6 +93,7 @@ ROW_COLUMNS = tuple(f.name for f in fields(GrievanceRow))
 class PageChanges:
     """What a page of events changes: final rows of the grievances it touched, and counter deltas."""
 
+    lineages: Callable[[str], tuple[str | None, str | None, str | None]]
     rows: dict[UUID, GrievanceRow] = field(default_factory=dict)
     status_counts: defaultdict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     months: defaultdict[tuple[str, str], defaultdict[str, int]] = field(
@@ -144,9 +152,30 @@ def points_of(counts: Mapping[str, int]) -> int:
     )
 
 
-def project(events: Iterable[Any], known: Mapping[UUID, GrievanceRow]) -> PageChanges:
+class Lineages:
+    """Each unit's street committee, community and grid, looked up in the chart once per unit."""
+
+    def __init__(self, chart: OrgChart) -> None:
+        self.chart = chart
+        self._cache: dict[str, tuple[str | None, str | None, str | None]] = {}
+
+    def __call__(self, unit_id: str) -> tuple[str | None, str | None, str | None]:
+        found = self._cache.get(unit_id)
+        if found is None:
+            by_level = (
+                {self.chart.unit(u).level: u for u in self.chart.lineage(unit_id)} if unit_id in self.chart else {}
+            )
+            found = self._cache[unit_id] = (
+                by_level.get(Level.STREET_COMMITTEE),
+                by_level.get(Level.COMMUNITY),
+                by_level.get(Level.GRID_BRANCH),
+            )
+        return found
+
+
+def project(events: Iterable[Any], known: Mapping[UUID, GrievanceRow], lineages: Lineages) -> PageChanges:
     """The changes a page of grievance events makes, given the stored rows of the grievances it touches."""
-    changes = PageChanges()
+    changes = PageChanges(lineages=lineages)
     for event in events:
         gid = event.originator_id
         row = changes.rows.get(gid)
@@ -168,6 +197,7 @@ def _apply(e: Any, row: GrievanceRow | None, c: PageChanges) -> GrievanceRow:
             claimed_at=None, finish_due=None, claim_mode=None, claimant=None, closed_at=None, rating=None,
             escalations=0, reopen_count=0,
         )  # fmt: skip
+        row.street_id, row.community_id, row.grid_id = c.lineages(row.unit_id)
         c.status_counts[(row.unit_id, row.status)] += 1
         c.months[(row.unit_id, day[:7])]["reported"] += 1
         c.days[(row.unit_id, day)]["reported"] += 1
@@ -248,6 +278,8 @@ _HANDLERS = {
 def _move(c: PageChanges, row: GrievanceRow, unit_id: str, status: str) -> None:
     c.status_counts[(row.unit_id, row.status)] -= 1
     c.status_counts[(unit_id, status)] += 1
+    if unit_id != row.unit_id:
+        row.street_id, row.community_id, row.grid_id = c.lineages(unit_id)
     row.unit_id, row.status = unit_id, status
 
 

@@ -75,8 +75,18 @@ def recompute(chain: ServiceChain, grievance_ids: Iterable[UUID]) -> Figures:
             "version": state.version, "status": state.status.value, "unit_id": state.unit_id,
             "level": state.level.value, "claimant": state.claimant, "rating": state.rating and state.rating.value,
             "reopen_count": state.reopen_count, "due_at": state.due_at() and int(state.due_at().timestamp()),
+            **_lineage(chain, state.unit_id),
         }  # fmt: skip
     return f
+
+
+def _lineage(chain: ServiceChain, unit_id: str) -> dict[str, str | None]:
+    levels = {chain.chart.unit(u).level.value: u for u in chain.chart.lineage(unit_id)}
+    return {
+        "street_id": levels.get("street_committee"),
+        "community_id": levels.get("community"),
+        "grid_id": levels.get("grid_branch"),
+    }
 
 
 def stored(views: Any) -> Figures:
@@ -103,7 +113,19 @@ def stored(views: Any) -> Figures:
         for r in c.fetchall():
             f.rows[UUID(r["grievance_id"])] = {
                 k: (int(r[k]) if k in ("version", "reopen_count", "due_at") and r[k] is not None else r[k])
-                for k in ("version", "status", "unit_id", "level", "claimant", "rating", "reopen_count", "due_at")
+                for k in (
+                    "version",
+                    "status",
+                    "unit_id",
+                    "level",
+                    "claimant",
+                    "rating",
+                    "reopen_count",
+                    "due_at",
+                    "street_id",
+                    "community_id",
+                    "grid_id",
+                )
             }
     return f
 
