@@ -186,9 +186,8 @@ def rebuild(name: str | None, page_size: int) -> None:
         total = session.chain.recorder.max_notification_id() or 0
         with progress_bar() as bar:
             task = bar.add_task(f"Rebuilding {PROJECTION}", total=total)
-            runner.views.clear()
             started = time.perf_counter()
-            events = runner.catch_up(on_page=lambda _count, position: bar.update(task, completed=position))
+            events = runner.rebuild(on_page=lambda _count, position: bar.update(task, completed=position))
         seconds = time.perf_counter() - started
         out.print(f"{events:,} events projected in {seconds:.1f} s ({events / max(seconds, 1e-9):,.0f} events/s).")
 

@@ -12,7 +12,7 @@ from adapters.view_store import DashboardViewsMixin
 from engine.chart import OrgChart, Unit
 from engine.errors import InvalidValue
 from engine.levels import Level
-from projections.dashboard import DAY_COLUMNS, MONTH_COLUMNS, POINTS_COLUMNS, percentile, points_of
+from projections.dashboard import DAY, DAY_COLUMNS, MONTH_COLUMNS, POINTS_COLUMNS, percentile, points_of
 from projections.rates import ratio
 from schemas.dashboard import (
     DayCounts,
@@ -27,7 +27,7 @@ from schemas.dashboard import (
 )
 
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-DAY = re.compile(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
+DAY_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
 STATUSES = ("waiting", "claimed", "resolved", "replied")
 MAX_PAGE = 500
 LINEAGE_COLUMN_OF = {Level.STREET_COMMITTEE: "street_id", Level.COMMUNITY: "community_id", Level.GRID_BRANCH: "grid_id"}
@@ -95,10 +95,7 @@ class Dashboard:
         """Resolved, replied, open and overdue grievances at a unit and below, as of `now`."""
         unit = self._unit(unit_id)
         counts = self.counts(unit.id)[0]
-        where, params = self._subtree_filter(unit, lineage=True)
-        overdue = self._fetch(
-            f"SELECT COUNT(*) AS n FROM dash_grievance WHERE due_at < ?{where}", [_epoch(now), *params]
-        )
+        overdue = self.overdue_count(unit, now)
         return Headline(
             unit_id=unit.id,
             as_of=now,
@@ -107,8 +104,22 @@ class Dashboard:
             open=counts.waiting + counts.claimed,
             waiting=counts.waiting,
             claimed=counts.claimed,
-            overdue=int(overdue[0]["n"]),
+            overdue=overdue,
         )
+
+    def overdue_count(self, unit: Unit, now: datetime) -> int:
+        """Open grievances past their limit at `now`, at the unit and below: whole days from the due-day
+        counters, and today's part from the list's due index."""
+        at = _epoch(now)
+        today = at // DAY
+        past = self._rolled_up([unit], "dash_due_day", ["n"], where=" AND t.due_day < ?", params=[today])[unit.id]
+        where, params = self._subtree_filter(unit, lineage=True)
+        rows = self._fetch(
+            f"SELECT COUNT(*) AS n FROM dash_grievance WHERE due_at >= ? AND due_at < ?{where}",
+            [today * DAY, at, *params],
+        )
+        whole_days = int(past[0]["n"] or 0) if past else 0
+        return whole_days + int(rows[0]["n"])
 
     def counts(self, unit_id: str | None = None) -> list[UnitCounts]:
         """Where grievances stand, for the unit and then each unit directly below it, rolled up."""
@@ -212,7 +223,7 @@ class Dashboard:
     def daily(self, unit_id: str | None = None, *, from_day: str, to_day: str) -> list[DayCounts]:
         """Reports, claims and closures per day at a unit and below."""
         for name, value in (("from_day", from_day), ("to_day", to_day)):
-            if not DAY.match(value):
+            if not DAY_PATTERN.match(value):
                 raise InvalidValue(name, f"{value!r} is not a day like 2020-06-30")
         unit = self._unit(unit_id)
         where, params = self._subtree_filter(unit)

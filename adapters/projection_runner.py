@@ -65,7 +65,9 @@ class DashboardProjection:
     def rebuild(self, on_page: PageCallback | None = None) -> int:
         """Empty the views and project the whole log again."""
         self.views.clear()
-        return self.catch_up(on_page)
+        projected = self.catch_up(on_page)
+        self.views.analyze()
+        return projected
 
     def backlog(self) -> int:
         """How many notifications the views have still to project (an upper bound: ids may have gaps)."""

@@ -37,6 +37,7 @@ COUNTER_TABLES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("dash_unit_day", ("unit_id", "day"), DAY_COLUMNS),
     ("dash_duration", ("unit_id", "measure", "bucket"), ("n",)),
     ("dash_points", ("claimant", "mode"), POINTS_COLUMNS),
+    ("dash_due_day", ("unit_id", "due_day"), ("n",)),
 )
 _TEXT_COLUMNS = {"grievance_id", "status", "level", "unit_id", "category", "channel", "title", "reported_unit",
                  "claim_mode", "claimant", "rating", "month", "day", "measure", "mode", "street_id", "community_id",
@@ -99,6 +100,7 @@ def _counter_params(changes: PageChanges) -> Iterator[tuple[str, list[tuple[Any,
         "dash_unit_day": changes.days,
         "dash_duration": {k: {"n": v} for k, v in changes.durations.items()},
         "dash_points": changes.points,
+        "dash_due_day": {k: {"n": v} for k, v in changes.due_days.items() if v},
     }
     for table, _keys, counters in COUNTER_TABLES:
         params = [(*key, *(deltas.get(c, 0) for c in counters)) for key, deltas in sources[table].items()]
@@ -189,6 +191,13 @@ class DashboardViewsMixin:
             for table, _keys, _counters in COUNTER_TABLES:
                 cursor.execute(f"DELETE FROM {table}")
             cursor.execute(self._delete_tracking_statement(), [self.tracking_name])
+
+    def analyze(self) -> None:
+        """Refresh the planner's statistics of the views, which a bulk rebuild leaves far out of date."""
+        tables = ["dash_grievance", "dash_lineage", *(t for t, _k, _c in COUNTER_TABLES)]
+        with self._transaction(commit=True) as cursor:
+            for table in tables:
+                cursor.execute(f"ANALYZE {table}")
 
     @contextmanager
     def reading(self) -> Iterator[Any]:

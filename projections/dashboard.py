@@ -44,6 +44,7 @@ MONTH_COLUMNS = (
 DAY_COLUMNS = ("reported", "claimed", "resolved", "replied")
 POINTS_COLUMNS = ("claims", "resolved", "replied", "satisfied", "basically_satisfied", "dissatisfied")
 MEASURES = ("claim", "close")
+DAY = 86_400
 
 
 @dataclass
@@ -103,6 +104,9 @@ class PageChanges:
         default_factory=lambda: defaultdict(lambda: defaultdict(int))
     )
     durations: defaultdict[tuple[str, str, int], int] = field(default_factory=lambda: defaultdict(int))
+    # Open grievances by unit and the day (UTC day number) their current limit runs out: an overdue count
+    # is then whole past days from here plus today's few from the list.
+    due_days: defaultdict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
     points: defaultdict[tuple[str, str], defaultdict[str, int]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(int))
     )
@@ -181,7 +185,13 @@ def project(events: Iterable[Any], known: Mapping[UUID, GrievanceRow], lineages:
         row = changes.rows.get(gid)
         if row is None and gid in known:
             row = replace(known[gid])  # never mutate what the caller passed in
-        changes.rows[gid] = _apply(event, row, changes)
+        before = (row.unit_id, row.due_at) if row is not None else (None, None)
+        row = changes.rows[gid] = _apply(event, row, changes)
+        if (row.unit_id, row.due_at) != before:
+            if before[1] is not None:
+                changes.due_days[(before[0], before[1] // DAY)] -= 1
+            if row.due_at is not None:
+                changes.due_days[(row.unit_id, row.due_at // DAY)] += 1
     return changes
 
 

@@ -23,6 +23,7 @@ class Figures:
         self.durations: Counter[tuple[str, str, int]] = Counter()
         self.points: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
         self.rows: dict[UUID, dict[str, Any]] = {}
+        self.due_days: Counter[tuple[str, int]] = Counter()
 
 
 def recompute(chain: ServiceChain, grievance_ids: Iterable[UUID]) -> Figures:
@@ -71,6 +72,8 @@ def recompute(chain: ServiceChain, grievance_ids: Iterable[UUID]) -> Figures:
             elif isinstance(e, Grievance.Reopened):
                 arrived = at
         f.status[(state.unit_id, state.status.value)] += 1
+        if state.due_at() is not None:
+            f.due_days[(state.unit_id, int(state.due_at().timestamp()) // 86_400)] += 1
         f.rows[gid] = {
             "version": state.version, "status": state.status.value, "unit_id": state.unit_id,
             "level": state.level.value, "claimant": state.claimant, "rating": state.rating and state.rating.value,
@@ -106,6 +109,9 @@ def stored(views: Any) -> Figures:
                 values = {k: int(r[k]) for k in r.keys() if k not in keys and int(r[k])}  # noqa: SIM118
                 if values:
                     target[tuple(r[k] for k in keys)].update(values)
+        c.execute("SELECT * FROM dash_due_day WHERE n <> 0")
+        for r in c.fetchall():
+            f.due_days[(r["unit_id"], int(r["due_day"]))] = int(r["n"])
         c.execute("SELECT * FROM dash_duration WHERE n <> 0")
         for r in c.fetchall():
             f.durations[(r["unit_id"], r["measure"], int(r["bucket"]))] = int(r["n"])
@@ -138,3 +144,4 @@ def assert_same(expected: Figures, actual: Figures) -> None:
         got = {k: +v for k, v in getattr(actual, name).items() if +v}
         assert got == want, name
     assert actual.durations == +expected.durations
+    assert actual.due_days == +expected.due_days

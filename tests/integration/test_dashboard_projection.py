@@ -114,6 +114,12 @@ def test_roll_ups_equal_the_sum_of_their_children(store: tuple[ServiceChain, Das
     by_level = dash.durations_by_level()
     assert sum(d.claims for d in by_level) == root_durations.claims
     assert sum(d.closes for d in by_level) == root_durations.closes
+    rows = stored(projection.views).rows
+    for moment in (T0 + timedelta(days=d, hours=h) for d in (0, 3, 9, 40) for h in (0, 7, 19)):
+        due = [r for r in rows.values() if r["due_at"] is not None and r["due_at"] < moment.timestamp()]
+        assert dash.headline(now=moment).overdue == len(due)
+        street = chain.chart.children_of("lg")[1].id
+        assert dash.headline(street, now=moment).overdue == sum(r["street_id"] == street for r in due)
     head = dash.headline(now=now)
     assert head.resolved + head.replied + head.open == 25
 
