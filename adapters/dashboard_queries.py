@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from adapters.view_store import DashboardViewsMixin
 from engine.chart import OrgChart, Unit
@@ -30,6 +31,7 @@ MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 DAY_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
 STATUSES = ("waiting", "claimed", "resolved", "replied")
 MAX_PAGE = 500
+LEVEL_NAMES = frozenset(level.value for level in Level)
 LINEAGE_COLUMN_OF = {Level.STREET_COMMITTEE: "street_id", Level.COMMUNITY: "community_id", Level.GRID_BRANCH: "grid_id"}
 
 
@@ -276,7 +278,9 @@ class Dashboard:
             params.append(status)
         if level is not None:
             clauses.append(" AND level = ?")
-            params.append(Level(level).value if level in Level._value2member_map_ else _bad("level", level))
+            if level not in LEVEL_NAMES:
+                raise InvalidValue("level", f"{level!r} is not a level of the chain")
+            params.append(level)
         if category is not None:
             clauses.append(" AND category = ?")
             params.append(category)
@@ -346,16 +350,12 @@ def _page_limit(limit: int) -> int:
     return limit
 
 
-def _bad(field: str, value: str) -> str:
-    raise InvalidValue(field, f"{value!r} is not a level of the chain")
-
-
 def _item(r: Any, now: datetime) -> GrievanceItem:
     due = r["due_at"]
     reported = _time(r["reported_at"])
     assert reported is not None
     return GrievanceItem(
-        grievance_id=r["grievance_id"],
+        grievance_id=UUID(r["grievance_id"]),
         version=int(r["version"]),
         status=r["status"],
         level=r["level"],

@@ -43,7 +43,6 @@ MONTH_COLUMNS = (
 )
 DAY_COLUMNS = ("reported", "claimed", "resolved", "replied")
 POINTS_COLUMNS = ("claims", "resolved", "replied", "satisfied", "basically_satisfied", "dissatisfied")
-MEASURES = ("claim", "close")
 DAY = 86_400
 
 
@@ -198,7 +197,7 @@ def project(events: Iterable[Any], known: Mapping[UUID, GrievanceRow], lineages:
 def _apply(e: Any, row: GrievanceRow | None, c: PageChanges) -> GrievanceRow:
     kind = type(e).__name__
     at = int(e.occurred_at.timestamp())
-    day = e.occurred_at.astimezone(REPORTING_TZ).date().isoformat()
+    day = day_of(e.occurred_at)
     if kind == "Reported":
         row = GrievanceRow(
             grievance_id=e.originator_id, version=e.originator_version, status=Status.WAITING.value,

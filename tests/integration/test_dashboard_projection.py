@@ -17,6 +17,7 @@ from adapters.dashboard_queries import Dashboard
 from adapters.projection_runner import DashboardProjection
 from adapters.settings import Settings
 from engine.commands import Command
+from engine.errors import GrievanceError
 from engine.service_chain import ServiceChain
 from tests.brute_force import assert_same, recompute, stored
 from tests.conftest import T0
@@ -135,3 +136,43 @@ def test_two_runners_never_count_a_page_twice(database_url: str) -> None:
         assert_same(recompute(chain, ids), stored(first.views))
     finally:
         chain.close()
+
+
+def test_lists_queues_days_and_points_answer_from_the_views(store: tuple[ServiceChain, DashboardProjection]) -> None:
+    chain, projection = store
+    ids = play(chain, [(OPS[i % len(OPS)], i % 11, i % 4, 1 + i % 30) for i in range(300)], 22)
+    projection.catch_up()
+    dash = Dashboard(projection.views, chain.chart)
+    now = T0 + timedelta(days=5)
+    expected = recompute(chain, ids).rows
+
+    first = dash.grievances(now=now, limit=10)
+    second = dash.grievances(now=now, offset=10, limit=10)
+    assert first.more
+    assert {i.grievance_id for i in first.items}.isdisjoint({i.grievance_id for i in second.items})
+    resolved = dash.grievances(now=now, status="resolved", limit=500).items
+    assert {i.grievance_id for i in resolved} == {g for g, r in expected.items() if r["status"] == "resolved"}
+    street = dash.grievances("st-chengxi", now=now, limit=500).items
+    assert {i.grievance_id for i in street} == {g for g, r in expected.items() if r["street_id"] == "st-chengxi"}
+    late = dash.grievances(now=now, overdue=True, limit=500).items
+    queue = dash.overdue_queue(now=now, limit=500)
+    assert {i.grievance_id for i in late} == {i.grievance_id for i in queue}
+    assert [i.due_at for i in queue] == sorted(i.due_at for i in queue)  # type: ignore[type-var]
+    assert all(i.overdue for i in queue)
+
+    days = dash.daily(from_day="2026-03-01", to_day="2026-12-31")
+    assert sum(d.reported for d in days) == 22
+    entries = dash.points(limit=50)
+    assert [e.points for e in entries] == sorted((e.points for e in entries), reverse=True)
+
+    for call, field in (
+        (lambda: dash.grievances(now=now, status="lost"), "status"),
+        (lambda: dash.grievances(now=now, level="galaxy"), "level"),
+        (lambda: dash.grievances(now=now, limit=0), "limit"),
+        (lambda: dash.daily(from_day="2026-02-30x", to_day="2026-03-01"), "from_day"),
+        (lambda: dash.rates(from_month="2026-3", to_month="2026-04"), "from_month"),
+        (lambda: dash.counts("no-such-unit"), "unit_id"),
+    ):
+        with pytest.raises(GrievanceError) as refused:
+            call()
+        assert refused.value.field == field
