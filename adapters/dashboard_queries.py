@@ -76,16 +76,26 @@ class Dashboard:
         """Each shown unit's rows of `table` summed over itself and everything below it (via dash_lineage)."""
         keys = "".join(f", t.{k}" for k in by)
         totals = ", ".join(f"SUM(t.{c}) AS {c}" for c in sums)
-        marks = ", ".join("?" * len(shown))
-        rows = self._fetch(
-            f"SELECT l.ancestor_id AS shown_id{keys}, {totals} FROM {table} t "
-            f"JOIN dash_lineage l ON l.unit_id = t.unit_id WHERE l.ancestor_id IN ({marks}){where} "
-            f"GROUP BY l.ancestor_id{keys}",
-            [*(u.id for u in shown), *params],
-        )
         grouped: dict[str, list[Any]] = {u.id: [] for u in shown}
-        for r in rows:
-            grouped[r["shown_id"]].append(r)
+        below = [u for u in shown if u.id != self.chart.root.id]
+        if len(below) < len(shown):
+            # Everything is below the leading group: its totals need no join. (Rows of units that have
+            # left the chart are still counted here; a rebuild after a chart change removes them.)
+            group = f" GROUP BY {keys[2:]}" if by else ""
+            grouped[self.chart.root.id] = self._fetch(
+                f"SELECT {keys[2:] + ', ' if by else ''}{totals} FROM {table} t WHERE 1=1{where}{group}",
+                params,
+            )
+        if below:
+            marks = ", ".join("?" * len(below))
+            rows = self._fetch(
+                f"SELECT l.ancestor_id AS shown_id{keys}, {totals} FROM {table} t "
+                f"JOIN dash_lineage l ON l.unit_id = t.unit_id WHERE l.ancestor_id IN ({marks}){where} "
+                f"GROUP BY l.ancestor_id{keys}",
+                [*(u.id for u in below), *params],
+            )
+            for r in rows:
+                grouped[r["shown_id"]].append(r)
         return grouped
 
     def _with_children(self, unit: Unit) -> list[Unit]:
