@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -21,8 +21,7 @@ from adapters.view_store import PROJECTION
 from engine.commands import Outcome
 from engine.errors import GrievanceError
 from engine.levels import Level
-
-CST = timezone(timedelta(hours=8), "CST")
+from projections.dashboard import REPORTING_TZ
 
 
 def progress_bar() -> Progress:
@@ -137,7 +136,7 @@ def dashboard(
 ) -> None:
     """The headline, the three rates by unit, the funnel and the most overdue units."""
     now = parse_time("at", at) if at else datetime.now(UTC)
-    local = now.astimezone(CST)
+    local = now.astimezone(REPORTING_TZ)
     to_month = to_month or local.strftime("%Y-%m")
     from_month = from_month or (local.replace(day=1) - timedelta(days=330)).strftime("%Y-%m")
     with opened(views=True) as session:

@@ -13,7 +13,7 @@ import heapq
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -25,10 +25,10 @@ from engine.errors import GrievanceError
 from engine.grievance import Status
 from engine.levels import Level
 from engine.service_chain import ServiceChain
+from projections.dashboard import REPORTING_TZ
 
-CST = timezone(timedelta(hours=8), "CST")
-YEAR_START = datetime(2020, 1, 1, tzinfo=CST)
-YEAR_END = datetime(2021, 1, 1, tzinfo=CST)
+YEAR_START = datetime(2020, 1, 1, tzinfo=REPORTING_TZ)
+YEAR_END = datetime(2021, 1, 1, tzinfo=REPORTING_TZ)
 RESOLVED, REPLIED, STILL_OPEN = 1115, 148, 41
 NAMESPACE = UUID("6f1c2b9e-0d4a-4e8b-9c77-3a5e2d1f8b60")
 
@@ -102,9 +102,9 @@ class YongjiYear:
         for index, ending in enumerate(endings + ["open"] * STILL_OPEN):
             # Settled problems are reported early enough to be settled by the year's end.
             window = (
-                (YEAR_START, datetime(2020, 11, 1, tzinfo=CST))
+                (YEAR_START, datetime(2020, 11, 1, tzinfo=REPORTING_TZ))
                 if ending != "open"
-                else (datetime(2020, 12, 16, tzinfo=CST), datetime(2020, 12, 30, tzinfo=CST))
+                else (datetime(2020, 12, 16, tzinfo=REPORTING_TZ), datetime(2020, 12, 30, tzinfo=REPORTING_TZ))
             )
             level = self._weighted(REPORT_LEVELS)
             unit = self.rng.choice(units[level])
@@ -132,7 +132,7 @@ class YongjiYear:
 
     def _after(self, at: datetime, hours: float) -> datetime:
         """`hours` later, moved into working hours (08:00-20:00) if it falls outside them."""
-        moment = (at + timedelta(hours=hours)).astimezone(CST)
+        moment = (at + timedelta(hours=hours)).astimezone(REPORTING_TZ)
         if moment.hour >= 20:
             moment = (moment + timedelta(days=1)).replace(hour=8, minute=self.rng.randrange(60))
         elif moment.hour < 8:
