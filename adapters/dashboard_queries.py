@@ -14,7 +14,7 @@ from engine.chart import OrgChart, Unit
 from engine.errors import InvalidValue
 from engine.levels import Level
 from projections.dashboard import DAY, DAY_COLUMNS, MONTH_COLUMNS, POINTS_COLUMNS, percentile, points_of
-from projections.rates import ratio
+from projections.rates import resolution_rate, response_rate, satisfaction_rate
 from schemas.dashboard import (
     DayCounts,
     GrievanceItem,
@@ -183,9 +183,9 @@ class Dashboard:
                     claims_by_organisation=t["claims_organisation"],
                     claims_by_group=t["claims_group"],
                     claims_by_member=t["claims_member"],
-                    response_rate=ratio(t["claims_on_time"], t["claims"] + t["missed"]),
-                    resolution_rate=ratio(t["resolved"], t["resolved"] + t["replied"]),
-                    satisfaction_rate=ratio(t["satisfied"] + t["basically_satisfied"], t["rated"]),
+                    response_rate=response_rate(t),
+                    resolution_rate=resolution_rate(t),
+                    satisfaction_rate=satisfaction_rate(t),
                 )
             )
         return out
