@@ -12,12 +12,12 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
+from eventsourcing.postgres import PostgresFactory, PostgresProcessRecorder
 from eventsourcing.sqlite import (
-    SQLiteApplicationRecorder,
     SQLiteConnection,
     SQLiteConnectionPool,
     SQLiteFactory,
+    SQLiteProcessRecorder,
 )
 from eventsourcing.utils import Environment, EnvType
 from psycopg.sql import SQL, Identifier
@@ -29,8 +29,9 @@ SYNCHRONOUS_LEVELS = ("FULL", "NORMAL", "OFF")
 SQLITE_IDS_PER_QUERY = 500
 
 
-class BatchReadingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
-    """SQLite application recorder that can read many aggregates' events in one query."""
+class BatchReadingSQLiteRecorder(SQLiteProcessRecorder):
+    """SQLite process recorder (events, and upstream positions in the same transaction) that can read many
+    aggregates' events in one query."""
 
     def select_events_of(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
         """Every stored event of the given aggregates, ordered by aggregate and version."""
@@ -55,8 +56,9 @@ class BatchReadingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         return events
 
 
-class BatchReadingPostgresApplicationRecorder(PostgresApplicationRecorder):
-    """PostgreSQL application recorder that can read many aggregates' events in one query."""
+class BatchReadingPostgresRecorder(PostgresProcessRecorder):
+    """PostgreSQL process recorder (events, and upstream positions in the same transaction) that can read
+    many aggregates' events in one query."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -112,7 +114,8 @@ class DurableSQLiteFactory(SQLiteFactory):
     """
 
     SQLITE_SYNCHRONOUS = "SQLITE_SYNCHRONOUS"
-    application_recorder_class = BatchReadingSQLiteApplicationRecorder
+    # A process recorder is an application recorder; mypy objects only to its keyword-only constructor.
+    application_recorder_class = BatchReadingSQLiteRecorder  # type: ignore[assignment]
 
     def __init__(self, env: Environment | EnvType | None):
         super().__init__(env)
@@ -145,7 +148,7 @@ class DurablePostgresFactory(PostgresFactory):
     """
 
     POSTGRES_SYNCHRONOUS_COMMIT = "POSTGRES_SYNCHRONOUS_COMMIT"
-    application_recorder_class = BatchReadingPostgresApplicationRecorder
+    application_recorder_class = BatchReadingPostgresRecorder
 
     def __init__(self, env: Environment | EnvType | None):
         super().__init__(env)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 import structlog
+from eventsourcing.persistence import Tracking
 
 from adapters import wire
+from engine.commands import Outcome
 from engine.errors import GrievanceError
 from engine.service_chain import ServiceChain
 from schemas.commands import Command, CommandBase, batch_decoder, command_decoder
@@ -23,15 +25,24 @@ class Intake:
     def __init__(self, chain: ServiceChain) -> None:
         self.chain = chain
 
-    def submit(self, commands: Sequence[CommandBase]) -> list[Result]:
-        """Apply decoded commands as one batch (one transaction)."""
+    def submit(
+        self,
+        commands: Sequence[CommandBase],
+        *,
+        tracking: Tracking | None = None,
+        before_store: Callable[[list[Result]], None] | None = None,
+    ) -> list[Result]:
+        """Apply decoded commands as one batch (one transaction), with the batch's upstream position if
+        it has one; `before_store` sees the results before they are stored (see `ServiceChain.execute`)."""
         started = time.perf_counter()
-        outcomes = self.chain.execute([wire.to_engine(c) for c in commands])
+        outcomes = self.chain.execute(
+            [wire.to_engine(c) for c in commands],
+            tracking=tracking,
+            before_store=(lambda decided: before_store(_results(commands, decided))) if before_store else None,
+        )
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
-        results: list[Result] = []
-        for command, outcome in zip(commands, outcomes, strict=True):
-            result = wire.rejected(outcome, command) if isinstance(outcome, GrievanceError) else wire.accepted(outcome)
-            results.append(result)
+        results = _results(commands, outcomes)
+        for command, result in zip(commands, results, strict=True):
             _log(command, result, duration_ms, len(commands))
         return results
 
@@ -50,6 +61,13 @@ class Intake:
             log.warning("command", outcome="malformed", field=result.field, reason=result.reason)
             return [result]
         return self.submit(decoded if isinstance(decoded, list) else [decoded])
+
+
+def _results(commands: Sequence[CommandBase], outcomes: Sequence[Outcome | GrievanceError]) -> list[Result]:
+    return [
+        wire.rejected(outcome, command) if isinstance(outcome, GrievanceError) else wire.accepted(outcome)
+        for command, outcome in zip(commands, outcomes, strict=True)
+    ]
 
 
 def _log(command: CommandBase, result: Result, duration_ms: float, batch_size: int) -> None:

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent, Transcoder
+from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent, Tracking, TrackingRecorder, Transcoder
 
 from engine.chart import OrgChart
 from engine.commands import Command, Kind, Outcome
@@ -204,15 +204,27 @@ class ServiceChain(Application[UUID]):
             raise result
         return result
 
-    def execute(self, commands: Sequence[Command]) -> list[Outcome | GrievanceError]:
+    def execute(
+        self,
+        commands: Sequence[Command],
+        *,
+        tracking: Tracking | None = None,
+        before_store: Callable[[list[Outcome | GrievanceError]], None] | None = None,
+    ) -> list[Outcome | GrievanceError]:
         """Apply a batch in one transaction (group commit): one result per command, in order.
 
         A refused command stores nothing and gets its error in its place; the rest are stored together.
+        `tracking`, the batch's position in an upstream log (a Kafka partition, say), is recorded in the
+        same transaction, even when nothing else is stored. If another writer records a position of the
+        same upstream meanwhile, this raises `IntegrityError` and stores nothing: the caller must drop
+        what that writer applied before trying again. `before_store` sees the results just before they
+        are stored; if it raises, nothing is stored.
         """
         for attempt in range(self.max_attempts):
             if attempt:
                 # Back off a little, at random, so racing writers stop colliding in lockstep.
                 time.sleep(random.uniform(0, 0.002 * 2**attempt))
+            upstream_at = self.tracked(tracking.application_name) if tracking else None
             working = self._load_many({c.grievance_id for c in commands if isinstance(c.grievance_id, UUID)})
             results: list[Outcome | GrievanceError] = []
             for command in commands:
@@ -221,16 +233,26 @@ class ServiceChain(Application[UUID]):
                 except GrievanceError as refused:
                     results.append(refused)
             changed = [g for g in working.values() if g is not None and g.pending_events]
-            if not changed:
+            if not changed and tracking is None:
                 return results
+            if before_store is not None:
+                before_store(results)
             try:
-                self._store(changed)
+                self._store(changed, tracking)
             except IntegrityError:
+                if tracking is not None:
+                    now_at = self.tracked(tracking.application_name)
+                    if now_at != upstream_at or (now_at is not None and now_at >= tracking.notification_id):
+                        raise  # another writer applied (part of) this upstream: deciding again cannot help
                 continue  # Another writer stored a version first: decide again on fresh state.
             return results
         raise ConcurrentWriteConflict(
             f"gave up after {self.max_attempts} attempts: other writers kept changing the same grievances"
         )
+
+    def tracked(self, upstream: str) -> int | None:
+        """The last position of `upstream` recorded with a batch, or None if there is none."""
+        return self.recorder.max_tracking_id(upstream) if isinstance(self.recorder, TrackingRecorder) else None
 
     # ----------------------------------------------------------------------------- queries
 
@@ -347,10 +369,10 @@ class ServiceChain(Application[UUID]):
             case _:
                 raise InvalidValue("kind", f"{c.kind!r} is not a command of the chain")
 
-    def _store(self, changed: list[Grievance]) -> None:
+    def _store(self, changed: list[Grievance], tracking: Tracking | None = None) -> None:
         """What `Application.save` does, minus its two runtime-Protocol isinstance checks per aggregate,
         which cost a sixth of a batch's time; the aggregates here are known to be Grievances."""
-        processing: ProcessingEvent[UUID] = ProcessingEvent()
+        processing: ProcessingEvent[UUID] = ProcessingEvent(tracking)
         for grievance in changed:
             processing.events.extend(grievance.collect_events())
             processing.aggregates[grievance.id] = grievance

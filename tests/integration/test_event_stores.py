@@ -7,6 +7,9 @@ from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
+import pytest
+from eventsourcing.persistence import IntegrityError, Tracking
+
 from adapters.settings import Settings
 from engine.commands import Command, Outcome
 from engine.errors import GrievanceError
@@ -116,3 +119,47 @@ def test_the_durability_setting_reaches_the_database(database_url: str, yongji: 
                     assert cursor.fetchone()["synchronous_commit"] == pg_value
         finally:
             chain.close()
+
+
+def _report(gid: Any, command_id: str) -> Command:
+    return Command("report", gid, command_id, "w", T0,
+                   {"unit_id": HOUSEHOLD, "category": "other", "title": "t", "description": "d"})  # fmt: skip
+
+
+def test_a_batch_records_its_upstream_position_with_its_events(stored_chain: ServiceChain) -> None:
+    upstream = "kafka:grievance.commands[3]"
+    assert stored_chain.tracked(upstream) is None
+    stored_chain.execute([_report(uuid4(), "a")], tracking=Tracking(upstream, 0))
+    assert stored_chain.tracked(upstream) == 0
+    # A batch with nothing to store (a repeat and a refusal) still moves the position past it.
+    results = stored_chain.execute(
+        [_report(uuid4(), "a"), Command("resolve", uuid4(), "b", "w", T0, {"summary": "s"})],
+        tracking=Tracking(upstream, 2),
+    )
+    assert isinstance(results[1], GrievanceError)
+    assert stored_chain.tracked(upstream) == 2
+
+
+def test_a_batch_whose_upstream_another_writer_moved_stores_nothing(stored_chain: ServiceChain) -> None:
+    upstream = "kafka:grievance.commands[0]"
+    stored_chain.execute([_report(uuid4(), "first")], tracking=Tracking(upstream, 10))
+    before = stored_chain.recorder.max_notification_id()
+    seen: list[Any] = []
+    with pytest.raises(IntegrityError):
+        # The other writer got to offset 10 first: a batch ending at 10 again is refused, events and all.
+        stored_chain.execute([_report(uuid4(), "late")], tracking=Tracking(upstream, 10), before_store=seen.append)
+    assert stored_chain.recorder.max_notification_id() == before
+    assert stored_chain.tracked(upstream) == 10
+    assert len(seen) == 1, "the results were shown once before the store refused them"
+
+
+def test_nothing_is_stored_when_the_hook_before_storing_fails(stored_chain: ServiceChain) -> None:
+    def broker_down(_: Any) -> None:
+        raise ConnectionError("broker unreachable")
+
+    gid = uuid4()
+    with pytest.raises(ConnectionError):
+        stored_chain.execute([_report(gid, "x")], tracking=Tracking("up", 5), before_store=broker_down)
+    assert stored_chain.tracked("up") is None
+    with pytest.raises(GrievanceError):
+        stored_chain.grievance(gid)
