@@ -8,9 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError
-from eventsourcing.postgres import PostgresApplicationRecorder
-from psycopg.sql import SQL, Identifier
 
+from adapters.log_follower import follow_log
 from adapters.view_store import DashboardViewsMixin
 from engine.grievance import Grievance
 from engine.service_chain import ServiceChain
@@ -75,19 +74,4 @@ class DashboardProjection:
 
     def follow(self, stop: threading.Event, *, idle_wait: float = 0.2) -> None:
         """Keep the views up to date until `stop` is set: woken by PostgreSQL's NOTIFY, or polling SQLite."""
-        recorder = self.chain.recorder
-        if isinstance(recorder, PostgresApplicationRecorder):
-            self._follow_notify(recorder, stop, idle_wait)
-            return
-        while not stop.is_set():
-            if self.catch_up() == 0:
-                stop.wait(idle_wait)
-
-    def _follow_notify(self, recorder: PostgresApplicationRecorder, stop: threading.Event, idle_wait: float) -> None:
-        with recorder.datastore.get_connection() as conn:
-            conn.execute(SQL("LISTEN {0}").format(Identifier(recorder.channel_name)))
-            while not stop.is_set():
-                self.catch_up()
-                # Wake on the first NOTIFY the event store sends with each insert, or after idle_wait.
-                for _ in conn.notifies(timeout=idle_wait, stop_after=1):
-                    pass
+        follow_log(self.chain.recorder, self.catch_up, stop, idle_wait=idle_wait)
