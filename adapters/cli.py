@@ -14,7 +14,7 @@ import click
 import msgspec
 from rich.table import Table
 
-from adapters import cli_views, wire
+from adapters import cli_kafka, cli_views, wire
 from adapters.cli_support import (
     EXIT_REJECTED,
     F,
@@ -320,6 +320,7 @@ def submit_json(as_json: bool) -> None:
 
 
 cli_views.register(main)
+cli_kafka.register(main)
 
 
 if __name__ == "__main__":

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import click
 import msgspec
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from adapters.cli_support import EXIT_INFRASTRUCTURE, fail, json_option, opened, out, parse_time
+from adapters.cli_support import EXIT_INFRASTRUCTURE, fail, json_option, opened, out, parse_time, stop_on_signals
 from adapters.dashboard_queries import Dashboard
 from adapters.demo import RESOLVED, YEAR_END, YEAR_START, YongjiYear
 from adapters.supervision import Supervision
@@ -200,7 +197,7 @@ def run(name: str | None, idle_wait: float, page_size: int) -> None:
     _check_name(name)
     with opened(views=True, log_level="info") as session:
         session.runner.page_size = page_size
-        stop = _stop_on_signals()
+        stop = stop_on_signals()
         out.print(f"Following the event log from position {session.runner.views.position():,}.")
         session.runner.follow(stop, idle_wait=idle_wait)
 
@@ -226,7 +223,7 @@ def supervise(at: str | None, every: float | None) -> None:
         fail("give --at or --every, not both")
     with opened(views=True, log_level="info") as session:
         supervision = Supervision(session.chain, session.runner.views)
-        stop = _stop_on_signals()
+        stop = stop_on_signals()
         while True:
             session.runner.catch_up()
             now = parse_time("at", at) if at else datetime.now(UTC)
@@ -235,14 +232,3 @@ def supervise(at: str | None, every: float | None) -> None:
             out.print(f"{now:%Y-%m-%d %H:%M %Z}: {escalated} escalated, {len(results) - escalated} already handled")
             if every is None or stop.wait(every):
                 return
-
-
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-
-    def handler(*_: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    return stop

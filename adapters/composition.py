@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from eventsourcing.persistence import InfrastructureFactory, IntegrityError, ProgrammingError
+from eventsourcing.persistence import InfrastructureFactory, IntegrityError, ProgrammingError, TrackingRecorder
 
 from adapters.chart_file import load_chart
 from adapters.projection_runner import DashboardProjection
@@ -55,3 +55,10 @@ def build_views(settings: Settings, chart: OrgChart) -> DashboardViewsMixin:
 def build_projection(settings: Settings, chain: ServiceChain, *, page_size: int = 2000) -> DashboardProjection:
     """The runner that keeps the dashboard views up to date with the chain's events."""
     return DashboardProjection(chain, build_views(settings, chain.chart), page_size=page_size)
+
+
+def build_tracking(settings: Settings) -> TrackingRecorder:
+    """The library's tracking recorder in the event store's database, for a process that records how far
+    it has followed the log (the event relay)."""
+    factory = InfrastructureFactory.construct(settings.store_env())
+    return _creating_tables(factory.tracking_recorder)

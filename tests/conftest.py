@@ -12,9 +12,11 @@ import psycopg
 import pytest
 
 from adapters.chart_file import load_chart
+from adapters.kafka_settings import KafkaSettings
 from adapters.settings import SHIPPED_CHART, Settings
 from engine.chart import OrgChart
 from engine.service_chain import ServiceChain
+from tests.kafka_broker import Broker
 
 CST = timezone(timedelta(hours=8))
 T0 = datetime(2026, 3, 2, 8, 30, tzinfo=CST)
@@ -81,3 +83,31 @@ def stored_chain(database_url: str, yongji: OrgChart) -> Iterator[ServiceChain]:
     app = ServiceChain(Settings(database_url=database_url).store_env(), chart=yongji)
     yield app
     app.close()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """One Tansu broker for the whole run; each test gets topics of its own (see `kafka`)."""
+    broker = Broker(tmp_path_factory.mktemp("tansu") / "tansu.log")
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def kafka(kafka_broker: Broker) -> KafkaSettings:
+    """Kafka settings with this test's own topics and consumer group on the shared broker."""
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    return KafkaSettings(
+        bootstrap_servers=kafka_broker.bootstrap,
+        commands_topic=f"{prefix}.commands",
+        rejected_topic=f"{prefix}.commands.rejected",
+        events_topic=f"{prefix}.events",
+        worker_group=f"{prefix}-workers",
+        partitions=4,
+        batch_wait_ms=20,
+    )
+
+
+def kafka_env(kafka: KafkaSettings) -> dict[str, str]:
+    """The environment that gives a `grievance` subprocess the same Kafka settings."""
+    return kafka.as_env()

@@ -1,0 +1,114 @@
+"""The command worker in-process, against a real broker and a SQLite file: what happens to each message."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from kafka import TopicPartition
+
+from adapters.command_worker import CommandWorker, upstream_name
+from adapters.composition import build_chain
+from adapters.intake import Intake
+from adapters.kafka_settings import KafkaSettings
+from adapters.settings import Settings
+from engine.service_chain import ServiceChain
+from tests.conftest import T0
+from tests.kafka_tools import produce, read_topic, wait_for
+from tests.scenario import HOUSEHOLD
+
+
+@pytest.fixture
+def chain(tmp_path: Path) -> Iterator[ServiceChain]:
+    app = build_chain(Settings(database_url=f"sqlite:///{tmp_path}/g.db", durability="off"))
+    yield app
+    app.close()
+
+
+def report(gid: UUID, command_id: str, **overrides: Any) -> bytes:
+    return json.dumps({"kind": "report", "command_id": command_id, "grievance_id": str(gid), "actor": "w-1",
+                       "occurred_at": T0.isoformat(), "unit_id": HOUSEHOLD, "category": "parking",
+                       "title": "车位紧张", "description": "d", **overrides}).encode()  # fmt: skip
+
+
+def run_until(worker: CommandWorker, kafka: KafkaSettings, upstream_count: int, chain: ServiceChain) -> None:
+    """Run the worker in a thread until the stored positions cover `upstream_count` messages."""
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    try:
+        wait_for(lambda: stored_through(chain, kafka) >= upstream_count, 60, "the worker to store every message")
+    finally:
+        stop.set()
+        thread.join()
+        worker.close()
+
+
+def stored_through(chain: ServiceChain, kafka: KafkaSettings) -> int:
+    """How many messages of the command topic the store says it has applied (positions + 1, summed)."""
+    positions = [chain.tracked(upstream_name(TopicPartition(kafka.commands_topic, p))) for p in range(kafka.partitions)]
+    return sum(p + 1 for p in positions if p is not None)
+
+
+def test_bad_messages_go_to_the_rejected_topic_with_their_source_and_reason_and_the_worker_goes_on(
+    chain: ServiceChain, kafka: KafkaSettings
+) -> None:
+    gid, other = uuid4(), uuid4()
+    messages = [
+        (str(gid).encode(), b"{not json"),
+        (str(gid).encode(), report(gid, "r1", unit_id="")),
+        (str(other).encode(), report(gid, "r2")),  # keyed by another grievance
+        (None, report(gid, "r3")),
+        (str(gid).encode(), report(gid, "r4")),
+        (str(gid).encode(), report(gid, "r4")),  # a phone's retry
+        (str(gid).encode(), report(gid, "r5")),  # reported twice under a new command id: a rule refuses it
+    ]
+    produce(kafka, messages)
+    run_until(CommandWorker.connect(Intake(chain), kafka), kafka, len(messages), chain)
+
+    assert chain.grievance(gid).version == 1
+    copies = read_topic(kafka, kafka.rejected_topic, expected=5)
+    assert len(copies) == 5
+    found = {}
+    for r in copies:
+        h = {k: v.decode() for k, v in r.headers}
+        assert h["source.topic"] == kafka.commands_topic
+        assert h["error.reason"]
+        found[r.value] = (h["error.code"], h["error.field"], r.key)
+    assert found[b"{not json"][:2] == ("malformed", "$")
+    assert found[report(gid, "r1", unit_id="")][:2] == ("malformed", "unit_id")
+    assert found[report(gid, "r2")][:3] == ("key_mismatch", "key", str(other).encode())
+    assert found[report(gid, "r3")][:3] == ("key_mismatch", "key", None)
+    assert found[report(gid, "r5")][0] == "already_reported"
+
+
+def test_a_second_reading_of_the_topic_applies_nothing_again(chain: ServiceChain, kafka: KafkaSettings) -> None:
+    gids = [uuid4() for _ in range(40)]
+    messages = [(str(g).encode(), report(g, f"r-{i}")) for i, g in enumerate(gids)]
+    messages += [(str(gids[0]).encode(), b"[]")]
+    produce(kafka, messages)
+    run_until(CommandWorker.connect(Intake(chain), kafka), kafka, len(messages), chain)
+    stored = chain.recorder.max_notification_id()
+
+    # A new consumer group starts at offset 0: as if Kafka had lost every commit.
+    fresh_group = replace(kafka, worker_group=kafka.worker_group + "-again")
+    worker = CommandWorker.connect(Intake(chain), fresh_group)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    try:
+        wait_for(lambda: worker.consumer.assignment(), 30, "the new group's assignment")
+        wait_for(lambda: all(worker.consumer.position(tp) is not None for tp in worker.consumer.assignment()), 30,
+                 "positions")  # fmt: skip
+    finally:
+        stop.set()
+        thread.join()
+        worker.close()
+    assert chain.recorder.max_notification_id() == stored
+    assert len(read_topic(kafka, kafka.rejected_topic, expected=1)) == 1, "the bad message was not copied again"
