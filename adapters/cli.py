@@ -8,13 +8,15 @@ import os
 import sys
 from datetime import UTC, datetime
 from typing import Any, get_args
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import click
 import msgspec
 from rich.table import Table
 
-from adapters import cli_kafka, cli_views, wire
+from adapters import cli_audit, cli_kafka, cli_views, wire
+from adapters.audit_trail import AuditTrail
+from adapters.cli_audit import print_history
 from adapters.cli_support import (
     EXIT_REJECTED,
     F,
@@ -24,6 +26,7 @@ from adapters.cli_support import (
     opened_chain,
     out,
     parse_time,
+    parse_uuid,
 )
 from adapters.intake import Intake
 from adapters.tour import tour_commands
@@ -31,9 +34,8 @@ from engine.errors import GrievanceError
 from engine.service_chain import ServiceChain
 from schemas import commands as wire_commands
 from schemas.common import CategoryName, ChannelName, ClaimModeName, EscalationReasonName, RatingName
-from schemas.events import EventEnvelope
 from schemas.export import json_schema
-from schemas.results import Accepted, GrievanceView, History, Rejected, Result
+from schemas.results import Accepted, GrievanceView, Rejected, Result
 
 
 def command_options(f: F) -> F:
@@ -173,13 +175,6 @@ def rate(as_json: bool, **fields: Any) -> None:
     submit(fields, wire_commands.Rate, as_json)
 
 
-def parse_uuid(value: str) -> UUID:
-    try:
-        return UUID(value)
-    except ValueError:
-        fail(f"grievance_id: {value!r} is not a UUID")
-
-
 @main.command()
 @grievance_argument
 @click.option("--version", "version", type=click.IntRange(min=1), help="The state as it stood at this version.")
@@ -249,40 +244,6 @@ def print_view(view: GrievanceView, chain: ServiceChain) -> None:
 
 
 @main.command()
-@grievance_argument
-@json_option
-def history(grievance_id: str, as_json: bool) -> None:
-    """Every event of a grievance: version, what, when it happened and was stored, who."""
-    gid = parse_uuid(grievance_id)
-    with opened_chain() as chain:
-        try:
-            envelopes = [wire.envelope(e) for e in chain.history(gid)]
-        except GrievanceError as e:
-            fail(str(e))
-    if as_json:
-        click.echo(encoder.encode(History(grievance_id=gid, events=envelopes)))
-    else:
-        print_history(gid, envelopes)
-
-
-def print_history(gid: UUID, envelopes: list[EventEnvelope]) -> None:
-    table = Table(title=f"grievance {gid}")
-    for column in ("v", "event", "occurred", "recorded", "actor", "details"):
-        table.add_column(column, overflow="fold")
-    for env in envelopes:
-        details = ", ".join(f"{k}={v}" for k, v in env.payload.items())
-        table.add_row(
-            str(env.version),
-            env.type,
-            f"{env.occurred_at:%Y-%m-%d %H:%M:%S}",
-            f"{env.recorded_at:%Y-%m-%d %H:%M:%S}",
-            env.actor,
-            details,
-        )
-    out.print(table)
-
-
-@main.command()
 def tour() -> None:
     """Play one grievance through the chain on the configured store, then print its history."""
     with opened_chain() as chain:
@@ -295,7 +256,7 @@ def tour() -> None:
             out.print(f"[bold]{what}[/bold]")
             print_result(result, as_json=False)
         gid = command.grievance_id
-        envelopes = [wire.envelope(e) for e in chain.history(gid)]
+        envelopes = AuditTrail(chain).history(gid)
     out.print(f"\nIts history, as an auditor sees it (grievance history {gid}):")
     print_history(gid, envelopes)
 
@@ -321,6 +282,7 @@ def submit_json(as_json: bool) -> None:
 
 cli_views.register(main)
 cli_kafka.register(main)
+cli_audit.register(main)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn, TypeVar
+from uuid import UUID
 
 import click
 import msgspec
@@ -105,3 +106,11 @@ def stop_on_signals() -> threading.Event:
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
     return stop
+
+
+def parse_uuid(value: str, field: str = "grievance_id") -> UUID:
+    """A UUID, or a one-line failure naming the field."""
+    try:
+        return UUID(value)
+    except ValueError:
+        fail(f"{field}: {value!r} is not a UUID")

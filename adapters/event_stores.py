@@ -22,16 +22,73 @@ from eventsourcing.sqlite import (
 from eventsourcing.utils import Environment, EnvType
 from psycopg.sql import SQL, Identifier
 
+from adapters.hash_chain import chain
+
 SYNCHRONOUS_LEVELS = ("FULL", "NORMAL", "OFF")
 
 
 # SQLite's default limit on bound parameters is 32,766; stay well below it.
 SQLITE_IDS_PER_QUERY = 500
+HASHES_TABLE = "event_hashes"
+
+
+def _continued(stored_events: Sequence[StoredEvent]) -> list[tuple[UUID, int]]:
+    """(grievance, first new version) of each grievance whose new events follow stored ones."""
+    first: dict[UUID, int] = {}
+    for e in stored_events:
+        oid = e.originator_id if isinstance(e.originator_id, UUID) else UUID(str(e.originator_id))
+        first.setdefault(oid, e.originator_version)
+    return [(oid, v) for oid, v in first.items() if v > 1]
 
 
 class BatchReadingSQLiteRecorder(SQLiteProcessRecorder):
     """SQLite process recorder (events, and upstream positions in the same transaction) that can read many
-    aggregates' events in one query."""
+    aggregates' events in one query, and writes each event's chained hash in the same transaction."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            f"CREATE TABLE IF NOT EXISTS {HASHES_TABLE} (originator_id TEXT, originator_version INTEGER, "
+            "hash BLOB NOT NULL, PRIMARY KEY (originator_id, originator_version)) WITHOUT ROWID",
+        ]
+
+    def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        returning = super()._insert_events(c, stored_events, **kwargs)
+        if stored_events:
+            starts = _continued(stored_events)
+            previous: dict[UUID, bytes] = {}
+            for i in range(0, len(starts), SQLITE_IDS_PER_QUERY):
+                chunk = starts[i : i + SQLITE_IDS_PER_QUERY]
+                clauses = " OR ".join(["(originator_id = ? AND originator_version = ?)"] * len(chunk))
+                c.execute(f"SELECT originator_id, hash FROM {HASHES_TABLE} WHERE {clauses}",
+                          [x for oid, v in chunk for x in (oid.hex, v - 1)])  # fmt: skip
+                previous.update((UUID(row["originator_id"]), bytes(row["hash"])) for row in c.fetchall())
+            c.executemany(
+                f"INSERT INTO {HASHES_TABLE} VALUES (?, ?, ?)",
+                [(oid.hex, v, h) for oid, v, h in chain(stored_events, previous)],
+            )
+        return returning
+
+    def select_hashes_of(self, originator_ids: Sequence[UUID]) -> dict[UUID, dict[int, bytes]]:
+        """The stored hashes of the given grievances, by version."""
+        found: dict[UUID, dict[int, bytes]] = {oid: {} for oid in originator_ids}
+        with self.datastore.transaction(commit=False) as c:
+            for i in range(0, len(originator_ids), SQLITE_IDS_PER_QUERY):
+                chunk = [oid.hex for oid in originator_ids[i : i + SQLITE_IDS_PER_QUERY]]
+                c.execute(f"SELECT * FROM {HASHES_TABLE} WHERE originator_id IN ({','.join('?' * len(chunk))})", chunk)
+                for row in c.fetchall():
+                    found[UUID(row["originator_id"])][row["originator_version"]] = bytes(row["hash"])
+        return found
+
+    def select_originator_ids(self, after: UUID | None, limit: int) -> list[UUID]:
+        """Ids of grievances with stored events or hashes, in order, after `after`."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT originator_id FROM (SELECT originator_id FROM {self.events_table_name} UNION "
+                f"SELECT originator_id FROM {HASHES_TABLE}) WHERE originator_id > ? ORDER BY originator_id LIMIT ?",
+                (after.hex if after else "", limit),
+            )
+            return [UUID(row["originator_id"]) for row in c.fetchall()]
 
     def select_events_of(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
         """Every stored event of the given aggregates, ordered by aggregate and version."""
@@ -75,6 +132,27 @@ class BatchReadingPostgresRecorder(PostgresProcessRecorder):
         self.select_events_of_statement = SQL(
             "SELECT * FROM {schema}.{table} WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
         ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
+        schema, hashes = Identifier(self.datastore.schema), Identifier(HASHES_TABLE)
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{hashes} (originator_id {id_type} NOT NULL, originator_version "
+                "bigint NOT NULL, hash bytea NOT NULL, PRIMARY KEY (originator_id, originator_version))"
+            ).format(schema=schema, hashes=hashes, id_type=Identifier(self.datastore.originator_id_type))
+        )
+        self.select_previous_hashes_statement = SQL(
+            "SELECT h.originator_id, h.hash FROM {schema}.{hashes} h JOIN unnest(%b::uuid[], %b::bigint[]) AS p(id, v) "
+            "ON h.originator_id = p.id AND h.originator_version = p.v"
+        ).format(schema=schema, hashes=hashes)
+        self.insert_hashes_statement = SQL(
+            "INSERT INTO {schema}.{hashes} SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::bytea[])"
+        ).format(schema=schema, hashes=hashes)
+        self.select_hashes_of_statement = SQL("SELECT * FROM {schema}.{hashes} WHERE originator_id = ANY(%s)").format(
+            schema=schema, hashes=hashes
+        )
+        self.select_originator_ids_statement = SQL(
+            "SELECT originator_id FROM (SELECT originator_id FROM {schema}.{table} UNION "
+            "SELECT originator_id FROM {schema}.{hashes}) ids WHERE originator_id > %s ORDER BY originator_id LIMIT %s"
+        ).format(schema=schema, hashes=hashes, table=Identifier(self.events_table_name))
 
     def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         # As the library's PostgresApplicationRecorder: lock, notify, insert; only the insert's parameters differ.
@@ -89,6 +167,35 @@ class BatchReadingPostgresRecorder(PostgresProcessRecorder):
                 [e.state for e in stored_events],
             ),
         )
+        # The events' hashes, chained to the stored ones, on a cursor of their own: the library reads the
+        # insert's RETURNING rows from `curs` afterwards. The table lock above keeps the chain serial.
+        starts = _continued(stored_events)
+        with curs.connection.cursor() as hashing:
+            previous: dict[UUID, bytes] = {}
+            if starts:
+                hashing.execute(self.select_previous_hashes_statement,
+                                ([oid for oid, _ in starts], [v - 1 for _, v in starts]))  # fmt: skip
+                previous = {row["originator_id"]: bytes(row["hash"]) for row in hashing.fetchall()}
+            rows = chain(stored_events, previous)
+            hashing.execute(
+                self.insert_hashes_statement,
+                ([oid for oid, _, _ in rows], [v for _, v, _ in rows], [h for _, _, h in rows]),
+            )
+
+    def select_hashes_of(self, originator_ids: Sequence[UUID]) -> dict[UUID, dict[int, bytes]]:
+        """The stored hashes of the given grievances, by version."""
+        found: dict[UUID, dict[int, bytes]] = {oid: {} for oid in originator_ids}
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_hashes_of_statement, [list(originator_ids)])
+            for row in curs.fetchall():
+                found[row["originator_id"]][row["originator_version"]] = bytes(row["hash"])
+        return found
+
+    def select_originator_ids(self, after: UUID | None, limit: int) -> list[UUID]:
+        """Ids of grievances with stored events or hashes, in order, after `after`."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_originator_ids_statement, (after or UUID(int=0), limit))
+            return [row["originator_id"] for row in curs.fetchall()]
 
     def select_events_of(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
         """Every stored event of the given aggregates, ordered by aggregate and version."""

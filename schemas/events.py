@@ -23,6 +23,8 @@ class EventEnvelope(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
     actor: Identifier
     command_id: Identifier
     payload: dict[str, Any]
+    # SHA-256 (hex) chained to the grievance's previous event, as stored beside it; see `grievance verify`.
+    hash: str | None = None
 
 
 envelope_decoder = msgspec.json.Decoder(EventEnvelope)

@@ -163,3 +163,19 @@ def test_the_tour_plays_a_grievance_to_a_satisfied_resident(cli: Cli) -> None:
     done = cli("tour")
     assert "rate: grievance" in done.stdout
     assert "is resolved at bg-chengdong-01-1-1 (building_group), version 10" in done.stdout
+
+
+def test_an_auditor_exports_a_history_as_json_lines_and_as_a_report(cli: Cli, tmp_path: Path) -> None:
+    cli("tour")
+    (gid,) = {line.split("grievance ")[1].split()[0] for line in cli("tour").stdout.splitlines()
+              if line.startswith("report: grievance")}  # fmt: skip
+    lines = cli("export", gid, "--format", "jsonl").stdout.splitlines()
+    events = [json.loads(line) for line in lines]
+    assert [e["version"] for e in events] == list(range(1, 11))
+    assert all(len(e["hash"]) == 64 for e in events)
+    report = tmp_path / "report.html"
+    cli("export", gid, "--format", "html", "-o", str(report), "--now", "2026-12-01T09:00:00+08:00")
+    html = report.read_text()
+    assert "The hash chain of all 10 events is intact" in html
+    assert "重新办理 reopened" in html
+    assert html.count("<tr>") == 11

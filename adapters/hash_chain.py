@@ -1,0 +1,82 @@
+"""The tamper-evident chain: each stored event's hash covers the previous event of its grievance.
+
+hash(n) = SHA-256(hash(n-1) ‖ grievance id ‖ n ‖ topic ‖ stored state), with hash(0) = 32 zero bytes.
+The state is hashed as stored (encrypted fields as ciphertext), so erasing a resident's key leaves the
+chain intact. Editing, deleting or inserting an event breaks the link at that version and at every
+later one; `first_broken_link` names the first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+
+GENESIS = bytes(32)
+
+
+def link(previous: bytes, event: StoredEvent) -> bytes:
+    """The hash of `event`, chained to the hash of the event before it."""
+    topic = event.topic.encode()
+    digest = hashlib.sha256(previous)
+    digest.update(
+        event.originator_id.bytes if isinstance(event.originator_id, UUID) else UUID(str(event.originator_id)).bytes
+    )
+    digest.update(event.originator_version.to_bytes(8, "big"))
+    digest.update(len(topic).to_bytes(4, "big"))
+    digest.update(topic)
+    digest.update(event.state)
+    return digest.digest()
+
+
+def chain(events: Sequence[StoredEvent], previous: Mapping[UUID, bytes]) -> list[tuple[UUID, int, bytes]]:
+    """(grievance, version, hash) of new events, each grievance's in version order, chained to `previous`:
+    the hash of the event before each grievance's first new one (absent for a new grievance)."""
+    last: dict[UUID, bytes] = {}
+    rows = []
+    for event in events:
+        oid = _uuid(event.originator_id)
+        prior = last.get(oid)
+        if prior is None:
+            prior = previous.get(oid, GENESIS) if event.originator_version > 1 else GENESIS
+        h = link(prior, event)
+        last[oid] = h
+        rows.append((oid, event.originator_version, h))
+    return rows
+
+
+def _uuid(value: object) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
+
+
+@dataclass(frozen=True)
+class BrokenLink:
+    """Where a grievance's stored history stops being what was written."""
+
+    grievance_id: UUID
+    version: int
+    reason: str
+
+
+def first_broken_link(
+    grievance_id: UUID, events: Iterable[StoredEvent], hashes: Mapping[int, bytes]
+) -> BrokenLink | None:
+    """The first version of one grievance whose event or hash is not what was stored, or None if intact."""
+    previous = GENESIS
+    expected = 1
+    for event in events:
+        if event.originator_version != expected:
+            return BrokenLink(grievance_id, expected, "event missing: the versions skip it")
+        stored = hashes.get(expected)
+        if stored is None:
+            return BrokenLink(grievance_id, expected, "its hash is missing")
+        previous = link(previous, event)
+        if previous != stored:
+            return BrokenLink(grievance_id, expected, "event altered: its hash does not match")
+        expected += 1
+    if expected in hashes or any(v >= expected for v in hashes):
+        return BrokenLink(grievance_id, expected, "event missing: a hash remains for it")
+    return None
