@@ -85,3 +85,14 @@ class Scenario:
         while self.chain.grievance(self.id).unit_id != unit_id:
             self.claim()
             self.escalate()
+
+    def answered_then_reopened(self, close: str = "reply") -> UUID:
+        """Seven events: reported, claimed, escalated one step, claimed there, replied (or resolved), rated
+        dissatisfied, reopened; the grievance's id."""
+        self.report()
+        self.claim()
+        self.escalate()
+        self.claim()
+        self.reply() if close == "reply" else self.resolve()
+        self.rate("dissatisfied")
+        return self.id

@@ -26,12 +26,7 @@ def reopen(chain: ServiceChain, database_url: str) -> ServiceChain:
 
 def test_a_whole_life_is_stored_and_read_back_by_another_process(stored_chain: ServiceChain, database_url: str) -> None:
     s = Scenario(stored_chain)
-    s.report()
-    s.claim()
-    s.escalate()
-    s.claim()
-    s.reply()
-    s.rate("dissatisfied")
+    s.answered_then_reopened()
     other = reopen(stored_chain, database_url)
     try:
         g = other.grievance(s.id)

@@ -47,14 +47,7 @@ def chain(database_url: str) -> Iterator[ServiceChain]:
 
 def lived(chain: ServiceChain) -> UUID:
     """A grievance with seven events."""
-    s = Scenario(chain)
-    s.report()
-    s.claim()
-    s.escalate()
-    s.claim()
-    s.reply()
-    s.rate("dissatisfied")
-    return s.id
+    return Scenario(chain).answered_then_reopened()
 
 
 def test_an_untouched_store_verifies(chain: ServiceChain) -> None:

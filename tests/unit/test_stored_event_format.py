@@ -32,12 +32,7 @@ REPORTED_V1 = json.dumps(
 
 def test_every_event_round_trips_through_the_mapper(chain: ServiceChain) -> None:
     s = Scenario(chain)
-    s.report()
-    s.claim()
-    s.escalate()
-    s.claim()
-    s.resolve()
-    s.rate("dissatisfied")
+    s.answered_then_reopened(close="resolve")
     mapper = TypedEventMapper(MsgspecTranscoder())
     for event in chain.history(s.id):
         assert mapper.to_domain_event(mapper.to_stored_event(event)) == event
