@@ -14,7 +14,7 @@ import click
 import msgspec
 from rich.table import Table
 
-from adapters import cli_audit, cli_kafka, cli_views, wire
+from adapters import cli_audit, cli_check, cli_http, cli_kafka, cli_views, wire
 from adapters.audit_trail import AuditTrail
 from adapters.cli_audit import print_history
 from adapters.cli_support import (
@@ -283,6 +283,8 @@ def submit_json(as_json: bool) -> None:
 cli_views.register(main)
 cli_kafka.register(main)
 cli_audit.register(main)
+cli_http.register(main)
+main.add_command(cli_check.check)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from typing import BinaryIO
 
 import click
 import msgspec
-from kafka import KafkaAdminClient
 from kafka.errors import KafkaError, KafkaTimeoutError
 
 from adapters.cli_support import EXIT_INFRASTRUCTURE, fail, json_option, opened, out, stop_on_signals
@@ -28,7 +27,6 @@ def register(main: click.Group) -> None:
     main.add_command(worker)
     main.add_command(relay)
     main.add_command(emit)
-    main.add_command(check)
 
 
 @contextmanager
@@ -120,27 +118,6 @@ def emit(source: BinaryIO, as_json: bool) -> None:
     for s in sent:
         out.print(f"{s.command_id}: grievance {s.grievance_id} → {s.topic}[{s.partition}] at offset {s.offset}")
     out.print(f"{len(sent)} command{'s' if len(sent) != 1 else ''} sent.")
-
-
-@click.command()
-@click.option("--kafka", "with_kafka", is_flag=True, help="Check the Kafka broker and the engine's topics too.")
-def check(with_kafka: bool) -> None:
-    """Check that the event store answers (and, with --kafka, the broker): a health check; exit 3 if not."""
-    with opened() as session:
-        position = session.chain.recorder.max_notification_id() or 0
-    out.print(f"store: ok, {position:,} events ({session.settings.redacted_url()})")
-    if not with_kafka:
-        return
-    with kafka_settings() as kafka:
-        admin = KafkaAdminClient(bootstrap_servers=kafka.servers, client_id="grievance-check")
-        try:
-            topics = set(admin.list_topics())
-        finally:
-            admin.close()
-    missing = sorted({kafka.commands_topic, kafka.rejected_topic, kafka.events_topic} - topics)
-    out.print(
-        f"kafka: ok at {kafka.bootstrap_servers}" + (f"; not created yet: {', '.join(missing)}" if missing else "")
-    )
 
 
 def _commands_in(data: bytes) -> list[bytes]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import click
 import msgspec
@@ -11,14 +11,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from adapters.cli_support import EXIT_INFRASTRUCTURE, fail, json_option, opened, out, parse_time, stop_on_signals
-from adapters.dashboard_queries import Dashboard
+from adapters.dashboard_queries import Dashboard, twelve_months_to
 from adapters.demo import RESOLVED, YEAR_END, YEAR_START, YongjiYear
 from adapters.supervision import Supervision
 from adapters.view_store import PROJECTION
 from engine.commands import Outcome
 from engine.errors import GrievanceError
 from engine.levels import Level
-from projections.dashboard import REPORTING_TZ
 
 
 def progress_bar() -> Progress:
@@ -133,9 +132,8 @@ def dashboard(
 ) -> None:
     """The headline, the three rates by unit, the funnel and the most overdue units."""
     now = parse_time("at", at) if at else datetime.now(UTC)
-    local = now.astimezone(REPORTING_TZ)
-    to_month = to_month or local.strftime("%Y-%m")
-    from_month = from_month or (local.replace(day=1) - timedelta(days=330)).strftime("%Y-%m")
+    default_from, default_to = twelve_months_to(now)
+    to_month, from_month = to_month or default_to, from_month or default_from
     with opened(views=True) as session:
         if catch_up:
             session.runner.catch_up()

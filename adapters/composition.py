@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 from eventsourcing.persistence import InfrastructureFactory, IntegrityError, ProgrammingError, TrackingRecorder
 
+from adapters.access import Jurisdiction, TokenBook
+from adapters.audit_trail import AuditTrail
 from adapters.chart_file import load_chart
+from adapters.dashboard_queries import Dashboard
+from adapters.http.services import Services
+from adapters.intake import Intake
 from adapters.projection_runner import DashboardProjection
 from adapters.settings import Settings
 from adapters.view_store import DashboardViewsMixin, PostgresDashboardViews, SQLiteDashboardViews
@@ -62,3 +68,19 @@ def build_tracking(settings: Settings) -> TrackingRecorder:
     it has followed the log (the event relay)."""
     factory = InfrastructureFactory.construct(settings.store_env())
     return _creating_tables(factory.tracking_recorder)
+
+
+def build_http_services(settings: Settings, *, clock: Clock | None = None) -> tuple[Services, DashboardProjection]:
+    """What the HTTP service works with, and the projection that keeps its dashboard views up to date."""
+    chain = build_chain(settings, clock=clock)
+    projection = build_projection(settings, chain)
+    services = Services(
+        chain=chain,
+        intake=Intake(chain),
+        dashboard=Dashboard(projection.views, chain.chart),
+        trail=AuditTrail(chain),
+        tokens=TokenBook.from_env(chain.chart),
+        jurisdiction=Jurisdiction(chain.chart),
+        clock=clock or (lambda: datetime.now(UTC)),
+    )
+    return services, projection

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -13,7 +13,7 @@ from adapters.view_store import DashboardViewsMixin
 from engine.chart import OrgChart, Unit
 from engine.errors import InvalidValue
 from engine.levels import Level
-from projections.dashboard import DAY, DAY_COLUMNS, MONTH_COLUMNS, POINTS_COLUMNS, percentile, points_of
+from projections.dashboard import DAY, DAY_COLUMNS, MONTH_COLUMNS, POINTS_COLUMNS, REPORTING_TZ, percentile, points_of
 from projections.rates import resolution_rate, response_rate, satisfaction_rate
 from schemas.dashboard import (
     DayCounts,
@@ -33,6 +33,12 @@ STATUSES = ("waiting", "claimed", "resolved", "replied")
 MAX_PAGE = 500
 LEVEL_NAMES = frozenset(level.value for level in Level)
 LINEAGE_COLUMN_OF = {Level.STREET_COMMITTEE: "street_id", Level.COMMUNITY: "community_id", Level.GRID_BRANCH: "grid_id"}
+
+
+def twelve_months_to(now: datetime) -> tuple[str, str]:
+    """The default window of the rates: the twelve months ending with the month of `now` (China time)."""
+    local = now.astimezone(REPORTING_TZ)
+    return (local.replace(day=1) - timedelta(days=330)).strftime("%Y-%m"), local.strftime("%Y-%m")
 
 
 class Dashboard:
@@ -307,6 +313,37 @@ class Dashboard:
         )
         items = [_item(r, now) for r in rows[:limit]]
         return GrievancePage(offset=offset, limit=limit, more=len(rows) > limit, items=items)
+
+    def service_requests(
+        self,
+        *,
+        now: datetime,
+        ids: Sequence[UUID] = (),
+        categories: Sequence[str] = (),
+        statuses: Sequence[str] = (),
+        start: datetime,
+        end: datetime,
+        limit: int = 1000,
+    ) -> list[GrievanceItem]:
+        """Grievances reported from `start` to `end` inclusive (or exactly `ids`), of the given categories and statuses,
+        newest first: what the Open311 requests list asks."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if ids:
+            clauses.append(f" AND grievance_id IN ({', '.join('?' * len(ids))})")
+            params += [str(i) for i in ids]
+        else:
+            clauses.append(" AND reported_at >= ? AND reported_at <= ?")
+            params += [_epoch(start), _epoch(end)]
+        for column, values in (("category", categories), ("status", statuses)):
+            if values:
+                clauses.append(f" AND {column} IN ({', '.join('?' * len(values))})")
+                params += list(values)
+        rows = self._fetch(
+            f"SELECT * FROM dash_grievance WHERE 1=1{''.join(clauses)} ORDER BY reported_at DESC, grievance_id LIMIT ?",
+            [*params, max(1, min(limit, 1000))],
+        )
+        return [_item(r, now) for r in rows]
 
     def points(self, *, limit: int = 20) -> list[PointsEntry]:
         """The volunteer points ledger, most points first."""

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -111,3 +114,20 @@ def kafka(kafka_broker: Broker) -> KafkaSettings:
 def kafka_env(kafka: KafkaSettings) -> dict[str, str]:
     """The environment that gives a `grievance` subprocess the same Kafka settings."""
     return kafka.as_env()
+
+
+def grievance(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`grievance ARGS` on the SQLite file `db`, as a user runs it."""
+    env = {**os.environ, "GRIEVANCE_DATABASE_URL": f"sqlite:///{db}"}
+    return subprocess.run([sys.executable, "-m", "adapters.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=300, check=False)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store after `grievance demo`: Yongji's 2020, ending at 1,115 resolved (played once a run)."""
+    db = tmp_path_factory.mktemp("demo") / "grievances.db"
+    done = grievance(db, "demo")
+    assert done.returncode == 0, done.stderr
+    assert "1,115" in done.stdout
+    return db

@@ -3,27 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-
-
-def grievance(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GRIEVANCE_DATABASE_URL": f"sqlite:///{db}"}
-    return subprocess.run([sys.executable, "-m", "adapters.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=300, check=False)  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    db = tmp_path_factory.mktemp("demo") / "grievances.db"
-    done = grievance(db, "demo")
-    assert done.returncode == 0, done.stderr
-    assert "1,115" in done.stdout
-    return db
+from tests.conftest import grievance
 
 
 def test_the_demo_year_ends_with_1115_resolved(demo_db: Path) -> None:

@@ -1,0 +1,98 @@
+"""`grievance serve` (the HTTP service and the dashboard page) and `grievance token` (API tokens)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import anyio.to_thread
+import click
+import uvicorn
+from eventsourcing.persistence import PersistenceError
+
+from adapters.access import Role, TokenFileError, issue
+from adapters.chart_file import ChartFileError, load_chart
+from adapters.cli_support import EXIT_INFRASTRUCTURE, fail, out
+from adapters.composition import build_http_services
+from adapters.http.app import create_app
+from adapters.logs import configure_logging
+from adapters.settings import Settings, SettingsError
+from engine.errors import ChartError
+
+ROLES = [r.value for r in Role]
+
+
+def register(main: click.Group) -> None:
+    """Add these commands to the `grievance` group."""
+    main.add_command(serve)
+    main.add_command(token)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8311, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--project/--no-project",
+    default=True,
+    show_default=True,
+    help="Keep the dashboard views up to date in this process too (off when `projections run` does).",
+)
+@click.option("--workers-threads", "threads", default=40, show_default=True, type=click.IntRange(1, 400),
+              help="Threads answering requests that read the store.")  # fmt: skip
+def serve(host: str, port: int, project: bool, threads: int) -> None:
+    """Serve the API (/api/v1, OpenAPI at /schema), the dashboard page (/) and Open311 (/open311/v2).
+
+    API tokens come from GRIEVANCE_API_TOKENS_FILE (see `grievance token add`) or GRIEVANCE_API_TOKENS.
+    """
+    try:
+        settings = Settings.from_env()
+        configure_logging(settings.log_format, settings.log_level or "info")
+        svc, projection = build_http_services(settings)
+    except (SettingsError, ChartFileError, TokenFileError) as e:
+        fail(str(e), EXIT_INFRASTRUCTURE)
+    except (PersistenceError, OSError) as e:
+        fail(f"cannot open the event store: {e}", EXIT_INFRASTRUCTURE)
+    stop = threading.Event()
+    follower = None
+    if project:
+        follower = threading.Thread(target=projection.follow, args=(stop,), name="projection", daemon=True)
+        follower.start()
+    out.print(f"Serving on http://{host}:{port}/ ({len(svc.tokens.by_hash)} API tokens; "
+              f"views {'kept up to date here' if project else 'kept by another process'}).")  # fmt: skip
+
+    async def widen_pool() -> None:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+
+    app = create_app(svc)
+    app.on_startup.append(widen_pool)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        stop.set()
+        if follower:
+            follower.join(timeout=5)
+        svc.chain.close()
+
+
+@click.group()
+def token() -> None:
+    """API tokens: issue them; the service keeps only their SHA-256."""
+
+
+@token.command("add")
+@click.option("--name", required=True, help="Who holds it: the actor of every command sent with it.")
+@click.option("--role", required=True, type=click.Choice(ROLES))
+@click.option("--unit", "unit_id", help="Jurisdiction: the unit whose subtree a grid worker or supervisor covers.")
+@click.option("--file", "path", type=click.Path(dir_okay=False, path_type=Path), envvar="GRIEVANCE_API_TOKENS_FILE",
+              default="api-tokens.json", show_default=True, help="The token file.")  # fmt: skip
+def token_add(name: str, role: str, unit_id: str | None, path: Path) -> None:
+    """Issue a token, print it once, and append its hash to the token file."""
+    try:
+        chart = load_chart(Settings.from_env().chart_path)
+        secret = issue(path, name, Role(role), unit_id, chart)
+    except (SettingsError, ChartFileError, ChartError) as e:
+        fail(str(e), EXIT_INFRASTRUCTURE)
+    except TokenFileError as e:
+        fail(str(e))
+    click.echo(secret)
+    click.echo(f"(for {name}, {role}{' of ' + unit_id if unit_id else ''}; only its hash is in {path})", err=True)

@@ -1,0 +1,81 @@
+"""The Litestar application: the API under /api/v1 (OpenAPI at /schema), the dashboard page at /, and
+Open311 GeoReport v2 under /open311/v2. Built from Services; nothing connects at import time."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar, Response, Router, get
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.static_files import create_static_files_router
+
+from adapters.http import commands, dashboard, grievances, open311
+from adapters.http.problems import problem_details_plugin
+from adapters.http.services import Services, principal
+
+STATIC = Path(__file__).parent / "static"
+# The charts' library ships inside the plotly Python package: no CDN, as government intranets have none.
+PLOTLY = Path(str(files("plotly") / "package_data"))
+
+
+@get("/health", sync_to_thread=False, summary="Liveness: answers without touching the store", tags=["service"])
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/", sync_to_thread=False, include_in_schema=False)
+def page() -> Response[bytes]:
+    return Response((STATIC / "index.html").read_bytes(), media_type="text/html; charset=utf-8")
+
+
+def create_app(svc: Services, *, debug: bool = False) -> Litestar:
+    """The service for one set of Services."""
+    api = Router(
+        path="/api/v1",
+        route_handlers=[
+            health,
+            commands.post_commands,
+            grievances.get_grievance,
+            grievances.get_history,
+            grievances.get_verification,
+            grievances.get_history_lines,
+            grievances.get_history_report,
+            grievances.list_grievances,
+            dashboard.headline,
+            dashboard.rates,
+            dashboard.counts,
+            dashboard.daily,
+            dashboard.funnel,
+            dashboard.durations,
+            dashboard.overdue,
+            dashboard.points,
+            dashboard.chart_unit,
+        ],
+        dependencies={"principal": Provide(principal, sync_to_thread=False)},
+        security=[{"bearer": []}],
+    )
+    open311_router = Router(
+        path="/open311/v2",
+        route_handlers=[open311.service_list, open311.request_list, open311.one_request, open311.file_request],
+        tags=["open311"],
+    )
+    assets = create_static_files_router(path="/assets", directories=[STATIC, PLOTLY], name="assets")
+    state: dict[str, Any] = {"services": svc}
+    return Litestar(
+        route_handlers=[api, open311_router, assets, page],
+        state=State(state),
+        plugins=[problem_details_plugin()],
+        openapi_config=OpenAPIConfig(
+            title="Grievance escalation engine (党建服务链条)",
+            version="1",
+            components=Components(
+                security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", description="API token")}
+            ),
+        ),
+        debug=debug,
+    )

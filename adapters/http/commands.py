@@ -1,0 +1,92 @@
+"""POST commands, one or a batch: the same decoding, rules and results as the Kafka path; the actor is the
+token's holder, whatever the body says."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+import msgspec
+from litestar import Request, Response, post
+from litestar.datastructures import State
+from litestar.exceptions import PermissionDeniedException
+
+from adapters import wire
+from adapters.access import Principal
+from adapters.http.problems import rejected_problem
+from adapters.http.services import Reader, Services, services
+from engine.errors import GrievanceError
+from schemas.commands import Claim, Command, Report, command_decoder
+from schemas.results import Rejected, Result
+
+_encoder = msgspec.json.Encoder()
+
+
+def _forbidden(command: Command, why: str) -> Rejected:
+    return Rejected(command_id=command.command_id, grievance_id=command.grievance_id, code="forbidden",
+                    field="unit_id", reason=why)  # fmt: skip
+
+
+def _decoded(item: Any, actor: str) -> Command | Rejected:
+    if not isinstance(item, dict):
+        return Rejected(command_id=None, grievance_id=None, code="malformed", field="$",
+                        reason=f"expected a command object, got {type(item).__name__}")  # fmt: skip
+    try:
+        command: Command = command_decoder.decode(_encoder.encode({**item, "actor": actor}))
+        return command
+    except (msgspec.ValidationError, msgspec.DecodeError) as e:
+        return wire.malformed(e)
+
+
+def _permitted(svc: Services, who: Principal, command: Command) -> Rejected | None:
+    """A grid worker acts only within their jurisdiction: where a report or claim happens, or where the
+    grievance has been."""
+    if isinstance(command, Report | Claim):
+        if command.unit_id in svc.chain.chart and not svc.jurisdiction.covers(who, command.unit_id):
+            return _forbidden(command, f"{command.unit_id} is outside your jurisdiction ({who.unit_id})")
+        return None
+    try:
+        grievance = svc.chain.grievance(command.grievance_id)
+    except GrievanceError:
+        return None  # the engine refuses it, naming what is missing
+    if not svc.jurisdiction.may_read_grievance(who, grievance):
+        where = f"your jurisdiction ({who.unit_id})"
+        return _forbidden(command, f"grievance {command.grievance_id} has not been in {where}")
+    return None
+
+
+@post("/commands", status_code=200, summary="Apply one command or a batch",
+      description="A JSON command (see `grievance schema`), or a JSON list applied as one transaction in which a "
+      "bad command fails alone. `actor` is taken from the token. One command: 200 with its result, or a "
+      "problem (400 malformed, 403 outside your jurisdiction, 422 refused by a rule). A batch: 200 with one "
+      "result per command.")  # fmt: skip
+async def post_commands(request: Request[Any, Any, State], principal: Reader) -> Response[Any]:
+    body = await request.body()
+    # Deciding and storing block on the store: in a worker thread, as the sync handlers are.
+    return await anyio.to_thread.run_sync(_apply, services(request.app.state), principal, body)
+
+
+def _apply(svc: Services, principal: Reader, data: bytes) -> Response[Any]:
+    if not principal.may_write():
+        raise PermissionDeniedException(f"role: a {principal.role.value} may not send commands")
+    try:
+        parsed = msgspec.json.decode(data)
+    except msgspec.DecodeError as e:
+        raise rejected_problem(wire.malformed(e), 400) from None
+    single = not isinstance(parsed, list)
+    items = [parsed] if single else parsed
+    decided: list[Command | Rejected] = []
+    for item in items:
+        command = _decoded(item, principal.name)
+        if not isinstance(command, Rejected):
+            command = _permitted(svc, principal, command) or command
+        decided.append(command)
+    commands = [c for c in decided if not isinstance(c, Rejected)]
+    applied = iter(svc.intake.submit(commands) if commands else [])
+    results: list[Result] = [c if isinstance(c, Rejected) else next(applied) for c in decided]
+    if single:
+        (result,) = results
+        if isinstance(result, Rejected):
+            raise rejected_problem(result, {"malformed": 400, "forbidden": 403}.get(result.code, 422))
+        return Response(result)
+    return Response(results)

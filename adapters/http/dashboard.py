@@ -1,0 +1,131 @@
+"""The supervisors' questions over HTTP: each answers for a unit and everything below it (default: the
+reader's own unit), within the reader's jurisdiction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import get
+from litestar.datastructures import State
+from litestar.params import FromPath, FromQuery, QueryParameter
+
+from adapters.dashboard_queries import twelve_months_to
+from adapters.http.services import Reader, require_reader_of, services
+from engine.errors import InvalidValue
+from schemas.dashboard import (
+    DayCounts,
+    GrievanceItem,
+    Headline,
+    LevelSettled,
+    PointsEntry,
+    UnitCounts,
+    UnitDurations,
+    UnitRates,
+)
+
+Unit = Annotated[str | None, QueryParameter(description="A unit id; default: your own unit (the leading group for "
+                                                    "auditors and admins).")]  # fmt: skip
+
+
+class UnitNode(msgspec.Struct, kw_only=True, frozen=True):
+    """A unit of the chart with its children, for drilling down."""
+
+    id: str
+    name: str
+    level: str
+    parent: str | None
+    children: list[dict[str, str]]
+
+
+def _moment(svc: Any, at: datetime | None) -> datetime:
+    if at is not None and at.tzinfo is None:
+        raise InvalidValue("at", "needs a UTC offset")
+    now: datetime = at or svc.clock()
+    return now
+
+
+@get("/dashboard/headline", sync_to_thread=True, summary="Resolved, replied, open and overdue totals")
+def headline(state: State, principal: Reader, unit: Unit = None, at: FromQuery[datetime | None] = None) -> Headline:
+    svc = services(state)
+    return svc.dashboard.headline(require_reader_of(svc, principal, unit), now=_moment(svc, at))
+
+
+@get("/dashboard/rates", sync_to_thread=True, summary="Response, resolution and satisfaction rates of a unit "
+     "and each unit directly below, over a span of months")  # fmt: skip
+def rates(
+    state: State,
+    principal: Reader,
+    unit: Unit = None,
+    from_month: Annotated[str | None, QueryParameter(name="from", description="YYYY-MM")] = None,
+    to_month: Annotated[str | None, QueryParameter(name="to", description="YYYY-MM")] = None,
+) -> list[UnitRates]:
+    svc = services(state)
+    default_from, default_to = twelve_months_to(svc.clock())
+    return svc.dashboard.rates(require_reader_of(svc, principal, unit), from_month=from_month or default_from,
+                               to_month=to_month or default_to)  # fmt: skip
+
+
+@get("/dashboard/counts", sync_to_thread=True, summary="Counts by status, of a unit and each unit directly below")
+def counts(state: State, principal: Reader, unit: Unit = None) -> list[UnitCounts]:
+    svc = services(state)
+    return svc.dashboard.counts(require_reader_of(svc, principal, unit))
+
+
+@get("/dashboard/daily", sync_to_thread=True, summary="Reports, claims and closures per day")
+def daily(
+    state: State,
+    principal: Reader,
+    from_day: Annotated[str, QueryParameter(name="from", description="YYYY-MM-DD")],
+    to_day: Annotated[str, QueryParameter(name="to", description="YYYY-MM-DD")],
+    unit: Unit = None,
+) -> list[DayCounts]:
+    svc = services(state)
+    return svc.dashboard.daily(require_reader_of(svc, principal, unit), from_day=from_day, to_day=to_day)
+
+
+@get("/dashboard/funnel", sync_to_thread=True, summary="How many grievances each of the seven steps settled")
+def funnel(state: State, principal: Reader, unit: Unit = None) -> list[LevelSettled]:
+    svc = services(state)
+    return svc.dashboard.settled_by_level(require_reader_of(svc, principal, unit))
+
+
+@get("/dashboard/durations", sync_to_thread=True, summary="Time to claim and to close, p50 and p90")
+def durations(
+    state: State, principal: Reader, unit: Unit = None, by_level: FromQuery[bool] = False
+) -> list[UnitDurations]:
+    svc = services(state)
+    unit_id = require_reader_of(svc, principal, unit)
+    if by_level:
+        require_reader_of(svc, principal, svc.chain.chart.root.id)
+        return svc.dashboard.durations_by_level()
+    return svc.dashboard.durations(unit_id)
+
+
+@get("/dashboard/overdue", sync_to_thread=True, summary="The overdue queue, most overdue first")
+def overdue(
+    state: State,
+    principal: Reader,
+    unit: Unit = None,
+    at: FromQuery[datetime | None] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+) -> list[GrievanceItem]:
+    svc = services(state)
+    return svc.dashboard.overdue_queue(require_reader_of(svc, principal, unit), now=_moment(svc, at), limit=limit)
+
+
+@get("/dashboard/points", sync_to_thread=True, summary="The volunteer points ledger, most points first")
+def points(
+    state: State, principal: Reader, limit: Annotated[int, QueryParameter(ge=1, le=500)] = 20
+) -> list[PointsEntry]:
+    return services(state).dashboard.points(limit=limit)
+
+
+@get("/chart/units/{unit_id:str}", sync_to_thread=False, summary="A unit and the units directly below it")
+def chart_unit(unit_id: FromPath[str], state: State, principal: Reader) -> UnitNode:
+    svc = services(state)
+    unit = svc.chain.chart.unit(require_reader_of(svc, principal, unit_id))
+    return UnitNode(id=unit.id, name=unit.name, level=unit.level.value, parent=unit.parent,
+                    children=[{"id": c.id, "name": c.name, "level": c.level.value}
+                              for c in svc.chain.chart.children_of(unit.id)])  # fmt: skip

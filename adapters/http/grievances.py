@@ -1,0 +1,108 @@
+"""Reading grievances: current state, state at a version or a time, the history with hashes, its
+verification and exports, and the filtered list."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from litestar import Response, get
+from litestar.datastructures import State
+from litestar.exceptions import PermissionDeniedException
+from litestar.params import FromPath, FromQuery, QueryParameter
+
+from adapters import wire
+from adapters.access import Principal
+from adapters.history_export import as_html, as_json_lines
+from adapters.http.services import Reader, Services, require_reader_of, services
+from engine.errors import InvalidValue
+from engine.grievance import Grievance
+from schemas.dashboard import GrievancePage
+from schemas.results import GrievanceView, History
+
+
+def _readable(svc: Services, who: Principal, grievance_id: UUID) -> Grievance:
+    """The grievance now, if `who` may read it: 404 if it does not exist, 403 if it never was theirs."""
+    grievance = svc.chain.grievance(grievance_id)
+    if not svc.jurisdiction.may_read_grievance(who, grievance):
+        raise PermissionDeniedException(f"grievance_id: {grievance_id} has not been in your jurisdiction")
+    return grievance
+
+
+@get("/grievances/{grievance_id:uuid}", sync_to_thread=True, summary="A grievance now, at a version, or at a time")
+def get_grievance(
+    grievance_id: FromPath[UUID],
+    state: State,
+    principal: Reader,
+    version: Annotated[int | None, QueryParameter(ge=1)] = None,
+    at: FromQuery[datetime | None] = None,
+    clock: FromQuery[Literal["recorded", "occurred"]] = "recorded",
+) -> GrievanceView:
+    svc = services(state)
+    current = _readable(svc, principal, grievance_id)
+    if version is not None and at is not None:
+        raise InvalidValue("version", "give version or at, not both")
+    if at is not None and at.tzinfo is None:
+        raise InvalidValue("at", "needs a UTC offset")
+    if version is not None:
+        shown = svc.chain.grievance(grievance_id, version=version)
+    elif at is not None:
+        shown = svc.chain.grievance_at(grievance_id, at, clock=clock)
+    else:
+        shown = current
+    return wire.view(shown, at or svc.clock())
+
+
+@get("/grievances/{grievance_id:uuid}/history", sync_to_thread=True,
+     summary="Every event with actor, times, version and chained hash")  # fmt: skip
+def get_history(grievance_id: FromPath[UUID], state: State, principal: Reader) -> History:
+    svc = services(state)
+    _readable(svc, principal, grievance_id)
+    return History(grievance_id=grievance_id, events=svc.trail.history(grievance_id))
+
+
+@get("/grievances/{grievance_id:uuid}/verify", sync_to_thread=True, summary="Recompute the history's hash chain")
+def get_verification(grievance_id: FromPath[UUID], state: State, principal: Reader) -> dict[str, Any]:
+    svc = services(state)
+    _readable(svc, principal, grievance_id)
+    broken = svc.trail.verify(grievance_id)
+    if broken is None:
+        return {"grievance_id": str(grievance_id), "intact": True}
+    return {"grievance_id": str(grievance_id), "intact": False, "version": broken.version, "reason": broken.reason}
+
+
+@get("/grievances/{grievance_id:uuid}/history.jsonl", sync_to_thread=True, media_type="application/jsonl",
+     summary="The history as JSON Lines, one envelope with its hash a line")  # fmt: skip
+def get_history_lines(grievance_id: FromPath[UUID], state: State, principal: Reader) -> Response[bytes]:
+    svc = services(state)
+    _readable(svc, principal, grievance_id)
+    return Response(as_json_lines(svc.trail.history(grievance_id)), media_type="application/jsonl")
+
+
+@get("/grievances/{grievance_id:uuid}/history.html", sync_to_thread=True, media_type="text/html",
+     summary="The history as a readable HTML report with the chain's verdict")  # fmt: skip
+def get_history_report(grievance_id: FromPath[UUID], state: State, principal: Reader) -> Response[str]:
+    svc = services(state)
+    _readable(svc, principal, grievance_id)
+    report = as_html(grievance_id, svc.trail.history(grievance_id), svc.trail.verify(grievance_id),
+                     svc.chain.chart, svc.clock())  # fmt: skip
+    return Response(report, media_type="text/html; charset=utf-8")
+
+
+@get("/grievances", sync_to_thread=True, summary="Grievances at a unit and below, filtered and paged")
+def list_grievances(
+    state: State,
+    principal: Reader,
+    unit: FromQuery[str | None] = None,
+    status: FromQuery[str | None] = None,
+    level: FromQuery[str | None] = None,
+    category: FromQuery[str | None] = None,
+    overdue: FromQuery[bool | None] = None,
+    offset: Annotated[int, QueryParameter(ge=0)] = 0,
+    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+) -> GrievancePage:
+    svc = services(state)
+    unit_id = require_reader_of(svc, principal, unit)
+    return svc.dashboard.grievances(unit_id, now=svc.clock(), status=status, level=level, category=category,
+                                    overdue=overdue, offset=offset, limit=limit)  # fmt: skip

@@ -1,0 +1,173 @@
+"""Open311 GeoReport v2 (JSON): services, the requests list, one request, and filing a request, mapped onto
+the chain so that existing civic clients can read and file grievances.
+
+Services are the grievance categories. A request is a grievance: `address_id` is the chart unit where it
+is reported (a household, building, grid or community); `status` is open (waiting or claimed) or closed
+(resolved or replied). Reading is public, as the standard has it, and shows no resident's own words:
+the description is the grievance's title. Filing needs `api_key`, a grid worker's (or admin's) token,
+and a unit in their jurisdiction; a repeated identical request files one grievance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from typing import Annotated, Any, get_args
+from uuid import UUID
+
+import msgspec
+from litestar import Response, get, post
+from litestar.datastructures import State
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath, FromQuery
+
+from adapters import wire
+from adapters.access import Principal
+from adapters.http.services import Services, services
+from schemas.commands import Report
+from schemas.common import CategoryName
+from schemas.dashboard import GrievanceItem
+from schemas.results import Rejected
+
+CATEGORY_NAMES = {
+    "environment": "环境卫生 Environment", "property": "物业服务 Property management",
+    "infrastructure": "基础设施 Infrastructure", "utilities": "水电气暖 Utilities", "safety": "安全隐患 Safety",
+    "elderly_care": "养老服务 Elderly care", "employment": "就业帮扶 Employment",
+    "neighbours": "邻里纠纷 Neighbours", "parking": "停车管理 Parking", "other": "其他 Other",
+}  # fmt: skip
+MAX_SPAN = timedelta(days=90)
+
+
+def _error(status: int, description: str) -> Response[Any]:
+    return Response([{"code": status, "description": description}], status_code=status)
+
+
+def _as_request(svc: Services, item: GrievanceItem) -> dict[str, Any]:
+    chart = svc.chain.chart
+    updated = max(t for t in (item.reported_at, item.claimed_at, item.closed_at) if t is not None)
+    closed = item.status in ("resolved", "replied")
+    return {
+        "service_request_id": str(item.grievance_id),
+        "status": "closed" if closed else "open",
+        "status_notes": item.status if closed else f"{item.status} at {chart.unit(item.unit_id).name}",
+        "service_name": CATEGORY_NAMES.get(item.category, item.category),
+        "service_code": item.category,
+        "description": item.title,
+        "agency_responsible": chart.unit(item.unit_id).name,
+        "service_notice": None,
+        "requested_datetime": item.reported_at.isoformat(),
+        "updated_datetime": updated.isoformat(),
+        "expected_datetime": item.due_at.isoformat() if item.due_at and not closed else None,
+        "address": None,
+        "address_id": item.unit_id,
+        "zipcode": None,
+        "lat": None,
+        "long": None,
+        "media_url": None,
+    }
+
+
+@get("/services.json", sync_to_thread=False, summary="Open311: the service list (grievance categories)")
+def service_list() -> list[dict[str, Any]]:
+    return [
+        {"service_code": code, "service_name": CATEGORY_NAMES[code], "description": CATEGORY_NAMES[code],
+         "metadata": False, "type": "realtime", "keywords": code, "group": "grievances"}
+        for code in get_args(CategoryName)
+    ]  # fmt: skip
+
+
+def _when(value: str | None, name: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{name}: {value!r} is not a W3C datetime") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{name}: {value!r} needs a UTC offset")
+    return moment
+
+
+@get("/requests.json", sync_to_thread=True, summary="Open311: service requests, newest first")
+def request_list(
+    state: State,
+    service_request_id: FromQuery[str | None] = None,
+    service_code: FromQuery[str | None] = None,
+    start_date: FromQuery[str | None] = None,
+    end_date: FromQuery[str | None] = None,
+    status: FromQuery[str | None] = None,
+) -> Response[Any]:
+    svc = services(state)
+    now = svc.clock()
+    try:
+        ids = [UUID(i.strip()) for i in service_request_id.split(",") if i.strip()] if service_request_id else []
+        end = _when(end_date, "end_date") or now
+        start = _when(start_date, "start_date") or end - MAX_SPAN
+    except ValueError as e:
+        return _error(400, str(e))
+    if end - start > MAX_SPAN:
+        return _error(400, "start_date: the span may not exceed 90 days")
+    codes = [c.strip() for c in service_code.split(",")] if service_code else []
+    if unknown := [c for c in codes if c not in CATEGORY_NAMES]:
+        return _error(400, f"service_code: {unknown[0]!r} is not a service")
+    statuses: list[str] = []
+    for s in status.split(",") if status else []:
+        if s.strip() not in ("open", "closed"):
+            return _error(400, f"status: {s.strip()!r} is not open or closed")
+        statuses += ["waiting", "claimed"] if s.strip() == "open" else ["resolved", "replied"]
+    items = svc.dashboard.service_requests(now=now, ids=ids, categories=codes, statuses=statuses, start=start,
+                                           end=end)  # fmt: skip
+    return Response([_as_request(svc, i) for i in items])
+
+
+@get("/requests/{request_id:str}", sync_to_thread=True, summary="Open311: one service request (…/requests/ID.json)")
+def one_request(request_id: FromPath[str], state: State) -> Response[Any]:
+    svc = services(state)
+    try:
+        gid = UUID(request_id.removesuffix(".json"))
+    except ValueError:
+        return _error(404, f"service_request_id: {request_id!r} is not a request")
+    items = svc.dashboard.service_requests(now=svc.clock(), ids=[gid], start=svc.clock(), end=svc.clock())
+    if not items:
+        return _error(404, f"service_request_id: no request {gid}")
+    return Response([_as_request(svc, items[0])])
+
+
+@post("/requests.json", sync_to_thread=True, status_code=201, summary="Open311: file a service request")
+def file_request(
+    state: State, data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
+) -> Response[Any]:
+    svc = services(state)
+    token = str(data.get("api_key") or "")
+    who: Principal | None = svc.tokens.authenticate(token) if token else None
+    if who is None:
+        return _error(403, "api_key: a valid API key is required to file a request")
+    if not who.may_write():
+        return _error(403, f"api_key: a {who.role.value} may not file requests")
+    unit_id = str(data.get("address_id") or "")
+    if not unit_id:
+        return _error(400, "address_id: the unit (household, building, grid or community) where it is reported")
+    if unit_id in svc.chain.chart and not svc.jurisdiction.covers(who, unit_id):
+        return _error(403, f"address_id: {unit_id} is outside your jurisdiction ({who.unit_id})")
+    description = str(data.get("description") or "").strip()
+    # The same request filed twice (a phone retrying) is the same command, hence one grievance.
+    fingerprint = hashlib.sha256(msgspec.json.encode(sorted(data.items()))).hexdigest()[:24]
+    command_id = f"open311:{fingerprint}"
+    fields = {
+        "kind": "report", "command_id": command_id, "grievance_id": str(wire.report_grievance_id(command_id)),
+        "actor": who.name, "occurred_at": svc.clock().isoformat(), "unit_id": unit_id,
+        "category": str(data.get("service_code") or ""), "title": description[:60] or "(no description)",
+        "description": description, "channel": "app",
+    }  # fmt: skip
+    try:
+        command = msgspec.convert(fields, Report, strict=False)
+    except msgspec.ValidationError as e:
+        refused = wire.malformed(e)
+        field = {"category": "service_code", "unit_id": "address_id"}.get(refused.field, refused.field)
+        return _error(400, f"{field}: {refused.reason}")
+    result = svc.intake.submit_one(command)
+    if isinstance(result, Rejected):
+        field = {"category": "service_code", "unit_id": "address_id"}.get(result.field, result.field)
+        return _error(400, f"{field}: {result.reason}")
+    return Response([{"service_request_id": str(result.grievance_id), "service_notice": None, "account_id": None}],
+                    status_code=201)  # fmt: skip

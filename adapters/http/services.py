@@ -1,0 +1,63 @@
+"""What the HTTP handlers work with, built once in the composition root and kept in the app's state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+
+from adapters.access import Jurisdiction, Principal, TokenBook
+from adapters.audit_trail import AuditTrail
+from adapters.dashboard_queries import Dashboard
+from adapters.intake import Intake
+from engine.service_chain import ServiceChain
+
+
+@dataclass
+class Services:
+    """The chain, its intake, the dashboard queries, the audit trail, access rules and the clock."""
+
+    chain: ServiceChain
+    intake: Intake
+    dashboard: Dashboard
+    trail: AuditTrail
+    tokens: TokenBook
+    jurisdiction: Jurisdiction
+    clock: Callable[[], datetime]
+
+
+def services(state: State) -> Services:
+    found: Services = state.services
+    return found
+
+
+def principal(request: Request[object, object, State]) -> Principal:
+    """The holder of the request's bearer token; 401 when there is none or it is unknown."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthorizedException("send an API token: Authorization: Bearer <token>",
+                                     headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+    who = services(request.app.state).tokens.authenticate(token.strip())
+    if who is None:
+        raise NotAuthorizedException("the API token is not valid", headers={"WWW-Authenticate": "Bearer"})
+    return who
+
+
+def require_reader_of(svc: Services, who: Principal, unit_id: str | None) -> str:
+    """The unit a read is about (default: the reader's own, or the root), if the reader may see it; else 403."""
+    unit = unit_id or who.unit_id or svc.chain.chart.root.id
+    if unit not in svc.chain.chart:
+        return unit  # the query names the unknown unit in its own error
+    if not svc.jurisdiction.covers(who, unit):
+        raise PermissionDeniedException(f"unit_id: {unit} is outside your jurisdiction ({who.unit_id})")
+    return unit
+
+
+# The token's holder, injected by name into every API handler that declares it.
+Reader = NamedDependency[Principal]
