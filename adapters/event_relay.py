@@ -17,6 +17,7 @@ from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
 from kafka import KafkaProducer
 
 from adapters import wire
+from adapters.audit_trail import AuditTrail
 from adapters.kafka_settings import KafkaSettings
 from adapters.log_follower import follow_log
 from engine.service_chain import ServiceChain
@@ -43,6 +44,7 @@ class EventRelay:
         self.topic = topic
         self.page_size = page_size
         self.tracking_name = f"relay:{topic}<-grievances"
+        self.trail = AuditTrail(chain)
 
     @staticmethod
     def producer_for(settings: KafkaSettings, client_id: str = "grievance-relay") -> KafkaProducer:
@@ -65,10 +67,14 @@ class EventRelay:
         notifications = self.chain.recorder.select_notifications(start=self.position() + 1, limit=self.page_size)
         if not notifications:
             return 0
+        events: list[Any] = [self.chain.mapper.to_domain_event(n) for n in notifications]
+        # Each envelope carries its chained hash, so consumers can keep the chain's heads outside the store.
+        hashes = self.trail.store.select_hashes_of(list({e.originator_id for e in events}))
         futures = []
-        for notification in notifications:
-            event: Any = self.chain.mapper.to_domain_event(notification)
+        for notification, event in zip(notifications, events, strict=True):
             envelope = wire.envelope(event)
+            if (h := hashes[envelope.grievance_id].get(envelope.version)) is not None:
+                envelope = msgspec.structs.replace(envelope, hash=h.hex())
             futures.append(
                 self.producer.send(
                     self.topic,

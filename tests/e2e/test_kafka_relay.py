@@ -69,6 +69,8 @@ def test_a_relay_killed_again_and_again_sends_every_event_in_per_grievance_order
         headers: dict[str, Any] = {k: v.decode() for k, v in r.headers}
         assert r.key == str(envelope.grievance_id).encode()
         assert (headers["type"], int(headers["version"])) == (envelope.type, envelope.version)
+        assert envelope.hash is not None
+        assert len(envelope.hash) == 64
         seen[envelope.grievance_id].append(envelope.version)
         sent.add((envelope.grievance_id, envelope.version, envelope.type, envelope.command_id))
     assert sent == expected, "an event was skipped (or one was invented)"

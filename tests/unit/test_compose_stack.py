@@ -34,10 +34,17 @@ def resolve(argv: list[str]) -> click.Context:
     return command.make_context(name, list(tokens), parent=parent)
 
 
-def test_the_stack_has_kafka_postgres_two_workers_the_relay_projections_and_supervision() -> None:
+def test_the_stack_has_kafka_postgres_two_workers_the_relay_projections_supervision_and_http() -> None:
     assert {"kafka", "postgres"} <= set(SERVICES)
     commands = sorted(" ".join(s["command"][1:]) for s in ENGINE.values())
-    assert commands == ["projections run", "relay", "supervise --every 300", "worker", "worker"]
+    assert commands == [
+        "projections run",
+        "relay",
+        "serve --host 0.0.0.0 --port 8311 --no-project",
+        "supervise --every 300",
+        "worker",
+        "worker",
+    ]
     assert SERVICES["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller", "KRaft, no ZooKeeper"
 
 
