@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
-import anyio.to_thread
 import click
 import uvicorn
 from eventsourcing.persistence import PersistenceError
@@ -15,6 +15,7 @@ from adapters.chart_file import ChartFileError, load_chart
 from adapters.cli_support import EXIT_INFRASTRUCTURE, fail, out
 from adapters.composition import build_http_services
 from adapters.http.app import create_app
+from adapters.http.asgi import THREADS_VARIABLE, with_thread_pool
 from adapters.logs import configure_logging
 from adapters.settings import Settings, SettingsError
 from engine.errors import ChartError
@@ -32,18 +33,27 @@ def register(main: click.Group) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8311, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
-    "--project/--no-project",
-    default=True,
+    "--workers",
+    default=1,
     show_default=True,
-    help="Keep the dashboard views up to date in this process too (off when `projections run` does).",
+    type=click.IntRange(1, 64),
+    help="Server processes: one per core lets answers use every core.",
 )
-@click.option("--workers-threads", "threads", default=40, show_default=True, type=click.IntRange(1, 400),
-              help="Threads answering requests that read the store.")  # fmt: skip
-def serve(host: str, port: int, project: bool, threads: int) -> None:
+@click.option(
+    "--threads",
+    default=40,
+    show_default=True,
+    type=click.IntRange(1, 400),
+    help="Threads a process answers store-reading requests with.",
+)
+@click.option("--project/--no-project", default=True, show_default=True,
+              help="Keep the views up to date in this process too (off when `projections run` does).")  # fmt: skip
+def serve(host: str, port: int, workers: int, threads: int, project: bool) -> None:
     """Serve the API (/api/v1, OpenAPI at /schema), the dashboard page (/) and Open311 (/open311/v2).
 
     API tokens come from GRIEVANCE_API_TOKENS_FILE (see `grievance token add`) or GRIEVANCE_API_TOKENS.
     """
+    os.environ[THREADS_VARIABLE] = str(threads)
     try:
         settings = Settings.from_env()
         configure_logging(settings.log_format, settings.log_level or "info")
@@ -57,16 +67,17 @@ def serve(host: str, port: int, project: bool, threads: int) -> None:
     if project:
         follower = threading.Thread(target=projection.follow, args=(stop,), name="projection", daemon=True)
         follower.start()
-    out.print(f"Serving on http://{host}:{port}/ ({len(svc.tokens.by_hash)} API tokens; "
-              f"views {'kept up to date here' if project else 'kept by another process'}).")  # fmt: skip
-
-    async def widen_pool() -> None:
-        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
-
-    app = create_app(svc)
-    app.on_startup.append(widen_pool)
+    out.print(f"Serving on http://{host}:{port}/ with {workers} process{'es' if workers > 1 else ''} "
+              f"({len(svc.tokens.by_hash)} API tokens; views "
+              f"{'kept up to date here' if project else 'kept by another process'}).")  # fmt: skip
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        if workers == 1:
+            app = with_thread_pool(create_app(svc), threads)
+            uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        else:
+            # Each server process builds its own Services (adapters.http.asgi); this one keeps the views.
+            uvicorn.run("adapters.http.asgi:from_env", factory=True, workers=workers, host=host, port=port,
+                        log_level="warning", access_log=False)  # fmt: skip
     finally:
         stop.set()
         if follower:

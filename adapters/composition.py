@@ -12,6 +12,7 @@ from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Pro
 from adapters.access import Jurisdiction, TokenBook
 from adapters.audit_trail import AuditTrail
 from adapters.chart_file import load_chart
+from adapters.dashboard_cache import CachedDashboard
 from adapters.dashboard_queries import Dashboard
 from adapters.http.services import Services
 from adapters.intake import Intake
@@ -77,7 +78,7 @@ def build_http_services(settings: Settings, *, clock: Clock | None = None) -> tu
     services = Services(
         chain=chain,
         intake=Intake(chain),
-        dashboard=Dashboard(projection.views, chain.chart),
+        dashboard=(CachedDashboard if settings.dashboard_cache else Dashboard)(projection.views, chain.chart),
         trail=AuditTrail(chain),
         tokens=TokenBook.from_env(chain.chart),
         jurisdiction=Jurisdiction(chain.chart),

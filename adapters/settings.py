@@ -33,6 +33,8 @@ class Settings:
     limits_hours: Mapping[str, tuple[float, float]] | None = None
     log_format: str = "auto"
     log_level: str | None = None
+    # Remember dashboard answers until the views move (see adapters/dashboard_cache.py).
+    dashboard_cache: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -57,7 +59,11 @@ class Settings:
                     'GRIEVANCE_LIMITS_HOURS: expected JSON like {"grid_branch": [24, 168]} '
                     "(hours to claim, hours to settle)"
                 ) from None
+        cache = env.get("GRIEVANCE_DASHBOARD_CACHE", "on").strip().lower()
+        if cache not in ("on", "off"):
+            raise SettingsError(f"GRIEVANCE_DASHBOARD_CACHE: {cache!r} is not on or off")
         settings = cls(
+            dashboard_cache=cache == "on",
             database_url=env.get("GRIEVANCE_DATABASE_URL", DEFAULT_DATABASE_URL),
             chart_path=Path(env.get("GRIEVANCE_CHART", str(SHIPPED_CHART))),
             durability=durability,

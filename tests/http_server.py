@@ -20,7 +20,9 @@ from tests.kafka_broker import free_port
 
 
 @contextmanager
-def served(database_url: str, tokens: Mapping[str, tuple[str, str, str | None]], log: Path) -> Iterator[str]:
+def served(
+    database_url: str, tokens: Mapping[str, tuple[str, str, str | None]], log: Path, *extra: str
+) -> Iterator[str]:
     """The service's base URL; `tokens` maps each token to (name, role, unit)."""
     entries = [{"name": n, "role": r, "unit_id": u, "sha256": digest(t)} for t, (n, r, u) in tokens.items()]
     port = free_port()
@@ -30,8 +32,8 @@ def served(database_url: str, tokens: Mapping[str, tuple[str, str, str | None]],
         "GRIEVANCE_API_TOKENS": json.dumps({"tokens": entries}),
     }
     with log.open("ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "adapters.cli", "serve", "--port", str(port)], env=env,
-                                   stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        command = [sys.executable, "-m", "adapters.cli", "serve", "--port", str(port), *extra]
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
