@@ -7,7 +7,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from eventsourcing.persistence import InfrastructureFactory, IntegrityError, ProgrammingError, TrackingRecorder
+from eventsourcing.persistence import (
+    InfrastructureFactory,
+    IntegrityError,
+    InternalError,
+    ProgrammingError,
+    TrackingRecorder,
+)
 
 from adapters.access import Jurisdiction, TokenBook
 from adapters.audit_trail import AuditTrail
@@ -17,6 +23,7 @@ from adapters.dashboard_queries import Dashboard
 from adapters.http.services import Services
 from adapters.intake import Intake
 from adapters.projection_runner import DashboardProjection
+from adapters.resident_keys import ResidentKeys
 from adapters.settings import Settings
 from adapters.view_store import DashboardViewsMixin, PostgresDashboardViews, SQLiteDashboardViews
 from engine.chart import OrgChart
@@ -28,7 +35,9 @@ def build_chain(settings: Settings, *, clock: Clock | None = None) -> ServiceCha
     """A ServiceChain on the configured store, chart and limits; connects only when called."""
     chart = load_chart(settings.chart_path)
     limits = TimeLimits.from_hours(settings.limits_hours) if settings.limits_hours else TimeLimits()
-    return _creating_tables(lambda: ServiceChain(settings.store_env(), chart=chart, limits=limits, clock=clock))
+    chain = _creating_tables(lambda: ServiceChain(settings.store_env(), chart=chart, limits=limits, clock=clock))
+    chain.protect_personal_data(_creating_tables(lambda: ResidentKeys(chain.recorder.datastore)))  # type: ignore[attr-defined]
+    return chain
 
 
 T = TypeVar("T")
@@ -40,7 +49,8 @@ def _creating_tables(construct: Callable[[], T], attempts: int = 5) -> T:
     for attempt in range(attempts):
         try:
             return construct()
-        except (IntegrityError, ProgrammingError):  # "already exists", in one catalogue or another
+        # "already exists" in one catalogue or another, or PostgreSQL's "tuple concurrently updated"
+        except (IntegrityError, ProgrammingError, InternalError):
             if attempt == attempts - 1:
                 raise
             time.sleep(0.05 * (attempt + 1))

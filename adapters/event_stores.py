@@ -173,13 +173,16 @@ class BatchReadingPostgresRecorder(PostgresProcessRecorder):
         with curs.connection.cursor() as hashing:
             previous: dict[UUID, bytes] = {}
             if starts:
+                # Never prepared: a statement prepared inside a pipeline whose transaction then fails
+                # (a concurrent writer's version) is lost on the server but not in psycopg's cache.
                 hashing.execute(self.select_previous_hashes_statement,
-                                ([oid for oid, _ in starts], [v - 1 for _, v in starts]))  # fmt: skip
+                                ([oid for oid, _ in starts], [v - 1 for _, v in starts]), prepare=False)  # fmt: skip
                 previous = {row["originator_id"]: bytes(row["hash"]) for row in hashing.fetchall()}
             rows = chain(stored_events, previous)
             hashing.execute(
                 self.insert_hashes_statement,
                 ([oid for oid, _, _ in rows], [v for _, v, _ in rows], [h for _, _, h in rows]),
+                prepare=False,
             )
 
     def select_hashes_of(self, originator_ids: Sequence[UUID]) -> dict[UUID, dict[int, bytes]]:
