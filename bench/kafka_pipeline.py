@@ -61,6 +61,11 @@ def lifecycle(i: int, prefix: str, first: int) -> list[tuple[bytes, bytes, str]]
     return out
 
 
+def events_of(grievances: int) -> int:
+    """Events the lifecycles store: five each, and a sixth (Reopened) where the resident is dissatisfied."""
+    return grievances * EVENTS_PER_LIFECYCLE + sum(1 for i in range(grievances) if i % 3 == 2)
+
+
 def interleaved(grievances: int, prefix: str, first: int, window: int = 200) -> list[tuple[bytes, bytes, str]]:
     """Lifecycles of grievances `first`+1…, overlapped `window` at a time as many grid workers' phones send
     them: each grievance's in order."""
@@ -137,8 +142,8 @@ def warm_up(kafka: KafkaSettings, views: Any, processes: list[subprocess.Popen[b
         producer.send(kafka.commands_topic, key=key, value=value)
     producer.flush()
     producer.close()
-    wait_for_position(views, len(messages), processes, 120)
-    return len(messages)
+    wait_for_position(views, events_of(50), processes, 120)
+    return events_of(50)
 
 
 def sustained(kafka: KafkaSettings, views: Any, processes: list[Any], grievances: int, base: int) -> float:
@@ -149,7 +154,7 @@ def sustained(kafka: KafkaSettings, views: Any, processes: list[Any], grievances
         producer.send(kafka.commands_topic, key=key, value=value)
     producer.flush()
     producer.close()
-    finished = wait_for_position(views, base + len(messages), processes, 900)
+    finished = wait_for_position(views, base + events_of(grievances), processes, 900)
     return len(messages) / (finished - started)
 
 
@@ -157,14 +162,15 @@ def steady_latency(
     kafka: KafkaSettings, chain: Any, views: Any, processes: list[Any], rate: int, seconds: int, base: int, first: int
 ) -> tuple[float, float, float]:
     """p50, p99 and max milliseconds from a command's send to its event in the projection, at `rate`/s."""
-    shifted = interleaved(rate * seconds // EVENTS_PER_LIFECYCLE, "l-", first)
+    grievances = rate * seconds // EVENTS_PER_LIFECYCLE
+    shifted = interleaved(grievances, "l-", first)
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
     done = threading.Event()
 
     def watch() -> None:
         position = base
-        while not done.is_set() or position < base + len(shifted):
+        while not done.is_set() or position < base + events_of(grievances):
             now_at = views.position()
             if now_at > position:
                 seen = time.perf_counter()
