@@ -102,9 +102,21 @@ def print_result(result: Result, as_json: bool) -> None:
 @click.option("--description", required=True)
 @click.option("--channel", default="grid_visit", show_default=True, type=click.Choice(get_args(ChannelName)))
 @click.option("--grievance-id", help="Choose the id (a UUID); default: derived from the command id.")
+@click.option("--resident-id", help="The resident who raised it (their name and phone are stored sealed).")
+@click.option("--resident-name", default="", help="The resident's name (personal data).")
+@click.option("--resident-phone", default="", help="The resident's phone (personal data).")
 @command_options
-def report(as_json: bool, grievance_id: str | None, **fields: Any) -> None:
+def report(
+    as_json: bool,
+    grievance_id: str | None,
+    resident_id: str | None,
+    resident_name: str,
+    resident_phone: str,
+    **fields: Any,
+) -> None:
     """Report a resident's problem at a unit; it waits there to be claimed."""
+    if resident_id or resident_name or resident_phone:
+        fields["resident"] = {"resident_id": resident_id or "", "name": resident_name, "phone": resident_phone}
     fields["command_id"] = fields.get("command_id") or str(uuid4())
     # Derived from the command id, a retried report lands on the same grievance.
     fields["grievance_id"] = grievance_id or str(wire.report_grievance_id(fields["command_id"]))

@@ -25,6 +25,7 @@ def register(main: click.Group) -> None:
     main.add_command(history)
     main.add_command(verify)
     main.add_command(export)
+    main.add_command(forget_resident)
 
 
 def print_history(gid: UUID, envelopes: list[EventEnvelope]) -> None:
@@ -124,3 +125,20 @@ def export(grievance_id: str, fmt: str, output: Path | None, now: str | None) ->
         out.print(f"wrote {len(envelopes)} events to {output}")
     else:
         sys.stdout.buffer.write(data)
+
+
+@click.command("forget-resident")
+@click.argument("resident_id")
+def forget_resident(resident_id: str) -> None:
+    """Destroy a resident's key: their name and phone read "[erased]" everywhere from now on.
+
+    The events, their hashes and every other field stay as they were; copies already on the events topic
+    were sent sealed, so they become unreadable too.
+    """
+    with opened() as session:
+        keys = session.chain.mapper.personal_data  # type: ignore[attr-defined]
+        had_key = keys.forget(resident_id)
+    if had_key:
+        out.print(f"resident {resident_id}: key destroyed; their name and phone now read [erased]")
+    else:
+        out.print(f"resident {resident_id}: no key was held (nothing of theirs is readable); recorded as erased")

@@ -8,12 +8,14 @@ again and skips none. Consumers dedupe on (grievance_id, version), or on the env
 from __future__ import annotations
 
 import contextlib
+import copy
 import threading
 from typing import Any
+from uuid import UUID
 
 import msgspec
 import structlog
-from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
+from eventsourcing.persistence import IntegrityError, Mapper, Tracking, TrackingRecorder
 from kafka import KafkaProducer
 
 from adapters import wire
@@ -45,6 +47,10 @@ class EventRelay:
         self.page_size = page_size
         self.tracking_name = f"relay:{topic}<-grievances"
         self.trail = AuditTrail(chain)
+        # Personal fields leave sealed: forgetting a resident must make every copy on the topic unreadable too.
+        sealed_mapper: Any = copy.copy(chain.mapper)
+        sealed_mapper.personal_data = None
+        self.mapper: Mapper[UUID] = sealed_mapper
 
     @staticmethod
     def producer_for(settings: KafkaSettings, client_id: str = "grievance-relay") -> KafkaProducer:
@@ -67,7 +73,7 @@ class EventRelay:
         notifications = self.chain.recorder.select_notifications(start=self.position() + 1, limit=self.page_size)
         if not notifications:
             return 0
-        events: list[Any] = [self.chain.mapper.to_domain_event(n) for n in notifications]
+        events: list[Any] = [self.mapper.to_domain_event(n) for n in notifications]
         # Each envelope carries its chained hash, so consumers can keep the chain's heads outside the store.
         hashes = self.trail.store.select_hashes_of(list({e.originator_id for e in events}))
         futures = []

@@ -32,6 +32,8 @@ def to_engine(command: CommandBase) -> EngineCommand:
     """The engine's command for a decoded wire command."""
     kind: Any = type(command).__struct_config__.tag
     params = {name: getattr(command, name) for name in command.__struct_fields__ if name not in _COMMON}
+    if (resident := params.pop("resident", None)) is not None:
+        params.update(resident_id=resident.resident_id, resident_name=resident.name, resident_phone=resident.phone)
     return EngineCommand(kind, command.grievance_id, command.command_id, command.actor, command.occurred_at, params)
 
 
@@ -84,6 +86,9 @@ def view(grievance: Grievance, now: datetime) -> GrievanceView:
         description=g.description,
         reported_unit=g.reported_unit,
         reported_by=g.reported_by,
+        resident_id=g.resident_id,
+        resident_name=g.resident_name,
+        resident_phone=g.resident_phone,
         reported_at=g.reported_at,
         path=list(g.path),
         claim_mode=g.claim_mode.value if g.claim_mode else None,

@@ -102,10 +102,14 @@ class Grievance(Aggregate):
         command_id: str
 
     class Reported(Event, Aggregate.Created):
-        """A problem was reported at a unit and now waits there to be claimed by `claim_due`."""
+        """A problem was reported at a unit and now waits there to be claimed by `claim_due`; the resident
+        who raised it, if named, is `resident_id`, whose name and phone are personal data."""
 
         # v2 added `channel`; problems reported before it came through grid workers' visits.
-        class_version = 2
+        # v3 added the resident; problems reported before it named none.
+        class_version = 3
+        personal_subject = "resident_id"
+        personal_fields = ("resident_name", "resident_phone")
 
         unit_id: str
         level: Level
@@ -114,10 +118,17 @@ class Grievance(Aggregate):
         title: str
         description: str
         claim_due: datetime
+        resident_id: str | None
+        resident_name: str | None
+        resident_phone: str | None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["channel"] = Channel.GRID_VISIT.value
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state.update(resident_id=None, resident_name=None, resident_phone=None)
 
     class Claimed(Event):
         """Someone at the unit took the problem on, and must settle it by `finish_due`."""
@@ -179,11 +190,17 @@ class Grievance(Aggregate):
         title: str,
         description: str,
         claim_due: datetime,
+        resident_id: str | None,
+        resident_name: str | None,
+        resident_phone: str | None,
         actor: str,
         occurred_at: datetime,
         command_id: str,
     ) -> None:
         self.unit_id = unit_id
+        self.resident_id = resident_id
+        self.resident_name = resident_name
+        self.resident_phone = resident_phone
         self.level = level
         self.category = category
         self.channel = channel
@@ -224,9 +241,14 @@ class Grievance(Aggregate):
         actor: str,
         at: datetime,
         command_id: str,
+        resident_id: str | None = None,
+        resident_name: str | None = None,
+        resident_phone: str | None = None,
     ) -> Grievance:
         """Record a new problem at `unit`; the caller has checked the unit may take reports."""
         _check_common(actor, at, command_id)
+        if (resident_name or resident_phone) and not resident_id:
+            raise InvalidValue("resident.resident_id", "a resident's name or phone needs the resident's id")
         # _create takes the id the client chose, so a retried report lands on the same grievance.
         return cls._create(
             cls.Reported,
@@ -238,6 +260,9 @@ class Grievance(Aggregate):
             title=_text("title", title, MAX_TITLE),
             description=_text("description", description, MAX_TEXT),
             claim_due=at + limits[unit.level].claim,
+            resident_id=resident_id or None,
+            resident_name=resident_name or None,
+            resident_phone=resident_phone or None,
             actor=actor,
             occurred_at=at,
             command_id=command_id,

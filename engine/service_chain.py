@@ -19,6 +19,7 @@ from engine.errors import AlreadyReported, GrievanceError, GrievanceNotFound, In
 from engine.grievance import Grievance
 from engine.levels import REPORTING_LEVELS
 from engine.limits import TimeLimits
+from engine.personal_data import PersonalData
 from engine.transcoder import MsgspecTranscoder, TypedEventMapper
 
 Clock = Callable[[], datetime]
@@ -72,6 +73,11 @@ class ServiceChain(Application[UUID]):
         self._batch_reader: ReadsManyAggregates | None = (
             self.recorder if hasattr(self.recorder, "select_events_of") else None
         )
+
+    def protect_personal_data(self, personal_data: PersonalData) -> None:
+        """Seal residents' personal fields with `personal_data` before they are stored, and open them when read."""
+        mapper: Any = self.mapper
+        mapper.personal_data = personal_data
 
     def construct_transcoder(self) -> Transcoder:
         return MsgspecTranscoder()
@@ -318,6 +324,9 @@ class ServiceChain(Application[UUID]):
                 channel=command.optional("channel", "grid_visit"),
                 title=command.required("title"),
                 description=command.required("description"),
+                resident_id=command.optional("resident_id", None),
+                resident_name=command.optional("resident_name", None),
+                resident_phone=command.optional("resident_phone", None),
                 limits=self.limits,
                 actor=command.actor,
                 at=at,

@@ -13,6 +13,8 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent, Transcoder
 from eventsourcing.utils import resolve_topic
 
+from engine.personal_data import PersonalData
+
 # Filled in from the stored record's columns, never from the JSON body.
 _RECORD_FIELDS = frozenset({"originator_id", "originator_version"})
 
@@ -47,6 +49,24 @@ class TypedEventMapper(Mapper[UUID]):
     """
 
     transcoder: MsgspecTranscoder
+    # Seals and opens the personal fields an event class names (engine.personal_data); None stores them as
+    # they are, and reads them as stored.
+    personal_data: PersonalData | None = None
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        cls = type(domain_event)
+        fields = getattr(cls, "personal_fields", ())
+        state: dict[str, Any] = vars(domain_event)
+        subject = state.get(getattr(cls, "personal_subject", ""))
+        if fields and self.personal_data is not None and subject:
+            sealed = dict(state)
+            for field in fields:
+                if sealed.get(field):
+                    sealed[field] = self.personal_data.seal(subject, field, sealed[field])
+            copy = object.__new__(cls)
+            object.__setattr__(copy, "__dict__", sealed)
+            domain_event = copy
+        return super().to_stored_event(domain_event)
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
         cls, class_version, typed = _by_topic(stored_event.topic)
@@ -77,6 +97,11 @@ class TypedEventMapper(Mapper[UUID]):
         originator_id = stored_event.originator_id
         state["originator_id"] = originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
         state["originator_version"] = stored_event.originator_version
+        fields = getattr(cls, "personal_fields", ())
+        if fields and self.personal_data is not None and (subject := state.get(cls.personal_subject)):
+            for field in fields:
+                if state.get(field):
+                    state[field] = self.personal_data.open(subject, field, state[field])
         domain_event = object.__new__(cls)
         object.__setattr__(domain_event, "__dict__", state)
         return domain_event  # type: ignore[no-any-return]

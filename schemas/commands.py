@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
 import msgspec
@@ -30,6 +31,15 @@ class CommandBase(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fiel
     occurred_at: AwareDatetime
 
 
+class Resident(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """The resident who raised a problem: name and phone are personal data, stored sealed with the resident's
+    own key (`grievance forget-resident` destroys it)."""
+
+    resident_id: Identifier
+    name: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    phone: Annotated[str, msgspec.Meta(pattern=r"^$|^\+?[0-9][0-9 -]{2,19}$")] = ""
+
+
 class Report(CommandBase, tag="report", frozen=True):
     """Report a resident's problem at a household, building, grid or community."""
 
@@ -38,6 +48,7 @@ class Report(CommandBase, tag="report", frozen=True):
     title: Title
     description: Text
     channel: ChannelName = "grid_visit"
+    resident: Resident | None = None
 
 
 class Claim(CommandBase, tag="claim", frozen=True):

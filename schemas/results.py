@@ -59,6 +59,10 @@ class GrievanceView(msgspec.Struct, kw_only=True, frozen=True):
     reported_unit: str
     reported_by: str
     reported_at: AwareDatetime
+    # The resident's name and phone read "[erased]" once the resident has been forgotten.
+    resident_id: str | None = None
+    resident_name: str | None = None
+    resident_phone: str | None = None
     path: list[str]
     claim_mode: ClaimModeName | None
     claimant: str | None

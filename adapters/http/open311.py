@@ -153,17 +153,24 @@ def file_request(
     # The same request filed twice (a phone retrying) is the same command, hence one grievance.
     fingerprint = hashlib.sha256(msgspec.json.encode(sorted(data.items()))).hexdigest()[:24]
     command_id = f"open311:{fingerprint}"
-    fields = {
+    fields: dict[str, Any] = {
         "kind": "report", "command_id": command_id, "grievance_id": str(wire.report_grievance_id(command_id)),
         "actor": who.name, "occurred_at": svc.clock().isoformat(), "unit_id": unit_id,
         "category": str(data.get("service_code") or ""), "title": description[:60] or "(no description)",
         "description": description, "channel": "app",
     }  # fmt: skip
+    name = " ".join(str(data.get(k) or "").strip() for k in ("first_name", "last_name")).strip()
+    phone = str(data.get("phone") or "").strip()
+    if name or phone:
+        # The resident's own name and phone are personal data: stored sealed under the resident's key.
+        account = str(data.get("account_id") or "").strip()
+        fields["resident"] = {"resident_id": f"open311:{account or fingerprint}", "name": name, "phone": phone}
     try:
         command = msgspec.convert(fields, Report, strict=False)
     except msgspec.ValidationError as e:
         refused = wire.malformed(e)
-        field = {"category": "service_code", "unit_id": "address_id"}.get(refused.field, refused.field)
+        field = {"category": "service_code", "unit_id": "address_id", "resident.phone": "phone",
+                 "resident.name": "first_name"}.get(refused.field, refused.field)  # fmt: skip
         return _error(400, f"{field}: {refused.reason}")
     result = svc.intake.submit_one(command)
     if isinstance(result, Rejected):

@@ -36,4 +36,6 @@ def test_georeport_reads_what_a_grid_worker_filed(tmp_path: Path) -> None:
         one = client.get_service_request(request_id)
         assert (one["status"], one["address_id"], one["description"]) == ("open", HOUSEHOLD, "三楼暖气不热")
         assert "Li" not in str(one), "no resident's personal detail is shown"
+        filed_by = httpx.get(base + f"/api/v1/grievances/{request_id}", headers={"Authorization": "Bearer gw-token"})
+        assert filed_by.json()["resident_name"] == "Li", "kept, sealed, for those who may read the grievance"
         assert client.get_service_requests(status="closed") == []

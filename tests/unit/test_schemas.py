@@ -61,6 +61,8 @@ def values_of(t: mi.Type) -> st.SearchStrategy[Any]:
         return st.one_of([values_of(member) for member in t.types])
     if isinstance(t, mi.ListType):
         return st.lists(values_of(t.item_type), max_size=3)
+    if isinstance(t, mi.StructType):
+        return messages(t.cls)
     if isinstance(t, mi.DictType):
         return st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=5), max_size=3)
     simple: dict[type, st.SearchStrategy[Any]] = {

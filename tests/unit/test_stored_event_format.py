@@ -52,4 +52,5 @@ def test_a_version_1_report_is_upcast_when_read(chain: ServiceChain) -> None:
         gid, command_id="phone-2", actor="m", occurred_at=g.reported_at, unit_id=GRID, mode="member", claimant="m"
     )
     assert chain.grievance(gid).version == 2
-    assert Grievance.Reported.class_version == 2
+    assert chain.grievance(gid).resident_id is None, "v3's resident is absent from a v1 report"
+    assert Grievance.Reported.class_version == 3

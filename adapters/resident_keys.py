@@ -1,0 +1,103 @@
+"""A key per resident, kept in a table of its own beside the events (never in them): residents' names and
+phones are sealed with AES-GCM under their own key, and forgetting a resident destroys the key.
+
+Sealed values read `sealed:v1:<base64 of nonce and ciphertext>`; the resident's id and the field's name
+are bound in as associated data, so a sealed value cannot be moved to another resident or field. Keys
+are remembered in memory for `remember_seconds`, so a process opens a forgotten resident's fields as
+"[erased]" within that time of `grievance forget-resident`.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from eventsourcing.postgres import PostgresDatastore
+
+from engine.personal_data import ERASED
+
+PREFIX = "sealed:v1:"
+TABLE = "resident_keys"
+
+
+class ResidentKeys:
+    """The PersonalData port (engine.personal_data) on the event store's own database."""
+
+    def __init__(self, datastore: Any, *, remember_seconds: float = 5.0) -> None:
+        self.datastore = datastore
+        self.postgres = isinstance(datastore, PostgresDatastore)
+        self.table = f'"{datastore.schema}".{TABLE}' if self.postgres and datastore.schema else TABLE
+        self.mark = "%s" if self.postgres else "?"
+        self.remember = remember_seconds
+        self._keys: dict[str, tuple[bytes | None, float]] = {}
+        self._lock = threading.Lock()
+        blob = "bytea" if self.postgres else "BLOB"
+        self._execute(f"CREATE TABLE IF NOT EXISTS {self.table} (resident_id TEXT PRIMARY KEY, key {blob}, "
+                      "erased_at TEXT)")  # fmt: skip
+
+    def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.execute(sql.replace("?", self.mark), params)
+            try:
+                return list(cursor.fetchall())
+            except Exception:
+                return []
+
+    def _key(self, subject: str, *, create: bool) -> bytes | None:
+        with self._lock:
+            known = self._keys.get(subject)
+            if known is not None and time.monotonic() - known[1] < self.remember and (known[0] or not create):
+                return known[0]
+        rows = self._execute(f"SELECT key FROM {self.table} WHERE resident_id = ?", (subject,))
+        key = bytes(rows[0]["key"]) if rows and rows[0]["key"] is not None else None
+        if key is None and create:
+            fresh = AESGCM.generate_key(bit_length=256)
+            # Another process may create the key at the same moment: whichever is stored wins.
+            # PostgreSQL names the upsert's target by an alias; SQLite by the table's own name.
+            into, target = (f"{self.table} AS k", "k") if self.postgres else (self.table, self.table)
+            self._execute(f"INSERT INTO {into} (resident_id, key) VALUES (?, ?) ON CONFLICT (resident_id) "
+                          f"DO UPDATE SET key = excluded.key, erased_at = NULL WHERE {target}.key IS NULL",
+                          (subject, fresh))  # fmt: skip
+            rows = self._execute(f"SELECT key FROM {self.table} WHERE resident_id = ?", (subject,))
+            key = bytes(rows[0]["key"])
+        with self._lock:
+            self._keys[subject] = (key, time.monotonic())
+        return key
+
+    def seal(self, subject: str, field: str, value: str) -> str:
+        """`value` encrypted under the resident's key (made on first use)."""
+        key = self._key(subject, create=True)
+        assert key is not None
+        nonce = os.urandom(12)
+        sealed = AESGCM(key).encrypt(nonce, value.encode(), f"{subject}\0{field}".encode())
+        return PREFIX + base64.b64encode(nonce + sealed).decode()
+
+    def open(self, subject: str, field: str, stored: str) -> str:
+        """The value `seal` sealed, or "[erased]" once the resident's key is destroyed."""
+        if not stored.startswith(PREFIX):
+            return stored  # stored before sealing was configured
+        key = self._key(subject, create=False)
+        if key is None:
+            return ERASED
+        raw = base64.b64decode(stored[len(PREFIX) :])
+        try:
+            return AESGCM(key).decrypt(raw[:12], raw[12:], f"{subject}\0{field}".encode()).decode()
+        except InvalidTag:
+            return ERASED  # sealed under a key destroyed since (the resident was forgotten, then came back)
+
+    def forget(self, subject: str) -> bool:
+        """Destroy the resident's key; whether there was one to destroy."""
+        had = self._execute(f"SELECT key FROM {self.table} WHERE resident_id = ? AND key IS NOT NULL", (subject,))
+        erased_at = datetime.now(UTC).isoformat()
+        self._execute(f"INSERT INTO {self.table} (resident_id, key, erased_at) VALUES (?, NULL, ?) "
+                      "ON CONFLICT (resident_id) DO UPDATE SET key = NULL, erased_at = excluded.erased_at",
+                      (subject, erased_at))  # fmt: skip
+        with self._lock:
+            self._keys.pop(subject, None)
+        return bool(had)

@@ -1,0 +1,118 @@
+"""Residents' personal data (PIPL): names and phones are stored sealed under a key per resident, kept apart
+from the events; forgetting the resident destroys the key, and histories still replay and verify."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from adapters.audit_trail import AuditTrail
+from adapters.composition import build_chain, build_tracking
+from adapters.event_relay import EventRelay
+from adapters.history_export import as_json_lines
+from adapters.settings import Settings
+from engine.commands import Command
+from engine.personal_data import ERASED
+from engine.service_chain import ServiceChain
+from tests.conftest import T0
+from tests.scenario import HOUSEHOLD
+
+NAME, PHONE = "王秀英", "+86 139 0000 1234"
+
+
+@pytest.fixture
+def chain(database_url: str) -> Iterator[ServiceChain]:
+    app = build_chain(Settings(database_url=database_url))
+    yield app
+    app.close()
+
+
+def report(chain: ServiceChain, resident: str, name: str = NAME, phone: str = PHONE) -> UUID:
+    gid = uuid4()
+    chain.execute([_command(gid, resident, name, phone)])
+    return gid
+
+
+def _command(gid: UUID, resident: str, name: str, phone: str) -> Command:
+    return Command("report", gid, str(uuid4()), "grid-worker-li", T0, {
+        "unit_id": HOUSEHOLD, "category": "elderly_care", "title": "独居老人需要照看", "description": "每周探访",
+        "resident_id": resident, "resident_name": name, "resident_phone": phone})  # fmt: skip
+
+
+def stored_state(chain: ServiceChain, gid: UUID) -> bytes:
+    (first, *_) = chain.recorder.select_events(gid)
+    return first.state
+
+
+def forget(chain: ServiceChain, resident: str) -> bool:
+    keys: Any = chain.mapper
+    forgotten: bool = keys.personal_data.forget(resident)
+    return forgotten
+
+
+def test_names_and_phones_are_stored_sealed_and_read_back_by_whoever_may(chain: ServiceChain) -> None:
+    gid = report(chain, "res-1")
+    state = stored_state(chain, gid)
+    assert NAME.encode() not in state
+    assert b"139" not in state
+    assert b"sealed:v1:" in state
+    g = chain.grievance(gid)
+    assert (g.resident_id, g.resident_name, g.resident_phone) == ("res-1", NAME, PHONE)
+
+
+def test_a_forgotten_resident_reads_erased_while_the_history_replays_verifies_and_goes_on(
+    chain: ServiceChain,
+) -> None:
+    gid, other = report(chain, "res-2"), report(chain, "res-3", name="李建国")
+    before = stored_state(chain, gid)
+    assert forget(chain, "res-2") is True
+    g = chain.grievance(gid)
+    assert (g.resident_name, g.resident_phone) == (ERASED, ERASED)
+    assert g.title == "独居老人需要照看", "only the personal fields are erased"
+    assert chain.grievance(other).resident_name == "李建国"
+    assert stored_state(chain, gid) == before, "the event is never edited"
+    trail = AuditTrail(chain)
+    assert trail.verify(gid) is None, "the hash chain covers the sealed bytes, which did not change"
+    exported = as_json_lines(trail.history(gid))
+    assert NAME.encode() not in exported
+    assert ERASED.encode() in exported
+    chain.claim(gid, command_id="c", actor="m", occurred_at=T0, unit_id=HOUSEHOLD, mode="member", claimant="m")
+    assert chain.grievance(gid).version == 2
+
+
+def test_a_resident_forgotten_then_reporting_again_gets_a_new_key(chain: ServiceChain) -> None:
+    old = report(chain, "res-4")
+    forget(chain, "res-4")
+    new = report(chain, "res-4", name="张伟")
+    assert chain.grievance(old).resident_name == ERASED
+    assert chain.grievance(new).resident_name == "张伟"
+    assert forget(chain, "nobody") is False
+
+
+class Sent:
+    def __init__(self) -> None:
+        self.values: list[bytes] = []
+
+    def send(self, topic: str, *, key: bytes, value: bytes, headers: Any) -> Any:
+        self.values.append(value)
+        return self
+
+    def get(self, timeout: float) -> None:
+        return None
+
+    def flush(self) -> None:
+        return None
+
+
+def test_the_events_topic_only_ever_carries_personal_data_sealed(chain: ServiceChain, database_url: str) -> None:
+    report(chain, "res-5")
+    producer = Sent()
+    tracking = build_tracking(Settings(database_url=database_url))
+    relay = EventRelay(chain, tracking, producer, "grievance.events")
+    relay.catch_up()
+    (sent,) = producer.values
+    assert NAME.encode() not in sent
+    assert b'"resident_name":"sealed:v1:' in sent
