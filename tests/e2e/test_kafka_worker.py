@@ -8,11 +8,14 @@ topic with a direct run of the same stream through the intake.
 from __future__ import annotations
 
 import collections
+import random
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from adapters.composition import build_chain, build_projection
@@ -135,4 +138,36 @@ def test_two_workers_share_the_partitions_and_one_killed_mid_stream_loses_nothin
             kill(second)
         stop(first)
     assert b'"event": "batch"' in logs[0].read_bytes(), "the first worker never applied a batch"
+    assert_same_outcome(stream, pg_url, kafka, tmp_path)
+
+
+def terminate_backends(pg_url: str) -> int:
+    """Drop every other connection to the test database, as a PostgreSQL restart or failover would."""
+    with psycopg.connect(pg_url.split("?")[0], autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return len(rows)
+
+
+def test_a_worker_whose_database_connections_drop_mid_batch_recovers_and_loses_nothing(
+    yongji: OrgChart, pg_url: str, kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    stream = command_stream(yongji, 6_000, seed=11)
+    sent = produce(kafka, stream.messages)
+    log = tmp_path / "worker.log"
+    worker = start("worker", pg_url, kafka, log)
+    rng = random.Random(5)
+    drops = 0
+    try:
+        wait_for(lambda: committed(kafka) > 0, 60, "the first commit", [worker])
+        while committed(kafka) < sent and drops < 8:
+            time.sleep(rng.uniform(0.05, 0.4))
+            drops += terminate_backends(pg_url) > 0
+        wait_for(lambda: committed(kafka) == sent, 180, "every message committed after the drops", [worker])
+    finally:
+        stop(worker)
+    assert drops >= 2, "the stream ended before the connections could be dropped twice"
+    assert b"batch failed; retrying it" in log.read_bytes(), "no drop landed inside a batch"
     assert_same_outcome(stream, pg_url, kafka, tmp_path)
