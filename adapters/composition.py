@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
+import psycopg
 from eventsourcing.persistence import (
     InfrastructureFactory,
     IntegrityError,
     InternalError,
+    OperationalError,
     ProgrammingError,
     TrackingRecorder,
 )
@@ -48,7 +51,11 @@ def _creating_tables(construct: Callable[[], T], attempts: int = 5) -> T:
     at the same moment creates them first (the second CREATE then fails on a unique catalogue entry)."""
     for attempt in range(attempts):
         try:
-            return construct()
+            try:
+                return construct()
+            except (sqlite3.Error, psycopg.Error) as e:
+                # A driver error the library lets through while connecting (an unopenable file, say).
+                raise OperationalError(str(e)) from e
         # "already exists" in one catalogue or another, or PostgreSQL's "tuple concurrently updated"
         except (IntegrityError, ProgrammingError, InternalError):
             if attempt == attempts - 1:
