@@ -62,9 +62,11 @@ class DashboardProjection:
         return total
 
     def rebuild(self, on_page: PageCallback | None = None) -> int:
-        """Empty the views and project the whole log again."""
-        self.views.clear()
+        """Empty the views and project the whole log again, building the list's indexes once at the end.
+        (A rebuild that dies half-way leaves them to the next start, which creates what is missing.)"""
+        self.views.clear(drop_indexes=True)
         projected = self.catch_up(on_page)
+        self.views.create_views()
         self.views.analyze()
         return projected
 

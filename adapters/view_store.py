@@ -75,6 +75,11 @@ def _ddl() -> list[str]:
     return statements
 
 
+SECONDARY_INDEXES = tuple(
+    statement.split()[5] for statement in _ddl() if statement.startswith("CREATE INDEX IF NOT EXISTS")
+)
+
+
 def _upsert(table: str, keys: Sequence[str], counters: Sequence[str], mark: str) -> str:
     columns = [*keys, *counters]
     adds = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counters)
@@ -184,9 +189,14 @@ class DashboardViewsMixin:
                 cursor.executemany(_upsert(table, keys, counters, self.mark), params)
             self._insert_tracking(cursor, Tracking(self.tracking_name, position))
 
-    def clear(self) -> None:
-        """Empty every view and forget the position, in one transaction: the start of a rebuild."""
+    def clear(self, *, drop_indexes: bool = False) -> None:
+        """Empty every view and forget the position, in one transaction: the start of a rebuild. With
+        `drop_indexes`, the list's secondary indexes go too, to be built once at the end (`create_views`)
+        rather than kept up to date row by row; queries stay right meanwhile, only slower."""
         with self._transaction(commit=True) as cursor:
+            if drop_indexes:
+                for name in SECONDARY_INDEXES:
+                    cursor.execute(f"DROP INDEX IF EXISTS {name}")
             cursor.execute("DELETE FROM dash_grievance")
             for table, _keys, _counters in COUNTER_TABLES:
                 cursor.execute(f"DELETE FROM {table}")
