@@ -31,6 +31,8 @@ MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 DAY_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
 STATUSES = ("waiting", "claimed", "resolved", "replied")
 MAX_PAGE = 500
+# Deeper than any list a person pages through, and within every store's integer range.
+MAX_OFFSET = 10_000_000
 LEVEL_NAMES = frozenset(level.value for level in Level)
 LINEAGE_COLUMN_OF = {Level.STREET_COMMITTEE: "street_id", Level.COMMUNITY: "community_id", Level.GRID_BRANCH: "grid_id"}
 
@@ -303,8 +305,8 @@ class Dashboard:
         if overdue is not None:
             clauses.append(" AND due_at < ?" if overdue else " AND (due_at IS NULL OR due_at >= ?)")
             params.append(_epoch(now))
-        if offset < 0:
-            raise InvalidValue("offset", "must not be negative")
+        if not 0 <= offset <= MAX_OFFSET:
+            raise InvalidValue("offset", f"must be from 0 to {MAX_OFFSET:,}")
         limit = _page_limit(limit)
         rows = self._fetch(
             f"SELECT * FROM dash_grievance WHERE 1=1{''.join(clauses)} "

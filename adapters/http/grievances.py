@@ -14,6 +14,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from adapters import wire
 from adapters.access import Principal
+from adapters.dashboard_queries import MAX_OFFSET
 from adapters.history_export import as_html, as_json_lines
 from adapters.http.services import Reader, Services, require_reader_of, services
 from engine.errors import InvalidValue
@@ -99,7 +100,7 @@ def list_grievances(
     level: FromQuery[str | None] = None,
     category: FromQuery[str | None] = None,
     overdue: FromQuery[bool | None] = None,
-    offset: Annotated[int, QueryParameter(ge=0)] = 0,
+    offset: Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
 ) -> GrievancePage:
     svc = services(state)

@@ -36,6 +36,7 @@ CATEGORY_NAMES = {
     "neighbours": "邻里纠纷 Neighbours", "parking": "停车管理 Parking", "other": "其他 Other",
 }  # fmt: skip
 MAX_SPAN = timedelta(days=90)
+MAX_IDS = 100
 
 
 def _error(status: int, description: str) -> Response[Any]:
@@ -105,6 +106,8 @@ def request_list(
         start = _when(start_date, "start_date") or end - MAX_SPAN
     except ValueError as e:
         return _error(400, str(e))
+    if len(ids) > MAX_IDS:
+        return _error(400, f"service_request_id: at most {MAX_IDS} ids at once")
     if end - start > MAX_SPAN:
         return _error(400, "start_date: the span may not exceed 90 days")
     codes = [c.strip() for c in service_code.split(",")] if service_code else []

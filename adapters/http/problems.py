@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException, ProblemDetailsPlugin
 
 from engine.errors import GrievanceError, GrievanceNotFound
 from schemas.results import Rejected
+
+log = structlog.get_logger("grievance.http")
 
 PROBLEM_BASE = "https://grievance-chain.example/problems/"
 
@@ -65,6 +68,15 @@ def _http(e: HTTPException) -> ProblemDetailsException:
     )  # fmt: skip
 
 
+def _unexpected(e: Exception) -> ProblemDetailsException:
+    """Anything else is the service's fault: logged with its traceback, answered without its details."""
+    log.exception("request failed", error=repr(e))
+    return ProblemDetailsException(
+        status_code=500, type_=PROBLEM_BASE + "internal", title="internal error",
+        detail="$: the service failed; the error is logged", extra={"field": "$", "reason": "internal error"},
+    )  # fmt: skip
+
+
 def problem_details_plugin() -> ProblemDetailsPlugin:
     """Every error the service returns, as problem details."""
     return ProblemDetailsPlugin(
@@ -73,6 +85,7 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
                 GrievanceError: _grievance_error,
                 ValidationException: _validation,
                 HTTPException: _http,
+                Exception: _unexpected,
             }
         )
     )

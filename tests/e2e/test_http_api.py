@@ -15,6 +15,7 @@ from adapters.access import Jurisdiction, Role, TokenBook, TokenEntry, digest
 from adapters.composition import build_http_services
 from adapters.http.app import create_app
 from adapters.settings import Settings
+from engine.errors import GrievanceError
 from tests.scenario import BUILDING, GRID, HOUSEHOLD, STREET
 
 OTHER_STREET = "st-chengdong"
@@ -201,6 +202,10 @@ def test_the_dashboard_answers_each_reader_for_their_own_subtree(api: Api) -> No
     assert (len(page["items"]), page["more"]) == (2, True)
     assert_problem(api.get("/api/v1/grievances", status="lost"), 422, "status")
     assert_problem(api.get("/api/v1/grievances", limit=0), 400, "limit")
+    # Found by the fuzzer: an offset past the store's integer range was a server error.
+    assert_problem(api.get("/api/v1/grievances", offset=2**63), 400, "offset")
+    with pytest.raises(GrievanceError, match="offset"):
+        api.services.dashboard.grievances(now=datetime.now(UTC), offset=2**63)
     unit = api.get(f"/api/v1/chart/units/{STREET}", who="street").json()
     assert {c["level"] for c in unit["children"]} == {"joint_committee"}
     assert_problem(api.get("/api/v1/chart/units/lg", who="street"), 403, "unit_id")

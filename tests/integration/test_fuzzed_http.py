@@ -49,7 +49,7 @@ def test_no_input_is_a_server_error_and_every_refusal_names_a_field(service: Any
     assert len(operations) >= 20
     for operation in operations:
         # schemathesis's pytest plugin does not run under pytest 9 yet; its strategies drive Hypothesis here.
-        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         @given(case=st.one_of(operation.as_strategy(GenerationMode.POSITIVE),
                               operation.as_strategy(GenerationMode.NEGATIVE)))  # fmt: skip
         def answers_well(case: Any) -> None:
