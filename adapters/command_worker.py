@@ -35,7 +35,6 @@ from schemas.commands import CommandBase, command_decoder
 from schemas.results import Accepted, Rejected, Result
 
 log = structlog.get_logger("grievance.worker")
-encoder = msgspec.json.Encoder()
 MAX_BACKOFF_S = 30.0
 _EMPTY = Rejected(command_id=None, grievance_id=None, code="malformed", field="$", reason="the message has no value")
 

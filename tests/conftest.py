@@ -111,11 +111,6 @@ def kafka(kafka_broker: Broker) -> KafkaSettings:
     )
 
 
-def kafka_env(kafka: KafkaSettings) -> dict[str, str]:
-    """The environment that gives a `grievance` subprocess the same Kafka settings."""
-    return kafka.as_env()
-
-
 def grievance(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`grievance ARGS` on the SQLite file `db`, as a user runs it."""
     env = {**os.environ, "GRIEVANCE_DATABASE_URL": f"sqlite:///{db}"}

@@ -17,7 +17,6 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from adapters.kafka_settings import KafkaSettings
 from adapters.kafka_topics import ensure_topics
 from engine.service_chain import ServiceChain
-from tests.conftest import kafka_env
 
 
 def produce(kafka: KafkaSettings, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
@@ -35,7 +34,7 @@ def produce(kafka: KafkaSettings, messages: Iterable[tuple[bytes | None, bytes]]
 
 def start(command: str, database_url: str, kafka: KafkaSettings, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     """`grievance COMMAND` in its own process, configured by the environment as in production."""
-    env = {**os.environ, **kafka_env(kafka), "GRIEVANCE_DATABASE_URL": database_url, "GRIEVANCE_LOG_FORMAT": "json"}
+    env = {**os.environ, **kafka.as_env(), "GRIEVANCE_DATABASE_URL": database_url, "GRIEVANCE_LOG_FORMAT": "json"}
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "adapters.cli", command, *extra], env=env, stdout=out,
                                 stderr=subprocess.STDOUT)  # fmt: skip

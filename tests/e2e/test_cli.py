@@ -166,7 +166,6 @@ def test_the_tour_plays_a_grievance_to_a_satisfied_resident(cli: Cli) -> None:
 
 
 def test_an_auditor_exports_a_history_as_json_lines_and_as_a_report(cli: Cli, tmp_path: Path) -> None:
-    cli("tour")
     (gid,) = {line.split("grievance ")[1].split()[0] for line in cli("tour").stdout.splitlines()
               if line.startswith("report: grievance")}  # fmt: skip
     lines = cli("export", gid, "--format", "jsonl").stdout.splitlines()

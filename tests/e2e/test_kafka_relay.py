@@ -22,7 +22,6 @@ from adapters.settings import Settings
 from engine.chart import OrgChart
 from schemas.events import envelope_decoder
 from tests.command_stream import apply_directly, command_stream
-from tests.conftest import kafka_env
 from tests.kafka_tools import read_topic, start, stored_events, wait_for
 
 pytestmark = pytest.mark.postgres
@@ -40,7 +39,6 @@ def test_a_relay_killed_again_and_again_sends_every_event_in_per_grievance_order
         stream = command_stream(yongji, 4000, seed=8)
         apply_directly(stream, chain)
         rng = random.Random(3)
-        kills = 0
         for _ in range(4):
             relay = start("relay", pg_url, kafka, log, "--page-size", "50")
             before = tracking.max_tracking_id(name) or 0
@@ -48,7 +46,8 @@ def test_a_relay_killed_again_and_again_sends_every_event_in_per_grievance_order
             time.sleep(rng.uniform(0, 0.05))
             relay.send_signal(signal.SIGKILL)
             relay.wait()
-            kills += 1
+        killed_at = tracking.max_tracking_id(name) or 0
+        assert killed_at < (chain.recorder.max_notification_id() or 0), "the relays finished before the last kill"
         # Events stored while a relay runs reach the topic too (woken by PostgreSQL's NOTIFY).
         relay = start("relay", pg_url, kafka, log)
         more = command_stream(yongji, 500, seed=9, first=100_000)
@@ -77,7 +76,6 @@ def test_a_relay_killed_again_and_again_sends_every_event_in_per_grievance_order
     for versions in seen.values():
         first_seen = list(dict.fromkeys(versions))
         assert first_seen == list(range(1, len(first_seen) + 1)), "a grievance's events arrived out of order"
-    assert kills == 4
     assert len(records) >= len(expected)
 
 
@@ -113,7 +111,7 @@ def test_emit_validates_commands_and_the_worker_applies_them(pg_url: str, kafka:
 
 
 def _cli(pg_url: str, kafka: KafkaSettings) -> Any:
-    env = {**os.environ, **kafka_env(kafka), "GRIEVANCE_DATABASE_URL": pg_url}
+    env = {**os.environ, **kafka.as_env(), "GRIEVANCE_DATABASE_URL": pg_url}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "adapters.cli", *args], env=env, capture_output=True, text=True,

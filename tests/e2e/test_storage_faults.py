@@ -125,21 +125,20 @@ def test_supervision_killed_again_and_again_escalates_each_overdue_grievance_onc
         projection.catch_up()
         env = {**os.environ, "GRIEVANCE_DATABASE_URL": f"sqlite:///{db}"}
         rng = random.Random(9)
-        kills = 0
         for _ in range(12):
             supervisor = subprocess.Popen([sys.executable, "-m", "adapters.cli", "supervise", "--every", "1"],
                                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
             time.sleep(rng.uniform(0.3, 2.5))  # start-up takes about a second: some die before, some inside a sweep
             supervisor.send_signal(signal.SIGKILL)
             supervisor.wait()
-            kills += 1
+        # Some killed supervisor got to escalate: the final sweep then meets commands already applied.
+        assert (chain.recorder.max_notification_id() or 0) > len(batch), "no supervisor lived long enough to sweep"
         done = subprocess.run([sys.executable, "-m", "adapters.cli", "supervise"], env=env, capture_output=True,
                               text=True, timeout=120, check=False)  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert_escalated_once(chain, [c.grievance_id for c in batch])
     finally:
         chain.close()
-    assert kills == 12
 
 
 def assert_escalated_once(chain: ServiceChain, ids: list[object]) -> None:

@@ -27,7 +27,8 @@ const REFRESH_MS = 30000;
 const params = new URLSearchParams(location.search);
 let lang = params.get("lang") || localStorage.getItem("lang") || "zh";
 let unit = params.get("unit");
-let trail = [];  // [{id, name}] from the reader's own unit down to the one shown
+let trail = [];
+let ratesClickable = false;  // [{id, name}] from the reader's own unit down to the one shown
 
 const $ = (id) => document.getElementById(id);
 const pct = (r) => (r === null || r === undefined ? "—" : (r * 100).toFixed(1) + "%");
@@ -104,7 +105,10 @@ async function show(unitId) {
     y: shown.map((r) => r[k]), customdata: shown.map((r) => r.unit_id),
   })), { barmode: "group", yaxis: { tickformat: ".0%", range: [0, 1] }, margin: { t: 10, b: 80 } },
   { displaylogo: false, responsive: true });
-  $("rates-chart").on?.("plotly_click", (ev) => drill(ev.points[0].customdata));
+  if (!ratesClickable) {  // Plotly keeps listeners across redraws: one is enough
+    $("rates-chart").on("plotly_click", (ev) => drill(ev.points[0].customdata));
+    ratesClickable = true;
+  }
 
   const body = $("units").tBodies[0];
   body.replaceChildren(...shown.map((r) => {
