@@ -24,6 +24,7 @@ from engine.levels import Level
 REPORTING_TZ = timezone(timedelta(hours=8), "CST")
 # Durations are kept as histograms whose buckets grow by 2 %: percentiles are exact to within 2 %.
 BUCKET_GROWTH = 1.02
+_LOG_GROWTH = math.log(BUCKET_GROWTH)
 
 MONTH_COLUMNS = (
     "reported",
@@ -44,9 +45,13 @@ MONTH_COLUMNS = (
 DAY_COLUMNS = ("reported", "claimed", "resolved", "replied")
 POINTS_COLUMNS = ("claims", "resolved", "replied", "satisfied", "basically_satisfied", "dissatisfied")
 DAY = 86_400
+# Plain strings: a row's status is one, and comparing two plain strings is the cheapest comparison there is.
+WAITING, CLAIMED = Status.WAITING.value, Status.CLAIMED.value
+_UTC_OFFSET = int(REPORTING_TZ.utcoffset(None).total_seconds())
+_DAY_NAMES: dict[int, str] = {}
 
 
-@dataclass
+@dataclass(slots=True)
 class GrievanceRow:
     """One grievance in the list view: where it is, who has it, and its clocks (epoch seconds)."""
 
@@ -79,9 +84,9 @@ class GrievanceRow:
     @property
     def due_at(self) -> int | None:
         """The limit of the current stage; None once closed."""
-        if self.status == Status.WAITING:
+        if self.status == WAITING:
             return self.claim_due
-        if self.status == Status.CLAIMED:
+        if self.status == CLAIMED:
             return self.finish_due
         return None
 
@@ -120,9 +125,18 @@ def day_of(moment: datetime) -> str:
     return moment.astimezone(REPORTING_TZ).date().isoformat()
 
 
+def _day_of_second(second: int) -> str:
+    """`day_of` for a whole epoch second, named once per day: a page's events fall on a few days."""
+    number = (second + _UTC_OFFSET) // DAY
+    name = _DAY_NAMES.get(number)
+    if name is None:
+        name = _DAY_NAMES[number] = day_of(datetime.fromtimestamp(number * DAY - _UTC_OFFSET, REPORTING_TZ))
+    return name
+
+
 def bucket_of(seconds: float) -> int:
     """The histogram bucket of a duration: bucket b holds durations up to BUCKET_GROWTH**b seconds."""
-    return 0 if seconds <= 1 else math.ceil(math.log(seconds) / math.log(BUCKET_GROWTH))
+    return 0 if seconds <= 1 else math.ceil(math.log(seconds) / _LOG_GROWTH)
 
 
 def bucket_upper(bucket: int) -> float:
@@ -179,35 +193,41 @@ class Lineages:
 def project(events: Iterable[Any], known: Mapping[UUID, GrievanceRow], lineages: Lineages) -> PageChanges:
     """The changes a page of grievance events makes, given the stored rows of the grievances it touches."""
     changes = PageChanges(lineages=lineages)
+    # Keyed by the id's integer while the page runs: a UUID hashes and compares in Python, an int in C.
+    rows: dict[int, GrievanceRow] = {}
+    due_days = changes.due_days
     for event in events:
         gid = event.originator_id
-        row = changes.rows.get(gid)
+        row = rows.get(gid.int)
         if row is None and gid in known:
             row = replace(known[gid])  # never mutate what the caller passed in
-        before = (row.unit_id, row.due_at) if row is not None else (None, None)
-        row = changes.rows[gid] = _apply(event, row, changes)
-        if (row.unit_id, row.due_at) != before:
-            if before[1] is not None:
-                changes.due_days[(before[0], before[1] // DAY)] -= 1
-            if row.due_at is not None:
-                changes.due_days[(row.unit_id, row.due_at // DAY)] += 1
+        unit_before, due_before = ("", None) if row is None else (row.unit_id, row.due_at)
+        row = rows[gid.int] = _apply(event, row, changes)
+        due = row.due_at
+        if due != due_before or row.unit_id != unit_before:
+            if due_before is not None:
+                due_days[(unit_before, due_before // DAY)] -= 1
+            if due is not None:
+                due_days[(row.unit_id, due // DAY)] += 1
+    changes.rows = {row.grievance_id: row for row in rows.values()}
     return changes
 
 
 def _apply(e: Any, row: GrievanceRow | None, c: PageChanges) -> GrievanceRow:
     kind = type(e).__name__
-    at = int(e.occurred_at.timestamp())
-    day = day_of(e.occurred_at)
+    moment = e.occurred_at.timestamp()
+    at = math.floor(moment)
+    day = _DAY_NAMES.get((at + _UTC_OFFSET) // DAY) or _day_of_second(at)
     if kind == "Reported":
         row = GrievanceRow(
-            grievance_id=e.originator_id, version=e.originator_version, status=Status.WAITING.value,
+            grievance_id=e.originator_id, version=e.originator_version, status=WAITING,
             level=e.level.value, unit_id=e.unit_id, category=e.category.value, channel=e.channel.value,
-            title=e.title, reported_unit=e.unit_id, reported_at=at, arrived_at=at, claim_due=epoch(e.claim_due),
-            claimed_at=None, finish_due=None, claim_mode=None, claimant=None, closed_at=None, rating=None,
-            escalations=0, reopen_count=0,
+            title=e.title, reported_unit=e.unit_id, reported_at=at, arrived_at=at,
+            claim_due=int(e.claim_due.timestamp()), claimed_at=None, finish_due=None, claim_mode=None,
+            claimant=None, closed_at=None, rating=None, escalations=0, reopen_count=0,
         )  # fmt: skip
         row.street_id, row.community_id, row.grid_id = c.lineages(row.unit_id)
-        c.status_counts[(row.unit_id, row.status)] += 1
+        c.status_counts[(row.unit_id, WAITING)] += 1
         c.months[(row.unit_id, day[:7])]["reported"] += 1
         c.days[(row.unit_id, day)]["reported"] += 1
         return row
@@ -223,7 +243,7 @@ def _apply(e: Any, row: GrievanceRow | None, c: PageChanges) -> GrievanceRow:
 
 
 def _claimed(e: Any, row: GrievanceRow, c: PageChanges, at: int, day: str) -> None:
-    _move(c, row, row.unit_id, Status.CLAIMED.value)
+    _move(c, row, row.unit_id, CLAIMED)
     counts = c.months[(row.unit_id, day[:7])]
     counts["claims"] += 1
     counts[f"claims_{e.mode.value}"] += 1
@@ -238,9 +258,9 @@ def _claimed(e: Any, row: GrievanceRow, c: PageChanges, at: int, day: str) -> No
 def _escalated(e: Any, row: GrievanceRow, c: PageChanges, at: int, day: str) -> None:
     counts = c.months[(row.unit_id, day[:7])]
     counts["escalated_out"] += 1
-    if e.reason.value == "overdue" and row.status == Status.WAITING:
+    if e.reason.value == "overdue" and row.status == WAITING:
         counts["missed"] += 1
-    _move(c, row, e.to_unit, Status.WAITING.value)
+    _move(c, row, e.to_unit, WAITING)
     row.level, row.escalations = e.to_level.value, row.escalations + 1
     _arrive(row, at, epoch(e.claim_due))
 
@@ -268,7 +288,7 @@ def _rated(e: Any, row: GrievanceRow, c: PageChanges, at: int, day: str) -> None
 
 
 def _reopened(e: Any, row: GrievanceRow, c: PageChanges, at: int, day: str) -> None:
-    _move(c, row, e.unit_id, Status.WAITING.value)
+    _move(c, row, e.unit_id, WAITING)
     row.reopen_count += 1
     _arrive(row, at, epoch(e.claim_due))
 
