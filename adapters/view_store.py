@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 from psycopg.sql import SQL, Identifier
@@ -80,41 +83,56 @@ SECONDARY_INDEXES = tuple(
 )
 
 
-def _upsert(table: str, keys: Sequence[str], counters: Sequence[str], mark: str) -> str:
-    columns = [*keys, *counters]
+@dataclass(frozen=True)
+class Upsert:
+    """How a page's values go into one view table: the new row where the key is missing, else `on_conflict`."""
+
+    table: str
+    columns: tuple[str, ...]
+    on_conflict: str
+
+
+def _counter_upsert(table: str, keys: Sequence[str], counters: Sequence[str]) -> Upsert:
     adds = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counters)
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))}) "
-        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {adds}"
-    )
+    return Upsert(table, (*keys, *counters), f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {adds}")
 
 
-def _row_upsert(mark: str) -> str:
-    columns = [*ROW_COLUMNS, "due_at"]
-    sets = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
-    return (
-        f"INSERT INTO dash_grievance ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))}) "
-        f"ON CONFLICT (grievance_id) DO UPDATE SET {sets}"
-    )
+_ROW_TABLE_COLUMNS = (*ROW_COLUMNS, "due_at")
+ROW_UPSERT = Upsert(
+    "dash_grievance",
+    _ROW_TABLE_COLUMNS,
+    "ON CONFLICT (grievance_id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _ROW_TABLE_COLUMNS[1:]),
+)
+COUNTER_UPSERTS = {table: _counter_upsert(table, keys, counters) for table, keys, counters in COUNTER_TABLES}
 
 
 def _counter_params(changes: PageChanges) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
-    sources: dict[str, Mapping[Any, Any]] = {
-        "dash_status_count": {k: {"n": v} for k, v in changes.status_counts.items() if v},
+    single: dict[str, Mapping[Any, int]] = {
+        "dash_status_count": changes.status_counts,
+        "dash_duration": changes.durations,
+        "dash_due_day": changes.due_days,
+    }
+    several: dict[str, Mapping[Any, Mapping[str, int]]] = {
         "dash_unit_month": changes.months,
         "dash_unit_day": changes.days,
-        "dash_duration": {k: {"n": v} for k, v in changes.durations.items()},
         "dash_points": changes.points,
-        "dash_due_day": {k: {"n": v} for k, v in changes.due_days.items() if v},
     }
     for table, _keys, counters in COUNTER_TABLES:
-        params = [(*key, *(deltas.get(c, 0) for c in counters)) for key, deltas in sources[table].items()]
+        if table in single:
+            # A zero delta (a grievance that came and went within the page) would be a write for nothing.
+            params = [(*key, n) for key, n in single[table].items() if n]
+        else:
+            zeros = (0,) * len(counters)
+            params = [(*key, *map(deltas.get, counters, zeros)) for key, deltas in several[table].items()]
         if params:
             yield table, params
 
 
+_ROW_VALUES = attrgetter(*ROW_COLUMNS[1:])
+
+
 def _row_params(row: GrievanceRow) -> tuple[Any, ...]:
-    return (str(row.grievance_id), *(getattr(row, c) for c in ROW_COLUMNS[1:]), row.due_at)
+    return (str(row.grievance_id), *_ROW_VALUES(row), row.due_at)
 
 
 def _row_from(record: Any) -> GrievanceRow:
@@ -128,6 +146,8 @@ class DashboardViewsMixin:
 
     mark = "?"
     datastore: Any
+    # Whether the database does its work in a server process of its own (rather than in this one).
+    server_side = False
     tracking_name = f"{PROJECTION}<-grievances"
 
     # Provided by the library's tracking recorder each concrete class also inherits from.
@@ -135,6 +155,14 @@ class DashboardViewsMixin:
     max_tracking_id: Callable[[str], int | None]
 
     def _delete_tracking_statement(self) -> Any:
+        raise NotImplementedError
+
+    def _start_tracking_statement(self) -> Any:
+        """Record position 0 unless a position is recorded: `write` needs a record to hold from the start."""
+        raise NotImplementedError
+
+    def _hold_position_statement(self) -> Any:
+        """Lock the views' tracking record if it is at the given position, returning it; else return nothing."""
         raise NotImplementedError
 
     @contextmanager
@@ -154,6 +182,7 @@ class DashboardViewsMixin:
         with self._transaction(commit=True) as cursor:
             for statement in _ddl():
                 cursor.execute(statement)
+            cursor.execute(self._start_tracking_statement(), [self.tracking_name])
 
     def load_chart(self, chart: OrgChart) -> None:
         """Replace the unit → ancestor pairs the roll-up queries join on with those of `chart`."""
@@ -179,15 +208,28 @@ class DashboardViewsMixin:
                     found[row.grievance_id] = row
         return found
 
-    def write(self, changes: PageChanges, position: int) -> None:
-        """A page's changes and the position they bring the views to, in one transaction."""
+    def write(self, changes: PageChanges, position: int, *, previous: int) -> None:
+        """A page's changes and the position they bring the views to, in one transaction, provided the views
+        are still at `previous`, where the page was read from; else IntegrityError and nothing is written.
+
+        The library's tracking record only refuses a position that does not move forward. That is not
+        enough when two runners read pages of different sizes: one at 0 writes 1-11, the other at 0 then
+        writes 1-17, and events 1-11 would count twice. Holding the record at `previous` first also makes
+        runners queue on it rather than on the counters' rows.
+        """
         with self._transaction(commit=True) as cursor:
+            cursor.execute(self._hold_position_statement(), [self.tracking_name, previous])
+            if cursor.fetchone() is None:
+                raise IntegrityError(f"{self.tracking_name}: the views have moved past {previous}")
             if changes.rows:
-                cursor.executemany(_row_upsert(self.mark), [_row_params(r) for r in changes.rows.values()])
+                self._upsert_many(cursor, ROW_UPSERT, [_row_params(r) for r in changes.rows.values()])
             for table, params in _counter_params(changes):
-                keys, counters = next((k, c) for t, k, c in COUNTER_TABLES if t == table)
-                cursor.executemany(_upsert(table, keys, counters, self.mark), params)
+                self._upsert_many(cursor, COUNTER_UPSERTS[table], params)
             self._insert_tracking(cursor, Tracking(self.tracking_name, position))
+
+    def _upsert_many(self, cursor: Any, upsert: Upsert, params: list[tuple[Any, ...]]) -> None:
+        """Upsert rows of values, each in `upsert.columns` order (no two with the same key)."""
+        cursor.executemany(_insert_values(upsert, self.mark), params)
 
     def clear(self, *, drop_indexes: bool = False) -> None:
         """Empty every view and forget the position, in one transaction: the start of a rebuild. With
@@ -201,6 +243,7 @@ class DashboardViewsMixin:
             for table, _keys, _counters in COUNTER_TABLES:
                 cursor.execute(f"DELETE FROM {table}")
             cursor.execute(self._delete_tracking_statement(), [self.tracking_name])
+            cursor.execute(self._start_tracking_statement(), [self.tracking_name])
 
     def analyze(self) -> None:
         """Refresh the planner's statistics of the views, which a bulk rebuild leaves far out of date."""
@@ -216,6 +259,20 @@ class DashboardViewsMixin:
             yield cursor
 
 
+@cache
+def _insert_values(upsert: Upsert, mark: str) -> str:
+    marks = ", ".join([mark] * len(upsert.columns))
+    return f"INSERT INTO {upsert.table} ({', '.join(upsert.columns)}) VALUES ({marks}) {upsert.on_conflict}"
+
+
+@cache
+def _insert_unnested(upsert: Upsert) -> str:
+    arrays = ", ".join(f"%b::{_column_type(c)}[]" for c in upsert.columns)
+    return (
+        f"INSERT INTO {upsert.table} ({', '.join(upsert.columns)}) SELECT * FROM unnest({arrays}) {upsert.on_conflict}"
+    )
+
+
 class SQLiteDashboardViews(DashboardViewsMixin, SQLiteTrackingRecorder):
     """The dashboard's tables in the SQLite file beside the events."""
 
@@ -226,11 +283,27 @@ class SQLiteDashboardViews(DashboardViewsMixin, SQLiteTrackingRecorder):
     def _delete_tracking_statement(self) -> str:
         return "DELETE FROM tracking WHERE application_name = ?"
 
+    def _start_tracking_statement(self) -> str:
+        return "INSERT INTO tracking (application_name, notification_id) VALUES (?, 0) ON CONFLICT DO NOTHING"
+
+    def _hold_position_statement(self) -> str:
+        return (
+            "UPDATE tracking SET notification_id = notification_id WHERE application_name = ? AND notification_id = ? "
+            "RETURNING notification_id"
+        )
+
 
 class PostgresDashboardViews(DashboardViewsMixin, PostgresTrackingRecorder):
     """The dashboard's tables in the PostgreSQL schema beside the events."""
 
     mark = "%s"
+    server_side = True
+
+    def _upsert_many(self, cursor: Any, upsert: Upsert, params: list[tuple[Any, ...]]) -> None:
+        # One statement of column arrays, not one a row: psycopg's executemany spends tens of microseconds
+        # of Python on each row, which made writing the views most of a PostgreSQL rebuild. (Keys are
+        # unique within a page, as ON CONFLICT DO UPDATE needs within one statement.)
+        cursor.execute(_insert_unnested(upsert), [list(column) for column in zip(*params, strict=True)])
 
     def _enter_schema(self, cursor: Any) -> None:
         cursor.execute(SQL("SET LOCAL search_path TO {0}").format(Identifier(self.datastore.schema)))
@@ -240,6 +313,20 @@ class PostgresDashboardViews(DashboardViewsMixin, PostgresTrackingRecorder):
         self.create_views()
 
     def _delete_tracking_statement(self) -> Any:
-        return SQL("DELETE FROM {0}.{1} WHERE application_name = %s").format(
-            Identifier(self.datastore.schema), Identifier(self.tracking_table_name)
-        )
+        return SQL("DELETE FROM {0}.{1} WHERE application_name = %s").format(*self._tracking_table())
+
+    def _start_tracking_statement(self) -> Any:
+        return SQL(
+            "INSERT INTO {0}.{1} (application_name, notification_id) VALUES (%s, 0) ON CONFLICT DO NOTHING"
+        ).format(*self._tracking_table())
+
+    def _hold_position_statement(self) -> Any:
+        # In READ COMMITTED a writer that queued on the row re-reads it once the first commits, so the
+        # second of two runners finds the position moved and changes nothing.
+        return SQL(
+            "UPDATE {0}.{1} SET notification_id = notification_id WHERE application_name = %s AND notification_id = %s "
+            "RETURNING notification_id"
+        ).format(*self._tracking_table())
+
+    def _tracking_table(self) -> tuple[Identifier, Identifier]:
+        return Identifier(self.datastore.schema), Identifier(self.tracking_table_name)

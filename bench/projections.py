@@ -149,7 +149,7 @@ def measure(label: str, url: str, grievances: int, page: int, lag_seconds: int) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--grievances", type=int, default=200_000, help="grievances stored (five events each)")
-    parser.add_argument("--page", type=int, default=5000, help="events a projection transaction")
+    parser.add_argument("--page", type=int, default=20_000, help="events a rebuild transaction (the CLI's default)")
     parser.add_argument("--lag-seconds", type=int, default=30, help="how long the steady-rate lag run lasts")
     parser.add_argument("--stores", default="sqlite,postgres")
     args = parser.parse_args()
