@@ -213,6 +213,8 @@ def project(events: Iterable[Any], known: Mapping[UUID, GrievanceRow], lineages:
     return changes
 
 
+# Each event's enums are StrEnums, so str() gives a member's value as a plain string: in C, where `.value` is
+# a Python-level property, a noticeable part of a rebuild.
 def _apply(e: Any, row: GrievanceRow | None, c: PageChanges) -> GrievanceRow:
     kind = type(e).__name__
     moment = e.occurred_at.timestamp()
@@ -221,7 +223,7 @@ def _apply(e: Any, row: GrievanceRow | None, c: PageChanges) -> GrievanceRow:
     if kind == "Reported":
         row = GrievanceRow(
             grievance_id=e.originator_id, version=e.originator_version, status=WAITING,
-            level=e.level.value, unit_id=e.unit_id, category=e.category.value, channel=e.channel.value,
+            level=str(e.level), unit_id=e.unit_id, category=str(e.category), channel=str(e.channel),
             title=e.title, reported_unit=e.unit_id, reported_at=at, arrived_at=at,
             claim_due=int(e.claim_due.timestamp()), claimed_at=None, finish_due=None, claim_mode=None,
             claimant=None, closed_at=None, rating=None, escalations=0, reopen_count=0,
@@ -246,22 +248,23 @@ def _claimed(e: Any, row: GrievanceRow, c: PageChanges, at: int, day: str) -> No
     _move(c, row, row.unit_id, CLAIMED)
     counts = c.months[(row.unit_id, day[:7])]
     counts["claims"] += 1
-    counts[f"claims_{e.mode.value}"] += 1
+    mode = str(e.mode)
+    counts[f"claims_{mode}"] += 1
     if row.claim_due is not None and at <= row.claim_due:
         counts["claims_on_time"] += 1
     c.days[(row.unit_id, day)]["claimed"] += 1
     c.durations[(row.unit_id, "claim", bucket_of(at - row.arrived_at))] += 1
-    c.points[(e.claimant, e.mode.value)]["claims"] += 1
-    row.claimed_at, row.finish_due, row.claim_mode, row.claimant = at, epoch(e.finish_due), e.mode.value, e.claimant
+    c.points[(e.claimant, mode)]["claims"] += 1
+    row.claimed_at, row.finish_due, row.claim_mode, row.claimant = at, epoch(e.finish_due), mode, e.claimant
 
 
 def _escalated(e: Any, row: GrievanceRow, c: PageChanges, at: int, day: str) -> None:
     counts = c.months[(row.unit_id, day[:7])]
     counts["escalated_out"] += 1
-    if e.reason.value == "overdue" and row.status == WAITING:
+    if e.reason == "overdue" and row.status == WAITING:
         counts["missed"] += 1
     _move(c, row, e.to_unit, WAITING)
-    row.level, row.escalations = e.to_level.value, row.escalations + 1
+    row.level, row.escalations = str(e.to_level), row.escalations + 1
     _arrive(row, at, epoch(e.claim_due))
 
 
@@ -281,10 +284,11 @@ def _closed(outcome: str) -> Any:
 def _rated(e: Any, row: GrievanceRow, c: PageChanges, at: int, day: str) -> None:
     counts = c.months[(row.unit_id, day[:7])]
     counts["rated"] += 1
-    counts[e.rating.value] += 1
+    rating = str(e.rating)
+    counts[rating] += 1
     if row.claimant is not None and row.claim_mode is not None:
-        c.points[(row.claimant, row.claim_mode)][e.rating.value] += 1
-    row.rating = e.rating.value
+        c.points[(row.claimant, row.claim_mode)][rating] += 1
+    row.rating = rating
 
 
 def _reopened(e: Any, row: GrievanceRow, c: PageChanges, at: int, day: str) -> None:
