@@ -9,6 +9,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -49,6 +50,15 @@ class RecentRows:
     def forget(self) -> None:
         self._rows.clear()
         self.position = 0
+
+
+@dataclass
+class Page:
+    """What became of a page of events: how many, the last one's position, and whether it was written."""
+
+    events: int
+    last: int
+    written: bool
 
 
 @contextmanager
@@ -119,8 +129,8 @@ class DashboardProjection:
 
     def step(self) -> int:
         """Project the next page; the number of events it held (0 when the views are up to date)."""
-        notifications, _written = self._next_page(self._position(), PageWrites(self.views, behind=False))
-        return len(notifications)
+        page = self._next_page(self._position(), PageWrites(self.views, behind=False))
+        return page.events
 
     def catch_up(self, on_page: PageCallback | None = None) -> int:
         """Project pages until the views hold every stored event; the number of events projected."""
@@ -128,31 +138,34 @@ class DashboardProjection:
         with PageWrites(self.views, behind=self.views.server_side) as writes:
             position = self._position()
             while True:
-                notifications, written = self._next_page(position, writes)
-                if written:
-                    position = notifications[-1].id
-                    total += len(notifications)
+                page = self._next_page(position, writes)
+                if page.written:
+                    position = page.last
+                    total += page.events
                     if on_page:
-                        on_page(len(notifications), position)
+                        on_page(page.events, position)
                     continue
-                if not notifications and self._flushed(writes):
+                if not page.events and self._flushed(writes):
                     return total
                 # Another runner moved the views: read on from wherever they now are.
                 position = self._position()
 
-    def _next_page(self, position: int, writes: PageWrites) -> tuple[Sequence[Notification], bool]:
-        """Read, project and write (or hand over) the page after `position`: its notifications, and whether
-        it was written.
+    def _next_page(self, position: int, writes: PageWrites) -> Page:
+        """Read, project and write (or hand over) the page after `position`.
 
         The cyclic garbage collector waits meanwhile. A page holds thousands of new objects alive until it
         is written, so the collector, run every 700 allocations, found them all alive, moved them to older
-        generations and kept going over them again: a seventh of a rebuild. Once the page is done their
-        counts free them, and the collector runs over what is left.
+        generations and kept going over them again: a seventh of a rebuild. The page's objects are
+        dropped before it resumes, so that their counts free them and it finds only what is left.
         """
         with _collector_paused():
             notifications, events = self._read(position)
-            written = bool(notifications) and self._project(position, notifications, events, writes)
-        return notifications, written
+            if not notifications:
+                return Page(0, position, written=False)
+            page = Page(len(notifications), notifications[-1].id, written=False)
+            page.written = self._project(position, notifications, events, writes)
+            del notifications, events
+        return page
 
     def _position(self) -> int:
         position = self.views.position()
