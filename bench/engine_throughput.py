@@ -12,6 +12,7 @@ import sqlite3
 import statistics
 import tempfile
 import time
+import timeit
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -62,6 +63,13 @@ def report_and_claim(n: int) -> list[Command]:
 
 def percentile(samples: list[float], p: float) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[int(p) - 1]
+
+
+def machine_speed() -> str:
+    """How fast this machine runs plain Python right now: its speed drifts up to 3x between runs here, so a
+    run's figures are read beside this (and beside the raw rates the benchmarks measure in the same run)."""
+    best = min(timeit.repeat("sum(range(1_000_000))", number=20, repeat=5)) / 20
+    return f"sum(range(10**6)) best of 5: {best * 1000:.1f} ms"
 
 
 @contextmanager
@@ -196,7 +204,8 @@ def main() -> None:
                 raw = functools.partial(raw_postgres, url, events)
                 runs.append(measure(url, durability, args.grievances, args.batch, raw))
         rows.append(row("PostgreSQL", durability, runs))
-    print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+          f"{machine_speed()}")  # fmt: skip
     print(
         f"command: python -m bench.engine_throughput --grievances {args.grievances} --batch {args.batch} "
         f"--repeats {args.repeats}"

@@ -20,7 +20,7 @@ from uuid import uuid4
 from adapters.composition import build_chain, build_projection
 from adapters.dashboard_queries import Dashboard
 from adapters.settings import Settings
-from bench.engine_throughput import CHART, HOUSEHOLDS, percentile, postgres_url, sqlite_url
+from bench.engine_throughput import CHART, HOUSEHOLDS, machine_speed, percentile, postgres_url, sqlite_url
 from engine.commands import Command
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
@@ -160,7 +160,8 @@ def main() -> None:
     if "postgres" in args.stores:
         with postgres_url() as url:
             rows.append(measure("PostgreSQL", url, args.grievances, args.page, args.lag_seconds))
-    print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+          f"{machine_speed()}")  # fmt: skip
     print(f"command: python -m bench.projections --grievances {args.grievances} --page {args.page} "
           f"--lag-seconds {args.lag_seconds}")  # fmt: skip
     print("| store | what | | | | |\n|---|---|---|---|---|---|")
