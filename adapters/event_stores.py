@@ -30,8 +30,8 @@ SYNCHRONOUS_LEVELS = ("FULL", "NORMAL", "OFF")
 
 # SQLite's default limit on bound parameters is 32,766; stay well below it.
 SQLITE_IDS_PER_QUERY = 500
-# Grievance ids parsed lately, for reads of the log: a few megabytes.
-PARSED_IDS = 50_000
+# Grievance ids parsed lately, for reads of the log: about 5 MiB.
+PARSED_IDS = 20_000
 HASHES_TABLE = "event_hashes"
 
 
