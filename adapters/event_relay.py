@@ -8,14 +8,12 @@ again and skips none. Consumers dedupe on (grievance_id, version), or on the env
 from __future__ import annotations
 
 import contextlib
-import copy
 import threading
 from typing import Any
-from uuid import UUID
 
 import msgspec
 import structlog
-from eventsourcing.persistence import IntegrityError, Mapper, Tracking, TrackingRecorder
+from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
 from kafka import KafkaProducer
 
 from adapters import wire
@@ -48,9 +46,7 @@ class EventRelay:
         self.tracking_name = f"relay:{topic}<-grievances"
         self.trail = AuditTrail(chain)
         # Personal fields leave sealed: forgetting a resident must make every copy on the topic unreadable too.
-        sealed_mapper: Any = copy.copy(chain.mapper)
-        sealed_mapper.personal_data = None
-        self.mapper: Mapper[UUID] = sealed_mapper
+        self.mapper = chain.sealed_mapper()
 
     @staticmethod
     def producer_for(settings: KafkaSettings, client_id: str = "grievance-relay") -> KafkaProducer:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import gc
 import threading
 from collections import OrderedDict
@@ -19,7 +18,6 @@ from adapters.log_follower import follow_log
 from adapters.view_store import DashboardViewsMixin
 from engine.grievance import Grievance
 from engine.service_chain import ServiceChain
-from engine.transcoder import TypedEventMapper
 from projections.dashboard import GrievanceRow, Lineages, PageChanges, project
 
 PageCallback = Callable[[int, int], None]  # (events in the page, position reached)
@@ -124,9 +122,7 @@ class DashboardProjection:
         self.lineages = Lineages(chain.chart)
         self.recent = RecentRows()
         # The views hold no personal data: leave residents' names sealed rather than open each one.
-        self.mapper = copy.copy(chain.mapper)
-        if isinstance(self.mapper, TypedEventMapper):
-            self.mapper.personal_data = None
+        self.mapper = chain.sealed_mapper()
 
     def step(self) -> int:
         """Project the next page; the number of events it held (0 when the views are up to date)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -78,6 +79,13 @@ class ServiceChain(Application[UUID]):
         """Seal residents' personal fields with `personal_data` before they are stored, and open them when read."""
         mapper: Any = self.mapper
         mapper.personal_data = personal_data
+
+    def sealed_mapper(self) -> Mapper[UUID]:
+        """A mapper that reads events with residents' personal fields as stored, sealed: for readers that must
+        not pass them on (the events topic) or never need them (the dashboard views)."""
+        mapper: Any = copy.copy(self.mapper)
+        mapper.personal_data = None
+        return mapper  # type: ignore[no-any-return]
 
     def construct_transcoder(self) -> Transcoder:
         return MsgspecTranscoder()

@@ -27,8 +27,8 @@ const REFRESH_MS = 30000;
 const params = new URLSearchParams(location.search);
 let lang = params.get("lang") || localStorage.getItem("lang") || "zh";
 let unit = params.get("unit");
-let trail = [];
-let ratesClickable = false;  // [{id, name}] from the reader's own unit down to the one shown
+let trail = [];  // [{id, name}] from the reader's own unit down to the one shown
+let ratesClickable = false;
 
 const $ = (id) => document.getElementById(id);
 const pct = (r) => (r === null || r === undefined ? "—" : (r * 100).toFixed(1) + "%");
