@@ -29,7 +29,6 @@ from adapters.projection_runner import DashboardProjection
 from adapters.resident_keys import ResidentKeys
 from adapters.settings import Settings
 from adapters.view_store import DashboardViewsMixin, PostgresDashboardViews, SQLiteDashboardViews
-from engine.chart import OrgChart
 from engine.limits import TimeLimits
 from engine.service_chain import Clock, ServiceChain
 
@@ -64,21 +63,18 @@ def _creating_tables(construct: Callable[[], T], attempts: int = 5) -> T:
     raise AssertionError("unreachable")
 
 
-def build_views(settings: Settings, chart: OrgChart) -> DashboardViewsMixin:
-    """The dashboard's tables in the same database as the events (created if missing), with `chart`'s
-    lineage for the roll-up queries."""
+def build_views(settings: Settings) -> DashboardViewsMixin:
+    """The dashboard's tables in the same database as the events (created if missing)."""
     env = settings.store_env()
     factory = InfrastructureFactory.construct(env)
     on_sqlite = env["PERSISTENCE_MODULE"].endswith("SQLiteFactory")
     views_class: Any = SQLiteDashboardViews if on_sqlite else PostgresDashboardViews
-    views = cast(DashboardViewsMixin, _creating_tables(lambda: factory.tracking_recorder(views_class)))
-    views.load_chart(chart)
-    return views
+    return cast(DashboardViewsMixin, _creating_tables(lambda: factory.tracking_recorder(views_class)))
 
 
 def build_projection(settings: Settings, chain: ServiceChain, *, page_size: int = 2000) -> DashboardProjection:
     """The runner that keeps the dashboard views up to date with the chain's events."""
-    return DashboardProjection(chain, build_views(settings, chain.chart), page_size=page_size)
+    return DashboardProjection(chain, build_views(settings), page_size=page_size)
 
 
 def build_tracking(settings: Settings) -> TrackingRecorder:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -71,7 +71,7 @@ class Dashboard:
             cursor.execute(sql.replace("?", self.mark), list(params))
             return list(cursor.fetchall())
 
-    def _rolled_up(
+    def _totals(
         self,
         shown: list[Unit],
         table: str,
@@ -81,30 +81,30 @@ class Dashboard:
         where: str = "",
         params: Sequence[Any] = (),
     ) -> dict[str, list[Any]]:
-        """Each shown unit's rows of `table` summed over itself and everything below it (via dash_lineage)."""
+        """Each shown unit's rows of `table` (which hold the totals of the unit and everything below it),
+        summed over the rows `where` picks and grouped `by` columns."""
         keys = "".join(f", t.{k}" for k in by)
         totals = ", ".join(f"SUM(t.{c}) AS {c}" for c in sums)
+        marks = ", ".join("?" * len(shown))
+        rows = self._fetch(
+            f"SELECT t.unit_id AS shown_id{keys}, {totals} FROM {table} t WHERE t.unit_id IN ({marks}){where} "
+            f"GROUP BY t.unit_id{keys}",
+            [*(u.id for u in shown), *params],
+        )
         grouped: dict[str, list[Any]] = {u.id: [] for u in shown}
-        below = [u for u in shown if u.id != self.chart.root.id]
-        if len(below) < len(shown):
-            # Everything is below the leading group: its totals need no join. (Rows of units that have
-            # left the chart are still counted here; a rebuild after a chart change removes them.)
-            group = f" GROUP BY {keys[2:]}" if by else ""
-            grouped[self.chart.root.id] = self._fetch(
-                f"SELECT {keys[2:] + ', ' if by else ''}{totals} FROM {table} t WHERE 1=1{where}{group}",
-                params,
-            )
-        if below:
-            marks = ", ".join("?" * len(below))
-            rows = self._fetch(
-                f"SELECT l.ancestor_id AS shown_id{keys}, {totals} FROM {table} t "
-                f"JOIN dash_lineage l ON l.unit_id = t.unit_id WHERE l.ancestor_id IN ({marks}){where} "
-                f"GROUP BY l.ancestor_id{keys}",
-                [*(u.id for u in below), *params],
-            )
-            for r in rows:
-                grouped[r["shown_id"]].append(r)
+        for r in rows:
+            grouped[r["shown_id"]].append(r)
         return grouped
+
+    def _own(self, unit: Unit, totals: Mapping[str, Counter[Any]]) -> dict[str, Counter[Any]]:
+        """Each unit's own figures at `unit` and below: its totals less those of the units directly below it."""
+        own: dict[str, Counter[Any]] = {}
+        for u in self.chart.walk(unit.id):
+            figures = Counter(totals.get(u.id, {}))
+            for child in self.chart.children_of(u.id):
+                figures.subtract(totals.get(child.id, {}))
+            own[u.id] = figures
+        return own
 
     def _with_children(self, unit: Unit) -> list[Unit]:
         return [unit, *self.chart.children_of(unit.id)]
@@ -132,7 +132,7 @@ class Dashboard:
         counters, and today's part from the list's due index."""
         at = _epoch(now)
         today = at // DAY
-        past = self._rolled_up([unit], "dash_due_day", ["n"], where=" AND t.due_day < ?", params=[today])[unit.id]
+        past = self._totals([unit], "dash_due_day", ["n"], where=" AND t.due_day < ?", params=[today])[unit.id]
         where, params = self._subtree_filter(unit, lineage=True)
         rows = self._fetch(
             f"SELECT COUNT(*) AS n FROM dash_grievance WHERE due_at >= ? AND due_at < ?{where}",
@@ -145,7 +145,7 @@ class Dashboard:
         """Where grievances stand, for the unit and then each unit directly below it, rolled up."""
         unit = self._unit(unit_id)
         shown = self._with_children(unit)
-        grouped = self._rolled_up(shown, "dash_status_count", ["n"], by=["status"])
+        grouped = self._totals(shown, "dash_status_count", ["n"], by=["status"])
         out = []
         for u in shown:
             by_status = Counter({r["status"]: int(r["n"]) for r in grouped[u.id]})
@@ -161,7 +161,7 @@ class Dashboard:
                 raise InvalidValue(name, f"{value!r} is not a month like 2020-06")
         unit = self._unit(unit_id)
         shown = self._with_children(unit)
-        grouped = self._rolled_up(
+        grouped = self._totals(
             shown,
             "dash_unit_month",
             MONTH_COLUMNS,
@@ -202,7 +202,7 @@ class Dashboard:
         """Time to claim and to close, p50 and p90, for the unit and each unit below it."""
         unit = self._unit(unit_id)
         shown = self._with_children(unit)
-        grouped = self._rolled_up(shown, "dash_duration", ["n"], by=["measure", "bucket"])
+        grouped = self._totals(shown, "dash_duration", ["n"], by=["measure", "bucket"])
         out = []
         for u in shown:
             histograms: dict[str, dict[int, int]] = {"claim": {}, "close": {}}
@@ -213,29 +213,34 @@ class Dashboard:
 
     def durations_by_level(self) -> list[UnitDurations]:
         """Time to claim and to close, p50 and p90, for each of the seven levels; `unit_id` is "*" (all its units)."""
-        rows = self._fetch("SELECT unit_id, measure, bucket, n FROM dash_duration WHERE n <> 0")
+        totals: defaultdict[str, Counter[tuple[str, int]]] = defaultdict(Counter)
+        for r in self._fetch("SELECT unit_id, measure, bucket, n FROM dash_duration WHERE n <> 0"):
+            totals[r["unit_id"]][(r["measure"], int(r["bucket"]))] = int(r["n"])
         histograms: dict[Level, dict[str, Counter[int]]] = {
             lv: {"claim": Counter(), "close": Counter()} for lv in Level
         }
-        for r in rows:
-            if r["unit_id"] in self.chart:
-                histograms[self.chart.unit(r["unit_id"]).level][r["measure"]][int(r["bucket"])] += int(r["n"])
+        for unit_id, own in self._own(self.chart.root, totals).items():
+            by_measure = histograms[self.chart.unit(unit_id).level]
+            for (measure, bucket), n in own.items():
+                if n:
+                    by_measure[measure][bucket] += n
         return [_durations("*", lv.chinese, lv, h["claim"], h["close"]) for lv, h in histograms.items()]
 
     def settled_by_level(self, unit_id: str | None = None) -> list[LevelSettled]:
         """The funnel: how many grievances each of the seven steps resolved or replied to."""
         unit = self._unit(unit_id)
         where, params = self._subtree_filter(unit)
-        rows = self._fetch(
-            f"SELECT unit_id, SUM(resolved) AS resolved, SUM(replied) AS replied FROM dash_unit_month "
-            f"WHERE 1=1{where} GROUP BY unit_id",
-            params,
-        )
+        totals: dict[str, Counter[str]] = {
+            r["unit_id"]: Counter({"resolved": int(r["resolved"]), "replied": int(r["replied"])})
+            for r in self._fetch(
+                f"SELECT unit_id, SUM(resolved) AS resolved, SUM(replied) AS replied FROM dash_unit_month "
+                f"WHERE 1=1{where} GROUP BY unit_id",
+                params,
+            )
+        }
         by_level: dict[Level, Counter[str]] = {level: Counter() for level in Level}
-        for r in rows:
-            if r["unit_id"] in self.chart:
-                level = self.chart.unit(r["unit_id"]).level
-                by_level[level].update({"resolved": int(r["resolved"]), "replied": int(r["replied"])})
+        for u, own in self._own(unit, totals).items():
+            by_level[self.chart.unit(u).level].update(own)
         return [
             LevelSettled(level=lv.value, resolved=c["resolved"], replied=c["replied"]) for lv, c in by_level.items()
         ]
@@ -246,11 +251,10 @@ class Dashboard:
             if not DAY_PATTERN.match(value):
                 raise InvalidValue(name, f"{value!r} is not a day like 2020-06-30")
         unit = self._unit(unit_id)
-        where, params = self._subtree_filter(unit)
-        sums = ", ".join(f"SUM({c}) AS {c}" for c in DAY_COLUMNS)
         rows = self._fetch(
-            f"SELECT day, {sums} FROM dash_unit_day WHERE day >= ? AND day <= ?{where} GROUP BY day ORDER BY day",
-            [from_day, to_day, *params],
+            f"SELECT day, {', '.join(DAY_COLUMNS)} FROM dash_unit_day WHERE unit_id = ? AND day >= ? AND day <= ? "
+            "ORDER BY day",
+            [unit.id, from_day, to_day],
         )
         return [DayCounts(day=r["day"], **{c: int(r[c]) for c in DAY_COLUMNS}) for r in rows]
 

@@ -19,7 +19,6 @@ from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 from psycopg.sql import SQL, Identifier
 
-from engine.chart import OrgChart
 from projections.dashboard import (
     DAY_COLUMNS,
     MONTH_COLUMNS,
@@ -30,6 +29,10 @@ from projections.dashboard import (
 )
 
 PROJECTION = "dashboard"
+# What the views' tables mean. Views of another version are dropped and projected again from zero when a
+# process opens them. 2: a unit's counters are the totals of the unit and everything below it (1 kept
+# each unit's own and summed the chart's lineage at query time).
+VIEWS_VERSION = 2
 LINEAGE_COLUMNS = ("street_id", "community_id", "grid_id")
 IDS_PER_QUERY = 500
 
@@ -66,10 +69,6 @@ def _ddl() -> list[str]:
             "WHERE due_at IS NOT NULL",
             f"CREATE INDEX IF NOT EXISTS dash_grievance_{column}_reported ON dash_grievance ({column}, reported_at)",
         ]
-    # unit → each of its ancestors (and itself), from the chart: the roll-up queries join on it.
-    statements.append(
-        "CREATE TABLE IF NOT EXISTS dash_lineage (ancestor_id TEXT, unit_id TEXT, PRIMARY KEY (ancestor_id, unit_id))"
-    )
     for table, keys, counters in COUNTER_TABLES:
         cols = ", ".join(
             [*(f"{k} {_column_type(k)}" for k in keys), *(f"{c} BIGINT NOT NULL DEFAULT 0" for c in counters)]
@@ -78,6 +77,9 @@ def _ddl() -> list[str]:
     return statements
 
 
+VIEW_TABLES = ("dash_grievance", *(table for table, _keys, _counters in COUNTER_TABLES))
+# Tables earlier versions of the views had: dropped with them.
+RETIRED_TABLES = ("dash_lineage",)
 SECONDARY_INDEXES = tuple(
     statement.split()[5] for statement in _ddl() if statement.startswith("CREATE INDEX IF NOT EXISTS")
 )
@@ -125,6 +127,7 @@ def _counter_params(changes: PageChanges) -> Iterator[tuple[str, list[tuple[Any,
             zeros = (0,) * len(counters)
             params = [(*key, *map(deltas.get, counters, zeros)) for key, deltas in several[table].items()]
         if params:
+            params.sort()  # in key order, each upsert finds its row's page of the index near the last one's
             yield table, params
 
 
@@ -179,20 +182,29 @@ class DashboardViewsMixin:
         return self.max_tracking_id(self.tracking_name) or 0
 
     def create_views(self) -> None:
+        """Create whatever of the views is missing; views of another `VIEWS_VERSION` are dropped first and
+        their position forgotten, so that the next catch-up projects them again from zero."""
+        # The tracking record first, then the tables, as a page's write takes them (the record, then the
+        # tables): in the other order, a runner writing a page meanwhile and this transaction deadlock.
         with self._transaction(commit=True) as cursor:
+            self._serialise_creation(cursor)
+            cursor.execute("CREATE TABLE IF NOT EXISTS dash_version (version BIGINT NOT NULL)")
+            cursor.execute("SELECT version FROM dash_version")
+            found = cursor.fetchone()
+            outdated = found is None or int(found["version"]) != VIEWS_VERSION
+            if outdated:
+                cursor.execute(self._delete_tracking_statement(), [self.tracking_name])
+            cursor.execute(self._start_tracking_statement(), [self.tracking_name])
+            if outdated:
+                for table in (*VIEW_TABLES, *RETIRED_TABLES):
+                    cursor.execute(f"DROP TABLE IF EXISTS {table}")
+                cursor.execute("DELETE FROM dash_version")
+                cursor.execute(f"INSERT INTO dash_version VALUES ({self.mark})", [VIEWS_VERSION])
             for statement in _ddl():
                 cursor.execute(statement)
-            cursor.execute(self._start_tracking_statement(), [self.tracking_name])
 
-    def load_chart(self, chart: OrgChart) -> None:
-        """Replace the unit → ancestor pairs the roll-up queries join on with those of `chart`."""
-        pairs = [(ancestor, unit.id) for unit in chart for ancestor in chart.lineage(unit.id)]
-        with self._transaction(commit=True) as cursor:
-            cursor.execute("DELETE FROM dash_lineage")
-            # DO NOTHING: a process starting at the same moment may have inserted the same pairs.
-            cursor.executemany(
-                f"INSERT INTO dash_lineage VALUES ({self.mark}, {self.mark}) ON CONFLICT DO NOTHING", pairs
-            )
+    def _serialise_creation(self, cursor: Any) -> None:
+        """Make processes opening the views at the same moment take turns (SQLite's writers already do)."""
 
     def rows_of(self, grievance_ids: Iterable[UUID]) -> dict[UUID, GrievanceRow]:
         """The stored list rows of these grievances (those it has)."""
@@ -236,20 +248,20 @@ class DashboardViewsMixin:
         `drop_indexes`, the list's secondary indexes go too, to be built once at the end (`create_views`)
         rather than kept up to date row by row; queries stay right meanwhile, only slower."""
         with self._transaction(commit=True) as cursor:
+            # The tracking record before the tables, as a page's write takes them (see `create_views`).
+            cursor.execute(self._delete_tracking_statement(), [self.tracking_name])
+            cursor.execute(self._start_tracking_statement(), [self.tracking_name])
             if drop_indexes:
                 for name in SECONDARY_INDEXES:
                     cursor.execute(f"DROP INDEX IF EXISTS {name}")
             cursor.execute("DELETE FROM dash_grievance")
             for table, _keys, _counters in COUNTER_TABLES:
                 cursor.execute(f"DELETE FROM {table}")
-            cursor.execute(self._delete_tracking_statement(), [self.tracking_name])
-            cursor.execute(self._start_tracking_statement(), [self.tracking_name])
 
     def analyze(self) -> None:
         """Refresh the planner's statistics of the views, which a bulk rebuild leaves far out of date."""
-        tables = ["dash_grievance", "dash_lineage", *(t for t, _k, _c in COUNTER_TABLES)]
         with self._transaction(commit=True) as cursor:
-            for table in tables:
+            for table in VIEW_TABLES:
                 cursor.execute(f"ANALYZE {table}")
 
     @contextmanager
@@ -307,6 +319,9 @@ class PostgresDashboardViews(DashboardViewsMixin, PostgresTrackingRecorder):
 
     def _enter_schema(self, cursor: Any) -> None:
         cursor.execute(SQL("SET LOCAL search_path TO {0}").format(Identifier(self.datastore.schema)))
+
+    def _serialise_creation(self, cursor: Any) -> None:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"{self.datastore.schema}.dash_version"])
 
     def create_table(self) -> None:
         super().create_table()

@@ -229,7 +229,7 @@ def main() -> None:
         with postgres_url() as url:
             settings = Settings(database_url=url)
             chain = build_chain(settings)
-            views = build_views(settings, chain.chart)
+            views = build_views(settings)
             grievances = args.commands // EVENTS_PER_LIFECYCLE
             with pipeline(url, kafka, args.workers, logs) as processes:
                 base = warm_up(kafka, views, processes)

@@ -64,7 +64,7 @@ def main() -> None:
         with postgres_url() as url:
             settings = Settings(database_url=url)
             chain = build_chain(settings)
-            views = build_views(settings, chain.chart)
+            views = build_views(settings)
             tracking = build_tracking(settings)
             env = {**os.environ, **kafka.as_env(), "GRIEVANCE_DATABASE_URL": url, "GRIEVANCE_LOG_FORMAT": "json",
                    "GRIEVANCE_LOG_LEVEL": "warning"}  # fmt: skip

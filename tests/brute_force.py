@@ -26,7 +26,9 @@ class Figures:
         self.due_days: Counter[tuple[str, int]] = Counter()
 
 
-def recompute(chain: ServiceChain, grievance_ids: Iterable[UUID]) -> Figures:
+def recompute(chain: ServiceChain, grievance_ids: Iterable[UUID], *, own: bool = False) -> Figures:
+    """The figures of these grievances as the views should hold them: each unit's totals of itself and
+    everything below it, or with `own` only what happened at the unit itself."""
     f = Figures()
     for gid in grievance_ids:
         state: Any = None
@@ -80,6 +82,21 @@ def recompute(chain: ServiceChain, grievance_ids: Iterable[UUID]) -> Figures:
             "reopen_count": state.reopen_count, "due_at": state.due_at() and int(state.due_at().timestamp()),
             **_lineage(chain, state.unit_id),
         }  # fmt: skip
+    return f if own else _rolled_up(f, chain)
+
+
+def _rolled_up(own: Figures, chain: ServiceChain) -> Figures:
+    """Each unit's figures added to the unit and to every unit above it in the chart."""
+    f = Figures()
+    f.rows, f.points = own.rows, own.points
+    for name in ("status", "durations", "due_days"):
+        for (unit, *rest), n in getattr(own, name).items():
+            for above in chain.chart.lineage(unit):
+                getattr(f, name)[(above, *rest)] += n
+    for name in ("months", "days"):
+        for (unit, period), counts in getattr(own, name).items():
+            for above in chain.chart.lineage(unit):
+                getattr(f, name)[(above, period)].update(counts)
     return f
 
 

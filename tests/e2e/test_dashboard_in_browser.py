@@ -30,9 +30,7 @@ def projected(db: Path, unit_id: str | None) -> tuple[int, int, int, int]:
     settings = Settings(database_url=f"sqlite:///{db}")
     chain = build_chain(settings)
     try:
-        head = Dashboard(build_views(settings, chain.chart), chain.chart).headline(
-            unit_id, now=datetime.fromisoformat(AT)
-        )
+        head = Dashboard(build_views(settings), chain.chart).headline(unit_id, now=datetime.fromisoformat(AT))
         return head.resolved, head.replied, head.open, head.overdue
     finally:
         chain.close()

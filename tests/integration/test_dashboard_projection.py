@@ -101,13 +101,14 @@ def test_following_then_rebuilding_gives_the_same_views(store: tuple[ServiceChai
 
 def test_roll_ups_equal_the_sum_of_their_children(store: tuple[ServiceChain, DashboardProjection]) -> None:
     chain, projection = store
-    play(chain, [(OPS[i % len(OPS)], i % 11, i % 4, 1 + i % 30) for i in range(400)], 25)
+    ids = play(chain, [(OPS[i % len(OPS)], i % 11, i % 4, 1 + i % 30) for i in range(400)], 25)
     projection.catch_up()
     dash = Dashboard(projection.views, chain.chart)
     now = T0 + timedelta(days=400)
+    own_figures = recompute(chain, ids, own=True)
     for unit in [chain.chart.root, *chain.chart.children_of("lg"), chain.chart.unit("cm-chengxi-03")]:
         parent, *children = dash.counts(unit.id)
-        own = {s: n for (u, s), n in stored(projection.views).status.items() if u == unit.id}
+        own = {s: n for (u, s), n in own_figures.status.items() if u == unit.id}
         for status in ("waiting", "claimed", "resolved", "replied"):
             assert getattr(parent, status) == own.get(status, 0) + sum(getattr(c, status) for c in children)
         parent_rates, *child_rates = dash.rates(unit.id, from_month="2026-01", to_month="2027-12")
@@ -116,6 +117,14 @@ def test_roll_ups_equal_the_sum_of_their_children(store: tuple[ServiceChain, Das
     by_level = dash.durations_by_level()
     assert sum(d.claims for d in by_level) == root_durations.claims
     assert sum(d.closes for d in by_level) == root_durations.closes
+    for level_durations in by_level:
+        units = {u.id for u in chain.chart if u.level.chinese == level_durations.name}
+        claims = sum(n for (u, measure, _b), n in own_figures.durations.items() if u in units and measure == "claim")
+        assert level_durations.claims == claims
+    for settled in dash.settled_by_level():
+        units = {u.id for u in chain.chart if u.level.value == settled.level}
+        assert settled.resolved == sum(c["resolved"] for (u, _m), c in own_figures.months.items() if u in units)
+        assert settled.replied == sum(c["replied"] for (u, _m), c in own_figures.months.items() if u in units)
     rows = stored(projection.views).rows
     for moment in (T0 + timedelta(days=d, hours=h) for d in (0, 3, 9, 40) for h in (0, 7, 19)):
         due = [r for r in rows.values() if r["due_at"] is not None and r["due_at"] < moment.timestamp()]
@@ -124,6 +133,22 @@ def test_roll_ups_equal_the_sum_of_their_children(store: tuple[ServiceChain, Das
         assert dash.headline(street, now=moment).overdue == sum(r["street_id"] == street for r in due)
     head = dash.headline(now=now)
     assert head.resolved + head.replied + head.open == 25
+
+
+def test_views_of_an_older_version_are_projected_again_from_zero(
+    store: tuple[ServiceChain, DashboardProjection],
+) -> None:
+    chain, projection = store
+    ids = play(chain, [(OPS[i % len(OPS)], i % 5, i % 4, 3) for i in range(60)], 6)
+    projection.catch_up()
+    with projection.views._transaction(commit=True) as cursor:  # as a process of the version before left them
+        cursor.execute("UPDATE dash_version SET version = 1")
+        cursor.execute("CREATE TABLE dash_lineage (ancestor_id TEXT, unit_id TEXT)")
+    projection.views.create_views()  # what opening the views does
+    assert projection.views.position() == 0
+    assert stored(projection.views).rows == {}
+    projection.catch_up()
+    assert_same(recompute(chain, ids), stored(projection.views))
 
 
 def test_two_runners_never_count_a_page_twice(database_url: str) -> None:
