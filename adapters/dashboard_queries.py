@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -95,16 +95,6 @@ class Dashboard:
         for r in rows:
             grouped[r["shown_id"]].append(r)
         return grouped
-
-    def _own(self, unit: Unit, totals: Mapping[str, Counter[Any]]) -> dict[str, Counter[Any]]:
-        """Each unit's own figures at `unit` and below: its totals less those of the units directly below it."""
-        own: dict[str, Counter[Any]] = {}
-        for u in self.chart.walk(unit.id):
-            figures = Counter(totals.get(u.id, {}))
-            for child in self.chart.children_of(u.id):
-                figures.subtract(totals.get(child.id, {}))
-            own[u.id] = figures
-        return own
 
     def _with_children(self, unit: Unit) -> list[Unit]:
         return [unit, *self.chart.children_of(unit.id)]
@@ -213,36 +203,29 @@ class Dashboard:
 
     def durations_by_level(self) -> list[UnitDurations]:
         """Time to claim and to close, p50 and p90, for each of the seven levels; `unit_id` is "*" (all its units)."""
-        totals: defaultdict[str, Counter[tuple[str, int]]] = defaultdict(Counter)
-        for r in self._fetch("SELECT unit_id, measure, bucket, n FROM dash_duration WHERE n <> 0"):
-            totals[r["unit_id"]][(r["measure"], int(r["bucket"]))] = int(r["n"])
-        histograms: dict[Level, dict[str, Counter[int]]] = {
-            lv: {"claim": Counter(), "close": Counter()} for lv in Level
+        histograms: dict[str, dict[str, Counter[int]]] = {
+            lv.value: {"claim": Counter(), "close": Counter()} for lv in Level
         }
-        for unit_id, own in self._own(self.chart.root, totals).items():
-            by_measure = histograms[self.chart.unit(unit_id).level]
-            for (measure, bucket), n in own.items():
-                if n:
-                    by_measure[measure][bucket] += n
-        return [_durations("*", lv.chinese, lv, h["claim"], h["close"]) for lv, h in histograms.items()]
+        for r in self._fetch("SELECT level, measure, bucket, n FROM dash_level_duration WHERE n <> 0"):
+            if r["level"] in histograms:
+                histograms[r["level"]][r["measure"]][int(r["bucket"])] = int(r["n"])
+        return [
+            _durations("*", lv.chinese, lv, histograms[lv.value]["claim"], histograms[lv.value]["close"])
+            for lv in Level
+        ]
 
     def settled_by_level(self, unit_id: str | None = None) -> list[LevelSettled]:
-        """The funnel: how many grievances each of the seven steps resolved or replied to."""
+        """The funnel: how many grievances each of the seven steps resolved or replied to, at a unit and below."""
         unit = self._unit(unit_id)
-        where, params = self._subtree_filter(unit)
-        totals: dict[str, Counter[str]] = {
-            r["unit_id"]: Counter({"resolved": int(r["resolved"]), "replied": int(r["replied"])})
-            for r in self._fetch(
-                f"SELECT unit_id, SUM(resolved) AS resolved, SUM(replied) AS replied FROM dash_unit_month "
-                f"WHERE 1=1{where} GROUP BY unit_id",
-                params,
-            )
-        }
-        by_level: dict[Level, Counter[str]] = {level: Counter() for level in Level}
-        for u, own in self._own(unit, totals).items():
-            by_level[self.chart.unit(u).level].update(own)
+        rows = self._fetch("SELECT level, resolved, replied FROM dash_settled WHERE unit_id = ?", [unit.id])
+        found = {r["level"]: r for r in rows}
         return [
-            LevelSettled(level=lv.value, resolved=c["resolved"], replied=c["replied"]) for lv, c in by_level.items()
+            LevelSettled(
+                level=lv.value,
+                resolved=int(found[lv.value]["resolved"]) if lv.value in found else 0,
+                replied=int(found[lv.value]["replied"]) if lv.value in found else 0,
+            )
+            for lv in Level
         ]
 
     def daily(self, unit_id: str | None = None, *, from_day: str, to_day: str) -> list[DayCounts]:

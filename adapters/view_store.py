@@ -24,6 +24,7 @@ from projections.dashboard import (
     MONTH_COLUMNS,
     POINTS_COLUMNS,
     ROW_COLUMNS,
+    SETTLED_COLUMNS,
     GrievanceRow,
     PageChanges,
 )
@@ -31,8 +32,9 @@ from projections.dashboard import (
 PROJECTION = "dashboard"
 # What the views' tables mean. Views of another version are dropped and projected again from zero when a
 # process opens them. 2: a unit's counters are the totals of the unit and everything below it (1 kept
-# each unit's own and summed the chart's lineage at query time).
-VIEWS_VERSION = 2
+# each unit's own and summed the chart's lineage at query time). 3: the funnel and the durations by level
+# have tables of their own.
+VIEWS_VERSION = 3
 LINEAGE_COLUMNS = ("street_id", "community_id", "grid_id")
 IDS_PER_QUERY = 500
 
@@ -44,6 +46,8 @@ COUNTER_TABLES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("dash_duration", ("unit_id", "measure", "bucket"), ("n",)),
     ("dash_points", ("claimant", "mode"), POINTS_COLUMNS),
     ("dash_due_day", ("unit_id", "due_day"), ("n",)),
+    ("dash_settled", ("unit_id", "level"), SETTLED_COLUMNS),
+    ("dash_level_duration", ("level", "measure", "bucket"), ("n",)),
 )
 _TEXT_COLUMNS = {"grievance_id", "status", "level", "unit_id", "category", "channel", "title", "reported_unit",
                  "claim_mode", "claimant", "rating", "month", "day", "measure", "mode", "street_id", "community_id",
@@ -113,11 +117,13 @@ def _counter_params(changes: PageChanges) -> Iterator[tuple[str, list[tuple[Any,
         "dash_status_count": changes.status_counts,
         "dash_duration": changes.durations,
         "dash_due_day": changes.due_days,
+        "dash_level_duration": changes.level_durations,
     }
     several: dict[str, Mapping[Any, Mapping[str, int]]] = {
         "dash_unit_month": changes.months,
         "dash_unit_day": changes.days,
         "dash_points": changes.points,
+        "dash_settled": changes.settled,
     }
     for table, _keys, counters in COUNTER_TABLES:
         if table in single:

@@ -127,10 +127,16 @@ def measure(label: str, url: str, grievances: int, page: int, lag_seconds: int) 
         street = CHART.children_of("lg")[0].id
         queries = {
             "headline": lambda: dash.headline(now=NOW),
+            "counts by unit": lambda: dash.counts(),
             "rates by unit": lambda: dash.rates(from_month="2025-01", to_month="2026-12"),
-            "overdue queue of a street": lambda: dash.overdue_queue(street, now=NOW),
-            "grievance list page, filtered": lambda: dash.grievances(street, now=NOW, status="resolved"),
+            "funnel (settled by level)": lambda: dash.settled_by_level(),
+            "daily, a street, a month": lambda: dash.daily(street, from_day="2025-03-01", to_day="2025-03-31"),
             "durations": lambda: dash.durations(),
+            "durations by level": lambda: dash.durations_by_level(),
+            "overdue queue of a street": lambda: dash.overdue_queue(street, now=NOW),
+            "most overdue units": lambda: dash.most_overdue_units(now=NOW),
+            "grievance list page, filtered": lambda: dash.grievances(street, now=NOW, status="resolved"),
+            "points ledger": lambda: dash.points(),
         }
         latencies = {name: timed(200, q) for name, q in queries.items()}
     finally:

@@ -49,6 +49,7 @@ MONTH_COLUMNS = (
     "claims_member",
 )
 DAY_COLUMNS = ("reported", "claimed", "resolved", "replied")
+SETTLED_COLUMNS = ("resolved", "replied")
 POINTS_COLUMNS = ("claims", "resolved", "replied", "satisfied", "basically_satisfied", "dissatisfied")
 DAY = 86_400
 # Plain strings: a row's status is one, and comparing two plain strings is the cheapest comparison there is.
@@ -121,6 +122,12 @@ class PageChanges:
     points: defaultdict[tuple[str, str], defaultdict[str, int]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(int))
     )
+    # The funnel: grievances resolved and replied to by unit and the level of the unit that settled them.
+    settled: defaultdict[tuple[str, str], defaultdict[str, int]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(int))
+    )
+    # Durations by the level where they were measured, for the whole chart: not per unit, so not rolled up.
+    level_durations: defaultdict[tuple[str, str, int], int] = field(default_factory=lambda: defaultdict(int))
 
 
 def epoch(moment: datetime) -> int:
@@ -242,7 +249,7 @@ def _roll_up(c: PageChanges) -> None:
     deltas at a thousand households share a few hundred ancestors, so this adds far fewer times than
     adding each household's deltas to all six units above it.
     """
-    units = {unit for table in (c.status_counts, c.months, c.days, c.due_days) for unit, _ in table}
+    units = {unit for table in (c.status_counts, c.months, c.days, c.due_days, c.settled) for unit, _ in table}
     units.update(unit for unit, _measure, _bucket in c.durations)
     depth, parent = c.lineages.steps_up(units)
     c.status_counts = _summed_up(c.status_counts, depth, parent)
@@ -250,6 +257,7 @@ def _roll_up(c: PageChanges) -> None:
     c.durations = _durations_summed_up(c.durations, depth, parent)
     c.months = _summed_up_by_column(c.months, depth, parent)
     c.days = _summed_up_by_column(c.days, depth, parent)
+    c.settled = _summed_up_by_column(c.settled, depth, parent)
 
 
 def _by_depth(deltas: Mapping[tuple[Any, ...], Any], depth: Mapping[str, int]) -> list[dict[tuple[Any, ...], Any]]:
@@ -342,7 +350,9 @@ def _claimed(e: Any, row: GrievanceRow, c: PageChanges, at: int, day: str) -> No
     if row.claim_due is not None and at <= row.claim_due:
         counts["claims_on_time"] += 1
     c.days[(row.unit_id, day)]["claimed"] += 1
-    c.durations[(row.unit_id, "claim", bucket_of(at - row.arrived_at))] += 1
+    bucket = bucket_of(at - row.arrived_at)
+    c.durations[(row.unit_id, "claim", bucket)] += 1
+    c.level_durations[(row.level, "claim", bucket)] += 1
     c.points[(e.claimant, mode)]["claims"] += 1
     row.claimed_at, row.finish_due, row.claim_mode, row.claimant = at, epoch(e.finish_due), mode, e.claimant
 
@@ -362,7 +372,10 @@ def _closed(outcome: str) -> Any:
         _move(c, row, row.unit_id, outcome)
         c.months[(row.unit_id, day[:7])][outcome] += 1
         c.days[(row.unit_id, day)][outcome] += 1
-        c.durations[(row.unit_id, "close", bucket_of(at - row.reported_at))] += 1
+        bucket = bucket_of(at - row.reported_at)
+        c.durations[(row.unit_id, "close", bucket)] += 1
+        c.level_durations[(row.level, "close", bucket)] += 1
+        c.settled[(row.unit_id, row.level)][outcome] += 1
         if row.claimant is not None and row.claim_mode is not None:
             c.points[(row.claimant, row.claim_mode)][outcome] += 1
         row.closed_at, row.finish_due = at, None

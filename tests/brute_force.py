@@ -24,6 +24,8 @@ class Figures:
         self.points: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
         self.rows: dict[UUID, dict[str, Any]] = {}
         self.due_days: Counter[tuple[str, int]] = Counter()
+        self.settled: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+        self.level_durations: Counter[tuple[str, str, int]] = Counter()
 
 
 def recompute(chain: ServiceChain, grievance_ids: Iterable[UUID], *, own: bool = False) -> Figures:
@@ -35,7 +37,7 @@ def recompute(chain: ServiceChain, grievance_ids: Iterable[UUID], *, own: bool =
         arrived = reported = 0
         for e in chain.history(gid):
             before = None if state is None else (state.unit_id, state.status.value, state.claimant, state.claim_mode,
-                                                  state.claim_due)  # fmt: skip
+                                                  state.claim_due, state.level.value)  # fmt: skip
             state = e.mutate(state)  # type: ignore[attr-defined]
             at = int(e.occurred_at.timestamp())  # type: ignore[attr-defined]
             day = day_of(e.occurred_at)  # type: ignore[attr-defined]
@@ -47,7 +49,7 @@ def recompute(chain: ServiceChain, grievance_ids: Iterable[UUID], *, own: bool =
                 f.days[(state.unit_id, day)]["reported"] += 1
                 continue
             assert before is not None
-            unit, _status, claimant, mode, claim_due = before
+            unit, _status, claimant, mode, claim_due, level = before
             if isinstance(e, Grievance.Claimed):
                 m = f.months[(unit, month)]
                 m["claims"] += 1
@@ -55,6 +57,7 @@ def recompute(chain: ServiceChain, grievance_ids: Iterable[UUID], *, own: bool =
                 m["claims_on_time"] += int(at <= int(claim_due.timestamp()))
                 f.days[(unit, day)]["claimed"] += 1
                 f.durations[(unit, "claim", bucket_of(at - arrived))] += 1
+                f.level_durations[(level, "claim", bucket_of(at - arrived))] += 1
                 f.points[(e.claimant, e.mode.value)]["claims"] += 1
             elif isinstance(e, Grievance.Escalated):
                 f.months[(unit, month)]["escalated_out"] += 1
@@ -66,6 +69,8 @@ def recompute(chain: ServiceChain, grievance_ids: Iterable[UUID], *, own: bool =
                 f.months[(unit, month)][outcome] += 1
                 f.days[(unit, day)][outcome] += 1
                 f.durations[(unit, "close", bucket_of(at - reported))] += 1
+                f.level_durations[(level, "close", bucket_of(at - reported))] += 1
+                f.settled[(unit, level)][outcome] += 1
                 f.points[(claimant, mode.value)][outcome] += 1
             elif isinstance(e, Grievance.Rated):
                 f.months[(unit, month)]["rated"] += 1
@@ -88,12 +93,12 @@ def recompute(chain: ServiceChain, grievance_ids: Iterable[UUID], *, own: bool =
 def _rolled_up(own: Figures, chain: ServiceChain) -> Figures:
     """Each unit's figures added to the unit and to every unit above it in the chart."""
     f = Figures()
-    f.rows, f.points = own.rows, own.points
+    f.rows, f.points, f.level_durations = own.rows, own.points, own.level_durations
     for name in ("status", "durations", "due_days"):
         for (unit, *rest), n in getattr(own, name).items():
             for above in chain.chart.lineage(unit):
                 getattr(f, name)[(above, *rest)] += n
-    for name in ("months", "days"):
+    for name in ("months", "days", "settled"):
         for (unit, period), counts in getattr(own, name).items():
             for above in chain.chart.lineage(unit):
                 getattr(f, name)[(above, period)].update(counts)
@@ -120,6 +125,7 @@ def stored(views: Any) -> Figures:
             ("dash_unit_month", ("unit_id", "month"), f.months),
             ("dash_unit_day", ("unit_id", "day"), f.days),
             ("dash_points", ("claimant", "mode"), f.points),
+            ("dash_settled", ("unit_id", "level"), f.settled),
         ):
             c.execute(f"SELECT * FROM {table}")
             for r in c.fetchall():
@@ -132,6 +138,9 @@ def stored(views: Any) -> Figures:
         c.execute("SELECT * FROM dash_duration WHERE n <> 0")
         for r in c.fetchall():
             f.durations[(r["unit_id"], r["measure"], int(r["bucket"]))] = int(r["n"])
+        c.execute("SELECT * FROM dash_level_duration WHERE n <> 0")
+        for r in c.fetchall():
+            f.level_durations[(r["level"], r["measure"], int(r["bucket"]))] = int(r["n"])
         c.execute("SELECT * FROM dash_grievance")
         for r in c.fetchall():
             f.rows[UUID(r["grievance_id"])] = {
@@ -156,9 +165,10 @@ def stored(views: Any) -> Figures:
 def assert_same(expected: Figures, actual: Figures) -> None:
     assert actual.rows == expected.rows
     assert actual.status == +expected.status
-    for name in ("months", "days", "points"):
+    for name in ("months", "days", "points", "settled"):
         want = {k: +v for k, v in getattr(expected, name).items() if +v}
         got = {k: +v for k, v in getattr(actual, name).items() if +v}
         assert got == want, name
     assert actual.durations == +expected.durations
+    assert actual.level_durations == +expected.level_durations
     assert actual.due_days == +expected.due_days
