@@ -252,13 +252,36 @@ class Dashboard:
         return [_item(r, now) for r in rows]
 
     def most_overdue_units(self, *, now: datetime, limit: int = 10) -> list[tuple[Unit, int]]:
-        """The units where the most overdue grievances wait, most first."""
-        rows = self._fetch(
-            "SELECT unit_id, COUNT(*) AS n FROM dash_grievance WHERE due_at < ? "
-            "GROUP BY unit_id ORDER BY n DESC, unit_id LIMIT ?",
-            [_epoch(now), _page_limit(limit)],
+        """The units where the most overdue grievances wait, most first.
+
+        Counted from what is not yet overdue, which is bounded by the time limits, rather than from what is,
+        which is not: each unit's open grievances, less those due from today on (the due-day counters of
+        today and later), plus those due today before `now` (the list's due index).
+        """
+        limit = _page_limit(limit)
+        at = _epoch(now)
+        today = at // DAY
+        open_totals = self._fetch(
+            "SELECT unit_id, SUM(n) AS n FROM dash_status_count WHERE status IN (?, ?) GROUP BY unit_id",
+            ["waiting", "claimed"],
         )
-        return [(self.chart.unit(r["unit_id"]), int(r["n"])) for r in rows if r["unit_id"] in self.chart]
+        due_from_today = self._fetch(
+            "SELECT unit_id, SUM(n) AS n FROM dash_due_day WHERE due_day >= ? GROUP BY unit_id", [today]
+        )
+        due_today_before_now = self._fetch(
+            "SELECT unit_id, COUNT(*) AS n FROM dash_grievance WHERE due_at >= ? AND due_at < ? GROUP BY unit_id",
+            [today * DAY, at],
+        )
+        not_due = {r["unit_id"]: int(r["n"]) for r in due_from_today}
+        overdue_totals = {r["unit_id"]: int(r["n"]) - not_due.get(r["unit_id"], 0) for r in open_totals}
+        overdue: Counter[str] = Counter(overdue_totals)
+        for unit in self.chart:  # each unit's own: its total less those of the units directly below it
+            if unit.parent is not None:
+                overdue[unit.parent] -= overdue_totals.get(unit.id, 0)
+        for r in due_today_before_now:  # the list's rows are each unit's own
+            overdue[r["unit_id"]] += int(r["n"])
+        ranked = sorted(((n, u) for u, n in overdue.items() if n > 0 and u in self.chart), key=lambda p: (-p[0], p[1]))
+        return [(self.chart.unit(u), n) for n, u in ranked[:limit]]
 
     def grievances(
         self,

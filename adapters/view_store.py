@@ -78,6 +78,8 @@ def _ddl() -> list[str]:
             [*(f"{k} {_column_type(k)}" for k in keys), *(f"{c} BIGINT NOT NULL DEFAULT 0" for c in counters)]
         )
         statements.append(f"CREATE TABLE IF NOT EXISTS {table} ({cols}, PRIMARY KEY ({', '.join(keys)}))")
+    # Open grievances due from today on, the part not yet overdue: a few days' worth whatever the history.
+    statements.append("CREATE INDEX IF NOT EXISTS dash_due_day_from ON dash_due_day (due_day)")
     return statements
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -126,11 +127,15 @@ def test_roll_ups_equal_the_sum_of_their_children(store: tuple[ServiceChain, Das
         assert settled.resolved == sum(c["resolved"] for (u, _m), c in own_figures.months.items() if u in units)
         assert settled.replied == sum(c["replied"] for (u, _m), c in own_figures.months.items() if u in units)
     rows = stored(projection.views).rows
-    for moment in (T0 + timedelta(days=d, hours=h) for d in (0, 3, 9, 40) for h in (0, 7, 19)):
+    # Every five hours over the first week, so that limits run out on the day asked about, and later on.
+    for moment in [*(T0 + timedelta(hours=h) for h in range(0, 24 * 7, 5)), T0 + timedelta(days=40)]:
         due = [r for r in rows.values() if r["due_at"] is not None and r["due_at"] < moment.timestamp()]
         assert dash.headline(now=moment).overdue == len(due)
         street = chain.chart.children_of("lg")[1].id
         assert dash.headline(street, now=moment).overdue == sum(r["street_id"] == street for r in due)
+        by_unit = Counter(r["unit_id"] for r in due)
+        most = [(u.id, n) for u, n in dash.most_overdue_units(now=moment, limit=500)]
+        assert most == sorted(by_unit.items(), key=lambda unit_n: (-unit_n[1], unit_n[0]))
     head = dash.headline(now=now)
     assert head.resolved + head.replied + head.open == 25
 
