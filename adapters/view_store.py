@@ -66,6 +66,8 @@ def _ddl() -> list[str]:
         "CREATE INDEX IF NOT EXISTS dash_grievance_unit_due ON dash_grievance (unit_id, due_at) "
         "WHERE due_at IS NOT NULL",
         "CREATE INDEX IF NOT EXISTS dash_grievance_unit_reported ON dash_grievance (unit_id, reported_at)",
+        # The whole chart's list, newest first, in the list's own order: without it, a sort of every row.
+        "CREATE INDEX IF NOT EXISTS dash_grievance_reported ON dash_grievance (reported_at DESC, grievance_id)",
     ]
     for column in LINEAGE_COLUMNS:
         statements += [
