@@ -13,7 +13,17 @@ from adapters.view_store import DashboardViewsMixin
 from engine.chart import OrgChart, Unit
 from engine.errors import InvalidValue
 from engine.levels import Level
-from projections.dashboard import DAY, DAY_COLUMNS, MONTH_COLUMNS, POINTS_COLUMNS, REPORTING_TZ, percentile, points_of
+from projections.dashboard import (
+    CLAIMED,
+    DAY,
+    DAY_COLUMNS,
+    MONTH_COLUMNS,
+    POINTS_COLUMNS,
+    REPORTING_TZ,
+    WAITING,
+    percentile,
+    points_of,
+)
 from projections.rates import resolution_rate, response_rate, satisfaction_rate
 from schemas.dashboard import (
     DayCounts,
@@ -118,18 +128,37 @@ class Dashboard:
         )
 
     def overdue_count(self, unit: Unit, now: datetime) -> int:
-        """Open grievances past their limit at `now`, at the unit and below: whole days from the due-day
-        counters, and today's part from the list's due index."""
+        """Open grievances past their limit at `now`, at the unit and below: those due before today, and
+        today's part from the list's due index."""
         at = _epoch(now)
         today = at // DAY
-        past = self._totals([unit], "dash_due_day", ["n"], where=" AND t.due_day < ?", params=[today])[unit.id]
         where, params = self._subtree_filter(unit, lineage=True)
         rows = self._fetch(
             f"SELECT COUNT(*) AS n FROM dash_grievance WHERE due_at >= ? AND due_at < ?{where}",
             [today * DAY, at, *params],
         )
-        whole_days = int(past[0]["n"] or 0) if past else 0
-        return whole_days + int(rows[0]["n"])
+        return self._due_before(today, [unit]).get(unit.id, 0) + int(rows[0]["n"])
+
+    def _due_before(self, today: int, units: Sequence[Unit] | None = None) -> dict[str, int]:
+        """Open grievances due before `today` at each unit and below (of `units`, or of every unit).
+
+        Counted from what is not yet overdue, which the time limits bound, rather than from what is, which
+        nothing bounds: each unit's open grievances less those due from today on (the due-day counters of
+        today and later).
+        """
+        where, params = "", []
+        if units is not None:
+            where, params = f" AND unit_id IN ({', '.join('?' * len(units))})", [u.id for u in units]
+        open_totals = self._fetch(
+            f"SELECT unit_id, SUM(n) AS n FROM dash_status_count WHERE status IN (?, ?){where} GROUP BY unit_id",
+            [WAITING, CLAIMED, *params],
+        )
+        due_from_today = self._fetch(
+            f"SELECT unit_id, SUM(n) AS n FROM dash_due_day WHERE due_day >= ?{where} GROUP BY unit_id",
+            [today, *params],
+        )
+        not_due = {r["unit_id"]: int(r["n"]) for r in due_from_today}
+        return {r["unit_id"]: int(r["n"]) - not_due.get(r["unit_id"], 0) for r in open_totals}
 
     def counts(self, unit_id: str | None = None) -> list[UnitCounts]:
         """Where grievances stand, for the unit and then each unit directly below it, rolled up."""
@@ -220,11 +249,9 @@ class Dashboard:
         rows = self._fetch("SELECT level, resolved, replied FROM dash_settled WHERE unit_id = ?", [unit.id])
         found = {r["level"]: r for r in rows}
         return [
-            LevelSettled(
-                level=lv.value,
-                resolved=int(found[lv.value]["resolved"]) if lv.value in found else 0,
-                replied=int(found[lv.value]["replied"]) if lv.value in found else 0,
-            )
+            LevelSettled(level=lv.value, resolved=int(r["resolved"]), replied=int(r["replied"]))
+            if (r := found.get(lv.value))
+            else LevelSettled(level=lv.value, resolved=0, replied=0)
             for lv in Level
         ]
 
@@ -252,33 +279,20 @@ class Dashboard:
         return [_item(r, now) for r in rows]
 
     def most_overdue_units(self, *, now: datetime, limit: int = 10) -> list[tuple[Unit, int]]:
-        """The units where the most overdue grievances wait, most first.
-
-        Counted from what is not yet overdue, which is bounded by the time limits, rather than from what is,
-        which is not: each unit's open grievances, less those due from today on (the due-day counters of
-        today and later), plus those due today before `now` (the list's due index).
-        """
+        """The units where the most overdue grievances wait, most first: each unit's own, that is its total
+        less those of the units directly below it, plus today's part from the list (whose rows are own)."""
         limit = _page_limit(limit)
         at = _epoch(now)
         today = at // DAY
-        open_totals = self._fetch(
-            "SELECT unit_id, SUM(n) AS n FROM dash_status_count WHERE status IN (?, ?) GROUP BY unit_id",
-            ["waiting", "claimed"],
-        )
-        due_from_today = self._fetch(
-            "SELECT unit_id, SUM(n) AS n FROM dash_due_day WHERE due_day >= ? GROUP BY unit_id", [today]
-        )
-        due_today_before_now = self._fetch(
+        totals = self._due_before(today)
+        overdue: Counter[str] = Counter(totals)
+        for unit in self.chart:
+            if unit.parent is not None:
+                overdue[unit.parent] -= totals.get(unit.id, 0)
+        for r in self._fetch(
             "SELECT unit_id, COUNT(*) AS n FROM dash_grievance WHERE due_at >= ? AND due_at < ? GROUP BY unit_id",
             [today * DAY, at],
-        )
-        not_due = {r["unit_id"]: int(r["n"]) for r in due_from_today}
-        overdue_totals = {r["unit_id"]: int(r["n"]) - not_due.get(r["unit_id"], 0) for r in open_totals}
-        overdue: Counter[str] = Counter(overdue_totals)
-        for unit in self.chart:  # each unit's own: its total less those of the units directly below it
-            if unit.parent is not None:
-                overdue[unit.parent] -= overdue_totals.get(unit.id, 0)
-        for r in due_today_before_now:  # the list's rows are each unit's own
+        ):
             overdue[r["unit_id"]] += int(r["n"])
         ranked = sorted(((n, u) for u, n in overdue.items() if n > 0 and u in self.chart), key=lambda p: (-p[0], p[1]))
         return [(self.chart.unit(u), n) for n, u in ranked[:limit]]

@@ -254,7 +254,7 @@ def _roll_up(c: PageChanges) -> None:
     depth, parent = c.lineages.steps_up(units)
     c.status_counts = _summed_up(c.status_counts, depth, parent)
     c.due_days = _summed_up(c.due_days, depth, parent)
-    c.durations = _durations_summed_up(c.durations, depth, parent)
+    c.durations = _summed_up(c.durations, depth, parent)
     c.months = _summed_up_by_column(c.months, depth, parent)
     c.days = _summed_up_by_column(c.days, depth, parent)
     c.settled = _summed_up_by_column(c.settled, depth, parent)
@@ -275,31 +275,22 @@ def _merged(by_depth: list[Any]) -> Any:
 
 
 def _summed_up(
-    deltas: Mapping[tuple[str, Any], int], depth: Mapping[str, int], parent: Mapping[str, str]
-) -> defaultdict[tuple[str, Any], int]:
+    deltas: Mapping[tuple[Any, ...], int], depth: Mapping[str, int], parent: Mapping[str, str]
+) -> defaultdict[tuple[Any, ...], int]:
+    """Deltas keyed by (unit, *rest), each also added to the unit's parent's, from the deepest units up."""
     by_depth = [defaultdict(int, level) for level in _by_depth(deltas, depth)]
     for d in range(len(Level) - 1, 0, -1):
         above = by_depth[d - 1]
-        for (unit, rest), n in by_depth[d].items():
+        for key, n in by_depth[d].items():
             if n:  # nothing to carry from a grievance that came and went within the page
-                above[(parent[unit], rest)] += n
-    return _merged(by_depth)  # type: ignore[no-any-return]
-
-
-def _durations_summed_up(
-    deltas: Mapping[tuple[str, str, int], int], depth: Mapping[str, int], parent: Mapping[str, str]
-) -> defaultdict[tuple[str, str, int], int]:
-    by_depth = [defaultdict(int, level) for level in _by_depth(deltas, depth)]
-    for d in range(len(Level) - 1, 0, -1):
-        above = by_depth[d - 1]
-        for (unit, measure, bucket), n in by_depth[d].items():
-            above[(parent[unit], measure, bucket)] += n
+                above[(parent[key[0]], *key[1:])] += n
     return _merged(by_depth)  # type: ignore[no-any-return]
 
 
 def _summed_up_by_column(
     deltas: Mapping[tuple[str, str], Mapping[str, int]], depth: Mapping[str, int], parent: Mapping[str, str]
 ) -> defaultdict[tuple[str, str], defaultdict[str, int]]:
+    """`_summed_up` for deltas of several columns, keyed by (unit, period)."""
     by_depth = [defaultdict(lambda: defaultdict(int), level) for level in _by_depth(deltas, depth)]
     for d in range(len(Level) - 1, 0, -1):
         above = by_depth[d - 1]
