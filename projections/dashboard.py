@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from engine.chart import OrgChart
@@ -242,6 +242,11 @@ def project(events: Iterable[Any], known: Mapping[UUID, GrievanceRow], lineages:
     return changes
 
 
+_Key = TypeVar("_Key", bound=tuple[Any, ...])
+_Value = TypeVar("_Value")
+_Deltas = TypeVar("_Deltas", bound=dict[Any, Any])
+
+
 def _roll_up(c: PageChanges) -> None:
     """Turn each unit's own deltas into deltas of the totals of the unit and of every unit above it.
 
@@ -260,14 +265,14 @@ def _roll_up(c: PageChanges) -> None:
     c.settled = _summed_up_by_column(c.settled, depth, parent)
 
 
-def _by_depth(deltas: Mapping[tuple[Any, ...], Any], depth: Mapping[str, int]) -> list[dict[tuple[Any, ...], Any]]:
-    by_depth: list[dict[tuple[Any, ...], Any]] = [{} for _ in Level]
+def _by_depth(deltas: Mapping[_Key, _Value], depth: Mapping[str, int]) -> list[dict[_Key, _Value]]:
+    by_depth: list[dict[_Key, _Value]] = [{} for _ in Level]
     for key, value in deltas.items():
         by_depth[depth[key[0]]][key] = value
     return by_depth
 
 
-def _merged(by_depth: list[Any]) -> Any:
+def _merged(by_depth: list[_Deltas]) -> _Deltas:
     totals = by_depth[0]
     for deeper in by_depth[1:]:
         totals.update(deeper)  # no key is at two depths: its unit is at one
@@ -284,13 +289,13 @@ def _summed_up(
         for key, n in by_depth[d].items():
             if n:  # nothing to carry from a grievance that came and went within the page
                 above[(parent[key[0]], *key[1:])] += n
-    return _merged(by_depth)  # type: ignore[no-any-return]
+    return _merged(by_depth)
 
 
 def _summed_up_by_column(
-    deltas: Mapping[tuple[str, str], Mapping[str, int]], depth: Mapping[str, int], parent: Mapping[str, str]
+    deltas: Mapping[tuple[str, str], defaultdict[str, int]], depth: Mapping[str, int], parent: Mapping[str, str]
 ) -> defaultdict[tuple[str, str], defaultdict[str, int]]:
-    """`_summed_up` for deltas of several columns, keyed by (unit, period)."""
+    """`_summed_up` for deltas of several columns, keyed by (unit, period); it adds into the given columns."""
     by_depth = [defaultdict(lambda: defaultdict(int), level) for level in _by_depth(deltas, depth)]
     for d in range(len(Level) - 1, 0, -1):
         above = by_depth[d - 1]
@@ -298,7 +303,7 @@ def _summed_up_by_column(
             total = above[(parent[unit], period)]
             for column, n in counts.items():
                 total[column] += n
-    return _merged(by_depth)  # type: ignore[no-any-return]
+    return _merged(by_depth)
 
 
 # Each event's enums are StrEnums, so str() gives a member's value as a plain string: in C, where `.value` is
