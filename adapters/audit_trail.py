@@ -10,7 +10,7 @@ import msgspec
 from eventsourcing.persistence import StoredEvent
 
 from adapters import wire
-from adapters.hash_chain import BrokenLink, first_broken_link
+from adapters.hash_chain import BrokenLink, first_broken_link, originator_uuid
 from engine.errors import GrievanceNotFound
 from engine.service_chain import ServiceChain
 from schemas.events import EventEnvelope
@@ -60,7 +60,7 @@ class AuditTrail:
     def _verify_many(self, ids: list[UUID], *, must_exist: bool = False) -> list[BrokenLink | None]:
         events: dict[UUID, list[StoredEvent]] = {oid: [] for oid in ids}
         for e in self.store.select_events_of(ids):
-            events[e.originator_id if isinstance(e.originator_id, UUID) else UUID(str(e.originator_id))].append(e)
+            events[originator_uuid(e)].append(e)
         hashes = self.store.select_hashes_of(ids)
         if must_exist and not events[ids[0]] and not hashes[ids[0]]:
             raise GrievanceNotFound("grievance_id", f"no grievance {ids[0]}")

@@ -23,7 +23,7 @@ from eventsourcing.sqlite import (
 from eventsourcing.utils import Environment, EnvType
 from psycopg.sql import SQL, Identifier
 
-from adapters.hash_chain import chain
+from adapters.hash_chain import chain, originator_uuid
 
 SYNCHRONOUS_LEVELS = ("FULL", "NORMAL", "OFF")
 
@@ -39,7 +39,7 @@ def _continued(stored_events: Sequence[StoredEvent]) -> list[tuple[UUID, int]]:
     """(grievance, first new version) of each grievance whose new events follow stored ones."""
     first: dict[UUID, int] = {}
     for e in stored_events:
-        oid = e.originator_id if isinstance(e.originator_id, UUID) else UUID(str(e.originator_id))
+        oid = originator_uuid(e)
         first.setdefault(oid, e.originator_version)
     return [(oid, v) for oid, v in first.items() if v > 1]
 

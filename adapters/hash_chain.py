@@ -22,9 +22,7 @@ def link(previous: bytes, event: StoredEvent) -> bytes:
     """The hash of `event`, chained to the hash of the event before it."""
     topic = event.topic.encode()
     digest = hashlib.sha256(previous)
-    digest.update(
-        event.originator_id.bytes if isinstance(event.originator_id, UUID) else UUID(str(event.originator_id)).bytes
-    )
+    digest.update(originator_uuid(event).bytes)
     digest.update(event.originator_version.to_bytes(8, "big"))
     digest.update(len(topic).to_bytes(4, "big"))
     digest.update(topic)
@@ -38,7 +36,7 @@ def chain(events: Sequence[StoredEvent], previous: Mapping[UUID, bytes]) -> list
     last: dict[UUID, bytes] = {}
     rows = []
     for event in events:
-        oid = _uuid(event.originator_id)
+        oid = originator_uuid(event)
         prior = last.get(oid)
         if prior is None:
             prior = previous.get(oid, GENESIS) if event.originator_version > 1 else GENESIS
@@ -48,8 +46,10 @@ def chain(events: Sequence[StoredEvent], previous: Mapping[UUID, bytes]) -> list
     return rows
 
 
-def _uuid(value: object) -> UUID:
-    return value if isinstance(value, UUID) else UUID(str(value))
+def originator_uuid(event: StoredEvent) -> UUID:
+    """The stored event's grievance id as a UUID: the library types it as a UUID or its string."""
+    oid = event.originator_id
+    return oid if isinstance(oid, UUID) else UUID(str(oid))
 
 
 @dataclass(frozen=True)
