@@ -109,7 +109,7 @@ def emit(source: BinaryIO, as_json: bool) -> None:
     with kafka_settings() as kafka:
         emitter = CommandEmitter.connect(kafka)
         try:
-            sent = emitter.emit(commands)
+            sent = emitter.send(commands)
         finally:
             emitter.close()
     if as_json:

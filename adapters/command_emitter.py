@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -68,7 +68,10 @@ class CommandEmitter:
 
     def emit(self, items: Iterable[CommandBase | Mapping[str, Any] | bytes | str]) -> list[Sent]:
         """Validate every command first (one bad one sends none), then send them all and wait for the broker."""
-        commands = [validated(item, i) for i, item in enumerate(items)]
+        return self.send([validated(item, i) for i, item in enumerate(items)])
+
+    def send(self, commands: Sequence[Command]) -> list[Sent]:
+        """Send commands `validated` has already checked, and wait for the broker to store them all."""
         futures = [
             self.producer.send(self.topic, key=str(c.grievance_id).encode(), value=command_encoder.encode(c))
             for c in commands
