@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from adapters.grievance_list_plan import ListCounts, Walk, cheapest_walk
 from adapters.view_store import DashboardViewsMixin
 from engine.chart import OrgChart, Unit
 from engine.errors import InvalidValue
@@ -66,15 +67,19 @@ class Dashboard:
     def _unit(self, unit_id: str | None) -> Unit:
         return self.chart.root if unit_id is None else self.chart.unit(unit_id)
 
-    def _subtree_filter(self, unit: Unit, column: str = "unit_id", *, lineage: bool = False) -> tuple[str, list[Any]]:
+    def _subtree_filter(
+        self, unit: Unit, column: str = "unit_id", *, lineage: bool = False, masked: bool = False
+    ) -> tuple[str, list[Any]]:
         """A WHERE fragment matching the unit and everything below it; with `lineage`, on dash_grievance's
-        indexed street, community and grid columns where the unit is one of those."""
+        indexed street, community and grid columns where the unit is one of those; `masked`, so that no
+        index is used for it."""
         if unit.id == self.chart.root.id:
             return "", []
         if lineage and unit.level in LINEAGE_COLUMN_OF:
-            return f" AND {LINEAGE_COLUMN_OF[unit.level]} = ?", [unit.id]
+            column = LINEAGE_COLUMN_OF[unit.level]
+            return f" AND {_masked(column) if masked else column} = ?", [unit.id]
         ids = [u.id for u in self.chart.walk(unit.id)]
-        return f" AND {column} IN ({', '.join([self.mark] * len(ids))})", ids
+        return f" AND {_masked(column) if masked else column} IN ({', '.join([self.mark] * len(ids))})", ids
 
     def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self.views.reading() as cursor:
@@ -311,27 +316,37 @@ class Dashboard:
     ) -> GrievancePage:
         """Grievances at a unit and below, newest report first, filtered and paged."""
         unit = self._unit(unit_id)
-        where, params = self._subtree_filter(unit, lineage=True)
-        clauses: list[str] = [where]
-        if status is not None:
-            if status not in STATUSES:
-                raise InvalidValue("status", f"{status!r} is not one of {', '.join(STATUSES)}")
-            clauses.append(" AND status = ?")
-            params.append(status)
-        if level is not None:
-            clauses.append(" AND level = ?")
-            if level not in LEVEL_NAMES:
-                raise InvalidValue("level", f"{level!r} is not a level of the chain")
-            params.append(level)
-        if category is not None:
-            clauses.append(" AND category = ?")
-            params.append(category)
-        if overdue is not None:
-            clauses.append(" AND due_at < ?" if overdue else " AND (due_at IS NULL OR due_at >= ?)")
-            params.append(_epoch(now))
+        if status is not None and status not in STATUSES:
+            raise InvalidValue("status", f"{status!r} is not one of {', '.join(STATUSES)}")
+        if level is not None and level not in LEVEL_NAMES:
+            raise InvalidValue("level", f"{level!r} is not a level of the chain")
         if not 0 <= offset <= MAX_OFFSET:
             raise InvalidValue("offset", f"must be from 0 to {MAX_OFFSET:,}")
         limit = _page_limit(limit)
+        at = _epoch(now)
+        walk: Walk | None = Walk.LIST
+        if any(f is not None for f in (status, level, category, overdue)):
+            walk = cheapest_walk(self._list_counts(unit, status, level, category, overdue, now), offset + limit + 1)
+        if walk is None:
+            return GrievancePage(offset=offset, limit=limit, more=False, items=[])
+        # Every filter but the walk's own is written so that no index serves it, so that both stores read
+        # the page the way the counts chose.
+        where, params = self._subtree_filter(unit, lineage=True, masked=walk not in (Walk.LIST, Walk.OVERDUE))
+        clauses: list[str] = [where]
+        for column, value, own in (
+            ("status", status, Walk.STATUS),
+            ("level", level, Walk.LEVEL),
+            ("category", category, Walk.CATEGORY),
+        ):
+            if value is not None:
+                clauses.append(f" AND {column if walk is own else _masked(column)} = ?")
+                params.append(value)
+        if overdue is not None:
+            if overdue:
+                clauses.append(" AND due_at < ?" if walk is Walk.OVERDUE else " AND due_at + 0 < ?")
+            else:
+                clauses.append(" AND (due_at IS NULL OR due_at >= ?)")
+            params.append(at)
         rows = self._fetch(
             f"SELECT * FROM dash_grievance WHERE 1=1{''.join(clauses)} "
             "ORDER BY reported_at DESC, grievance_id LIMIT ? OFFSET ?",
@@ -339,6 +354,29 @@ class Dashboard:
         )
         items = [_item(r, now) for r in rows[:limit]]
         return GrievancePage(offset=offset, limit=limit, more=len(rows) > limit, items=items)
+
+    def _list_counts(
+        self, unit: Unit, status: str | None, level: str | None, category: str | None, overdue: bool | None,
+        now: datetime,
+    ) -> ListCounts:  # fmt: skip
+        """What the views count for a filtered page's question: the unit's and the chart's grievances by
+        status, and the unit's overdue ones if asked."""
+        root = self.chart.root
+        by_status: dict[str, Counter[str]] = {unit.id: Counter(), root.id: Counter()}
+        for r in self._fetch(
+            "SELECT unit_id, status, n FROM dash_status_count WHERE unit_id IN (?, ?)", [unit.id, root.id]
+        ):
+            by_status[r["unit_id"]][r["status"]] += int(r["n"])
+        return ListCounts(
+            in_unit=by_status[unit.id].total(),
+            in_chart=by_status[root.id].total(),
+            status_in_unit=None if status is None else by_status[unit.id][status],
+            status_in_chart=None if status is None else by_status[root.id][status],
+            overdue_in_unit=self.overdue_count(unit, now) if overdue else None,
+            level_asked=level is not None,
+            category_asked=category is not None,
+            at_root=unit.id == root.id,
+        )
 
     def service_requests(
         self,
@@ -401,6 +439,11 @@ def _durations(
         close_p50_hours=_hours(percentile(close, 50)),
         close_p90_hours=_hours(percentile(close, 90)),
     )
+
+
+def _masked(column: str) -> str:
+    """The text column as an expression, equal in value, that no index of the column serves."""
+    return f"{column} || ''"
 
 
 def _epoch(moment: datetime) -> int:

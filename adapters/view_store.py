@@ -69,6 +69,13 @@ def _ddl() -> list[str]:
         # The whole chart's list, newest first, in the list's own order: without it, a sort of every row.
         "CREATE INDEX IF NOT EXISTS dash_grievance_reported ON dash_grievance (reported_at DESC, grievance_id)",
     ]
+    # The whole chart's list of one status, level or category, in the list's order: without them a rare value
+    # is found by walking every row (see adapters/grievance_list_plan.py).
+    statements += [
+        f"CREATE INDEX IF NOT EXISTS dash_grievance_{column}_reported ON dash_grievance "
+        f"({column}, reported_at DESC, grievance_id)"
+        for column in ("status", "level", "category")
+    ]
     for column in LINEAGE_COLUMNS:
         statements += [
             f"CREATE INDEX IF NOT EXISTS dash_grievance_{column}_due ON dash_grievance ({column}, due_at) "

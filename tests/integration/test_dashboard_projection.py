@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import random
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -15,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.composition import build_chain, build_projection
-from adapters.dashboard_queries import Dashboard
+from adapters.dashboard_queries import STATUSES, Dashboard
+from adapters.grievance_list_plan import Walk, cheapest_walk
 from adapters.projection_runner import DashboardProjection, RecentRows
 from adapters.settings import Settings
 from engine.commands import Command
@@ -27,6 +30,7 @@ from tests.scenario import BUILDING, GRID, HOUSEHOLD
 
 UNITS = [HOUSEHOLD, BUILDING, GRID, "mh-chengdong-01-1-1-1", "cm-chengbei-02"]
 PEOPLE = ["member-wang", "member-zhao", "supervision"]
+CATEGORIES = ["other", "other", "other", "parking"]
 OPS = ["claim", "claim", "escalate", "resolve", "reply", "rate", "progress", "overdue"]
 
 
@@ -38,13 +42,18 @@ def store(database_url: str) -> Iterator[tuple[ServiceChain, DashboardProjection
     chain.close()
 
 
-def play(chain: ServiceChain, ops: list[tuple[str, int, int, int]], grievances: int) -> list[UUID]:
-    """Report `grievances` problems, then apply the operations (refusals are part of the history too)."""
+def play(
+    chain: ServiceChain, ops: list[tuple[str, int, int, int]], grievances: int, *, apart: timedelta = timedelta(0)
+) -> list[UUID]:
+    """Report `grievances` problems, `apart` in time, then apply the operations (refusals are part of the
+    history too)."""
     ids = [uuid4() for _ in range(grievances)]
     now = T0
     for i, gid in enumerate(ids):
-        chain.execute([Command("report", gid, f"r{i}", "worker", now, {
-            "unit_id": UNITS[i % len(UNITS)], "category": "other", "title": "t", "description": "d"})])  # fmt: skip
+        chain.execute([Command("report", gid, f"r{i}", "worker", now + i * apart, {
+            "unit_id": UNITS[i % len(UNITS)], "category": CATEGORIES[i % len(CATEGORIES)], "title": "t",
+            "description": "d"})])  # fmt: skip
+    now += grievances * apart
     for n, (op, which, who, hours) in enumerate(ops):
         now += timedelta(hours=hours)
         gid = ids[which % len(ids)]
@@ -227,3 +236,47 @@ def test_lists_queues_days_and_points_answer_from_the_views(store: tuple[Service
         with pytest.raises(GrievanceError) as refused:
             call()
         assert refused.value.field == field
+
+
+def test_every_walk_of_the_list_reads_the_same_pages_as_a_filter_over_the_aggregates(
+    store: tuple[ServiceChain, DashboardProjection], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whichever index the counts choose, a page holds the newest matching grievances: forced down every
+    walk, and chosen, each page equals filtering and sorting the grievances themselves."""
+    chain, projection = store
+    ops = [(OPS[i % len(OPS)], i % 17, i % 4, 1 + i % 20) for i in range(260)]
+    ids = play(chain, ops, 40, apart=timedelta(hours=3))
+    projection.catch_up()
+    dash = Dashboard(projection.views, chain.chart)
+    now = T0 + timedelta(days=9)
+    at = int(now.timestamp())
+    grievances = [chain.grievance(gid) for gid in ids]
+    units = [chain.chart.root.id, "st-chengxi", "cm-chengbei-02", GRID, BUILDING, HOUSEHOLD]
+
+    def expected(unit: str, status: str | None, level: str | None, category: str | None,
+                 overdue: bool | None) -> list[UUID]:  # fmt: skip
+        def due(g: Any) -> int | None:
+            return None if g.due_at() is None else int(g.due_at().timestamp())
+
+        kept = [
+            g for g in grievances
+            if unit in chain.chart.lineage(g.unit_id)
+            and status in (None, g.status.value) and level in (None, g.level.value) and category in (None, g.category)
+            and (overdue is None or overdue == (due(g) is not None and due(g) < at))  # type: ignore[operator]
+        ]  # fmt: skip
+        return [g.id for g in sorted(kept, key=lambda g: (-int(g.reported_at.timestamp()), str(g.id)))]
+
+    questions = list(itertools.product(units, [None, *STATUSES], [None, "member_household", "grid_branch"],
+                                       [None, "other", "parking"], [None, True, False]))  # fmt: skip
+    answers = {q: expected(*q) for q in random.Random(5).sample(questions, 90)}
+    sizes = sorted(len(whole) for whole in answers.values())
+    assert sizes[0] == 0, "some questions have no answer"
+    assert sizes[-1] > 12, "some answers run past the three pages read"
+    for walk in [None, *Walk]:
+        forced = cheapest_walk if walk is None else lambda *_, w=walk: w
+        monkeypatch.setattr("adapters.dashboard_queries.cheapest_walk", forced)
+        for (unit, status, level, category, overdue), whole in answers.items():
+            filters = {"status": status, "level": level, "category": category, "overdue": overdue}
+            pages = [dash.grievances(unit, now=now, offset=o, limit=4, **filters) for o in (0, 4, 8)]  # type: ignore[arg-type]
+            assert [i.grievance_id for p in pages for i in p.items] == whole[:12], (walk, unit, filters)
+            assert [p.more for p in pages] == [len(whole) > o + 4 for o in (0, 4, 8)], (walk, unit, filters)
