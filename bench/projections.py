@@ -28,17 +28,26 @@ NOW = T0 + timedelta(days=400)
 
 
 def lifecycle(i: int) -> list[Command]:
-    """Five events: reported, claimed, progress, resolved (or replied), rated."""
+    """Five events: reported, claimed, progress, resolved (or replied), rated; one grievance in a thousand
+    is still claimed, past its limit, with two more notes of progress instead, so lists have a rare status.
+    A dissatisfied rating (a third) reopens the grievance, which then waits, overdue."""
     gid, unit, t = uuid4(), HOUSEHOLDS[i % len(HOUSEHOLDS)], T0 + timedelta(seconds=i % 1_000_000 * 30)
-    close = ("resolve", {"summary": "done"}) if i % 7 else ("reply", {"reason": "r", "answer": "a"})
+    member = f"m{i % 900}"
     report = {"unit_id": unit, "category": "other", "title": "t", "description": "d"}
-    claim = {"unit_id": unit, "mode": "member", "claimant": f"m{i % 900}"}
-    rating = {"rating": ("satisfied", "basically_satisfied", "dissatisfied")[i % 3]}
-    return [
+    claim = {"unit_id": unit, "mode": "member", "claimant": member}
+    started = [
         Command("report", gid, f"a{i}", "w", t, report),
         Command("claim", gid, f"b{i}", "m", t + timedelta(hours=2), claim),
-        Command("record_progress", gid, f"c{i}", f"m{i % 900}", t + timedelta(hours=3), {"note": "n"}),
-        Command(close[0], gid, f"d{i}", f"m{i % 900}", t + timedelta(hours=5 + i % 40), close[1]),  # type: ignore[arg-type]
+        Command("record_progress", gid, f"c{i}", member, t + timedelta(hours=3), {"note": "n"}),
+    ]
+    if i % 1000 == 999:
+        return [*started, *(Command("record_progress", gid, f"{n}{i}", member, t + timedelta(hours=h), {"note": "n"})
+                            for n, h in (("d", 5), ("e", 6)))]  # fmt: skip
+    close = ("resolve", {"summary": "done"}) if i % 7 else ("reply", {"reason": "r", "answer": "a"})
+    rating = {"rating": ("satisfied", "basically_satisfied", "dissatisfied")[i % 3]}
+    return [
+        *started,
+        Command(close[0], gid, f"d{i}", member, t + timedelta(hours=5 + i % 40), close[1]),  # type: ignore[arg-type]
         Command("rate", gid, f"e{i}", "w", t + timedelta(hours=50), rating),
     ]
 
@@ -137,6 +146,9 @@ def measure(label: str, url: str, grievances: int, page: int, lag_seconds: int) 
             "most overdue units": lambda: dash.most_overdue_units(now=NOW),
             "grievance list page, filtered": lambda: dash.grievances(street, now=NOW, status="resolved"),
             "grievance list page, whole chart": lambda: dash.grievances(now=NOW),
+            "list page, whole chart, a rare status (0.1 %)": lambda: dash.grievances(now=NOW, status="claimed"),
+            "list page, a street, overdue (a third)": lambda: dash.grievances(street, now=NOW, overdue=True),
+            "list page, whole chart, a level none is at": lambda: dash.grievances(now=NOW, level="leading_group"),
             "points ledger": lambda: dash.points(),
         }
         latencies = {name: timed(200, q) for name, q in queries.items()}
