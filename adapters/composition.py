@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 import psycopg
+import structlog
 from eventsourcing.persistence import (
     InfrastructureFactory,
     IntegrityError,
@@ -31,6 +32,8 @@ from adapters.settings import Settings
 from adapters.view_store import DashboardViewsMixin, PostgresDashboardViews, SQLiteDashboardViews
 from engine.limits import TimeLimits
 from engine.service_chain import Clock, ServiceChain
+
+log = structlog.get_logger("grievance.views")
 
 
 def build_chain(settings: Settings, *, clock: Clock | None = None) -> ServiceChain:
@@ -73,8 +76,12 @@ def build_views(settings: Settings) -> DashboardViewsMixin:
 
 
 def build_projection(settings: Settings, chain: ServiceChain, *, page_size: int = 2000) -> DashboardProjection:
-    """The runner that keeps the dashboard views up to date with the chain's events."""
-    return DashboardProjection(chain, build_views(settings), page_size=page_size)
+    """The runner that keeps the dashboard views up to date with the chain's events, along the chain's chart:
+    views totalled along a chart that has since moved a unit are emptied, to be projected again."""
+    views = build_views(settings)
+    if views.total_along(chain.chart):
+        log.warning("the chart moved a unit since the views were totalled; they are projected again from zero")
+    return DashboardProjection(chain, views, page_size=page_size)
 
 
 def build_tracking(settings: Settings) -> TrackingRecorder:

@@ -19,6 +19,7 @@ from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 from psycopg.sql import SQL, Identifier
 
+from engine.chart import OrgChart
 from projections.dashboard import (
     DAY_COLUMNS,
     MONTH_COLUMNS,
@@ -33,8 +34,8 @@ PROJECTION = "dashboard"
 # What the views' tables mean. Views of another version are dropped and projected again from zero when a
 # process opens them. 2: a unit's counters are the totals of the unit and everything below it (1 kept
 # each unit's own and summed the chart's lineage at query time). 3: the funnel and the durations by level
-# have tables of their own.
-VIEWS_VERSION = 3
+# have tables of their own. 4: the views record the chart they are totalled along.
+VIEWS_VERSION = 4
 LINEAGE_COLUMNS = ("street_id", "community_id", "grid_id")
 IDS_PER_QUERY = 500
 
@@ -89,10 +90,12 @@ def _ddl() -> list[str]:
         statements.append(f"CREATE TABLE IF NOT EXISTS {table} ({cols}, PRIMARY KEY ({', '.join(keys)}))")
     # Open grievances due from today on, the part not yet overdue: a few days' worth whatever the history.
     statements.append("CREATE INDEX IF NOT EXISTS dash_due_day_from ON dash_due_day (due_day)")
+    # The chart the counters are totalled along (see `total_along`).
+    statements.append("CREATE TABLE IF NOT EXISTS dash_chart (unit_id TEXT PRIMARY KEY, parent_id TEXT, level TEXT)")
     return statements
 
 
-VIEW_TABLES = ("dash_grievance", *(table for table, _keys, _counters in COUNTER_TABLES))
+VIEW_TABLES = ("dash_grievance", *(table for table, _keys, _counters in COUNTER_TABLES), "dash_chart")
 # Tables earlier versions of the views had: dropped with them.
 RETIRED_TABLES = ("dash_lineage",)
 SECONDARY_INDEXES = tuple(
@@ -265,15 +268,38 @@ class DashboardViewsMixin:
         `drop_indexes`, the list's secondary indexes go too, to be built once at the end (`create_views`)
         rather than kept up to date row by row; queries stay right meanwhile, only slower."""
         with self._transaction(commit=True) as cursor:
-            # The tracking record before the tables, as a page's write takes them (see `create_views`).
-            cursor.execute(self._delete_tracking_statement(), [self.tracking_name])
-            cursor.execute(self._start_tracking_statement(), [self.tracking_name])
-            if drop_indexes:
-                for name in SECONDARY_INDEXES:
-                    cursor.execute(f"DROP INDEX IF EXISTS {name}")
-            cursor.execute("DELETE FROM dash_grievance")
-            for table, _keys, _counters in COUNTER_TABLES:
-                cursor.execute(f"DELETE FROM {table}")
+            self._empty(cursor, drop_indexes=drop_indexes)
+
+    def _empty(self, cursor: Any, *, drop_indexes: bool = False) -> None:
+        # The tracking record before the tables, as a page's write takes them (see `create_views`).
+        cursor.execute(self._delete_tracking_statement(), [self.tracking_name])
+        cursor.execute(self._start_tracking_statement(), [self.tracking_name])
+        if drop_indexes:
+            for name in SECONDARY_INDEXES:
+                cursor.execute(f"DROP INDEX IF EXISTS {name}")
+        cursor.execute("DELETE FROM dash_grievance")
+        for table, _keys, _counters in COUNTER_TABLES:
+            cursor.execute(f"DELETE FROM {table}")
+
+    def total_along(self, chart: OrgChart) -> bool:
+        """Record the chart the counters are totalled along. If the recorded one differs in a unit's parent or
+        level, or lacks a unit it had, the totals and each grievance's street, community and grid no longer
+        match: the views are emptied and their position forgotten, so that the next catch-up projects them
+        again from zero (True). Units new to the chart change no total and are only recorded."""
+        units = {u.id: (u.parent, u.level.value) for u in chart}
+        with self._transaction(commit=True) as cursor:
+            self._serialise_creation(cursor)
+            cursor.execute("SELECT unit_id, parent_id, level FROM dash_chart")
+            recorded = {r["unit_id"]: (r["parent_id"], r["level"]) for r in cursor.fetchall()}
+            moved = any(units.get(unit) != place for unit, place in recorded.items())
+            if moved:
+                self._empty(cursor)
+                cursor.execute("DELETE FROM dash_chart")
+            new = [(unit, parent, level) for unit, (parent, level) in units.items() if moved or unit not in recorded]
+            if new:
+                marks = ", ".join([self.mark] * 3)
+                cursor.executemany(f"INSERT INTO dash_chart (unit_id, parent_id, level) VALUES ({marks})", new)
+        return moved
 
     def analyze(self) -> None:
         """Refresh the planner's statistics of the views, which a bulk rebuild leaves far out of date."""

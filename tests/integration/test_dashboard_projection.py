@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -20,7 +22,7 @@ from adapters.composition import build_chain, build_projection
 from adapters.dashboard_queries import STATUSES, Dashboard
 from adapters.grievance_list_plan import Walk, cheapest_walk
 from adapters.projection_runner import DashboardProjection, RecentRows
-from adapters.settings import Settings
+from adapters.settings import SHIPPED_CHART, Settings
 from engine.commands import Command
 from engine.errors import GrievanceError
 from engine.service_chain import ServiceChain
@@ -280,3 +282,48 @@ def test_every_walk_of_the_list_reads_the_same_pages_as_a_filter_over_the_aggreg
             pages = [dash.grievances(unit, now=now, offset=o, limit=4, **filters) for o in (0, 4, 8)]  # type: ignore[arg-type]
             assert [i.grievance_id for p in pages for i in p.items] == whole[:12], (walk, unit, filters)
             assert [p.more for p in pages] == [len(whole) > o + 4 for o in (0, 4, 8)], (walk, unit, filters)
+
+
+def test_views_totalled_along_a_chart_that_has_moved_a_unit_are_projected_again(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Totals are added up the chart as events are projected: once a grid has moved to another community,
+    its grievances' totals sit at the wrong ancestors, so the views start again; a new unit changes none."""
+    units = json.loads(SHIPPED_CHART.read_text())["units"]
+    moved = [dict(u, parent="cm-chengbei-02") if u["id"] == GRID else u for u in units]
+    grown = [*moved, {"id": "mh-new-1", "name": "新户", "level": "member_household", "parent": BUILDING}]
+
+    def projection_along(chart: list[dict[str, Any]]) -> tuple[ServiceChain, DashboardProjection]:
+        path = tmp_path / f"chart-{len(chart)}-{chart is moved}.json"
+        path.write_text(json.dumps({"units": chart}))
+        s = Settings(database_url=database_url, chart_path=path)
+        chain = build_chain(s, clock=lambda: T0 + timedelta(days=400))
+        return chain, build_projection(s, chain, page_size=13)
+
+    chain, projection = projection_along(units)
+    try:
+        ids = play(chain, [(OPS[i % len(OPS)], i % 11, i % 4, 1 + i % 30) for i in range(200)], 20)
+        projection.catch_up()
+        before = recompute(chain, ids)
+        assert_same(before, stored(projection.views))
+        projected = projection.views.position()
+    finally:
+        chain.close()
+
+    chain, projection = projection_along(moved)
+    try:
+        assert projection.views.position() == 0, "views totalled along the old chart are started again"
+        projection.catch_up()
+        assert projection.views.position() == projected
+        expected = recompute(chain, ids)
+        assert expected.status != before.status, "the move changes some street's and community's totals"
+        assert_same(expected, stored(projection.views))
+    finally:
+        chain.close()
+
+    chain, projection = projection_along(grown)
+    try:
+        assert projection.views.position() == projected, "a unit added to the chart moves no total"
+        assert_same(recompute(chain, ids), stored(projection.views))
+    finally:
+        chain.close()
