@@ -136,8 +136,7 @@ def forget_resident(resident_id: str) -> None:
     were sent sealed, so they become unreadable too.
     """
     with opened() as session:
-        keys = session.chain.mapper.personal_data  # type: ignore[attr-defined]
-        had_key = keys.forget(resident_id)
+        had_key = session.chain.forget_resident(resident_id)
     if had_key:
         out.print(f"resident {resident_id}: key destroyed; their name and phone now read [erased]")
     else:

@@ -22,3 +22,7 @@ class PersonalData(Protocol):
     def open(self, subject: str, field: str, stored: str) -> str:
         """The value as sealed by `seal`, or ERASED once the subject's key is gone."""
         ...
+
+    def forget(self, subject: str) -> bool:
+        """Destroy the subject's key, so their sealed fields open as ERASED; whether a key was held."""
+        ...

@@ -7,7 +7,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -77,15 +77,20 @@ class ServiceChain(Application[UUID]):
 
     def protect_personal_data(self, personal_data: PersonalData) -> None:
         """Seal residents' personal fields with `personal_data` before they are stored, and open them when read."""
-        mapper: Any = self.mapper
-        mapper.personal_data = personal_data
+        cast(TypedEventMapper, self.mapper).personal_data = personal_data
+
+    def forget_resident(self, resident_id: str) -> bool:
+        """Erase a resident: their name and phone open as ERASED everywhere from now on, while the events and
+        their hashes stay whole. Whether a key of theirs was held (none is, where nothing is sealed)."""
+        personal_data: PersonalData | None = cast(TypedEventMapper, self.mapper).personal_data
+        return personal_data is not None and personal_data.forget(resident_id)
 
     def sealed_mapper(self) -> Mapper[UUID]:
         """A mapper that reads events with residents' personal fields as stored, sealed: for readers that must
         not pass them on (the events topic) or never need them (the dashboard views)."""
-        mapper: Any = copy.copy(self.mapper)
+        mapper = copy.copy(cast(TypedEventMapper, self.mapper))
         mapper.personal_data = None
-        return mapper  # type: ignore[no-any-return]
+        return mapper
 
     def construct_transcoder(self) -> Transcoder:
         return MsgspecTranscoder()

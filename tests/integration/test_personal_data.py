@@ -47,12 +47,6 @@ def stored_state(chain: ServiceChain, gid: UUID) -> bytes:
     return first.state
 
 
-def forget(chain: ServiceChain, resident: str) -> bool:
-    keys: Any = chain.mapper
-    forgotten: bool = keys.personal_data.forget(resident)
-    return forgotten
-
-
 def test_names_and_phones_are_stored_sealed_and_read_back_by_whoever_may(chain: ServiceChain) -> None:
     gid = report(chain, "res-1")
     state = stored_state(chain, gid)
@@ -68,7 +62,7 @@ def test_a_forgotten_resident_reads_erased_while_the_history_replays_verifies_an
 ) -> None:
     gid, other = report(chain, "res-2"), report(chain, "res-3", name="李建国")
     before = stored_state(chain, gid)
-    assert forget(chain, "res-2") is True
+    assert chain.forget_resident("res-2") is True
     g = chain.grievance(gid)
     assert (g.resident_name, g.resident_phone) == (ERASED, ERASED)
     assert g.title == "独居老人需要照看", "only the personal fields are erased"
@@ -85,11 +79,11 @@ def test_a_forgotten_resident_reads_erased_while_the_history_replays_verifies_an
 
 def test_a_resident_forgotten_then_reporting_again_gets_a_new_key(chain: ServiceChain) -> None:
     old = report(chain, "res-4")
-    forget(chain, "res-4")
+    chain.forget_resident("res-4")
     new = report(chain, "res-4", name="张伟")
     assert chain.grievance(old).resident_name == ERASED
     assert chain.grievance(new).resident_name == "张伟"
-    assert forget(chain, "nobody") is False
+    assert chain.forget_resident("nobody") is False
 
 
 class Sent:
