@@ -265,7 +265,7 @@ def tour() -> None:
         intake = Intake(chain)
         for what, command in tour_commands(household.id, building.id):
             result = intake.submit_one(command)
-            out.print(f"[bold]{what}[/bold]")
+            out.print(what, style="bold")
             print_result(result, as_json=False)
         gid = command.grievance_id
         envelopes = AuditTrail(chain).history(gid)

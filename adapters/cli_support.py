@@ -28,7 +28,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_REJECTED = 1
 EXIT_INFRASTRUCTURE = 3
 # Off a terminal (pipes, CI logs) rich would assume 80 columns and squeeze the dashboard tables.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+# No markup: what is printed holds residents' and workers' own words, where "[urgent]" must stay on the page.
+out = Console(markup=False, highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 encoder = msgspec.json.Encoder()
 
 

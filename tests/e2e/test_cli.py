@@ -178,3 +178,23 @@ def test_an_auditor_exports_a_history_as_json_lines_and_as_a_report(cli: Cli, tm
     assert "The hash chain of all 10 events is intact" in html
     assert "重新办理 reopened" in html
     assert html.count("<tr>") == 11
+
+
+def test_a_forgotten_resident_reads_erased_and_the_history_still_verifies(cli: Cli) -> None:
+    reported = cli.json("report", "--unit", HOUSEHOLD, "--category", "parking", "--title", "[urgent] 车位被占",
+                        "--description", "d", "--resident-id", "res-9", "--resident-name", "王芳",
+                        "--resident-phone", "13800000000")  # fmt: skip
+    gid = reported["grievance_id"]
+
+    def payload() -> Any:
+        (first,) = [json.loads(line) for line in cli("export", gid, "--format", "jsonl").stdout.splitlines()]
+        return first["payload"]
+
+    assert (payload()["resident_name"], payload()["resident_phone"]) == ("王芳", "13800000000")
+    assert "[urgent] 车位被占" in cli("show", gid).stdout, "words in brackets are printed as written"
+    done = cli("forget-resident", "res-9")
+    assert done.stdout.strip() == "resident res-9: key destroyed; their name and phone now read [erased]"
+    assert (payload()["resident_name"], payload()["resident_phone"]) == ("[erased]", "[erased]")
+    assert "intact" in cli("verify", gid).stdout
+    again = cli("forget-resident", "res-9")
+    assert "no key was held" in again.stdout
