@@ -14,7 +14,7 @@ import tempfile
 import time
 import timeit
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
@@ -31,6 +31,28 @@ HOUSEHOLDS = [u.id for u in CHART if u.level == "member_household"]
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 PG_ADMIN = os.environ.get("GRIEVANCE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 STATE = b'{"timestamp":"2026-01-05T09:00:00Z","actor":"worker-li","occurred_at":"2026-01-05T09:00:00Z",' + b"x" * 250
+
+
+def store_in_batches(
+    chain: ServiceChain, grievances: Iterable[list[Command]], *, size: int = 5000,
+    on_batch: Callable[[int], None] | None = None,
+) -> None:  # fmt: skip
+    """Execute each grievance's commands in batches of about `size` commands, a grievance's never split; after
+    each batch, `on_batch` gets how many grievances are stored."""
+    batch: list[Command] = []
+    done = 0
+    for commands in grievances:
+        batch += commands
+        done += 1
+        if len(batch) >= size:
+            chain.execute(batch)
+            batch = []
+            if on_batch:
+                on_batch(done)
+    if batch:
+        chain.execute(batch)
+        if on_batch:
+            on_batch(done)
 
 
 def report_and_claim(n: int) -> list[Command]:

@@ -29,7 +29,7 @@ from uuid import UUID
 
 from adapters.composition import build_chain, build_projection
 from adapters.settings import Settings
-from bench.engine_throughput import HOUSEHOLDS
+from bench.engine_throughput import HOUSEHOLDS, store_in_batches
 from engine.commands import Command
 from engine.levels import Level
 from tests.http_server import served
@@ -65,16 +65,14 @@ def fill(url: str, grievances: int) -> float:
         have = chain.recorder.max_notification_id() or 0
         started = time.perf_counter()
         if have == 0:
-            batch: list[Command] = []
-            for i in range(grievances):
-                batch += commands_of(i)
-                if len(batch) >= 5000:
-                    chain.execute(batch)
-                    batch = []
-                    if i % 100_000 < 2000:
-                        print(f"  stored {i:,} grievances", flush=True)
-            if batch:
-                chain.execute(batch)
+            before = [0]
+
+            def progress(stored: int, every: int = 100_000) -> None:
+                if stored // every > before[0] // every:
+                    print(f"  stored {stored:,} grievances", flush=True)
+                before[0] = stored
+
+            store_in_batches(chain, map(commands_of, range(grievances)), on_batch=progress)
         projection = build_projection(settings, chain, page_size=5000)
         projection.catch_up(
             lambda n, pos: print(f"  projected to {pos:,}", flush=True) if pos % 500_000 < 5000 else None
@@ -99,6 +97,8 @@ def query_paths(chart_units: dict[str, list[str]], rng: random.Random, count: in
             f"/api/v1/dashboard/daily?{q}&from=2025-10-01&to=2025-12-31",
             f"/api/v1/dashboard/overdue?{q}&at={AT}&limit=20",
             f"/api/v1/grievances?{q}&limit=20",
+            f"/api/v1/grievances?{q}&overdue=true&limit=20",
+            f"/api/v1/grievances?{q}&status=resolved&limit=20",
             f"/api/v1/dashboard/durations?{q}",
         ]))  # fmt: skip
     return paths

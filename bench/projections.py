@@ -20,7 +20,15 @@ from uuid import uuid4
 from adapters.composition import build_chain, build_projection
 from adapters.dashboard_queries import Dashboard
 from adapters.settings import Settings
-from bench.engine_throughput import CHART, HOUSEHOLDS, machine_speed, percentile, postgres_url, sqlite_url
+from bench.engine_throughput import (
+    CHART,
+    HOUSEHOLDS,
+    machine_speed,
+    percentile,
+    postgres_url,
+    sqlite_url,
+    store_in_batches,
+)
 from engine.commands import Command
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
@@ -50,17 +58,6 @@ def lifecycle(i: int) -> list[Command]:
         Command(close[0], gid, f"d{i}", member, t + timedelta(hours=5 + i % 40), close[1]),  # type: ignore[arg-type]
         Command("rate", gid, f"e{i}", "w", t + timedelta(hours=50), rating),
     ]
-
-
-def populate(chain: Any, grievances: int) -> None:
-    batch: list[Command] = []
-    for i in range(grievances):
-        batch += lifecycle(i)
-        if len(batch) >= 5000:
-            chain.execute(batch)
-            batch = []
-    if batch:
-        chain.execute(batch)
 
 
 def raw_read_rate(chain: Any, page: int) -> float:
@@ -125,7 +122,7 @@ def measure(label: str, url: str, grievances: int, page: int, lag_seconds: int) 
     chain = build_chain(settings)
     try:
         started = time.perf_counter()
-        populate(chain, grievances)
+        store_in_batches(chain, map(lifecycle, range(grievances)))
         populate_rate = grievances * 5 / (time.perf_counter() - started)
         projection = build_projection(settings, chain, page_size=page)
         raw = raw_read_rate(chain, page)
