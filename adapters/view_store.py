@@ -207,21 +207,26 @@ class DashboardViewsMixin:
         # The tracking record first, then the tables, as a page's write takes them (the record, then the
         # tables): in the other order, a runner writing a page meanwhile and this transaction deadlock.
         with self._transaction(commit=True) as cursor:
-            self._serialise_creation(cursor)
+            self._begin_writing(cursor)
             cursor.execute("CREATE TABLE IF NOT EXISTS dash_version (version BIGINT NOT NULL)")
             cursor.execute("SELECT version FROM dash_version")
             found = cursor.fetchone()
-            outdated = found is None or int(found["version"]) != VIEWS_VERSION
-            if outdated:
+            if found is None or int(found["version"]) != VIEWS_VERSION:
                 cursor.execute(self._delete_tracking_statement(), [self.tracking_name])
-            cursor.execute(self._start_tracking_statement(), [self.tracking_name])
-            if outdated:
+                cursor.execute(self._start_tracking_statement(), [self.tracking_name])
                 for table in (*VIEW_TABLES, *RETIRED_TABLES):
                     cursor.execute(f"DROP TABLE IF EXISTS {table}")
                 cursor.execute("DELETE FROM dash_version")
                 cursor.execute(f"INSERT INTO dash_version VALUES ({self.mark})", [VIEWS_VERSION])
             for statement in _ddl():
                 cursor.execute(statement)
+
+    def _begin_writing(self, cursor: Any) -> None:
+        """Start a transaction that reads the views before it changes them by writing first: SQLite then holds
+        the write lock from the start, where a transaction that has read cannot take it while another process
+        writes, and fails at once rather than waiting. The write ensures the tracking record exists."""
+        self._serialise_creation(cursor)
+        cursor.execute(self._start_tracking_statement(), [self.tracking_name])
 
     def _serialise_creation(self, cursor: Any) -> None:
         """Make processes opening the views at the same moment take turns (SQLite's writers already do)."""
@@ -288,7 +293,7 @@ class DashboardViewsMixin:
         again from zero (True). Units new to the chart change no total and are only recorded."""
         units = {u.id: (u.parent, u.level.value) for u in chart}
         with self._transaction(commit=True) as cursor:
-            self._serialise_creation(cursor)
+            self._begin_writing(cursor)
             cursor.execute("SELECT unit_id, parent_id, level FROM dash_chart")
             recorded = {r["unit_id"]: (r["parent_id"], r["level"]) for r in cursor.fetchall()}
             moved = any(units.get(unit) != place for unit, place in recorded.items())
@@ -362,6 +367,13 @@ class PostgresDashboardViews(DashboardViewsMixin, PostgresTrackingRecorder):
 
     def _enter_schema(self, cursor: Any) -> None:
         cursor.execute(SQL("SET LOCAL search_path TO {0}").format(Identifier(self.datastore.schema)))
+
+    def _begin_writing(self, cursor: Any) -> None:
+        """Start a transaction that reads the views before it changes them by writing first: SQLite then holds
+        the write lock from the start, where a transaction that has read cannot take it while another process
+        writes, and fails at once rather than waiting. The write ensures the tracking record exists."""
+        self._serialise_creation(cursor)
+        cursor.execute(self._start_tracking_statement(), [self.tracking_name])
 
     def _serialise_creation(self, cursor: Any) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"{self.datastore.schema}.dash_version"])

@@ -327,3 +327,17 @@ def test_views_totalled_along_a_chart_that_has_moved_a_unit_are_projected_again(
         assert_same(recompute(chain, ids), stored(projection.views))
     finally:
         chain.close()
+
+
+def test_processes_opening_new_views_at_the_same_moment_all_open_them(tmp_path: Path) -> None:
+    """Several runners starting together on a new SQLite file: each one's opening reads, then writes; none
+    may find the write lock taken after it has read, which SQLite refuses at once rather than waiting."""
+    for attempt in range(5):
+        s = Settings(database_url=f"sqlite:///{tmp_path}/g{attempt}.db")
+        chain = build_chain(s)
+        try:
+            with ThreadPoolExecutor(4) as pool:
+                opened = list(pool.map(build_projection, [s] * 4, [chain] * 4))
+            assert [p.views.position() for p in opened] == [0, 0, 0, 0]
+        finally:
+            chain.close()
