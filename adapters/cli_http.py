@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import click
+import structlog
 import uvicorn
 from eventsourcing.persistence import PersistenceError
 
@@ -17,8 +18,12 @@ from adapters.composition import build_http_services
 from adapters.http.app import create_app
 from adapters.http.asgi import THREADS_VARIABLE, with_thread_pool
 from adapters.logs import configure_logging
+from adapters.projection_runner import DashboardProjection
 from adapters.settings import Settings, SettingsError
+from adapters.view_store import ChartChanged
 from engine.errors import ChartError
+
+log = structlog.get_logger("grievance.views")
 
 ROLES = [r.value for r in Role]
 
@@ -65,7 +70,7 @@ def serve(host: str, port: int, workers: int, threads: int, project: bool) -> No
     stop = threading.Event()
     follower = None
     if project:
-        follower = threading.Thread(target=projection.follow, args=(stop,), name="projection", daemon=True)
+        follower = threading.Thread(target=_keep_views, args=(projection, stop), name="projection", daemon=True)
         follower.start()
     out.print(f"Serving on http://{host}:{port}/ with {workers} process{'es' if workers > 1 else ''} "
               f"({len(svc.tokens.by_hash)} API tokens; views "
@@ -83,6 +88,14 @@ def serve(host: str, port: int, workers: int, threads: int, project: bool) -> No
         if follower:
             follower.join(timeout=5)
         svc.chain.close()
+
+
+def _keep_views(projection: DashboardProjection, stop: threading.Event) -> None:
+    """Follow the log for the views until stopped, or until a process with another chart has taken them."""
+    try:
+        projection.follow(stop)
+    except ChartChanged as refused:
+        log.error("views no longer kept by this server", reason=str(refused))
 
 
 @click.group()

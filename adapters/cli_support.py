@@ -22,6 +22,7 @@ from adapters.composition import build_chain, build_projection
 from adapters.logs import configure_logging
 from adapters.projection_runner import DashboardProjection
 from adapters.settings import Settings, SettingsError
+from adapters.view_store import ChartChanged
 from engine.service_chain import ServiceChain
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -69,6 +70,8 @@ def opened(*, views: bool = False, log_level: str = "warning") -> Iterator[Sessi
         fail(f"cannot open the event store: {e}", EXIT_INFRASTRUCTURE)
     try:
         yield session
+    except ChartChanged as e:
+        fail(str(e), EXIT_INFRASTRUCTURE)
     except PersistenceError as e:
         fail(f"event store failed: {e}", EXIT_INFRASTRUCTURE)
     finally:

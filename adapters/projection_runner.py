@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -12,13 +13,20 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, Notification
+import psycopg
+import structlog
+from eventsourcing.persistence import IntegrityError, InterfaceError, Notification, OperationalError
 
 from adapters.log_follower import follow_log
 from adapters.view_store import DashboardViewsMixin
 from engine.grievance import Grievance
 from engine.service_chain import ServiceChain
 from projections.dashboard import GrievanceRow, Lineages, PageChanges, project
+
+log = structlog.get_logger("grievance.views")
+# What a store raises while it cannot be reached or written for a while; the library wraps its drivers'
+# errors in its own, but waiting for PostgreSQL's NOTIFY uses the driver directly.
+TRANSIENT_FAILURES = (OperationalError, InterfaceError, psycopg.OperationalError, sqlite3.OperationalError)
 
 PageCallback = Callable[[int, int], None]  # (events in the page, position reached)
 # About 0.8 KiB a row (measured: 41 MiB for 50,000), so some 16 MiB: more than the open grievances of a
@@ -236,6 +244,27 @@ class DashboardProjection:
         """How many notifications the views have still to project (an upper bound: ids may have gaps)."""
         return max(0, (self.chain.recorder.max_notification_id() or 0) - self.views.position())
 
-    def follow(self, stop: threading.Event, *, idle_wait: float = 0.2) -> None:
-        """Keep the views up to date until `stop` is set: woken by PostgreSQL's NOTIFY, or polling SQLite."""
-        follow_log(self.chain.recorder, self.catch_up, stop, idle_wait=idle_wait)
+    def follow(
+        self, stop: threading.Event, *, idle_wait: float = 0.2, retry_wait: float = 1.0, longest_wait: float = 30.0
+    ) -> None:
+        """Keep the views up to date until `stop` is set: woken by PostgreSQL's NOTIFY, or polling SQLite.
+
+        A store that fails (a lost connection, a locked file) is logged and tried again after a wait that
+        doubles up to `longest_wait`, and from the start once a catch-up succeeds; what was written stays
+        whole, since each page commits whole or not at all. A changed chart (ChartChanged) is not retried.
+        """
+        wait = retry_wait
+
+        def catch_up() -> int:
+            nonlocal wait
+            projected = self.catch_up()
+            wait = retry_wait
+            return projected
+
+        while not stop.is_set():
+            try:
+                follow_log(self.chain.recorder, catch_up, stop, idle_wait=idle_wait)
+            except TRANSIENT_FAILURES as failure:
+                log.error("projection failed; retrying", error=str(failure), retry_in_s=wait)
+                stop.wait(wait)
+                wait = min(wait * 2, longest_wait)

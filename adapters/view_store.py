@@ -6,6 +6,8 @@ library's tracking recorders, so a view never counts an event twice or misses on
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.persistence import IntegrityError, PersistenceError, Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 from psycopg.sql import SQL, Identifier
@@ -90,17 +92,28 @@ def _ddl() -> list[str]:
         statements.append(f"CREATE TABLE IF NOT EXISTS {table} ({cols}, PRIMARY KEY ({', '.join(keys)}))")
     # Open grievances due from today on, the part not yet overdue: a few days' worth whatever the history.
     statements.append("CREATE INDEX IF NOT EXISTS dash_due_day_from ON dash_due_day (due_day)")
-    # The chart the counters are totalled along (see `total_along`).
+    # The chart the counters are totalled along, and its digest, which every page's write checks (see
+    # `total_along`).
     statements.append("CREATE TABLE IF NOT EXISTS dash_chart (unit_id TEXT PRIMARY KEY, parent_id TEXT, level TEXT)")
+    statements.append("CREATE TABLE IF NOT EXISTS dash_chart_digest (digest TEXT NOT NULL)")
     return statements
 
 
-VIEW_TABLES = ("dash_grievance", *(table for table, _keys, _counters in COUNTER_TABLES), "dash_chart")
+VIEW_TABLES = (
+    "dash_grievance",
+    *(table for table, _keys, _counters in COUNTER_TABLES),
+    "dash_chart",
+    "dash_chart_digest",
+)
 # Tables earlier versions of the views had: dropped with them.
 RETIRED_TABLES = ("dash_lineage",)
 SECONDARY_INDEXES = tuple(
     statement.split()[5] for statement in _ddl() if statement.startswith("CREATE INDEX IF NOT EXISTS")
 )
+
+
+class ChartChanged(PersistenceError):
+    """This process totals along another chart than the one the views were last recorded along."""
 
 
 @dataclass(frozen=True)
@@ -173,6 +186,11 @@ class DashboardViewsMixin:
     server_side = False
     tracking_name = f"{PROJECTION}<-grievances"
 
+    # The chart this process totals along (unit: parent, level), and its digest, once `total_along` has
+    # recorded them.
+    chart_digest: str | None = None
+    _chart_units: Mapping[str, tuple[str | None, str]] = {}
+
     # Provided by the library's tracking recorder each concrete class also inherits from.
     _insert_tracking: Callable[[Any, Tracking], None]
     max_tracking_id: Callable[[str], int | None]
@@ -211,7 +229,8 @@ class DashboardViewsMixin:
             cursor.execute("CREATE TABLE IF NOT EXISTS dash_version (version BIGINT NOT NULL)")
             cursor.execute("SELECT version FROM dash_version")
             found = cursor.fetchone()
-            if found is None or int(found["version"]) != VIEWS_VERSION:
+            outdated = found is None or int(found["version"]) != VIEWS_VERSION
+            if outdated:
                 cursor.execute(self._delete_tracking_statement(), [self.tracking_name])
                 cursor.execute(self._start_tracking_statement(), [self.tracking_name])
                 for table in (*VIEW_TABLES, *RETIRED_TABLES):
@@ -220,6 +239,8 @@ class DashboardViewsMixin:
                 cursor.execute(f"INSERT INTO dash_version VALUES ({self.mark})", [VIEWS_VERSION])
             for statement in _ddl():
                 cursor.execute(statement)
+            if outdated and self.chart_digest is not None:
+                self._record_chart(cursor, self._chart_units, self.chart_digest)  # it went with the tables
 
     def _begin_writing(self, cursor: Any) -> None:
         """Start a transaction that reads the views before it changes them by writing first: SQLite then holds
@@ -258,6 +279,14 @@ class DashboardViewsMixin:
             cursor.execute(self._hold_position_statement(), [self.tracking_name, previous])
             if cursor.fetchone() is None:
                 raise IntegrityError(f"{self.tracking_name}: the views have moved past {previous}")
+            if self.chart_digest is not None:
+                cursor.execute("SELECT digest FROM dash_chart_digest")
+                recorded = cursor.fetchone()
+                if recorded is None or recorded["digest"] != self.chart_digest:
+                    raise ChartChanged(
+                        "the views are now totalled along another chart, recorded by a process started since; "
+                        "restart this one with GRIEVANCE_CHART as that one has it"
+                    )
             if changes.rows:
                 self._upsert_many(cursor, ROW_UPSERT, [_row_params(r) for r in changes.rows.values()])
             for table, params in _counter_params(changes):
@@ -287,11 +316,16 @@ class DashboardViewsMixin:
             cursor.execute(f"DELETE FROM {table}")
 
     def total_along(self, chart: OrgChart) -> bool:
-        """Record the chart the counters are totalled along. If the recorded one differs in a unit's parent or
-        level, or lacks a unit it had, the totals and each grievance's street, community and grid no longer
-        match: the views are emptied and their position forgotten, so that the next catch-up projects them
-        again from zero (True). Units new to the chart change no total and are only recorded."""
+        """Record the chart the counters are totalled along, and write pages only while it stays recorded.
+
+        If the recorded one differs in a unit's parent or level, or lacks a unit it had, the totals and each
+        grievance's street, community and grid no longer match: the views are emptied and their position
+        forgotten, so that the next catch-up projects them again from zero (True). Units new to the chart
+        change no total and are only recorded. Either way a process still writing along the old chart is
+        refused from its next page on (ChartChanged).
+        """
         units = {u.id: (u.parent, u.level.value) for u in chart}
+        digest = hashlib.sha256(json.dumps(sorted(units.items())).encode()).hexdigest()
         with self._transaction(commit=True) as cursor:
             self._begin_writing(cursor)
             cursor.execute("SELECT unit_id, parent_id, level FROM dash_chart")
@@ -300,11 +334,19 @@ class DashboardViewsMixin:
             if moved:
                 self._empty(cursor)
                 cursor.execute("DELETE FROM dash_chart")
-            new = [(unit, parent, level) for unit, (parent, level) in units.items() if moved or unit not in recorded]
-            if new:
-                marks = ", ".join([self.mark] * 3)
-                cursor.executemany(f"INSERT INTO dash_chart (unit_id, parent_id, level) VALUES ({marks})", new)
+            self._record_chart(cursor, {u: p for u, p in units.items() if moved or u not in recorded}, digest)
+        self.chart_digest, self._chart_units = digest, units
         return moved
+
+    def _record_chart(self, cursor: Any, new: Mapping[str, tuple[str | None, str]], digest: str) -> None:
+        if new:
+            marks = ", ".join([self.mark] * 3)
+            cursor.executemany(
+                f"INSERT INTO dash_chart (unit_id, parent_id, level) VALUES ({marks})",
+                [(unit, parent, level) for unit, (parent, level) in new.items()],
+            )
+        cursor.execute("DELETE FROM dash_chart_digest")
+        cursor.execute(f"INSERT INTO dash_chart_digest (digest) VALUES ({self.mark})", [digest])
 
     def analyze(self) -> None:
         """Refresh the planner's statistics of the views, which a bulk rebuild leaves far out of date."""

@@ -6,6 +6,8 @@ import itertools
 import json
 import random
 import tempfile
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +17,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+from eventsourcing.persistence import OperationalError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +26,7 @@ from adapters.dashboard_queries import STATUSES, Dashboard
 from adapters.grievance_list_plan import Walk, cheapest_walk
 from adapters.projection_runner import DashboardProjection, RecentRows
 from adapters.settings import SHIPPED_CHART, Settings
+from adapters.view_store import ChartChanged
 from engine.commands import Command
 from engine.errors import GrievanceError
 from engine.service_chain import ServiceChain
@@ -291,14 +295,10 @@ def test_views_totalled_along_a_chart_that_has_moved_a_unit_are_projected_again(
     its grievances' totals sit at the wrong ancestors, so the views start again; a new unit changes none."""
     units = json.loads(SHIPPED_CHART.read_text())["units"]
     moved = [dict(u, parent="cm-chengbei-02") if u["id"] == GRID else u for u in units]
-    grown = [*moved, {"id": "mh-new-1", "name": "新户", "level": "member_household", "parent": BUILDING}]
+    grown = [*moved, NEW_HOUSEHOLD]
 
     def projection_along(chart: list[dict[str, Any]]) -> tuple[ServiceChain, DashboardProjection]:
-        path = tmp_path / f"chart-{len(chart)}-{chart is moved}.json"
-        path.write_text(json.dumps({"units": chart}))
-        s = Settings(database_url=database_url, chart_path=path)
-        chain = build_chain(s, clock=lambda: T0 + timedelta(days=400))
-        return chain, build_projection(s, chain, page_size=13)
+        return along(database_url, tmp_path / f"chart-{len(chart)}-{chart is moved}.json", chart)
 
     chain, projection = projection_along(units)
     try:
@@ -341,3 +341,69 @@ def test_processes_opening_new_views_at_the_same_moment_all_open_them(tmp_path: 
             assert [p.views.position() for p in opened] == [0, 0, 0, 0]
         finally:
             chain.close()
+
+
+def test_a_runner_still_totalling_along_the_old_chart_is_refused_its_next_page(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A runner started with a new chart records it; one started before, along the old chart, writes no page
+    more (it would count grievances at the new unit nowhere) and stops with a reason."""
+    units = json.loads(SHIPPED_CHART.read_text())["units"]
+    old_chain, old = along(database_url, tmp_path / "old.json", units)
+    new_chain, new = along(database_url, tmp_path / "new.json", [*units, NEW_HOUSEHOLD])
+    try:
+        ids = play(old_chain, [(OPS[i % len(OPS)], i % 7, i % 4, 1 + i % 9) for i in range(50)], 8)
+        with pytest.raises(ChartChanged, match="another chart"):
+            old.catch_up()
+        assert old.views.position() == 0, "the refused page wrote nothing"
+        new.catch_up()
+        assert_same(recompute(new_chain, ids), stored(new.views))
+    finally:
+        old_chain.close()
+        new_chain.close()
+
+
+NEW_HOUSEHOLD = {"id": "mh-new-1", "name": "新户", "level": "member_household", "parent": BUILDING}
+
+
+def along(database_url: str, chart_file: Path, units: list[dict[str, Any]]) -> tuple[ServiceChain, DashboardProjection]:
+    """A chain and its projection on the store, with the chart of these units."""
+    chart_file.write_text(json.dumps({"units": units}))
+    s = Settings(database_url=database_url, chart_path=chart_file)
+    chain = build_chain(s, clock=lambda: T0 + timedelta(days=400))
+    return chain, build_projection(s, chain, page_size=13)
+
+
+def test_a_following_runner_rides_out_a_failing_store_and_stops_for_a_changed_chart(
+    store: tuple[ServiceChain, DashboardProjection], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chain, projection = store
+    play(chain, [(OPS[i % len(OPS)], i % 5, i % 4, 2) for i in range(40)], 5)
+    failures = [OperationalError("server closed the connection unexpectedly"), OperationalError("database is locked")]
+    catch_up = projection.catch_up
+
+    def failing_at_first(*args: Any) -> int:
+        if failures:
+            raise failures.pop(0)
+        return catch_up(*args)
+
+    monkeypatch.setattr(projection, "catch_up", failing_at_first)
+    stop = threading.Event()
+    follower = threading.Thread(target=projection.follow, args=(stop,), kwargs={"idle_wait": 0.01, "retry_wait": 0.01})
+    follower.start()
+    try:
+        deadline = time.monotonic() + 30
+        while projection.views.position() < (chain.recorder.max_notification_id() or 0) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert projection.views.position() == chain.recorder.max_notification_id(), "caught up after two failures"
+        assert failures == []
+    finally:
+        stop.set()
+        follower.join(timeout=10)
+
+    def refused(*args: Any) -> int:
+        raise ChartChanged("the views are now totalled along another chart")
+
+    monkeypatch.setattr(projection, "catch_up", refused)
+    with pytest.raises(ChartChanged):
+        projection.follow(threading.Event(), retry_wait=0.01)
