@@ -61,6 +61,7 @@ class Dashboard:
         self.views = views
         self.chart = chart
         self.mark = views.mark
+        self._by_level: dict[Level, tuple[list[str], dict[str, list[str]]]] = {}
 
     # ----------------------------------------------------------------------------- helpers
 
@@ -360,23 +361,47 @@ class Dashboard:
         now: datetime,
     ) -> ListCounts:  # fmt: skip
         """What the views count for a filtered page's question: the unit's and the chart's grievances by
-        status, and the unit's overdue ones if asked."""
+        status, and at the level if asked, and the unit's overdue ones if asked."""
         root = self.chart.root
         by_status: dict[str, Counter[str]] = {unit.id: Counter(), root.id: Counter()}
         for r in self._fetch(
             "SELECT unit_id, status, n FROM dash_status_count WHERE unit_id IN (?, ?)", [unit.id, root.id]
         ):
             by_status[r["unit_id"]][r["status"]] += int(r["n"])
+        level_in_unit, level_in_chart = (None, None) if level is None else self._at_level(unit, Level(level))
         return ListCounts(
             in_unit=by_status[unit.id].total(),
             in_chart=by_status[root.id].total(),
             status_in_unit=None if status is None else by_status[unit.id][status],
             status_in_chart=None if status is None else by_status[root.id][status],
             overdue_in_unit=self.overdue_count(unit, now) if overdue else None,
-            level_asked=level is not None,
+            level_in_unit=level_in_unit,
+            level_in_chart=level_in_chart,
             category_asked=category is not None,
             at_root=unit.id == root.id,
         )
+
+    def _at_level(self, unit: Unit, level: Level) -> tuple[int, int]:
+        """Grievances at `level` at the unit and below, and in the whole chart: each chart unit at that level's
+        total less its children's, which its total includes."""
+        at_level, children = self._units_at(level)
+        ids = [*at_level, *(c for kids in children.values() for c in kids)]
+        totals: Counter[str] = Counter()
+        for r in self._fetch(f"SELECT unit_id, n FROM dash_status_count WHERE unit_id IN ({', '.join('?' * len(ids))})",
+                             ids):  # fmt: skip
+            totals[r["unit_id"]] += int(r["n"])
+        own = {u: totals[u] - sum(totals[c] for c in children[u]) for u in at_level}
+        if unit.id == self.chart.root.id:
+            return sum(own.values()), sum(own.values())
+        in_unit = {u.id for u in self.chart.walk(unit.id) if u.level is level}
+        return sum(n for u, n in own.items() if u in in_unit), sum(own.values())
+
+    def _units_at(self, level: Level) -> tuple[list[str], dict[str, list[str]]]:
+        """The chart's units at `level`, and each one's children (the chart never changes under a process)."""
+        if level not in self._by_level:
+            at_level = [u.id for u in self.chart.walk() if u.level is level]
+            self._by_level[level] = at_level, {u: [c.id for c in self.chart.children_of(u)] for u in at_level}
+        return self._by_level[level]
 
     def service_requests(
         self,

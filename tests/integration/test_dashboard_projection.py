@@ -29,6 +29,7 @@ from adapters.settings import SHIPPED_CHART, Settings
 from adapters.view_store import ChartChanged
 from engine.commands import Command
 from engine.errors import GrievanceError
+from engine.levels import Level
 from engine.service_chain import ServiceChain
 from tests.brute_force import assert_same, recompute, stored
 from tests.conftest import T0
@@ -274,6 +275,11 @@ def test_every_walk_of_the_list_reads_the_same_pages_as_a_filter_over_the_aggreg
 
     questions = list(itertools.product(units, [None, *STATUSES], [None, "member_household", "grid_branch"],
                                        [None, "other", "parking"], [None, True, False]))  # fmt: skip
+    for unit_id, step in itertools.product(units, Level):
+        # The counts that choose a level's walk are the chart's: exact while the chart stands as recorded.
+        in_unit, in_chart = dash._at_level(chain.chart.unit(unit_id), step)
+        assert in_unit == len(expected(unit_id, None, step.value, None, None)), (unit_id, step)
+        assert in_chart == len(expected(chain.chart.root.id, None, step.value, None, None)), step
     answers = {q: expected(*q) for q in random.Random(5).sample(questions, 90)}
     sizes = sorted(len(whole) for whole in answers.values())
     assert sizes[0] == 0, "some questions have no answer"

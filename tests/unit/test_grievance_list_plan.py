@@ -34,15 +34,27 @@ def test_overdue_ones_are_read_and_sorted_when_few_and_found_along_the_list_when
     assert cheapest_walk(a_backlog, PAGE) is Walk.LIST
 
 
-def test_at_the_root_a_level_or_category_walks_its_own_index_but_never_below_it() -> None:
-    at_root = ListCounts(in_unit=1_000_000, in_chart=1_000_000, level_asked=True)
-    assert cheapest_walk(at_root, PAGE) is Walk.LEVEL
-    assert cheapest_walk(ListCounts(in_unit=1_000_000, in_chart=1_000_000, category_asked=True), PAGE) is Walk.CATEGORY
-    in_a_street = ListCounts(in_unit=300_000, in_chart=1_000_000, level_asked=True, at_root=False)
+def test_a_rare_level_walks_the_level_index_and_a_common_one_the_units_list() -> None:
+    grids_in_a_street = ListCounts(in_unit=300_000, in_chart=1_000_000, level_in_unit=40, level_in_chart=90,
+                                   at_root=False)  # fmt: skip
+    assert cheapest_walk(grids_in_a_street, PAGE) is Walk.LEVEL
+    households_in_a_street = ListCounts(in_unit=300_000, in_chart=1_000_000, level_in_unit=290_000,
+                                        level_in_chart=970_000, at_root=False)  # fmt: skip
+    assert cheapest_walk(households_in_a_street, PAGE) is Walk.LIST
+    # The level's counts are estimates: none estimated still reads the (short) level index, not nothing.
+    none_estimated = ListCounts(in_unit=300_000, in_chart=1_000_000, level_in_unit=0, level_in_chart=3,
+                                at_root=False)  # fmt: skip
+    assert cheapest_walk(none_estimated, PAGE) is Walk.LEVEL
+
+
+def test_at_the_root_a_category_walks_its_own_index_but_never_below_it() -> None:
+    at_root = ListCounts(in_unit=1_000_000, in_chart=1_000_000, category_asked=True)
+    assert cheapest_walk(at_root, PAGE) is Walk.CATEGORY
+    in_a_street = ListCounts(in_unit=300_000, in_chart=1_000_000, category_asked=True, at_root=False)
     assert cheapest_walk(in_a_street, PAGE) is Walk.LIST
-    # A counted status says more than an uncounted level.
+    # A counted status says more than an uncounted category.
     rare_status = ListCounts(in_unit=1_000_000, in_chart=1_000_000, status_in_unit=30, status_in_chart=30,
-                             level_asked=True)  # fmt: skip
+                             category_asked=True)  # fmt: skip
     assert cheapest_walk(rare_status, PAGE) is Walk.STATUS
 
 
