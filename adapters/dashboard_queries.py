@@ -360,8 +360,8 @@ class Dashboard:
         self, unit: Unit, status: str | None, level: str | None, category: str | None, overdue: bool | None,
         now: datetime,
     ) -> ListCounts:  # fmt: skip
-        """What the views count for a filtered page's question: the unit's and the chart's grievances by
-        status, and at the level if asked, and the unit's overdue ones if asked."""
+        """What the views count for a filtered page's question: the unit's and the chart's grievances, of the
+        status, at the level and of the category asked; and the unit's overdue ones if asked."""
         root = self.chart.root
         by_status: dict[str, Counter[str]] = {unit.id: Counter(), root.id: Counter()}
         for r in self._fetch(
@@ -369,16 +369,20 @@ class Dashboard:
         ):
             by_status[r["unit_id"]][r["status"]] += int(r["n"])
         level_in_unit, level_in_chart = (None, None) if level is None else self._at_level(unit, Level(level))
+        category_in: dict[str, int] = {}
+        if category is not None:
+            for r in self._fetch("SELECT unit_id, n FROM dash_category_count WHERE unit_id IN (?, ?) AND category = ?",
+                                 [unit.id, root.id, category]):  # fmt: skip
+                category_in[r["unit_id"]] = int(r["n"])
         return ListCounts(
             in_unit=by_status[unit.id].total(),
-            in_chart=by_status[root.id].total(),
             status_in_unit=None if status is None else by_status[unit.id][status],
             status_in_chart=None if status is None else by_status[root.id][status],
             overdue_in_unit=self.overdue_count(unit, now) if overdue else None,
             level_in_unit=level_in_unit,
             level_in_chart=level_in_chart,
-            category_asked=category is not None,
-            at_root=unit.id == root.id,
+            category_in_unit=None if category is None else category_in.get(unit.id, 0),
+            category_in_chart=None if category is None else category_in.get(root.id, 0),
         )
 
     def _at_level(self, unit: Unit, level: Level) -> tuple[int, int]:

@@ -28,7 +28,6 @@ class ListCounts:
     """What the views count for a page's question; None where a filter was not asked."""
 
     in_unit: int  # grievances at the unit and below
-    in_chart: int  # grievances in the whole chart
     status_in_unit: int | None = None
     status_in_chart: int | None = None
     overdue_in_unit: int | None = None
@@ -36,14 +35,18 @@ class ListCounts:
     # a row's level is the one its events recorded, which a chart edited since may no longer give its unit.
     level_in_unit: int | None = None
     level_in_chart: int | None = None
-    category_asked: bool = False
-    at_root: bool = True
+    category_in_unit: int | None = None
+    category_in_chart: int | None = None
 
 
 def cheapest_walk(counts: ListCounts, wanted: int) -> Walk | None:
     """The walk expected to read the fewest rows to find the first `wanted` matches; None when the exact
     counts show nothing can match."""
-    exact = [n for n in (counts.in_unit, counts.status_in_unit, counts.overdue_in_unit) if n is not None]
+    exact = [
+        n
+        for n in (counts.in_unit, counts.status_in_unit, counts.category_in_unit, counts.overdue_in_unit)
+        if n is not None
+    ]
     if min(exact) == 0:
         return None
     # Each filter's count bounds the matches of them all; with none counted, every row may match. An
@@ -61,9 +64,7 @@ def cheapest_walk(counts: ListCounts, wanted: int) -> Walk | None:
         costs[Walk.OVERDUE] = 2.0 * counts.overdue_in_unit  # read, then sorted
     if counts.level_in_chart is not None:
         costs[Walk.LEVEL] = walked(counts.level_in_chart)
-    if counts.at_root and counts.category_asked:
-        # At the root the category's index holds a subset of the list's rows in the same order, so it never
-        # reads more; how much less is not counted, so it ties with the list and wins the tie.
-        costs[Walk.CATEGORY] = walked(counts.in_chart)
+    if counts.category_in_chart is not None:
+        costs[Walk.CATEGORY] = walked(counts.category_in_chart)
     preference = (Walk.STATUS, Walk.OVERDUE, Walk.LEVEL, Walk.CATEGORY, Walk.LIST)
     return min(preference, key=lambda w: (costs.get(w, float("inf")), preference.index(w)))

@@ -36,14 +36,16 @@ PROJECTION = "dashboard"
 # What the views' tables mean. Views of another version are dropped and projected again from zero when a
 # process opens them. 2: a unit's counters are the totals of the unit and everything below it (1 kept
 # each unit's own and summed the chart's lineage at query time). 3: the funnel and the durations by level
-# have tables of their own. 4: the views record the chart they are totalled along.
-VIEWS_VERSION = 4
+# have tables of their own. 4: the views record the chart they are totalled along. 5: grievances are
+# counted by category too.
+VIEWS_VERSION = 5
 LINEAGE_COLUMNS = ("street_id", "community_id", "grid_id")
 IDS_PER_QUERY = 500
 
 # name, key columns, counter columns
 COUNTER_TABLES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("dash_status_count", ("unit_id", "status"), ("n",)),
+    ("dash_category_count", ("unit_id", "category"), ("n",)),
     ("dash_unit_month", ("unit_id", "month"), MONTH_COLUMNS),
     ("dash_unit_day", ("unit_id", "day"), DAY_COLUMNS),
     ("dash_duration", ("unit_id", "measure", "bucket"), ("n",)),
@@ -142,6 +144,7 @@ COUNTER_UPSERTS = {table: _counter_upsert(table, keys, counters) for table, keys
 def _counter_params(changes: PageChanges) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
     single: dict[str, Mapping[Any, int]] = {
         "dash_status_count": changes.status_counts,
+        "dash_category_count": changes.category_counts,
         "dash_duration": changes.durations,
         "dash_due_day": changes.due_days,
         "dash_level_duration": changes.level_durations,

@@ -109,6 +109,8 @@ class PageChanges:
     lineages: Lineages
     rows: dict[UUID, GrievanceRow] = field(default_factory=dict)
     status_counts: defaultdict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    # Grievances by unit and category, so a list filtered by category knows how many it can find.
+    category_counts: defaultdict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     months: defaultdict[tuple[str, str], defaultdict[str, int]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(int))
     )
@@ -254,10 +256,15 @@ def _roll_up(c: PageChanges) -> None:
     deltas at a thousand households share a few hundred ancestors, so this adds far fewer times than
     adding each household's deltas to all six units above it.
     """
-    units = {unit for table in (c.status_counts, c.months, c.days, c.due_days, c.settled) for unit, _ in table}
+    units = {
+        unit
+        for table in (c.status_counts, c.category_counts, c.months, c.days, c.due_days, c.settled)
+        for unit, _ in table
+    }
     units.update(unit for unit, _measure, _bucket in c.durations)
     depth, parent = c.lineages.steps_up(units)
     c.status_counts = _summed_up(c.status_counts, depth, parent)
+    c.category_counts = _summed_up(c.category_counts, depth, parent)
     c.due_days = _summed_up(c.due_days, depth, parent)
     c.durations = _summed_up(c.durations, depth, parent)
     c.months = _summed_up_by_column(c.months, depth, parent)
@@ -323,6 +330,7 @@ def _apply(e: Any, row: GrievanceRow | None, c: PageChanges) -> GrievanceRow:
         )  # fmt: skip
         row.street_id, row.community_id, row.grid_id = c.lineages(row.unit_id)
         c.status_counts[(row.unit_id, WAITING)] += 1
+        c.category_counts[(row.unit_id, row.category)] += 1
         c.months[(row.unit_id, day[:7])]["reported"] += 1
         c.days[(row.unit_id, day)]["reported"] += 1
         return row
@@ -411,6 +419,8 @@ def _move(c: PageChanges, row: GrievanceRow, unit_id: str, status: str) -> None:
     c.status_counts[(unit_id, status)] += 1
     if unit_id != row.unit_id:
         row.street_id, row.community_id, row.grid_id = c.lineages(unit_id)
+        c.category_counts[(row.unit_id, row.category)] -= 1
+        c.category_counts[(unit_id, row.category)] += 1
     row.unit_id, row.status = unit_id, status
 
 

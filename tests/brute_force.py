@@ -18,6 +18,7 @@ from projections.dashboard import bucket_of, day_of
 class Figures:
     def __init__(self) -> None:
         self.status: Counter[tuple[str, str]] = Counter()
+        self.categories: Counter[tuple[str, str]] = Counter()
         self.months: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
         self.days: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
         self.durations: Counter[tuple[str, str, int]] = Counter()
@@ -79,6 +80,7 @@ def recompute(chain: ServiceChain, grievance_ids: Iterable[UUID], *, own: bool =
             elif isinstance(e, Grievance.Reopened):
                 arrived = at
         f.status[(state.unit_id, state.status.value)] += 1
+        f.categories[(state.unit_id, state.category.value)] += 1
         if state.due_at() is not None:
             f.due_days[(state.unit_id, int(state.due_at().timestamp()) // 86_400)] += 1
         f.rows[gid] = {
@@ -94,7 +96,7 @@ def _rolled_up(own: Figures, chain: ServiceChain) -> Figures:
     """Each unit's figures added to the unit and to every unit above it in the chart."""
     f = Figures()
     f.rows, f.points, f.level_durations = own.rows, own.points, own.level_durations
-    for name in ("status", "durations", "due_days"):
+    for name in ("status", "categories", "durations", "due_days"):
         for (unit, *rest), n in getattr(own, name).items():
             for above in chain.chart.lineage(unit):
                 getattr(f, name)[(above, *rest)] += n
@@ -121,6 +123,9 @@ def stored(views: Any) -> Figures:
         c.execute("SELECT * FROM dash_status_count WHERE n <> 0")
         for r in c.fetchall():
             f.status[(r["unit_id"], r["status"])] = int(r["n"])
+        c.execute("SELECT * FROM dash_category_count WHERE n <> 0")
+        for r in c.fetchall():
+            f.categories[(r["unit_id"], r["category"])] = int(r["n"])
         for table, keys, target in (
             ("dash_unit_month", ("unit_id", "month"), f.months),
             ("dash_unit_day", ("unit_id", "day"), f.days),
@@ -165,6 +170,7 @@ def stored(views: Any) -> Figures:
 def assert_same(expected: Figures, actual: Figures) -> None:
     assert actual.rows == expected.rows
     assert actual.status == +expected.status
+    assert actual.categories == +expected.categories
     for name in ("months", "days", "points", "settled"):
         want = {k: +v for k, v in getattr(expected, name).items() if +v}
         got = {k: +v for k, v in getattr(actual, name).items() if +v}
