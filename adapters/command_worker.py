@@ -29,13 +29,13 @@ from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from adapters import wire
+from adapters.backoff import wait_after
 from adapters.intake import Intake
 from adapters.kafka_settings import KafkaSettings
 from schemas.commands import CommandBase, command_decoder
 from schemas.results import Accepted, Rejected, Result
 
 log = structlog.get_logger("grievance.worker")
-MAX_BACKOFF_S = 30.0
 _EMPTY = Rejected(command_id=None, grievance_id=None, code="malformed", field="$", reason="the message has no value")
 
 
@@ -143,7 +143,7 @@ class CommandWorker:
                 failures = 0
             except Exception as error:
                 failures += 1
-                wait = min(MAX_BACKOFF_S, 0.5 * 2 ** min(failures, 6))
+                wait = wait_after(failures)
                 log.error("batch failed; retrying it", error=repr(error), retry_in_s=wait)
                 self._rewind(polled)
                 stop.wait(wait)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -61,7 +61,7 @@ class Dashboard:
         self.views = views
         self.chart = chart
         self.mark = views.mark
-        self._by_level: dict[Level, tuple[list[str], dict[str, list[str]]]] = {}
+        self._by_level: dict[Level, list[str]] = {}
 
     # ----------------------------------------------------------------------------- helpers
 
@@ -290,11 +290,7 @@ class Dashboard:
         limit = _page_limit(limit)
         at = _epoch(now)
         today = at // DAY
-        totals = self._due_before(today)
-        overdue: Counter[str] = Counter(totals)
-        for unit in self.chart:
-            if unit.parent is not None:
-                overdue[unit.parent] -= totals.get(unit.id, 0)
+        overdue: Counter[str] = Counter(self._own(self._due_before(today), (u.id for u in self.chart)))
         for r in self._fetch(
             "SELECT unit_id, COUNT(*) AS n FROM dash_grievance WHERE due_at >= ? AND due_at < ? GROUP BY unit_id",
             [today * DAY, at],
@@ -386,26 +382,31 @@ class Dashboard:
         )
 
     def _at_level(self, unit: Unit, level: Level) -> tuple[int, int]:
-        """Grievances at `level` at the unit and below, and in the whole chart: each chart unit at that level's
-        total less its children's, which its total includes."""
-        at_level, children = self._units_at(level)
-        ids = [*at_level, *(c for kids in children.values() for c in kids)]
+        """Grievances at `level` at the unit and below, and in the whole chart: the own counts of the chart's
+        units at that level."""
+        at_level = self._units_at(level)
+        ids = [*at_level, *(c.id for u in at_level for c in self.chart.children_of(u))]
         totals: Counter[str] = Counter()
         for r in self._fetch(f"SELECT unit_id, n FROM dash_status_count WHERE unit_id IN ({', '.join('?' * len(ids))})",
                              ids):  # fmt: skip
             totals[r["unit_id"]] += int(r["n"])
-        own = {u: totals[u] - sum(totals[c] for c in children[u]) for u in at_level}
+        own = self._own(totals, at_level)
+        in_chart = sum(own.values())
         if unit.id == self.chart.root.id:
-            return sum(own.values()), sum(own.values())
+            return in_chart, in_chart
         in_unit = {u.id for u in self.chart.walk(unit.id) if u.level is level}
-        return sum(n for u, n in own.items() if u in in_unit), sum(own.values())
+        return sum(n for u, n in own.items() if u in in_unit), in_chart
 
-    def _units_at(self, level: Level) -> tuple[list[str], dict[str, list[str]]]:
-        """The chart's units at `level`, and each one's children (the chart never changes under a process)."""
+    def _units_at(self, level: Level) -> list[str]:
+        """The chart's units at `level` (the chart never changes under a process)."""
         if level not in self._by_level:
-            at_level = [u.id for u in self.chart.walk() if u.level is level]
-            self._by_level[level] = at_level, {u: [c.id for c in self.chart.children_of(u)] for u in at_level}
+            self._by_level[level] = [u.id for u in self.chart.walk() if u.level is level]
         return self._by_level[level]
+
+    def _own(self, totals: Mapping[str, int], units: Iterable[str]) -> dict[str, int]:
+        """Each unit's own count, from counts that are totals of a unit and everything below it: its total
+        less its children's."""
+        return {u: totals.get(u, 0) - sum(totals.get(c.id, 0) for c in self.chart.children_of(u)) for u in units}
 
     def service_requests(
         self,

@@ -17,6 +17,7 @@ import psycopg
 import structlog
 from eventsourcing.persistence import IntegrityError, InterfaceError, Notification, OperationalError
 
+from adapters.backoff import wait_after
 from adapters.log_follower import follow_log
 from adapters.view_store import DashboardViewsMixin
 from engine.grievance import Grievance
@@ -244,27 +245,27 @@ class DashboardProjection:
         """How many notifications the views have still to project (an upper bound: ids may have gaps)."""
         return max(0, (self.chain.recorder.max_notification_id() or 0) - self.views.position())
 
-    def follow(
-        self, stop: threading.Event, *, idle_wait: float = 0.2, retry_wait: float = 1.0, longest_wait: float = 30.0
-    ) -> None:
+    def follow(self, stop: threading.Event, *, idle_wait: float = 0.2, retry_wait: float = 1.0) -> None:
         """Keep the views up to date until `stop` is set: woken by PostgreSQL's NOTIFY, or polling SQLite.
 
         A store that fails (a lost connection, a locked file) is logged and tried again after a wait that
-        doubles up to `longest_wait`, and from the start once a catch-up succeeds; what was written stays
-        whole, since each page commits whole or not at all. A changed chart (ChartChanged) is not retried.
+        doubles from `retry_wait` (adapters.backoff), and from the start once a catch-up succeeds; what was
+        written stays whole, since each page commits whole or not at all. A changed chart (ChartChanged) is
+        not retried.
         """
-        wait = retry_wait
+        failures = 0
 
         def catch_up() -> int:
-            nonlocal wait
+            nonlocal failures
             projected = self.catch_up()
-            wait = retry_wait
+            failures = 0
             return projected
 
         while not stop.is_set():
             try:
                 follow_log(self.chain.recorder, catch_up, stop, idle_wait=idle_wait)
             except TRANSIENT_FAILURES as failure:
+                failures += 1
+                wait = wait_after(failures, first=retry_wait)
                 log.error("projection failed; retrying", error=str(failure), retry_in_s=wait)
                 stop.wait(wait)
-                wait = min(wait * 2, longest_wait)
