@@ -1,13 +1,17 @@
-"""The composition root: the one place that reads settings and wires the engine to its stores."""
+"""The composition root: the one place that builds the engine's services, runners, workers and the HTTP app,
+each from one `Settings`. Nothing else constructs them; nothing here connects until asked for."""
 
 from __future__ import annotations
 
+import gc
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
+import anyio.to_thread
 import psycopg
 import structlog
 from eventsourcing.persistence import (
@@ -18,34 +22,41 @@ from eventsourcing.persistence import (
     ProgrammingError,
     TrackingRecorder,
 )
+from litestar import Litestar
 
-from adapters.access import Jurisdiction, TokenBook
-from adapters.audit_trail import AuditTrail
-from adapters.chart_file import load_chart
-from adapters.dashboard_cache import CachedDashboard
-from adapters.dashboard_queries import Dashboard
+from adapters.audit.trail import AuditTrail
+from adapters.http.app import create_app
 from adapters.http.services import Services
+from adapters.http.tokens import TokenBook
 from adapters.intake import Intake
-from adapters.projection_runner import DashboardProjection
-from adapters.resident_keys import ResidentKeys
+from adapters.kafka.emitter import CommandEmitter
+from adapters.kafka.relay import EventRelay
+from adapters.kafka.worker import CommandWorker
+from adapters.logs import configure_logging
 from adapters.settings import Settings
-from adapters.view_store import DashboardViewsMixin, PostgresDashboardViews, SQLiteDashboardViews
-from engine.limits import TimeLimits
+from adapters.storage.chart_file import load_chart
+from adapters.storage.log_follower import keep_following
+from adapters.storage.resident_keys import ResidentKeys
+from engine.access import Principal, Role
+from engine.chart import OrgChart
 from engine.service_chain import Clock, ServiceChain
+from engine.supervision import Supervision
+from projections.dashboard.cache import CachedDashboard
+from projections.dashboard.queries import Dashboard
+from projections.dashboard.runner import DashboardProjection
+from projections.dashboard.tables import DashboardViewsMixin, PostgresDashboardViews, SQLiteDashboardViews
 
 log = structlog.get_logger("grievance.views")
+T = TypeVar("T")
 
 
 def build_chain(settings: Settings, *, clock: Clock | None = None) -> ServiceChain:
-    """A ServiceChain on the configured store, chart and limits; connects only when called."""
+    """A ServiceChain on the configured store, chart and limits, sealing residents' personal data."""
     chart = load_chart(settings.chart_path)
-    limits = TimeLimits.from_hours(settings.limits_hours) if settings.limits_hours else TimeLimits()
+    limits = settings.time_limits()
     chain = _creating_tables(lambda: ServiceChain(settings.store_env(), chart=chart, limits=limits, clock=clock))
     chain.protect_personal_data(_creating_tables(lambda: ResidentKeys(chain.recorder.datastore)))  # type: ignore[attr-defined]
     return chain
-
-
-T = TypeVar("T")
 
 
 def _creating_tables(construct: Callable[[], T], attempts: int = 5) -> T:
@@ -84,11 +95,60 @@ def build_projection(settings: Settings, chain: ServiceChain, *, page_size: int 
     return DashboardProjection(chain, views, page_size=page_size)
 
 
+def build_dashboard(settings: Settings, views: DashboardViewsMixin, chart: OrgChart) -> Dashboard:
+    """The dashboard's questions over `views`; answers kept until the views move, unless settings say not."""
+    return (CachedDashboard if settings.dashboard_cache else Dashboard)(views, chart)
+
+
+def build_intake(chain: ServiceChain) -> Intake:
+    """Request intake over the chain: what every channel submits commands through."""
+    return Intake(chain)
+
+
+def build_audit_trail(chain: ServiceChain) -> AuditTrail:
+    """Auditors' reading of the chain's histories and hash chains."""
+    return AuditTrail(chain)
+
+
 def build_tracking(settings: Settings) -> TrackingRecorder:
     """The library's tracking recorder in the event store's database, for a process that records how far
     it has followed the log (the event relay)."""
     factory = InfrastructureFactory.construct(settings.store_env())
     return _creating_tables(factory.tracking_recorder)
+
+
+def operator(settings: Settings) -> Principal:
+    """The principal of a process with direct access to the store (the CLI): an operator, whose commands act
+    as the actor they name."""
+    return Principal(settings.actor, Role.OPERATOR)
+
+
+def kafka_gateway(settings: Settings) -> Principal:
+    """The principal the command worker applies Kafka's commands as: until commands carry proof of who sent
+    them, it vouches for the actor each names."""
+    return Principal(f"kafka:{settings.kafka.commands_topic}", Role.OPERATOR)
+
+
+def build_worker(settings: Settings, chain: ServiceChain) -> CommandWorker:
+    """A command worker in the workers' consumer group, applying through the chain's intake."""
+    return CommandWorker.connect(build_intake(chain), settings.kafka, principal=kafka_gateway(settings))
+
+
+def build_relay(settings: Settings, chain: ServiceChain, *, page_size: int = 1000) -> EventRelay:
+    """The relay of every stored event to the events topic, with its position beside the events."""
+    return EventRelay(
+        chain,
+        build_audit_trail(chain),
+        build_tracking(settings),
+        EventRelay.producer_for(settings.kafka),
+        settings.kafka.events_topic,
+        page_size=page_size,
+    )
+
+
+def build_emitter(settings: Settings) -> CommandEmitter:
+    """An emitter of commands to the command topic."""
+    return CommandEmitter.connect(settings.kafka)
 
 
 def build_http_services(settings: Settings, *, clock: Clock | None = None) -> tuple[Services, DashboardProjection]:
@@ -97,11 +157,55 @@ def build_http_services(settings: Settings, *, clock: Clock | None = None) -> tu
     projection = build_projection(settings, chain)
     services = Services(
         chain=chain,
-        intake=Intake(chain),
-        dashboard=(CachedDashboard if settings.dashboard_cache else Dashboard)(projection.views, chain.chart),
-        trail=AuditTrail(chain),
-        tokens=TokenBook.from_env(chain.chart),
-        jurisdiction=Jurisdiction(chain.chart),
+        intake=build_intake(chain),
+        dashboard=build_dashboard(settings, projection.views, chain.chart),
+        trail=build_audit_trail(chain),
+        tokens=TokenBook.from_source(chain.chart, json_text=settings.tokens_json, path=settings.tokens_file),
         clock=clock or (lambda: datetime.now(UTC)),
     )
     return services, projection
+
+
+def build_http_app(services: Services, settings: Settings) -> Litestar:
+    """The HTTP app over `services`, answering store-reading requests on `settings.http_threads` threads."""
+    app = create_app(services)
+
+    async def widen_thread_pool() -> None:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.http_threads
+        # What exists at startup (the chart, the app, the libraries) lives as long as the process: keep
+        # it out of the collector's full sweeps, which otherwise stall every request for tens of ms.
+        gc.freeze()
+
+    app.on_startup.append(widen_thread_pool)
+    return app
+
+
+def asgi_app() -> Litestar:
+    """The ASGI factory for each server process uvicorn starts (`grievance serve --workers N`): settings from
+    the environment the parent handed down; the store is opened here, in the server process."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_format, settings.log_level or "info")
+    services, _ = build_http_services(settings)
+    app = build_http_app(services, settings)
+
+    async def close_store() -> None:
+        services.chain.close()
+
+    app.on_shutdown.append(close_store)
+    return app
+
+
+# What uvicorn is told to import in each server process.
+ASGI_FACTORY = f"{__name__}:{asgi_app.__name__}"
+
+
+def build_supervision(chain: ServiceChain, views: DashboardViewsMixin, *, batch: int = 500) -> Supervision:
+    """Supervision, asking the dashboard views (uncached: it must see the latest page) what is overdue, `batch`
+    grievances a sweep."""
+    return Supervision(chain, Dashboard(views, chain.chart), batch=batch)
+
+
+def keep_views(projection: DashboardProjection, stop: threading.Event, *, idle_wait: float = 0.2,
+               retry_wait: float = 1.0) -> None:  # fmt: skip
+    """Keep the dashboard views following the log until `stop` is set, riding out a store that fails a while."""
+    keep_following(projection.chain.recorder, projection.catch_up, stop, idle_wait=idle_wait, retry_wait=retry_wait)

@@ -10,33 +10,37 @@ import structlog
 from eventsourcing.persistence import Tracking
 
 from adapters import wire
-from engine.commands import Outcome
+from engine.access import Principal
+from engine.commands import Command, CommandBase, Outcome, batch_decoder, command_decoder
 from engine.errors import GrievanceError
 from engine.service_chain import ServiceChain
-from schemas.commands import Command, CommandBase, batch_decoder, command_decoder
 from schemas.results import Accepted, Rejected, Result
 
 log = structlog.get_logger("grievance.intake")
 
 
 class Intake:
-    """Applies wire commands through the ServiceChain, one result per command, one log line each."""
+    """Applies decoded commands through the ServiceChain as their principal, one wire result and one log line
+    per command."""
 
     def __init__(self, chain: ServiceChain) -> None:
         self.chain = chain
 
     def submit(
         self,
-        commands: Sequence[CommandBase],
+        commands: Sequence[Command],
         *,
+        principal: Principal,
         tracking: Tracking | None = None,
         before_store: Callable[[list[Result]], None] | None = None,
     ) -> list[Result]:
-        """Apply decoded commands as one batch (one transaction), with the batch's upstream position if
-        it has one; `before_store` sees the results before they are stored (see `ServiceChain.execute`)."""
+        """Apply decoded commands sent by `principal` as one batch (one transaction), with the batch's upstream
+        position if it has one; `before_store` sees the results before they are stored (see
+        `ServiceChain.execute`)."""
         started = time.perf_counter()
         outcomes = self.chain.execute(
-            [wire.to_engine(c) for c in commands],
+            commands,
+            principal=principal,
             tracking=tracking,
             before_store=(lambda decided: before_store(_results(commands, decided))) if before_store else None,
         )
@@ -46,11 +50,11 @@ class Intake:
             _log(command, result, duration_ms, len(commands))
         return results
 
-    def submit_one(self, command: CommandBase) -> Result:
+    def submit_one(self, command: Command, *, principal: Principal) -> Result:
         """Apply a single command."""
-        return self.submit([command])[0]
+        return self.submit([command], principal=principal)[0]
 
-    def submit_json(self, data: bytes) -> list[Result]:
+    def submit_json(self, data: bytes, *, principal: Principal) -> list[Result]:
         """Decode a JSON command, or a JSON list of them, and apply it; malformed input is rejected whole."""
         try:
             decoded: list[Command] | Command = (
@@ -60,7 +64,7 @@ class Intake:
             result = wire.malformed(e)
             log.warning("command", outcome="malformed", field=result.field, reason=result.reason)
             return [result]
-        return self.submit(decoded if isinstance(decoded, list) else [decoded])
+        return self.submit(decoded if isinstance(decoded, list) else [decoded], principal=principal)
 
 
 def _results(commands: Sequence[CommandBase], outcomes: Sequence[Outcome | GrievanceError]) -> list[Result]:
@@ -72,7 +76,7 @@ def _results(commands: Sequence[CommandBase], outcomes: Sequence[Outcome | Griev
 
 def _log(command: CommandBase, result: Result, duration_ms: float, batch_size: int) -> None:
     with structlog.contextvars.bound_contextvars(grievance_id=str(command.grievance_id), command_id=command.command_id):
-        kind = type(command).__struct_config__.tag
+        kind = command.kind
         if isinstance(result, Accepted):
             log.info(
                 "command",

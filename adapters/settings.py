@@ -1,21 +1,24 @@
-"""Settings from the environment, and their translation into the event store's configuration."""
+"""Settings: the one reader of the environment (GRIEVANCE_* variables), and their translation into the event
+store's configuration. Nothing else in the engine reads or writes the environment."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from adapters.kafka.settings import KafkaSettings
+from engine.errors import ConfigurationError
+from engine.limits import TimeLimits
+
 DEFAULT_DATABASE_URL = "sqlite:///grievances.db"
-SHIPPED_CHART = Path(__file__).parent / "charts" / "yongji.json"
+SHIPPED_CHART = Path(__file__).parent / "demo" / "charts" / "yongji.json"
 DURABILITY = {"full": ("FULL", "on"), "normal": ("NORMAL", "off"), "off": ("OFF", "off")}
-
-
-class SettingsError(ValueError):
-    """A setting is malformed; the message names the variable."""
+DEFAULT_HTTP_THREADS = 40
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,16 @@ class Settings:
     limits_hours: Mapping[str, tuple[float, float]] | None = None
     log_format: str = "auto"
     log_level: str | None = None
-    # Remember dashboard answers until the views move (see adapters/dashboard_cache.py).
+    # Remember dashboard answers until the views move (see projections/dashboard/cache.py).
     dashboard_cache: bool = True
+    # The CLI's default actor.
+    actor: str = "operator"
+    # The HTTP service's tokens: the JSON itself, or a file of it (adapters/http/tokens.py).
+    tokens_json: str | None = None
+    tokens_file: Path | None = None
+    # Threads an HTTP server process answers store-reading requests with.
+    http_threads: int = DEFAULT_HTTP_THREADS
+    kafka: KafkaSettings = field(default_factory=lambda: KafkaSettings())
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -42,27 +53,36 @@ class Settings:
         env = os.environ if environ is None else environ
         durability = env.get("GRIEVANCE_DURABILITY", "full").strip().lower()
         if durability not in DURABILITY:
-            raise SettingsError(f"GRIEVANCE_DURABILITY: {durability!r} is not one of full, normal, off")
+            raise ConfigurationError(f"GRIEVANCE_DURABILITY: {durability!r} is not one of full, normal, off")
         log_format = env.get("GRIEVANCE_LOG_FORMAT", "auto").strip().lower()
         if log_format not in ("auto", "json", "console"):
-            raise SettingsError(f"GRIEVANCE_LOG_FORMAT: {log_format!r} is not one of auto, json, console")
+            raise ConfigurationError(f"GRIEVANCE_LOG_FORMAT: {log_format!r} is not one of auto, json, console")
         log_level = env.get("GRIEVANCE_LOG_LEVEL", "").strip().lower() or None
         if log_level not in (None, "debug", "info", "warning", "error"):
-            raise SettingsError(f"GRIEVANCE_LOG_LEVEL: {log_level!r} is not one of debug, info, warning, error")
+            raise ConfigurationError(f"GRIEVANCE_LOG_LEVEL: {log_level!r} is not one of debug, info, warning, error")
         limits = None
         if raw := env.get("GRIEVANCE_LIMITS_HOURS"):
             try:
                 parsed = json.loads(raw)
                 limits = {str(k): (float(v[0]), float(v[1])) for k, v in parsed.items()}
             except (ValueError, TypeError, IndexError, AttributeError):
-                raise SettingsError(
+                raise ConfigurationError(
                     'GRIEVANCE_LIMITS_HOURS: expected JSON like {"grid_branch": [24, 168]} '
                     "(hours to claim, hours to settle)"
                 ) from None
         cache = env.get("GRIEVANCE_DASHBOARD_CACHE", "on").strip().lower()
         if cache not in ("on", "off"):
-            raise SettingsError(f"GRIEVANCE_DASHBOARD_CACHE: {cache!r} is not on or off")
+            raise ConfigurationError(f"GRIEVANCE_DASHBOARD_CACHE: {cache!r} is not on or off")
+        threads = env.get("GRIEVANCE_HTTP_THREADS", str(DEFAULT_HTTP_THREADS)).strip()
+        if not threads.isdigit() or not 1 <= int(threads) <= 400:
+            raise ConfigurationError(f"GRIEVANCE_HTTP_THREADS: {threads!r} is not a whole number from 1 to 400")
+        tokens_file = env.get("GRIEVANCE_API_TOKENS_FILE", "").strip()
         settings = cls(
+            actor=env.get("GRIEVANCE_ACTOR", "").strip() or _login_name(),
+            tokens_json=env.get("GRIEVANCE_API_TOKENS") or None,
+            tokens_file=Path(tokens_file) if tokens_file else None,
+            http_threads=int(threads),
+            kafka=KafkaSettings.from_variables(env),
             dashboard_cache=cache == "on",
             database_url=env.get("GRIEVANCE_DATABASE_URL", DEFAULT_DATABASE_URL),
             chart_path=Path(env.get("GRIEVANCE_CHART", str(SHIPPED_CHART))),
@@ -72,7 +92,17 @@ class Settings:
             log_level=log_level,
         )
         settings.store_env()  # fail fast on a malformed URL
+        settings.time_limits()  # and on limits out of range
         return settings
+
+    def time_limits(self) -> TimeLimits:
+        """Each level's limits: the defaults, with GRIEVANCE_LIMITS_HOURS's overrides."""
+        if not self.limits_hours:
+            return TimeLimits()
+        try:
+            return TimeLimits.from_hours(self.limits_hours)
+        except ConfigurationError as e:
+            raise ConfigurationError(f"GRIEVANCE_LIMITS_HOURS: {e}") from None
 
     def store_env(self) -> dict[str, str]:
         """The eventsourcing library's environment for this database URL and durability."""
@@ -81,11 +111,13 @@ class Settings:
         if url.scheme == "sqlite":
             path = unquote(url.path[1:] if url.path.startswith("/") else url.path)
             if url.netloc:
-                raise SettingsError("GRIEVANCE_DATABASE_URL: write sqlite:///relative.db or sqlite:////absolute.db")
+                raise ConfigurationError(
+                    "GRIEVANCE_DATABASE_URL: write sqlite:///relative.db or sqlite:////absolute.db"
+                )
             if not path:
-                raise SettingsError("GRIEVANCE_DATABASE_URL: a sqlite URL needs a file path")
+                raise ConfigurationError("GRIEVANCE_DATABASE_URL: a sqlite URL needs a file path")
             return {
-                "PERSISTENCE_MODULE": "adapters.event_stores:DurableSQLiteFactory",
+                "PERSISTENCE_MODULE": "adapters.storage.event_stores:DurableSQLiteFactory",
                 "SQLITE_DBNAME": path,
                 "SQLITE_SYNCHRONOUS": sqlite_sync,
                 "SQLITE_LOCK_TIMEOUT": "10",
@@ -93,10 +125,10 @@ class Settings:
         if url.scheme in ("postgresql", "postgres"):
             dbname = unquote(url.path.lstrip("/"))
             if not dbname:
-                raise SettingsError("GRIEVANCE_DATABASE_URL: a postgresql URL needs a database name")
+                raise ConfigurationError("GRIEVANCE_DATABASE_URL: a postgresql URL needs a database name")
             query = {k: v[-1] for k, v in parse_qs(url.query).items()}
             return {
-                "PERSISTENCE_MODULE": "adapters.event_stores:DurablePostgresFactory",
+                "PERSISTENCE_MODULE": "adapters.storage.event_stores:DurablePostgresFactory",
                 "POSTGRES_DBNAME": dbname,
                 "POSTGRES_HOST": url.hostname or "127.0.0.1",
                 "POSTGRES_PORT": str(url.port or 5432),
@@ -107,7 +139,7 @@ class Settings:
                 "POSTGRES_CONNECT_TIMEOUT": "10",
                 "POSTGRES_SYNCHRONOUS_COMMIT": pg_sync,
             }
-        raise SettingsError(
+        raise ConfigurationError(
             f"GRIEVANCE_DATABASE_URL: scheme {url.scheme!r} is not supported; use sqlite:/// or postgresql://"
         )
 
@@ -117,3 +149,37 @@ class Settings:
         if url.password:
             return self.database_url.replace(f":{url.password}@", ":***@")
         return self.database_url
+
+    def as_env(self) -> dict[str, str]:
+        """The GRIEVANCE_* variables that give another process these settings."""
+        env = {
+            "GRIEVANCE_DATABASE_URL": self.database_url,
+            "GRIEVANCE_CHART": str(self.chart_path),
+            "GRIEVANCE_DURABILITY": self.durability,
+            "GRIEVANCE_LOG_FORMAT": self.log_format,
+            "GRIEVANCE_DASHBOARD_CACHE": "on" if self.dashboard_cache else "off",
+            "GRIEVANCE_ACTOR": self.actor,
+            "GRIEVANCE_HTTP_THREADS": str(self.http_threads),
+            **self.kafka.as_env(),
+        }
+        if self.limits_hours is not None:
+            env["GRIEVANCE_LIMITS_HOURS"] = json.dumps({k: list(v) for k, v in self.limits_hours.items()})
+        if self.log_level is not None:
+            env["GRIEVANCE_LOG_LEVEL"] = self.log_level
+        if self.tokens_json is not None:
+            env["GRIEVANCE_API_TOKENS"] = self.tokens_json
+        if self.tokens_file is not None:
+            env["GRIEVANCE_API_TOKENS_FILE"] = str(self.tokens_file)
+        return env
+
+    def hand_down(self) -> None:
+        """Put these settings in this process's environment, for the server processes it is about to start
+        (uvicorn's workers read their settings as every process does, with `from_env`)."""
+        os.environ.update(self.as_env())
+
+
+def _login_name() -> str:
+    try:
+        return str(getpass.getuser())
+    except OSError:  # no login name in a bare container
+        return "operator"

@@ -1,4 +1,4 @@
-"""Translation between the wire messages in `schemas` and the engine's commands, outcomes and events."""
+"""Translation of the engine's outcomes, errors, grievances and events into the wire messages of `schemas`."""
 
 from __future__ import annotations
 
@@ -10,31 +10,18 @@ from uuid import UUID, uuid5
 import msgspec
 from eventsourcing.domain import DomainEventProtocol
 
-from engine.commands import Command as EngineCommand
-from engine.commands import Outcome
+from engine.commands import CommandBase, Outcome
 from engine.errors import GrievanceError
 from engine.grievance import Grievance
-from schemas.commands import CommandBase
 from schemas.events import EventEnvelope
 from schemas.results import Accepted, GrievanceView, Rejected
 
-_COMMON = frozenset(CommandBase.__struct_fields__)
 # Fields the envelope carries itself, so they are not repeated in its payload.
 _ENVELOPE_FIELDS = frozenset(
     {"originator_id", "originator_version", "timestamp", "actor", "occurred_at", "command_id", "originator_topic"}
 )
 _AT_PATH = re.compile(r" - at `\$(?:\[\d+\])?\.?([^`]*)`$")
 EVENT_ID_NAMESPACE = UUID("5b7d8a0e-3c1f-4f5e-9a57-2a7f0e6c9d11")
-REPORT_ID_NAMESPACE = UUID("0d3f6c2a-8e41-4b7a-b1c9-6f2e5a7d9c30")
-
-
-def to_engine(command: CommandBase) -> EngineCommand:
-    """The engine's command for a decoded wire command."""
-    kind: Any = type(command).__struct_config__.tag
-    params = {name: getattr(command, name) for name in command.__struct_fields__ if name not in _COMMON}
-    if (resident := params.pop("resident", None)) is not None:
-        params.update(resident_id=resident.resident_id, resident_name=resident.name, resident_phone=resident.phone)
-    return EngineCommand(kind, command.grievance_id, command.command_id, command.actor, command.occurred_at, params)
 
 
 def accepted(outcome: Outcome) -> Accepted:
@@ -122,11 +109,6 @@ def envelope(domain_event: DomainEventProtocol[UUID]) -> EventEnvelope:
         command_id=state["command_id"],
         payload=msgspec.to_builtins({k: v for k, v in state.items() if k not in _ENVELOPE_FIELDS}),
     )
-
-
-def report_grievance_id(command_id: str) -> UUID:
-    """The grievance id a report gets when its client chose none: a retried report finds the same one."""
-    return uuid5(REPORT_ID_NAMESPACE, command_id)
 
 
 def event_id(grievance_id: UUID, version: int) -> UUID:

@@ -21,9 +21,11 @@ from uuid import uuid4
 
 import psycopg
 
-from adapters.chart_file import load_chart
 from adapters.settings import SHIPPED_CHART, Settings
-from engine.commands import Command
+from adapters.storage.chart_file import load_chart
+from bench.operator import OPERATOR
+from engine.commands import Claim, Command, RecordProgress, Report
+from engine.grievance import Category, Channel, ClaimMode
 from engine.service_chain import ServiceChain
 
 CHART = load_chart(SHIPPED_CHART)
@@ -45,39 +47,42 @@ def store_in_batches(
         batch += commands
         done += 1
         if len(batch) >= size:
-            chain.execute(batch)
+            chain.execute(batch, principal=OPERATOR)
             batch = []
             if on_batch:
                 on_batch(done)
     if batch:
-        chain.execute(batch)
+        chain.execute(batch, principal=OPERATOR)
         if on_batch:
             on_batch(done)
 
 
 def report_and_claim(n: int) -> list[Command]:
     """n grievances reported and claimed: 2n commands, 2n events."""
-    commands = []
+    commands: list[Command] = []
     for i in range(n):
         gid, unit = uuid4(), HOUSEHOLDS[i % len(HOUSEHOLDS)]
         commands.append(
-            Command(
-                "report",
-                gid,
-                f"r{i}",
-                "worker-li",
-                T0,
-                {
-                    "unit_id": unit,
-                    "category": "other",
-                    "title": "Broken lamp",
-                    "description": "Stairwell 2, since Monday.",
-                },
+            Report(
+                grievance_id=gid,
+                command_id=f"r{i}",
+                actor="worker-li",
+                occurred_at=T0,
+                unit_id=unit,
+                category=Category.OTHER,
+                title="Broken lamp",
+                description="Stairwell 2, since Monday.",
             )
         )
         commands.append(
-            Command(
-                "claim", gid, f"c{i}", "member-wang", T0, {"unit_id": unit, "mode": "member", "claimant": "member-wang"}
+            Claim(
+                grievance_id=gid,
+                command_id=f"c{i}",
+                actor="member-wang",
+                occurred_at=T0,
+                unit_id=unit,
+                mode=ClaimMode.MEMBER,
+                claimant="member-wang",
             )
         )
     return commands
@@ -149,30 +154,50 @@ def measure(url: str, durability: str, grievances: int, batch: int, raw: Callabl
         commands = report_and_claim(grievances)
         started = time.perf_counter()
         for i in range(0, len(commands), batch):
-            chain.execute(commands[i : i + batch])
+            chain.execute(commands[i : i + batch], principal=OPERATOR)
         batched = len(commands) / (time.perf_counter() - started)
 
         latencies = []
         for command in report_and_claim(1000):
             t = time.perf_counter()
-            chain.one(command)
+            chain.apply(command, principal=OPERATOR)
             latencies.append((time.perf_counter() - t) * 1000)
 
         gid, unit = uuid4(), HOUSEHOLDS[0]
-        chain.report(
-            gid,
-            command_id="l0",
-            actor="w",
-            occurred_at=T0,
-            unit_id=unit,
-            category="other",
-            channel="app",
-            title="t",
-            description="d",
+        chain.apply(
+            Report(
+                grievance_id=gid,
+                command_id="l0",
+                actor="w",
+                occurred_at=T0,
+                unit_id=unit,
+                category=Category.OTHER,
+                channel=Channel.APP,
+                title="t",
+                description="d",
+            ),
+            principal=OPERATOR,
         )
-        chain.claim(gid, command_id="l1", actor="m", occurred_at=T0, unit_id=unit, mode="member", claimant="m")
+        chain.apply(
+            Claim(
+                grievance_id=gid,
+                command_id="l1",
+                actor="m",
+                occurred_at=T0,
+                unit_id=unit,
+                mode=ClaimMode.MEMBER,
+                claimant="m",
+            ),
+            principal=OPERATOR,
+        )
         chain.execute(
-            [Command("record_progress", gid, f"p{i}", "m", T0 + timedelta(minutes=i), {"note": "n"}) for i in range(48)]
+            [
+                RecordProgress(
+                    grievance_id=gid, command_id=f"p{i}", actor="m", occurred_at=T0 + timedelta(minutes=i), note="n"
+                )
+                for i in range(48)
+            ],
+            principal=OPERATOR,
         )
         assert chain.grievance(gid).version == 50
         loads = []

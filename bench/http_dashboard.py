@@ -30,7 +30,8 @@ from uuid import UUID
 from adapters.composition import build_chain, build_projection
 from adapters.settings import Settings
 from bench.engine_throughput import HOUSEHOLDS, store_in_batches
-from engine.commands import Command
+from engine.commands import Claim, Command, Rate, Report, Resolve
+from engine.grievance import Category, ClaimMode, Rating
 from engine.levels import Level
 from tests.http_server import served
 
@@ -43,16 +44,28 @@ def commands_of(i: int) -> list[Command]:
     gid = UUID(int=i + 1)
     unit = HOUSEHOLDS[i % len(HOUSEHOLDS)]
     t = T0 + timedelta(seconds=i * 25)
-    report = {"unit_id": unit, "category": "other", "title": "t", "description": "d"}
-    claim = {"unit_id": unit, "mode": "member", "claimant": f"m{i % 900}"}
-    out = [
-        Command("report", gid, f"a{i}", "w", t, report),
-        Command("claim", gid, f"b{i}", "m", t + timedelta(hours=2), claim),
-    ]
+    out: list[Command] = [
+        Report(grievance_id=gid, command_id=f"a{i}", actor="w", occurred_at=t, unit_id=unit, category=Category.OTHER,
+               title="t", description="d"),
+        Claim(grievance_id=gid, command_id=f"b{i}", actor="m", occurred_at=t + timedelta(hours=2), unit_id=unit,
+              mode=ClaimMode.MEMBER, claimant=f"m{i % 900}"),
+    ]  # fmt: skip
     if i % 5 == 0:
         out += [
-            Command("resolve", gid, f"c{i}", f"m{i % 900}", t + timedelta(hours=9), {"summary": "done"}),
-            Command("rate", gid, f"d{i}", "w", t + timedelta(hours=30), {"rating": "satisfied"}),
+            Resolve(
+                grievance_id=gid,
+                command_id=f"c{i}",
+                actor=f"m{i % 900}",
+                occurred_at=t + timedelta(hours=9),
+                summary="done",
+            ),
+            Rate(
+                grievance_id=gid,
+                command_id=f"d{i}",
+                actor="w",
+                occurred_at=t + timedelta(hours=30),
+                rating=Rating.SATISFIED,
+            ),
         ]
     return out
 

@@ -30,8 +30,8 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from adapters.composition import build_chain, build_views
-from adapters.kafka_settings import KafkaSettings
-from adapters.kafka_topics import ensure_topics
+from adapters.kafka.settings import KafkaSettings
+from adapters.kafka.topics import ensure_topics
 from adapters.settings import Settings
 from bench.engine_throughput import HOUSEHOLDS, percentile, postgres_url
 from tests.kafka_broker import Broker

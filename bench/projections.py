@@ -18,7 +18,6 @@ from typing import Any
 from uuid import uuid4
 
 from adapters.composition import build_chain, build_projection
-from adapters.dashboard_queries import Dashboard
 from adapters.settings import Settings
 from bench.engine_throughput import (
     CHART,
@@ -29,7 +28,10 @@ from bench.engine_throughput import (
     sqlite_url,
     store_in_batches,
 )
-from engine.commands import Command
+from bench.operator import OPERATOR
+from engine.commands import Claim, Command, Rate, RecordProgress, Reply, Report, Resolve
+from engine.grievance import Category, ClaimMode, Rating
+from projections.dashboard.queries import Dashboard
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 NOW = T0 + timedelta(days=400)
@@ -41,22 +43,51 @@ def lifecycle(i: int) -> list[Command]:
     A dissatisfied rating (a third) reopens the grievance, which then waits, overdue."""
     gid, unit, t = uuid4(), HOUSEHOLDS[i % len(HOUSEHOLDS)], T0 + timedelta(seconds=i % 1_000_000 * 30)
     member = f"m{i % 900}"
-    report = {"unit_id": unit, "category": "other", "title": "t", "description": "d"}
-    claim = {"unit_id": unit, "mode": "member", "claimant": member}
-    started = [
-        Command("report", gid, f"a{i}", "w", t, report),
-        Command("claim", gid, f"b{i}", "m", t + timedelta(hours=2), claim),
-        Command("record_progress", gid, f"c{i}", member, t + timedelta(hours=3), {"note": "n"}),
+    started: list[Command] = [
+        Report(
+            grievance_id=gid,
+            command_id=f"a{i}",
+            actor="w",
+            occurred_at=t,
+            unit_id=unit,
+            category=Category.OTHER,
+            title="t",
+            description="d",
+        ),
+        Claim(
+            grievance_id=gid,
+            command_id=f"b{i}",
+            actor="m",
+            occurred_at=t + timedelta(hours=2),
+            unit_id=unit,
+            mode=ClaimMode.MEMBER,
+            claimant=member,
+        ),
+        RecordProgress(
+            grievance_id=gid, command_id=f"c{i}", actor=member, occurred_at=t + timedelta(hours=3), note="n"
+        ),
     ]
     if i % 1000 == 999:
-        return [*started, *(Command("record_progress", gid, f"{n}{i}", member, t + timedelta(hours=h), {"note": "n"})
-                            for n, h in (("d", 5), ("e", 6)))]  # fmt: skip
-    close = ("resolve", {"summary": "done"}) if i % 7 else ("reply", {"reason": "r", "answer": "a"})
-    rating = {"rating": ("satisfied", "basically_satisfied", "dissatisfied")[i % 3]}
+        return [
+            *started,
+            *(
+                RecordProgress(
+                    grievance_id=gid, command_id=f"{n}{i}", actor=member, occurred_at=t + timedelta(hours=h), note="n"
+                )
+                for n, h in (("d", 5), ("e", 6))
+            ),
+        ]
+    closed_at = t + timedelta(hours=5 + i % 40)
+    close: Command = (
+        Resolve(grievance_id=gid, command_id=f"d{i}", actor=member, occurred_at=closed_at, summary="done")
+        if i % 7
+        else Reply(grievance_id=gid, command_id=f"d{i}", actor=member, occurred_at=closed_at, reason="r", answer="a")
+    )
+    rating = (Rating.SATISFIED, Rating.BASICALLY_SATISFIED, Rating.DISSATISFIED)[i % 3]
     return [
         *started,
-        Command(close[0], gid, f"d{i}", member, t + timedelta(hours=5 + i % 40), close[1]),  # type: ignore[arg-type]
-        Command("rate", gid, f"e{i}", "w", t + timedelta(hours=50), rating),
+        close,
+        Rate(grievance_id=gid, command_id=f"e{i}", actor="w", occurred_at=t + timedelta(hours=50), rating=rating),
     ]
 
 
@@ -107,7 +138,7 @@ def lag(settings: Settings, rate: int, seconds: int) -> tuple[float, float]:
         while len(commands) < rate * tick:
             commands += lifecycle(i)[:2]
             i += 1
-        chain.execute(commands)
+        chain.execute(commands, principal=OPERATOR)
         stored_at.append((chain.recorder.max_notification_id() or 0, time.perf_counter()))
         time.sleep(max(0.0, tick - (time.perf_counter() - started)))
     time.sleep(1)

@@ -23,8 +23,8 @@ from typing import Any
 from kafka import KafkaProducer
 
 from adapters.composition import build_chain, build_tracking, build_views
-from adapters.kafka_settings import KafkaSettings
-from adapters.kafka_topics import ensure_topics
+from adapters.kafka.settings import KafkaSettings
+from adapters.kafka.topics import ensure_topics
 from adapters.settings import Settings
 from bench.engine_throughput import postgres_url
 from bench.kafka_pipeline import EVENTS_PER_LIFECYCLE, events_of, interleaved

@@ -1,48 +1,124 @@
-"""What grid workers and members ask the chain to do, and what each request left behind."""
+"""What grid workers and members ask the chain to do, as typed messages, and what each request left behind.
+
+A command is a msgspec Struct tagged by `kind`: every channel (HTTP, Kafka, the CLI, Open311) decodes
+its input into one of these, and the application receives exactly that. Field constraints here are the
+input rules every channel shares; `grievance schema` publishes them as JSON Schema.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated
 from uuid import UUID
 
-from engine.errors import InvalidValue
-from engine.grievance import Status
+import msgspec
+
+from engine.grievance import Category, Channel, ClaimMode, EscalationReason, Rating, Status
 from engine.levels import Level
 
-Kind = Literal["report", "claim", "record_progress", "escalate", "resolve", "reply", "rate"]
+Identifier = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=100,
+        pattern=r"^\S(.*\S)?$",
+        description="An id: 1-100 characters, no surrounding spaces.",
+    ),
+]
+UnitId = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$", description="A unit of the organisation chart."
+    ),
+]
+Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=4000, pattern=r"\S")]
+OptionalText = Annotated[str, msgspec.Meta(max_length=4000)]
+AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True, description="An RFC 3339 time with a UTC offset.")]
 
 
-@dataclass(frozen=True, slots=True)
-class Command:
-    """One request on one grievance; `command_id` is the client's, so a retried request is recognised.
+class CommandBase(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True, tag_field="kind"):
+    """Fields every command carries: the client's command id makes a retry recognisable."""
 
-    `params` holds the kind's own fields (a report's `unit_id` and `title`, a claim's `mode`, ...).
-    """
-
-    kind: Kind
+    command_id: Identifier
     grievance_id: UUID
-    command_id: str
-    actor: str
-    occurred_at: datetime
-    params: Mapping[str, Any] = field(default_factory=dict)
+    actor: Identifier
+    occurred_at: AwareDatetime
 
-    def required(self, name: str) -> Any:
-        """A parameter the kind cannot do without."""
-        try:
-            value = self.params[name]
-        except KeyError:
-            raise InvalidValue(name, f"is required for a {self.kind} command") from None
-        if value is None:
-            raise InvalidValue(name, f"is required for a {self.kind} command")
-        return value
+    @property
+    def kind(self) -> str:
+        """The command's tag on the wire: `report`, `claim`, …"""
+        return str(type(self).__struct_config__.tag)
 
-    def optional(self, name: str, default: Any = None) -> Any:
-        """A parameter that may be left out."""
-        value = self.params.get(name)
-        return default if value is None else value
+
+class Resident(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """The resident who raised a problem: name and phone are personal data, stored sealed with the resident's
+    own key (`grievance forget-resident` destroys it)."""
+
+    resident_id: Identifier
+    name: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    phone: Annotated[str, msgspec.Meta(pattern=r"^$|^\+?[0-9][0-9 -]{2,19}$")] = ""
+
+
+class Report(CommandBase, tag="report", frozen=True):
+    """Report a resident's problem at a household, building, grid or community."""
+
+    unit_id: UnitId
+    category: Category
+    title: Title
+    description: Text
+    channel: Channel = Channel.GRID_VISIT
+    resident: Resident | None = None
+
+
+class Claim(CommandBase, tag="claim", frozen=True):
+    """Claim a waiting problem at the unit where it waits."""
+
+    unit_id: UnitId
+    mode: ClaimMode
+    claimant: Identifier
+
+
+class RecordProgress(CommandBase, tag="record_progress", frozen=True):
+    """Note progress on a claimed problem."""
+
+    note: Text
+
+
+class Escalate(CommandBase, tag="escalate", frozen=True):
+    """Move a problem one step up; `to_unit_id`, if given, must be that step."""
+
+    reason: EscalationReason = EscalationReason.REQUESTED
+    to_unit_id: UnitId | None = None
+    note: OptionalText = ""
+
+
+class Resolve(CommandBase, tag="resolve", frozen=True):
+    """Close a claimed problem as solved."""
+
+    summary: Text
+
+
+class Reply(CommandBase, tag="reply", frozen=True):
+    """Close a claimed problem unsolved, with the reason and what the resident was told."""
+
+    reason: Text
+    answer: Text
+
+
+class Rate(CommandBase, tag="rate", frozen=True):
+    """The resident's rating of a resolution or reply."""
+
+    rating: Rating
+    comment: OptionalText = ""
+
+
+Command = Report | Claim | RecordProgress | Escalate | Resolve | Reply | Rate
+
+# Built once and shared: every channel decodes with these.
+command_decoder = msgspec.json.Decoder(Command)
+batch_decoder = msgspec.json.Decoder(list[Command])
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +127,7 @@ class Outcome:
 
     grievance_id: UUID
     command_id: str
-    kind: Kind
+    kind: str
     version: int
     status: Status
     level: Level

@@ -1,4 +1,10 @@
-"""Typed domain errors: each names the field at fault and the reason, so every adapter can say so."""
+"""Typed errors, in two families that every adapter catches once.
+
+- `GrievanceError`: a command or a question was refused; nothing was stored. Each names the field at fault
+  and the reason, so every channel can say so.
+- `InfrastructureError`: the process cannot do its work as configured, or its store kept failing. A
+  `ConfigurationError` names the setting, chart, token file or storage URL at fault.
+"""
 
 from __future__ import annotations
 
@@ -68,7 +74,25 @@ class CommandIdReused(GrievanceError):
     code = "command_id_reused"
 
 
-class ChartError(ValueError):
+class Forbidden(GrievanceError):
+    """The principal's role or jurisdiction does not cover this command (engine.access)."""
+
+    code = "forbidden"
+
+
+class InfrastructureError(Exception):
+    """The process cannot do its work: a setting is wrong, or the store kept failing."""
+
+
+class ConfigurationError(InfrastructureError, ValueError):
+    """A setting, the organisation chart, the token file or a storage URL is wrong; the message names which."""
+
+
+class ConcurrentWriteConflict(InfrastructureError):
+    """Other writers kept winning the race for the same grievances; the batch was not stored."""
+
+
+class ChartError(ConfigurationError):
     """The organisation chart is invalid; the message names the unit at fault."""
 
     def __init__(self, unit_id: str, reason: str) -> None:

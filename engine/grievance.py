@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypeVar
-from uuid import UUID
+from typing import Any, ClassVar, TypeVar
+from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
@@ -23,6 +23,8 @@ from engine.limits import TimeLimits
 MAX_TITLE = 200
 MAX_TEXT = 4000
 MAX_ID = 100
+# A report whose client chose no grievance id gets one derived from its command id (Grievance.create_id).
+REPORT_ID_NAMESPACE = UUID("0d3f6c2a-8e41-4b7a-b1c9-6f2e5a7d9c30")
 
 
 class Status(StrEnum):
@@ -37,6 +39,16 @@ class Status(StrEnum):
     def is_open(self) -> bool:
         """Still owed an answer: waiting or claimed."""
         return self in (Status.WAITING, Status.CLAIMED)
+
+    @classmethod
+    def open_ones(cls) -> tuple[Status, ...]:
+        """The statuses of grievances still owed an answer."""
+        return tuple(s for s in cls if s.is_open)
+
+    @classmethod
+    def closed_ones(cls) -> tuple[Status, ...]:
+        """The statuses of grievances answered: resolved or replied."""
+        return tuple(s for s in cls if not s.is_open)
 
 
 class ClaimMode(StrEnum):
@@ -60,6 +72,11 @@ class Category(StrEnum):
     NEIGHBOURS = "neighbours"
     PARKING = "parking"
     OTHER = "other"
+
+    @property
+    def label(self) -> str:
+        """Chinese and English, as the dashboards and Open311's service list show it."""
+        return _CATEGORY_LABELS[self]
 
 
 class Channel(StrEnum):
@@ -87,6 +104,19 @@ class Rating(StrEnum):
     DISSATISFIED = "dissatisfied"
 
 
+_CATEGORY_LABELS = {
+    Category.ENVIRONMENT: "环境卫生 Environment",
+    Category.PROPERTY: "物业服务 Property management",
+    Category.INFRASTRUCTURE: "基础设施 Infrastructure",
+    Category.UTILITIES: "水电气暖 Utilities",
+    Category.SAFETY: "安全隐患 Safety",
+    Category.ELDERLY_CARE: "养老服务 Elderly care",
+    Category.EMPLOYMENT: "就业帮扶 Employment",
+    Category.NEIGHBOURS: "邻里纠纷 Neighbours",
+    Category.PARKING: "停车管理 Parking",
+    Category.OTHER: "其他 Other",
+}
+
 # What a command left behind: version, status, level and unit, for answering its repeats.
 Trace = tuple[int, Status, Level, str]
 
@@ -95,8 +125,10 @@ class Grievance(Aggregate):
     """A resident's problem: reported at a unit, claimed, escalated one step at a time, closed, rated."""
 
     class Event(Aggregate.Event):
-        """Every grievance event says who did it, when it happened in the field, and which command."""
+        """Every grievance event says who did it, when it happened in the field, and which command; `label`
+        names it in Chinese and English for histories and reports."""
 
+        label: ClassVar[str] = ""
         actor: str
         occurred_at: datetime
         command_id: str
@@ -104,6 +136,8 @@ class Grievance(Aggregate):
     class Reported(Event, Aggregate.Created):
         """A problem was reported at a unit and now waits there to be claimed by `claim_due`; the resident
         who raised it, if named, is `resident_id`, whose name and phone are personal data."""
+
+        label = "上报 reported"
 
         # v2 added `channel`; problems reported before it came through grid workers' visits.
         # v3 added the resident; problems reported before it named none.
@@ -133,6 +167,8 @@ class Grievance(Aggregate):
     class Claimed(Event):
         """Someone at the unit took the problem on, and must settle it by `finish_due`."""
 
+        label = "认领 claimed"
+
         unit_id: str
         mode: ClaimMode
         claimant: str
@@ -141,10 +177,14 @@ class Grievance(Aggregate):
     class ProgressRecorded(Event):
         """The claimant noted what has been done so far."""
 
+        label = "进展 progress"
+
         note: str
 
     class Escalated(Event):
         """The problem moved exactly one step up and waits at `to_unit` to be claimed by `claim_due`."""
+
+        label = "上移 escalated"
 
         from_unit: str
         to_unit: str
@@ -156,10 +196,14 @@ class Grievance(Aggregate):
     class Resolved(Event):
         """The problem was solved; `summary` says what was done."""
 
+        label = "解决 resolved"
+
         summary: str
 
     class Replied(Event):
         """The problem cannot be solved here; `reason` says why and `answer` what the resident was told."""
+
+        label = "答复 replied"
 
         reason: str
         answer: str
@@ -167,11 +211,15 @@ class Grievance(Aggregate):
     class Rated(Event):
         """The resident rated the resolution or reply."""
 
+        label = "评价 rated"
+
         rating: Rating
         comment: str
 
     class Reopened(Event):
         """A dissatisfied rating sent the problem back to wait at the unit that closed it."""
+
+        label = "重新办理 reopened"
 
         unit_id: str
         level: Level
@@ -226,6 +274,18 @@ class Grievance(Aggregate):
         self.last_occurred_at = occurred_at
         self._commands: dict[str, tuple[str, Trace]] = {}
         self._remember(command_id, "report", occurred_at, version=1)
+
+    @classmethod
+    def label_of(cls, event_type: str) -> str:
+        """The label of the event class named `event_type` (as an envelope names it), or the name itself."""
+        found = getattr(cls, event_type, None)
+        return found.label if isinstance(found, type) and issubclass(found, Grievance.Event) else event_type
+
+    @staticmethod
+    def create_id(command_id: str) -> UUID:
+        """The id a report gets when its client chose none: derived from the command id, so a retried report
+        finds the same grievance."""
+        return uuid5(REPORT_ID_NAMESPACE, command_id)
 
     @classmethod
     def report(

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from engine.errors import InvalidValue
+from engine.errors import ConfigurationError
 from engine.levels import Level
 
 HOUR = timedelta(hours=1)
@@ -44,9 +44,9 @@ class TimeLimits:
         for level in Level:
             limit = self.per_level.get(level)
             if limit is None:
-                raise InvalidValue(f"limits.{level}", "no time limit configured for this level")
+                raise ConfigurationError(f"limits.{level}: no time limit configured for this level")
             if limit.claim <= timedelta(0) or limit.finish <= timedelta(0):
-                raise InvalidValue(f"limits.{level}", "claim and finish limits must be positive")
+                raise ConfigurationError(f"limits.{level}: claim and finish limits must be positive")
 
     def __getitem__(self, level: Level) -> Limit:
         return self.per_level[level]
@@ -59,6 +59,7 @@ class TimeLimits:
             try:
                 level = Level(name)
             except ValueError:
-                raise InvalidValue("limits", f"{name!r} is not a level of the chain") from None
+                choices = ", ".join(level.value for level in Level)
+                raise ConfigurationError(f"limits: {name!r} is not a level of the chain ({choices})") from None
             per_level[level] = Limit(claim=timedelta(hours=claim), finish=timedelta(hours=finish))
         return cls(per_level)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import typing
 from functools import cache
 from typing import Any, NotRequired, TypedDict
@@ -117,10 +118,10 @@ def _by_topic(topic: str) -> tuple[Any, int, msgspec.json.Decoder[dict[str, Any]
 @cache
 def _state_type(event_class: Any) -> type[dict[str, Any]]:
     hints = typing.get_type_hints(event_class)
+    # The event's fields, not its class variables (a label, say), which dataclasses keep alongside them.
+    names = {f.name for f in dataclasses.fields(event_class)} if dataclasses.is_dataclass(event_class) else hints
     fields: dict[str, Any] = {
-        name: hint
-        for name, hint in hints.items()
-        if name in getattr(event_class, "__dataclass_fields__", hints) and name not in _RECORD_FIELDS
+        name: hint for name, hint in hints.items() if name in names and name not in _RECORD_FIELDS
     }
     fields["class_version"] = NotRequired[int]
     return TypedDict(f"{event_class.__qualname__}State", fields)  # type: ignore[operator,no-any-return]

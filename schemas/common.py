@@ -1,4 +1,5 @@
-"""Constrained field types shared by every message, so limits read the same in code and JSON Schema."""
+"""Constrained field types shared by the messages the engine sends out (a test keeps them equal to the
+commands' own, in `engine/commands.py`), so limits read the same in code and JSON Schema."""
 
 from __future__ import annotations
 
@@ -16,15 +17,6 @@ Identifier = Annotated[
         description="An id: 1-100 characters, no surrounding spaces.",
     ),
 ]
-UnitId = Annotated[
-    str,
-    Meta(
-        min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$", description="A unit of the organisation chart."
-    ),
-]
-Title = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"\S")]
-Text = Annotated[str, Meta(min_length=1, max_length=4000, pattern=r"\S")]
-OptionalText = Annotated[str, Meta(max_length=4000)]
 AwareDatetime = Annotated[datetime, Meta(tz=True, description="An RFC 3339 time with a UTC offset.")]
 Version = Annotated[int, Meta(ge=1)]
 

@@ -1,6 +1,6 @@
 """The dashboard's figures recomputed the slow, obvious way: replaying each grievance's own events.
 
-Independent of projections/dashboard.py: it reads where a grievance stands from the aggregate itself.
+Independent of projections/dashboard/changes.py: it reads where a grievance stands from the aggregate itself.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from uuid import UUID
 
 from engine.grievance import Grievance
 from engine.service_chain import ServiceChain
-from projections.dashboard import bucket_of, day_of
+from projections.dashboard.changes import bucket_of, day_of
 
 
 class Figures:

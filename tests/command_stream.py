@@ -12,11 +12,11 @@ from uuid import UUID
 
 from adapters.intake import Intake
 from engine.chart import OrgChart
+from engine.commands import command_decoder
 from engine.levels import Level
 from engine.service_chain import ServiceChain
-from schemas.commands import command_decoder
 from schemas.results import Rejected
-from tests.conftest import T0
+from tests.conftest import OPERATOR, T0
 
 
 @dataclass
@@ -117,7 +117,7 @@ def apply_directly(stream: Stream, chain: ServiceChain, batch: int = 500) -> lis
     queue: list[tuple[bytes, Any]] = []
 
     def flush() -> None:
-        results = intake.submit([c for _, c in queue])
+        results = intake.submit([c for _, c in queue], principal=OPERATOR)
         rejected.extend((v, r.code) for (v, _), r in zip(queue, results, strict=True) if isinstance(r, Rejected))
         queue.clear()
 

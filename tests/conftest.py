@@ -9,17 +9,32 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import psycopg
 import pytest
 
-from adapters.chart_file import load_chart
-from adapters.kafka_settings import KafkaSettings
+from adapters.kafka.settings import KafkaSettings
 from adapters.settings import SHIPPED_CHART, Settings
+from adapters.storage.chart_file import load_chart
+from engine.access import Principal, Role
 from engine.chart import OrgChart
+from engine.commands import Command
 from engine.service_chain import ServiceChain
 from tests.kafka_broker import Broker
+
+# The principal unit and integration tests apply commands as: an operator at the store, as the CLI is.
+OPERATOR = Principal("test-operator", Role.OPERATOR)
+
+
+COMMAND_TYPES: dict[str, type[Command]] = {cls.__struct_config__.tag: cls for cls in get_args(Command)}
+
+
+def command(kind: str, **fields: Any) -> Command:
+    """The command of `kind` with these fields, unchecked (a Struct's constructor validates nothing), so that
+    the engine's own rules meet whatever a test sends: for tests that pick the kind as data."""
+    return COMMAND_TYPES[kind](**fields)
+
 
 CST = timezone(timedelta(hours=8))
 T0 = datetime(2026, 3, 2, 8, 30, tzinfo=CST)

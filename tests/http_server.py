@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from adapters.access import digest
+from adapters.http.tokens import digest
 from tests.kafka_broker import free_port
 
 

@@ -14,8 +14,8 @@ from uuid import UUID
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-from adapters.kafka_settings import KafkaSettings
-from adapters.kafka_topics import ensure_topics
+from adapters.kafka.settings import KafkaSettings
+from adapters.kafka.topics import ensure_topics
 from engine.service_chain import ServiceChain
 
 

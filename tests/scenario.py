@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
-from engine.commands import Outcome
+from engine.commands import Claim, Outcome, Rate, Reply, Resolve
+from engine.grievance import ClaimMode, Rating
 from engine.service_chain import ServiceChain
-from tests.conftest import T0
+from tests.conftest import OPERATOR, T0, command
 
 HOUSEHOLD = "mh-chengxi-03-2-1-1"
 BUILDING = "bg-chengxi-03-2-1"
@@ -41,44 +42,66 @@ class Scenario:
             "description": "Every night since May.",
         }
         fields.update(overrides)
-        return self.chain.report(self.id, command_id=str(uuid4()), actor="worker-li", occurred_at=self.tick(), **fields)
+        report = command("report", grievance_id=self.id, command_id=str(uuid4()), actor="worker-li",
+                         occurred_at=self.tick(), **fields)  # fmt: skip
+        return self.chain.apply(report, principal=OPERATOR)
 
     def claim(self, claimant: str = "member-wang", unit_id: str | None = None, mode: str = "member") -> Outcome:
         unit = unit_id or self.chain.grievance(self.id).unit_id
-        return self.chain.claim(
-            self.id,
-            command_id=str(uuid4()),
-            actor=claimant,
-            occurred_at=self.tick(),
-            unit_id=unit,
-            mode=mode,
-            claimant=claimant,
+        return self.chain.apply(
+            Claim(
+                grievance_id=self.id,
+                command_id=str(uuid4()),
+                actor=claimant,
+                occurred_at=self.tick(),
+                unit_id=unit,
+                mode=ClaimMode(mode),
+                claimant=claimant,
+            ),
+            principal=OPERATOR,
         )
 
     def escalate(self, actor: str = "member-wang", **kw: str) -> Outcome:
-        return self.chain.escalate(self.id, command_id=str(uuid4()), actor=actor, occurred_at=self.tick(), **kw)
+        escalate = command("escalate", grievance_id=self.id, command_id=str(uuid4()), actor=actor,
+                           occurred_at=self.tick(), **kw)  # fmt: skip
+        return self.chain.apply(escalate, principal=OPERATOR)
 
     def resolve(self, actor: str = "member-wang") -> Outcome:
-        return self.chain.resolve(
-            self.id,
-            command_id=str(uuid4()),
-            actor=actor,
-            occurred_at=self.tick(),
-            summary="Painted the lane and posted a notice.",
+        return self.chain.apply(
+            Resolve(
+                grievance_id=self.id,
+                command_id=str(uuid4()),
+                actor=actor,
+                occurred_at=self.tick(),
+                summary="Painted the lane and posted a notice.",
+            ),
+            principal=OPERATOR,
         )
 
     def reply(self, actor: str = "member-wang") -> Outcome:
-        return self.chain.reply(
-            self.id,
-            command_id=str(uuid4()),
-            actor=actor,
-            occurred_at=self.tick(),
-            reason="The land belongs to the railway.",
-            answer="Told the resident in person.",
+        return self.chain.apply(
+            Reply(
+                grievance_id=self.id,
+                command_id=str(uuid4()),
+                actor=actor,
+                occurred_at=self.tick(),
+                reason="The land belongs to the railway.",
+                answer="Told the resident in person.",
+            ),
+            principal=OPERATOR,
         )
 
     def rate(self, rating: str, actor: str = "worker-li") -> Outcome:
-        return self.chain.rate(self.id, command_id=str(uuid4()), actor=actor, occurred_at=self.tick(), rating=rating)
+        return self.chain.apply(
+            Rate(
+                grievance_id=self.id,
+                command_id=str(uuid4()),
+                actor=actor,
+                occurred_at=self.tick(),
+                rating=Rating(rating),
+            ),
+            principal=OPERATOR,
+        )
 
     def climb_to(self, unit_id: str) -> None:
         """Claim and escalate until the grievance waits at `unit_id`."""

@@ -1,5 +1,6 @@
-"""POST commands, one or a batch: the same decoding, rules and results as the Kafka path; the actor is the
-token's holder, whatever the body says."""
+"""POST commands, one or a batch: the same decoding, rules and results as the Kafka path. The token's holder
+is the principal the application checks every command against, and the actor of each, whatever the body
+says."""
 
 from __future__ import annotations
 
@@ -9,22 +10,14 @@ import anyio.to_thread
 import msgspec
 from litestar import Request, Response, post
 from litestar.datastructures import State
-from litestar.exceptions import PermissionDeniedException
 
 from adapters import wire
-from adapters.access import Principal
 from adapters.http.problems import rejected_problem
 from adapters.http.services import Reader, Services, services
-from engine.errors import GrievanceError
-from schemas.commands import Claim, Command, Report, command_decoder
+from engine.commands import Command, command_decoder
 from schemas.results import Rejected, Result
 
 _encoder = msgspec.json.Encoder()
-
-
-def _forbidden(command: Command, why: str) -> Rejected:
-    return Rejected(command_id=command.command_id, grievance_id=command.grievance_id, code="forbidden",
-                    field="unit_id", reason=why)  # fmt: skip
 
 
 def _decoded(item: Any, actor: str) -> Command | Rejected:
@@ -36,23 +29,6 @@ def _decoded(item: Any, actor: str) -> Command | Rejected:
         return command
     except (msgspec.ValidationError, msgspec.DecodeError) as e:
         return wire.malformed(e)
-
-
-def _permitted(svc: Services, who: Principal, command: Command) -> Rejected | None:
-    """A grid worker acts only within their jurisdiction: where a report or claim happens, or where the
-    grievance has been."""
-    if isinstance(command, Report | Claim):
-        if command.unit_id in svc.chain.chart and not svc.jurisdiction.covers(who, command.unit_id):
-            return _forbidden(command, f"{command.unit_id} is outside your jurisdiction ({who.unit_id})")
-        return None
-    try:
-        grievance = svc.chain.grievance(command.grievance_id)
-    except GrievanceError:
-        return None  # the engine refuses it, naming what is missing
-    if not svc.jurisdiction.may_read_grievance(who, grievance):
-        where = f"your jurisdiction ({who.unit_id})"
-        return _forbidden(command, f"grievance {command.grievance_id} has not been in {where}")
-    return None
 
 
 @post("/commands", status_code=200, summary="Apply one command or a batch",
@@ -67,22 +43,15 @@ async def post_commands(request: Request[Any, Any, State], principal: Reader) ->
 
 
 def _apply(svc: Services, principal: Reader, data: bytes) -> Response[Any]:
-    if not principal.may_write():
-        raise PermissionDeniedException(f"role: a {principal.role.value} may not send commands")
     try:
         parsed = msgspec.json.decode(data)
     except msgspec.DecodeError as e:
         raise rejected_problem(wire.malformed(e), 400) from None
     single = not isinstance(parsed, list)
     items = [parsed] if single else parsed
-    decided: list[Command | Rejected] = []
-    for item in items:
-        command = _decoded(item, principal.name)
-        if not isinstance(command, Rejected):
-            command = _permitted(svc, principal, command) or command
-        decided.append(command)
+    decided = [_decoded(item, principal.name) for item in items]
     commands = [c for c in decided if not isinstance(c, Rejected)]
-    applied = iter(svc.intake.submit(commands) if commands else [])
+    applied = iter(svc.intake.submit(commands, principal=principal) if commands else [])
     results: list[Result] = [c if isinstance(c, Rejected) else next(applied) for c in decided]
     if single:
         (result,) = results

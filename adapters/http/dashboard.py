@@ -11,9 +11,9 @@ from litestar import get
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from adapters.dashboard_queries import twelve_months_to
 from adapters.http.services import Reader, require_reader_of, services
 from engine.errors import InvalidValue
+from projections.dashboard.queries import twelve_months_to
 from schemas.dashboard import (
     DayCounts,
     GrievanceItem,

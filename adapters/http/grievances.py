@@ -13,12 +13,12 @@ from litestar.exceptions import PermissionDeniedException
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from adapters import wire
-from adapters.access import Principal
-from adapters.dashboard_queries import MAX_OFFSET
-from adapters.history_export import as_html, as_json_lines
+from adapters.audit.export import as_html, as_json_lines
 from adapters.http.services import Reader, Services, require_reader_of, services
+from engine.access import Principal
 from engine.errors import InvalidValue
 from engine.grievance import Grievance
+from projections.dashboard.queries import MAX_OFFSET
 from schemas.dashboard import GrievancePage
 from schemas.results import GrievanceView, History
 
@@ -26,7 +26,7 @@ from schemas.results import GrievanceView, History
 def _readable(svc: Services, who: Principal, grievance_id: UUID) -> Grievance:
     """The grievance now, if `who` may read it: 404 if it does not exist, 403 if it never was theirs."""
     grievance = svc.chain.grievance(grievance_id)
-    if not svc.jurisdiction.may_read_grievance(who, grievance):
+    if not svc.chain.policy.may_read_grievance(who, grievance):
         raise PermissionDeniedException(f"grievance_id: {grievance_id} has not been in your jurisdiction")
     return grievance
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
@@ -22,19 +22,14 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery
 
 from adapters import wire
-from adapters.access import Principal
 from adapters.http.services import Services, services
-from schemas.commands import Report
-from schemas.common import CategoryName
+from engine.access import Principal
+from engine.commands import Report
+from engine.grievance import Category, Grievance, Status
 from schemas.dashboard import GrievanceItem
 from schemas.results import Rejected
 
-CATEGORY_NAMES = {
-    "environment": "环境卫生 Environment", "property": "物业服务 Property management",
-    "infrastructure": "基础设施 Infrastructure", "utilities": "水电气暖 Utilities", "safety": "安全隐患 Safety",
-    "elderly_care": "养老服务 Elderly care", "employment": "就业帮扶 Employment",
-    "neighbours": "邻里纠纷 Neighbours", "parking": "停车管理 Parking", "other": "其他 Other",
-}  # fmt: skip
+CATEGORIES = frozenset(c.value for c in Category)
 MAX_SPAN = timedelta(days=90)
 MAX_IDS = 100
 
@@ -46,12 +41,12 @@ def _error(status: int, description: str) -> Response[Any]:
 def _as_request(svc: Services, item: GrievanceItem) -> dict[str, Any]:
     chart = svc.chain.chart
     updated = max(t for t in (item.reported_at, item.claimed_at, item.closed_at) if t is not None)
-    closed = item.status in ("resolved", "replied")
+    closed = not Status(item.status).is_open
     return {
         "service_request_id": str(item.grievance_id),
         "status": "closed" if closed else "open",
         "status_notes": item.status if closed else f"{item.status} at {chart.unit(item.unit_id).name}",
-        "service_name": CATEGORY_NAMES.get(item.category, item.category),
+        "service_name": Category(item.category).label,
         "service_code": item.category,
         "description": item.title,
         "agency_responsible": chart.unit(item.unit_id).name,
@@ -71,9 +66,9 @@ def _as_request(svc: Services, item: GrievanceItem) -> dict[str, Any]:
 @get("/services.json", sync_to_thread=False, summary="Open311: the service list (grievance categories)")
 def service_list() -> list[dict[str, Any]]:
     return [
-        {"service_code": code, "service_name": CATEGORY_NAMES[code], "description": CATEGORY_NAMES[code],
-         "metadata": False, "type": "realtime", "keywords": code, "group": "grievances"}
-        for code in get_args(CategoryName)
+        {"service_code": c.value, "service_name": c.label, "description": c.label,
+         "metadata": False, "type": "realtime", "keywords": c.value, "group": "grievances"}
+        for c in Category
     ]  # fmt: skip
 
 
@@ -111,13 +106,13 @@ def request_list(
     if end - start > MAX_SPAN:
         return _error(400, "start_date: the span may not exceed 90 days")
     codes = [c.strip() for c in service_code.split(",")] if service_code else []
-    if unknown := [c for c in codes if c not in CATEGORY_NAMES]:
+    if unknown := [c for c in codes if c not in CATEGORIES]:
         return _error(400, f"service_code: {unknown[0]!r} is not a service")
     statuses: list[str] = []
     for s in status.split(",") if status else []:
         if s.strip() not in ("open", "closed"):
             return _error(400, f"status: {s.strip()!r} is not open or closed")
-        statuses += ["waiting", "claimed"] if s.strip() == "open" else ["resolved", "replied"]
+        statuses += [st.value for st in (Status.open_ones() if s.strip() == "open" else Status.closed_ones())]
     items = svc.dashboard.service_requests(now=now, ids=ids, categories=codes, statuses=statuses, start=start,
                                            end=end)  # fmt: skip
     return Response([_as_request(svc, i) for i in items])
@@ -145,19 +140,15 @@ def file_request(
     who: Principal | None = svc.tokens.authenticate(token) if token else None
     if who is None:
         return _error(403, "api_key: a valid API key is required to file a request")
-    if not who.may_write():
-        return _error(403, f"api_key: a {who.role.value} may not file requests")
     unit_id = str(data.get("address_id") or "")
     if not unit_id:
         return _error(400, "address_id: the unit (household, building, grid or community) where it is reported")
-    if unit_id in svc.chain.chart and not svc.jurisdiction.covers(who, unit_id):
-        return _error(403, f"address_id: {unit_id} is outside your jurisdiction ({who.unit_id})")
     description = str(data.get("description") or "").strip()
     # The same request filed twice (a phone retrying) is the same command, hence one grievance.
     fingerprint = hashlib.sha256(msgspec.json.encode(sorted(data.items()))).hexdigest()[:24]
     command_id = f"open311:{fingerprint}"
     fields: dict[str, Any] = {
-        "kind": "report", "command_id": command_id, "grievance_id": str(wire.report_grievance_id(command_id)),
+        "kind": "report", "command_id": command_id, "grievance_id": str(Grievance.create_id(command_id)),
         "actor": who.name, "occurred_at": svc.clock().isoformat(), "unit_id": unit_id,
         "category": str(data.get("service_code") or ""), "title": description[:60] or "(no description)",
         "description": description, "channel": "app",
@@ -175,9 +166,10 @@ def file_request(
         field = {"category": "service_code", "unit_id": "address_id", "resident.phone": "phone",
                  "resident.name": "first_name"}.get(refused.field, refused.field)  # fmt: skip
         return _error(400, f"{field}: {refused.reason}")
-    result = svc.intake.submit_one(command)
+    result = svc.intake.submit_one(command, principal=who)
     if isinstance(result, Rejected):
-        field = {"category": "service_code", "unit_id": "address_id"}.get(result.field, result.field)
-        return _error(400, f"{field}: {result.reason}")
+        field = {"category": "service_code", "unit_id": "address_id", "role": "api_key"}.get(result.field,
+                                                                                          result.field)  # fmt: skip
+        return _error(403 if result.code == "forbidden" else 400, f"{field}: {result.reason}")
     return Response([{"service_request_id": str(result.grievance_id), "service_notice": None, "account_id": None}],
                     status_code=201)  # fmt: skip

@@ -11,23 +11,24 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 
-from adapters.access import Jurisdiction, Principal, TokenBook
-from adapters.audit_trail import AuditTrail
-from adapters.dashboard_queries import Dashboard
+from adapters.audit.trail import AuditTrail
+from adapters.http.tokens import TokenBook
 from adapters.intake import Intake
+from engine.access import Principal
 from engine.service_chain import ServiceChain
+from projections.dashboard.queries import Dashboard
 
 
 @dataclass
 class Services:
-    """The chain, its intake, the dashboard queries, the audit trail, access rules and the clock."""
+    """The chain (with its access policy), its intake, the dashboard queries, the audit trail, the tokens and
+    the clock."""
 
     chain: ServiceChain
     intake: Intake
     dashboard: Dashboard
     trail: AuditTrail
     tokens: TokenBook
-    jurisdiction: Jurisdiction
     clock: Callable[[], datetime]
 
 
@@ -54,7 +55,7 @@ def require_reader_of(svc: Services, who: Principal, unit_id: str | None) -> str
     unit = unit_id or who.unit_id or svc.chain.chart.root.id
     if unit not in svc.chain.chart:
         return unit  # the query names the unknown unit in its own error
-    if not svc.jurisdiction.covers(who, unit):
+    if not svc.chain.policy.covers(who, unit):
         raise PermissionDeniedException(f"unit_id: {unit} is outside your jurisdiction ({who.unit_id})")
     return unit
 

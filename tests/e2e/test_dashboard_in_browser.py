@@ -11,8 +11,8 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from adapters.composition import build_chain, build_views
-from adapters.dashboard_queries import Dashboard
 from adapters.settings import Settings
+from projections.dashboard.queries import Dashboard
 from tests.http_server import served
 
 CHROMIUM = "/usr/bin/chromium"

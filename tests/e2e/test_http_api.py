@@ -11,10 +11,11 @@ from uuid import UUID, uuid4
 import pytest
 from litestar.testing import TestClient
 
-from adapters.access import Jurisdiction, Role, TokenBook, TokenEntry, digest
 from adapters.composition import build_http_services
 from adapters.http.app import create_app
+from adapters.http.tokens import TokenBook, TokenEntry, digest
 from adapters.settings import Settings
+from engine.access import Role
 from engine.errors import GrievanceError
 from tests.scenario import BUILDING, GRID, HOUSEHOLD, STREET
 
@@ -51,7 +52,6 @@ def api(tmp_path: Path) -> Iterator[Api]:
         [TokenEntry(name=n, role=r, unit_id=u, sha256=digest(f"token-of-{k}")) for k, (n, r, u) in TOKENS.items()],
         services.chain.chart,
     )
-    services.jurisdiction = Jurisdiction(services.chain.chart)
     with TestClient(app=create_app(services)) as client:
         yield Api(client, services, projection)
     services.chain.close()

@@ -17,7 +17,7 @@ from uuid import UUID
 import pytest
 
 from adapters.composition import build_chain, build_tracking
-from adapters.kafka_settings import KafkaSettings
+from adapters.kafka.settings import KafkaSettings
 from adapters.settings import Settings
 from engine.chart import OrgChart
 from schemas.events import envelope_decoder

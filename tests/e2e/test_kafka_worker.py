@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from adapters.composition import build_chain, build_projection
-from adapters.kafka_settings import KafkaSettings
+from adapters.kafka.settings import KafkaSettings
 from adapters.settings import Settings
 from engine.chart import OrgChart
 from tests.brute_force import assert_same, stored
@@ -144,7 +144,7 @@ def terminate_backends(pg_url: str) -> int:
     with psycopg.connect(pg_url.split("?")[0], autocommit=True) as admin:
         rows = admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()",
         ).fetchall()
     return len(rows)
 

@@ -17,20 +17,26 @@ from uuid import uuid4
 import pytest
 from eventsourcing.persistence import PersistenceError
 
-from adapters.audit_trail import AuditTrail
+from adapters.audit.trail import AuditTrail
 from adapters.composition import build_chain, build_projection
 from adapters.settings import Settings
-from engine.commands import Command
+from engine.commands import Command, Report
+from engine.grievance import Category
 from engine.service_chain import ServiceChain
+from tests.conftest import OPERATOR
 from tests.scenario import HOUSEHOLD
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: to mount a small or read-only file system")
 
 
 def report(at: datetime, n: int = 1, prefix: str = "r") -> list[Command]:
-    return [Command("report", uuid4(), f"{prefix}-{uuid4()}", "grid-worker-li", at,
-                    {"unit_id": HOUSEHOLD, "category": "parking", "title": "车位紧张", "description": "d" * 200})
-            for _ in range(n)]  # fmt: skip
+    return [
+        Report(
+            grievance_id=uuid4(), command_id=f"{prefix}-{uuid4()}", actor="grid-worker-li", occurred_at=at,
+            unit_id=HOUSEHOLD, category=Category.PARKING, title="车位紧张", description="d" * 200,
+        )
+        for _ in range(n)
+    ]  # fmt: skip
 
 
 def cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -114,7 +120,7 @@ def fill(chain: ServiceChain) -> tuple[int, PersistenceError]:
     for _ in range(1000):
         batch = report(at, 20)
         try:
-            chain.execute(batch)
+            chain.execute(batch, principal=OPERATOR)
         except PersistenceError as refusal:
             return accepted, refusal
         accepted += len(batch)
@@ -128,7 +134,7 @@ def test_supervision_killed_again_and_again_escalates_each_overdue_grievance_onc
     long_ago = datetime.now(UTC) - timedelta(days=5)
     try:
         batch = report(long_ago, 400)
-        chain.execute(batch)
+        chain.execute(batch, principal=OPERATOR)
         projection = build_projection(settings, chain)
         projection.catch_up()
         env = {**os.environ, "GRIEVANCE_DATABASE_URL": f"sqlite:///{db}"}

@@ -13,13 +13,13 @@ from uuid import UUID, uuid4
 import pytest
 from kafka import TopicPartition
 
-from adapters.command_worker import CommandWorker, upstream_name
 from adapters.composition import build_chain
 from adapters.intake import Intake
-from adapters.kafka_settings import KafkaSettings
+from adapters.kafka.settings import KafkaSettings
+from adapters.kafka.worker import CommandWorker, upstream_name
 from adapters.settings import Settings
 from engine.service_chain import ServiceChain
-from tests.conftest import T0
+from tests.conftest import OPERATOR, T0
 from tests.kafka_tools import produce, read_topic, wait_for
 from tests.scenario import HOUSEHOLD
 
@@ -70,7 +70,7 @@ def test_bad_messages_go_to_the_rejected_topic_with_their_source_and_reason_and_
         (str(gid).encode(), report(gid, "r5")),  # reported twice under a new command id: a rule refuses it
     ]
     produce(kafka, messages)
-    run_until(CommandWorker.connect(Intake(chain), kafka), kafka, len(messages), chain)
+    run_until(CommandWorker.connect(Intake(chain), kafka, principal=OPERATOR), kafka, len(messages), chain)
 
     assert chain.grievance(gid).version == 1
     copies = read_topic(kafka, kafka.rejected_topic, expected=5)
@@ -93,12 +93,12 @@ def test_a_second_reading_of_the_topic_applies_nothing_again(chain: ServiceChain
     messages = [(str(g).encode(), report(g, f"r-{i}")) for i, g in enumerate(gids)]
     messages += [(str(gids[0]).encode(), b"[]")]
     produce(kafka, messages)
-    run_until(CommandWorker.connect(Intake(chain), kafka), kafka, len(messages), chain)
+    run_until(CommandWorker.connect(Intake(chain), kafka, principal=OPERATOR), kafka, len(messages), chain)
     stored = chain.recorder.max_notification_id()
 
     # A new consumer group starts at offset 0: as if Kafka had lost every commit.
     fresh_group = replace(kafka, worker_group=kafka.worker_group + "-again")
-    worker = CommandWorker.connect(Intake(chain), fresh_group)
+    worker = CommandWorker.connect(Intake(chain), fresh_group, principal=OPERATOR)
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,))
     thread.start()

@@ -21,18 +21,19 @@ from eventsourcing.persistence import OperationalError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.composition import build_chain, build_projection
-from adapters.dashboard_queries import STATUSES, Dashboard
-from adapters.grievance_list_plan import Walk, cheapest_walk
-from adapters.projection_runner import DashboardProjection, RecentRows
+from adapters.composition import build_chain, build_projection, keep_views
 from adapters.settings import SHIPPED_CHART, Settings
-from adapters.view_store import ChartChanged
-from engine.commands import Command
+from engine.commands import Report
 from engine.errors import GrievanceError
+from engine.grievance import Category
 from engine.levels import Level
 from engine.service_chain import ServiceChain
+from projections.dashboard.list_plan import Walk, cheapest_walk
+from projections.dashboard.queries import STATUSES, Dashboard
+from projections.dashboard.runner import DashboardProjection, RecentRows
+from projections.dashboard.tables import ChartChanged
 from tests.brute_force import assert_same, recompute, stored
-from tests.conftest import T0
+from tests.conftest import OPERATOR, T0, command
 from tests.scenario import BUILDING, GRID, HOUSEHOLD
 
 UNITS = [HOUSEHOLD, BUILDING, GRID, "mh-chengdong-01-1-1-1", "cm-chengbei-02"]
@@ -57,9 +58,21 @@ def play(
     ids = [uuid4() for _ in range(grievances)]
     now = T0
     for i, gid in enumerate(ids):
-        chain.execute([Command("report", gid, f"r{i}", "worker", now + i * apart, {
-            "unit_id": UNITS[i % len(UNITS)], "category": CATEGORIES[i % len(CATEGORIES)], "title": "t",
-            "description": "d"})])  # fmt: skip
+        chain.execute(
+            [
+                Report(
+                    grievance_id=gid,
+                    command_id=f"r{i}",
+                    actor="worker",
+                    occurred_at=now + i * apart,
+                    unit_id=UNITS[i % len(UNITS)],
+                    category=Category(CATEGORIES[i % len(CATEGORIES)]),
+                    title="t",
+                    description="d",
+                )
+            ],
+            principal=OPERATOR,
+        )
     now += grievances * apart
     for n, (op, which, who, hours) in enumerate(ops):
         now += timedelta(hours=hours)
@@ -77,7 +90,8 @@ def play(
             "progress": {"note": "n"},
         }[op]
         kind = {"overdue": "escalate", "progress": "record_progress"}.get(op, op)
-        chain.execute([Command(kind, gid, f"c{n}", actor, now, params)])  # type: ignore[arg-type]
+        chain.execute([command(kind, grievance_id=gid, command_id=f"c{n}", actor=actor, occurred_at=now, **params)],
+                      principal=OPERATOR)  # fmt: skip
     return ids
 
 
@@ -286,7 +300,7 @@ def test_every_walk_of_the_list_reads_the_same_pages_as_a_filter_over_the_aggreg
     assert sizes[-1] > 12, "some answers run past the three pages read"
     for walk in [None, *Walk]:
         forced = cheapest_walk if walk is None else lambda *_, w=walk: w
-        monkeypatch.setattr("adapters.dashboard_queries.cheapest_walk", forced)
+        monkeypatch.setattr("projections.dashboard.queries.cheapest_walk", forced)
         for (unit, status, level, category, overdue), whole in answers.items():
             filters = {"status": status, "level": level, "category": category, "overdue": overdue}
             pages = [dash.grievances(unit, now=now, offset=o, limit=4, **filters) for o in (0, 4, 8)]  # type: ignore[arg-type]
@@ -395,7 +409,9 @@ def test_a_following_runner_rides_out_a_failing_store_and_stops_for_a_changed_ch
 
     monkeypatch.setattr(projection, "catch_up", failing_at_first)
     stop = threading.Event()
-    follower = threading.Thread(target=projection.follow, args=(stop,), kwargs={"idle_wait": 0.01, "retry_wait": 0.01})
+    follower = threading.Thread(
+        target=keep_views, args=(projection, stop), kwargs={"idle_wait": 0.01, "retry_wait": 0.01}
+    )
     follower.start()
     try:
         deadline = time.monotonic() + 30
@@ -412,4 +428,4 @@ def test_a_following_runner_rides_out_a_failing_store_and_stops_for_a_changed_ch
 
     monkeypatch.setattr(projection, "catch_up", refused)
     with pytest.raises(ChartChanged):
-        projection.follow(threading.Event(), retry_wait=0.01)
+        keep_views(projection, threading.Event(), retry_wait=0.01)

@@ -11,11 +11,11 @@ import pytest
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from adapters.settings import Settings
-from engine.commands import Command, Outcome
+from engine.commands import Claim, Command, Escalate, Outcome, RecordProgress, Report, Resolve
 from engine.errors import GrievanceError
-from engine.grievance import Status
+from engine.grievance import Category, ClaimMode, Status
 from engine.service_chain import ServiceChain
-from tests.conftest import T0
+from tests.conftest import OPERATOR, T0
 from tests.scenario import BUILDING, HOUSEHOLD, Scenario
 
 
@@ -40,29 +40,39 @@ def test_a_whole_life_is_stored_and_read_back_by_another_process(stored_chain: S
 
 def test_a_batch_is_stored_in_one_go_with_its_refusals_in_place(stored_chain: ServiceChain) -> None:
     ids = [uuid4() for _ in range(600)]  # more than one SQLite read chunk
-    batch = [
-        Command(
-            "report",
-            gid,
-            f"r-{i}",
-            "w",
-            T0,
-            {"unit_id": HOUSEHOLD, "category": "other", "title": "t", "description": "d"},
+    batch: list[Command] = [
+        Report(
+            grievance_id=gid,
+            command_id=f"r-{i}",
+            actor="w",
+            occurred_at=T0,
+            unit_id=HOUSEHOLD,
+            category=Category.OTHER,
+            title="t",
+            description="d",
         )
         for i, gid in enumerate(ids)
     ]
     batch += [
-        Command("claim", gid, f"c-{i}", "m", T0, {"unit_id": HOUSEHOLD, "mode": "member", "claimant": "m"})
+        Claim(
+            grievance_id=gid,
+            command_id=f"c-{i}",
+            actor="m",
+            occurred_at=T0,
+            unit_id=HOUSEHOLD,
+            mode=ClaimMode.MEMBER,
+            claimant="m",
+        )
         for i, gid in enumerate(ids)
     ]
-    batch.insert(50, Command("escalate", ids[0], "bad", "m", T0, {"to_unit_id": "lg"}))
+    batch.insert(50, Escalate(grievance_id=ids[0], command_id="bad", actor="m", occurred_at=T0, to_unit_id="lg"))
     max_before = stored_chain.recorder.max_notification_id() or 0
-    results = stored_chain.execute(batch)
+    results = stored_chain.execute(batch, principal=OPERATOR)
     assert isinstance(results[50], GrievanceError)
     assert results[50].field == "to_unit_id"
     assert sum(isinstance(r, Outcome) for r in results) == 1200
     assert (stored_chain.recorder.max_notification_id() or 0) - max_before == 1200
-    again = stored_chain.execute(batch)
+    again = stored_chain.execute(batch, principal=OPERATOR)
     assert all(r.duplicate for r in again if isinstance(r, Outcome))
     assert (stored_chain.recorder.max_notification_id() or 0) - max_before == 1200
 
@@ -77,12 +87,15 @@ def test_two_writers_on_one_grievance_lose_no_update(stored_chain: ServiceChain,
     def write(chain: ServiceChain, name: str) -> None:
         try:
             for i in range(15):
-                chain.record_progress(
-                    s.id,
-                    command_id=f"{name}-{i}",
-                    actor="member-wang",
-                    occurred_at=s.at + timedelta(minutes=1),
-                    note=f"{name} {i}",
+                chain.apply(
+                    RecordProgress(
+                        grievance_id=s.id,
+                        command_id=f"{name}-{i}",
+                        actor="member-wang",
+                        occurred_at=s.at + timedelta(minutes=1),
+                        note=f"{name} {i}",
+                    ),
+                    principal=OPERATOR,
                 )
         except BaseException as e:  # surfaced below, in the test's own thread
             errors.append(e)
@@ -117,19 +130,28 @@ def test_the_durability_setting_reaches_the_database(database_url: str, yongji: 
 
 
 def _report(gid: Any, command_id: str) -> Command:
-    return Command("report", gid, command_id, "w", T0,
-                   {"unit_id": HOUSEHOLD, "category": "other", "title": "t", "description": "d"})  # fmt: skip
+    return Report(
+        grievance_id=gid,
+        command_id=command_id,
+        actor="w",
+        occurred_at=T0,
+        unit_id=HOUSEHOLD,
+        category=Category.OTHER,
+        title="t",
+        description="d",
+    )
 
 
 def test_a_batch_records_its_upstream_position_with_its_events(stored_chain: ServiceChain) -> None:
     upstream = "kafka:grievance.commands[3]"
     assert stored_chain.tracked(upstream) is None
-    stored_chain.execute([_report(uuid4(), "a")], tracking=Tracking(upstream, 0))
+    stored_chain.execute([_report(uuid4(), "a")], tracking=Tracking(upstream, 0), principal=OPERATOR)
     assert stored_chain.tracked(upstream) == 0
     # A batch with nothing to store (a repeat and a refusal) still moves the position past it.
     results = stored_chain.execute(
-        [_report(uuid4(), "a"), Command("resolve", uuid4(), "b", "w", T0, {"summary": "s"})],
+        [_report(uuid4(), "a"), Resolve(grievance_id=uuid4(), command_id="b", actor="w", occurred_at=T0, summary="s")],
         tracking=Tracking(upstream, 2),
+        principal=OPERATOR,
     )
     assert isinstance(results[1], GrievanceError)
     assert stored_chain.tracked(upstream) == 2
@@ -137,12 +159,14 @@ def test_a_batch_records_its_upstream_position_with_its_events(stored_chain: Ser
 
 def test_a_batch_whose_upstream_another_writer_moved_stores_nothing(stored_chain: ServiceChain) -> None:
     upstream = "kafka:grievance.commands[0]"
-    stored_chain.execute([_report(uuid4(), "first")], tracking=Tracking(upstream, 10))
+    stored_chain.execute([_report(uuid4(), "first")], tracking=Tracking(upstream, 10), principal=OPERATOR)
     before = stored_chain.recorder.max_notification_id()
     seen: list[Any] = []
     with pytest.raises(IntegrityError):
         # The other writer got to offset 10 first: a batch ending at 10 again is refused, events and all.
-        stored_chain.execute([_report(uuid4(), "late")], tracking=Tracking(upstream, 10), before_store=seen.append)
+        stored_chain.execute(
+            [_report(uuid4(), "late")], tracking=Tracking(upstream, 10), before_store=seen.append, principal=OPERATOR
+        )
     assert stored_chain.recorder.max_notification_id() == before
     assert stored_chain.tracked(upstream) == 10
     assert len(seen) == 1, "the results were shown once before the store refused them"
@@ -154,7 +178,9 @@ def test_nothing_is_stored_when_the_hook_before_storing_fails(stored_chain: Serv
 
     gid = uuid4()
     with pytest.raises(ConnectionError):
-        stored_chain.execute([_report(gid, "x")], tracking=Tracking("up", 5), before_store=broker_down)
+        stored_chain.execute(
+            [_report(gid, "x")], tracking=Tracking("up", 5), before_store=broker_down, principal=OPERATOR
+        )
     assert stored_chain.tracked("up") is None
     with pytest.raises(GrievanceError):
         stored_chain.grievance(gid)

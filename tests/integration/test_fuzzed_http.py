@@ -13,11 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.generation.modes import GenerationMode
 
-from adapters.access import Jurisdiction, Role, TokenBook, TokenEntry, digest
 from adapters.composition import build_http_services
 from adapters.http.app import create_app
+from adapters.http.tokens import TokenBook, TokenEntry, digest
 from adapters.settings import Settings
-from tests.conftest import T0
+from engine.access import Role
+from tests.conftest import OPERATOR, T0
 from tests.scenario import HOUSEHOLD
 
 TOKENS = {"admin": Role.ADMIN, "worker": Role.GRID_WORKER, "street": Role.SUPERVISOR}
@@ -30,11 +31,11 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     services.tokens = TokenBook([TokenEntry(name=f"{k}-1", role=r, unit_id=None if r is Role.ADMIN else "st-chengxi",
                                             sha256=digest(f"fuzz-{k}")) for k, r in TOKENS.items()],
                                 services.chain.chart)  # fmt: skip
-    services.jurisdiction = Jurisdiction(services.chain.chart)
     services.intake.submit_json(
         b'{"kind": "report", "command_id": "seed", "grievance_id": "%s", "actor": "a", "occurred_at": "%s", '
         b'"unit_id": "%s", "category": "parking", "title": "t", "description": "d"}'
-        % (str(uuid4()).encode(), T0.isoformat().encode(), HOUSEHOLD.encode())
+        % (str(uuid4()).encode(), T0.isoformat().encode(), HOUSEHOLD.encode()),
+        principal=OPERATOR,
     )
     projection.catch_up()
     app = create_app(services)

@@ -17,17 +17,19 @@ from hypothesis import strategies as st
 from kafka.structs import TopicPartition
 from litestar.testing import TestClient
 
-from adapters.access import Jurisdiction, Role, TokenBook, TokenEntry, digest
-from adapters.chart_file import ChartFileError, load_chart
 from adapters.cli import main
-from adapters.command_worker import BatchTally, CommandWorker
 from adapters.composition import build_chain, build_http_services
 from adapters.http.app import create_app
+from adapters.http.tokens import TokenBook, TokenEntry, digest
 from adapters.intake import Intake
-from adapters.kafka_settings import KafkaSettings
+from adapters.kafka.settings import KafkaSettings
+from adapters.kafka.worker import BatchTally, CommandWorker
 from adapters.settings import SHIPPED_CHART, Settings
+from adapters.storage.chart_file import load_chart
+from engine.access import Role
+from engine.errors import ConfigurationError
 from engine.service_chain import ServiceChain
-from tests.conftest import T0
+from tests.conftest import OPERATOR, T0
 from tests.scenario import HOUSEHOLD
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
@@ -87,7 +89,7 @@ def test_the_worker_copies_every_refused_message_with_its_reason_and_carries_on(
     chain: ServiceChain, messages: list[tuple[bytes | None, bytes]]
 ) -> None:
     copies = Copies()
-    worker = CommandWorker(Intake(chain), consumer=None, producer=copies, settings=KafkaSettings())
+    worker = CommandWorker(Intake(chain), consumer=None, producer=copies, settings=KafkaSettings(), principal=OPERATOR)
     tp = TopicPartition("grievance.commands", 0)
     position = chain.tracked("kafka:grievance.commands[0]")
     start = 0 if position is None else position + 1
@@ -109,7 +111,6 @@ def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient[
     services, _ = build_http_services(Settings(database_url=f"sqlite:///{db}", durability="off"))
     services.tokens = TokenBook([TokenEntry(name="w", role=Role.GRID_WORKER, unit_id="st-chengxi",
                                             sha256=digest("fuzz"))], services.chain.chart)  # fmt: skip
-    services.jurisdiction = Jurisdiction(services.chain.chart)
     with TestClient(app=create_app(services)) as client:
         yield client, services
     services.chain.close()
@@ -173,9 +174,9 @@ def test_the_chart_loader_refuses_any_bad_chart_naming_what_is_wrong(
     outcome: Any
     try:
         outcome = load_chart(path)
-    except ChartFileError as refused:
+    except ConfigurationError as refused:
         outcome = refused
-    if isinstance(outcome, ChartFileError):
+    if isinstance(outcome, ConfigurationError):
         assert str(outcome).startswith(f"{path}: ")
         assert len(str(outcome)) > len(str(path)) + 5
     else:
@@ -187,5 +188,5 @@ def test_the_chart_loader_refuses_unreadable_files(tmp_path: Path, raw: bytes) -
     for suffix in (".json", ".toml"):
         path = tmp_path / f"chart{suffix}"
         path.write_bytes(raw)
-        with pytest.raises(ChartFileError, match=str(path)):
+        with pytest.raises(ConfigurationError, match=str(path)):
             load_chart(path)

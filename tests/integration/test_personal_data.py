@@ -10,15 +10,16 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from adapters.audit_trail import AuditTrail
-from adapters.composition import build_chain, build_tracking
-from adapters.event_relay import EventRelay
-from adapters.history_export import as_json_lines
+from adapters.audit.export import as_json_lines
+from adapters.audit.trail import AuditTrail
+from adapters.composition import build_audit_trail, build_chain, build_tracking
+from adapters.kafka.relay import EventRelay
 from adapters.settings import Settings
-from engine.commands import Command
+from engine.commands import Claim, Command, Report, Resident
+from engine.grievance import Category, ClaimMode
 from engine.personal_data import ERASED
 from engine.service_chain import ServiceChain
-from tests.conftest import T0
+from tests.conftest import OPERATOR, T0
 from tests.scenario import HOUSEHOLD
 
 NAME, PHONE = "王秀英", "+86 139 0000 1234"
@@ -33,14 +34,22 @@ def chain(database_url: str) -> Iterator[ServiceChain]:
 
 def report(chain: ServiceChain, resident: str, name: str = NAME, phone: str = PHONE) -> UUID:
     gid = uuid4()
-    chain.execute([_command(gid, resident, name, phone)])
+    chain.execute([_command(gid, resident, name, phone)], principal=OPERATOR)
     return gid
 
 
 def _command(gid: UUID, resident: str, name: str, phone: str) -> Command:
-    return Command("report", gid, str(uuid4()), "grid-worker-li", T0, {
-        "unit_id": HOUSEHOLD, "category": "elderly_care", "title": "独居老人需要照看", "description": "每周探访",
-        "resident_id": resident, "resident_name": name, "resident_phone": phone})  # fmt: skip
+    return Report(
+        grievance_id=gid,
+        command_id=str(uuid4()),
+        actor="grid-worker-li",
+        occurred_at=T0,
+        unit_id=HOUSEHOLD,
+        category=Category.ELDERLY_CARE,
+        title="独居老人需要照看",
+        description="每周探访",
+        resident=Resident(resident_id=resident, name=name, phone=phone),
+    )
 
 
 def stored_state(chain: ServiceChain, gid: UUID) -> bytes:
@@ -78,7 +87,18 @@ def test_a_forgotten_resident_reads_erased_while_the_history_replays_verifies_an
     exported = as_json_lines(trail.history(gid))
     assert NAME.encode() not in exported
     assert ERASED.encode() in exported
-    chain.claim(gid, command_id="c", actor="m", occurred_at=T0, unit_id=HOUSEHOLD, mode="member", claimant="m")
+    chain.apply(
+        Claim(
+            grievance_id=gid,
+            command_id="c",
+            actor="m",
+            occurred_at=T0,
+            unit_id=HOUSEHOLD,
+            mode=ClaimMode.MEMBER,
+            claimant="m",
+        ),
+        principal=OPERATOR,
+    )
     assert chain.grievance(gid).version == 2
 
 
@@ -110,7 +130,7 @@ def test_the_events_topic_only_ever_carries_personal_data_sealed(chain: ServiceC
     report(chain, "res-5")
     producer = Sent()
     tracking = build_tracking(Settings(database_url=database_url))
-    relay = EventRelay(chain, tracking, producer, "grievance.events")
+    relay = EventRelay(chain, build_audit_trail(chain), tracking, producer, "grievance.events")
     relay.catch_up()
     (sent,) = producer.values
     assert NAME.encode() not in sent

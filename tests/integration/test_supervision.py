@@ -7,13 +7,12 @@ from collections import Counter
 from datetime import timedelta
 from uuid import uuid4
 
-from adapters.composition import build_chain, build_projection
+from adapters.composition import build_chain, build_projection, build_supervision
 from adapters.settings import Settings
-from adapters.supervision import Supervision
-from engine.commands import Command, Outcome
-from engine.grievance import Grievance
+from engine.commands import Claim, Escalate, Outcome, Report
+from engine.grievance import Category, ClaimMode, Grievance
 from engine.service_chain import ServiceChain
-from tests.conftest import T0
+from tests.conftest import OPERATOR, T0
 from tests.scenario import BUILDING, HOUSEHOLD, LEADING
 
 
@@ -28,11 +27,22 @@ def overdue_escalations(chain: ServiceChain, ids: list) -> Counter:  # type: ign
 
 def report(chain: ServiceChain, n: int, unit: str = HOUSEHOLD) -> list:  # type: ignore[type-arg]
     ids = [uuid4() for _ in range(n)]
-    chain.execute([
-        Command("report", gid, f"r-{gid}", "worker", T0, {"unit_id": unit, "category": "other", "title": "t",
-                                                        "description": "d"})
-        for gid in ids
-    ])  # fmt: skip
+    chain.execute(
+        [
+            Report(
+                grievance_id=gid,
+                command_id=f"r-{gid}",
+                actor="worker",
+                occurred_at=T0,
+                unit_id=unit,
+                category=Category.OTHER,
+                title="t",
+                description="d",
+            )
+            for gid in ids
+        ],
+        principal=OPERATOR,
+    )
     return ids
 
 
@@ -45,7 +55,7 @@ def test_sweeps_in_two_processes_escalate_each_overdue_grievance_once(database_u
 
         def supervise(chain: ServiceChain) -> None:
             projection = build_projection(settings, chain)
-            supervision = Supervision(chain, projection.views, batch=25)
+            supervision = build_supervision(chain, projection.views, batch=25)
             for _ in range(4):  # as `grievance supervise --every` does: catch up, then sweep
                 projection.catch_up()
                 supervision.sweep(late)
@@ -67,7 +77,7 @@ def test_a_sweep_on_stale_views_repeats_rather_than_escalating_again(stored_chai
     projection = build_projection(Settings(database_url=database_url), stored_chain)
     ids = report(stored_chain, 5)
     projection.catch_up()
-    supervision = Supervision(stored_chain, projection.views)
+    supervision = build_supervision(stored_chain, projection.views)
     first = supervision.sweep(T0 + timedelta(days=2))
     assert all(isinstance(r, Outcome) and not r.duplicate for r in first)
     # The views have not seen the escalations; much later the same grievances look overdue again.
@@ -85,19 +95,43 @@ def test_nothing_is_escalated_before_its_limit_or_past_the_leading_group(stored_
     projection = build_projection(Settings(database_url=database_url), stored_chain)
     report(stored_chain, 3)
     projection.catch_up()
-    supervision = Supervision(stored_chain, projection.views)
+    supervision = build_supervision(stored_chain, projection.views)
     assert supervision.sweep(T0 + timedelta(hours=20)) == []
     top = [uuid4()]
-    stored_chain.execute([Command("report", top[0], "x", "w", T0, {"unit_id": "cm-chengxi-03", "category": "other",
-                                                                  "title": "t", "description": "d"})])  # fmt: skip
+    stored_chain.execute(
+        [
+            Report(
+                grievance_id=top[0],
+                command_id="x",
+                actor="w",
+                occurred_at=T0,
+                unit_id="cm-chengxi-03",
+                category=Category.OTHER,
+                title="t",
+                description="d",
+            )
+        ],
+        principal=OPERATOR,
+    )
     now = T0
     for step in range(3):  # community → joint committee → street → leading group
         now += timedelta(hours=1)
         unit = stored_chain.grievance(top[0]).unit_id
-        stored_chain.execute([
-            Command("claim", top[0], f"c{step}", "m", now, {"unit_id": unit, "mode": "member", "claimant": "m"}),
-            Command("escalate", top[0], f"e{step}", "m", now, {}),
-        ])  # fmt: skip
+        stored_chain.execute(
+            [
+                Claim(
+                    grievance_id=top[0],
+                    command_id=f"c{step}",
+                    actor="m",
+                    occurred_at=now,
+                    unit_id=unit,
+                    mode=ClaimMode.MEMBER,
+                    claimant="m",
+                ),
+                Escalate(grievance_id=top[0], command_id=f"e{step}", actor="m", occurred_at=now),
+            ],
+            principal=OPERATOR,
+        )
     assert stored_chain.grievance(top[0]).unit_id == LEADING
     projection.catch_up()
     results = supervision.sweep(T0 + timedelta(days=60))

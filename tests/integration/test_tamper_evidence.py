@@ -14,10 +14,10 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from adapters.audit_trail import AuditTrail
+from adapters.audit.trail import AuditTrail
 from adapters.composition import build_chain
-from adapters.hash_chain import BrokenLink
 from adapters.settings import Settings
+from adapters.storage.hash_chain import BrokenLink
 from engine.service_chain import ServiceChain
 from tests.scenario import Scenario
 

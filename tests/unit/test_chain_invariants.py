@@ -10,14 +10,15 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, rule
 
-from adapters.chart_file import load_chart
 from adapters.settings import SHIPPED_CHART
+from adapters.storage.chart_file import load_chart
 from engine.commands import Command, Outcome
 from engine.errors import GrievanceError
 from engine.grievance import Grievance, Status
 from engine.levels import REPORTING_LEVELS
 from engine.service_chain import ServiceChain
-from tests.conftest import T0
+from tests.conftest import OPERATOR, T0
+from tests.conftest import command as make
 
 CHART = load_chart(SHIPPED_CHART)
 REPORTING_UNITS = sorted(u.id for u in CHART if u.level in REPORTING_LEVELS)
@@ -40,9 +41,9 @@ class ChainMachine(RuleBasedStateMachine):
 
     def run(self, kind: Any, gid: UUID, actor: str, **params: Any) -> Outcome | GrievanceError:
         self.now += timedelta(minutes=5)
-        command = Command(kind, gid, str(uuid4()), actor, self.now, params)
+        command = make(kind, grievance_id=gid, command_id=str(uuid4()), actor=actor, occurred_at=self.now, **params)
         before = self.stored(gid)
-        (result,) = self.chain.execute([command])
+        (result,) = self.chain.execute([command], principal=OPERATOR)
         if isinstance(result, GrievanceError):
             assert self.stored(gid) == before, "a refused command stored something"
         else:
@@ -114,7 +115,7 @@ class ChainMachine(RuleBasedStateMachine):
             return
         command = data.draw(st.sampled_from(self.applied))
         before = self.stored(command.grievance_id)
-        (result,) = self.chain.execute([command])
+        (result,) = self.chain.execute([command], principal=OPERATOR)
         assert isinstance(result, Outcome)
         assert result.duplicate
         assert self.stored(command.grievance_id) == before

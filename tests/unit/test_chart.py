@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from adapters.chart_file import ChartFileError, load_chart
-from adapters.charts import yongji as yongji_source
+from adapters.demo.charts import yongji as yongji_source
 from adapters.settings import SHIPPED_CHART
+from adapters.storage.chart_file import load_chart
 from engine.chart import OrgChart
-from engine.errors import ChartError
+from engine.errors import ChartError, ConfigurationError
 from engine.levels import Level
 
 
@@ -70,7 +70,7 @@ def test_chart_files_load_from_toml_and_fail_clearly(tmp_path: Path) -> None:
     assert load_chart(toml).root.name == "领导小组"
     broken = tmp_path / "chart.json"
     broken.write_text("{not json", encoding="utf-8")
-    with pytest.raises(ChartFileError, match=r"chart\.json: not valid JSON"):
+    with pytest.raises(ConfigurationError, match=r"chart\.json: not valid JSON"):
         load_chart(broken)
-    with pytest.raises(ChartFileError, match="cannot read"):
+    with pytest.raises(ConfigurationError, match="cannot read"):
         load_chart(tmp_path / "missing.json")

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from adapters.cli import main
-from adapters.kafka_settings import KafkaSettings
+from adapters.kafka.settings import KafkaSettings
 from adapters.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,7 +60,7 @@ def test_each_engine_service_is_configured_by_settings_the_engine_reads(name: st
     env = {k: str(v) for k, v in ENGINE[name]["environment"].items()}
     assert all(k.startswith("GRIEVANCE_") for k in env)
     settings = Settings.from_env(env)
-    kafka = KafkaSettings.from_env(env)
+    kafka = KafkaSettings.from_variables(env)
     assert settings.store_env()["POSTGRES_HOST"] == "postgres"
     assert kafka.bootstrap_servers == "kafka:9092"
     assert kafka.partitions >= 2, "two workers need at least two partitions to share"

@@ -7,8 +7,8 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from projections.dashboard import BUCKET_GROWTH, bucket_of, bucket_upper, percentile, points_of
-from projections.rates import resolution_rate, response_rate, satisfaction_rate
+from projections.dashboard.changes import BUCKET_GROWTH, bucket_of, bucket_upper, percentile, points_of
+from projections.dashboard.rates import resolution_rate, response_rate, satisfaction_rate
 
 
 def test_rates_follow_12345_practice() -> None:

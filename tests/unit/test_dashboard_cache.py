@@ -7,8 +7,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.dashboard_cache import CachedDashboard
 from engine.chart import OrgChart
+from projections.dashboard.cache import CachedDashboard
 
 
 class Views:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.grievance_list_plan import ListCounts, Walk, cheapest_walk
+from projections.dashboard.list_plan import ListCounts, Walk, cheapest_walk
 
 PAGE = 51  # a page of 50, and one more to know whether there is a next
 

@@ -8,6 +8,7 @@ from uuid import uuid4
 
 import pytest
 
+from engine.commands import Claim, Command, Escalate, Report, Resolve
 from engine.errors import (
     AlreadyReported,
     CommandIdReused,
@@ -19,10 +20,10 @@ from engine.errors import (
     UnknownUnit,
     WrongLevel,
 )
-from engine.grievance import Status
+from engine.grievance import Category, Channel, ClaimMode, Status
 from engine.levels import Level
 from engine.service_chain import ServiceChain
-from tests.conftest import T0
+from tests.conftest import OPERATOR, T0
 from tests.scenario import BUILDING, CHAIN_OF_HOUSEHOLD, COMMUNITY, GRID, HOUSEHOLD, LEADING, STREET, Scenario
 
 
@@ -187,16 +188,30 @@ def test_a_repeated_command_returns_the_first_outcome_and_stores_nothing(chain: 
         "title": "t",
         "description": "d",
     }
-    first = chain.report(s.id, **report)
-    chain.claim(s.id, command_id="phone-2", actor="m", occurred_at=T0, unit_id=HOUSEHOLD, mode="member", claimant="m")
-    again = chain.report(s.id, **report)
+    first = chain.apply(Report(grievance_id=s.id, **report), principal=OPERATOR)
+    chain.apply(
+        Claim(
+            grievance_id=s.id,
+            command_id="phone-2",
+            actor="m",
+            occurred_at=T0,
+            unit_id=HOUSEHOLD,
+            mode=ClaimMode.MEMBER,
+            claimant="m",
+        ),
+        principal=OPERATOR,
+    )
+    again = chain.apply(Report(grievance_id=s.id, **report), principal=OPERATOR)
     assert again.duplicate
     assert (again.version, again.status) == (first.version, first.status)
     assert stored_versions(chain, s) == 2
     with pytest.raises(CommandIdReused):
-        chain.resolve(s.id, command_id="phone-2", actor="m", occurred_at=T0, summary="done")
+        chain.apply(
+            Resolve(grievance_id=s.id, command_id="phone-2", actor="m", occurred_at=T0, summary="done"),
+            principal=OPERATOR,
+        )
     with pytest.raises(AlreadyReported):
-        chain.report(s.id, **{**report, "command_id": "phone-3"})
+        chain.apply(Report(grievance_id=s.id, **{**report, "command_id": "phone-3"}), principal=OPERATOR)
 
 
 @pytest.mark.parametrize(
@@ -223,39 +238,48 @@ def test_bad_text_and_vocabulary_are_refused_by_field(
 def test_times_must_be_aware_not_in_the_future_and_not_before_the_last_event(chain: ServiceChain) -> None:
     s = Scenario(chain)
     with pytest.raises(InvalidValue, match="timezone"):
-        chain.report(
-            s.id,
-            command_id="c",
-            actor="w",
-            occurred_at=T0.replace(tzinfo=None),
-            unit_id=HOUSEHOLD,
-            category="other",
-            channel="app",
-            title="t",
-            description="d",
+        chain.apply(
+            Report(
+                grievance_id=s.id,
+                command_id="c",
+                actor="w",
+                occurred_at=T0.replace(tzinfo=None),
+                unit_id=HOUSEHOLD,
+                category=Category.OTHER,
+                channel=Channel.APP,
+                title="t",
+                description="d",
+            ),
+            principal=OPERATOR,
         )
     with pytest.raises(InvalidValue, match="future"):
-        chain.report(
-            s.id,
-            command_id="c",
-            actor="w",
-            occurred_at=chain.clock() + timedelta(hours=1),
-            unit_id=HOUSEHOLD,
-            category="other",
-            channel="app",
-            title="t",
-            description="d",
+        chain.apply(
+            Report(
+                grievance_id=s.id,
+                command_id="c",
+                actor="w",
+                occurred_at=chain.clock() + timedelta(hours=1),
+                unit_id=HOUSEHOLD,
+                category=Category.OTHER,
+                channel=Channel.APP,
+                title="t",
+                description="d",
+            ),
+            principal=OPERATOR,
         )
     s.report()
     with pytest.raises(InvalidValue) as refused:
-        chain.claim(
-            s.id,
-            command_id="late",
-            actor="m",
-            occurred_at=T0 - timedelta(days=1),
-            unit_id=HOUSEHOLD,
-            mode="member",
-            claimant="m",
+        chain.apply(
+            Claim(
+                grievance_id=s.id,
+                command_id="late",
+                actor="m",
+                occurred_at=T0 - timedelta(days=1),
+                unit_id=HOUSEHOLD,
+                mode=ClaimMode.MEMBER,
+                claimant="m",
+            ),
+            principal=OPERATOR,
         )
     assert refused.value.field == "occurred_at"
 
@@ -264,30 +288,70 @@ def test_malformed_ids_are_refused(chain: ServiceChain) -> None:
     s = Scenario(chain)
     s.report()
     with pytest.raises(InvalidValue) as refused:
-        chain.claim(
-            s.id, command_id=" padded ", actor="m", occurred_at=s.tick(), unit_id=HOUSEHOLD, mode="member", claimant="m"
+        chain.apply(
+            Claim(
+                grievance_id=s.id,
+                command_id=" padded ",
+                actor="m",
+                occurred_at=s.tick(),
+                unit_id=HOUSEHOLD,
+                mode=ClaimMode.MEMBER,
+                claimant="m",
+            ),
+            principal=OPERATOR,
         )
     assert refused.value.field == "command_id"
     with pytest.raises(GrievanceNotFound):
-        chain.claim(
-            uuid4(), command_id="c", actor="m", occurred_at=s.tick(), unit_id=HOUSEHOLD, mode="member", claimant="m"
+        chain.apply(
+            Claim(
+                grievance_id=uuid4(),
+                command_id="c",
+                actor="m",
+                occurred_at=s.tick(),
+                unit_id=HOUSEHOLD,
+                mode=ClaimMode.MEMBER,
+                claimant="m",
+            ),
+            principal=OPERATOR,
         )
 
 
 def test_a_batch_stores_the_good_commands_and_returns_each_error_in_place(chain: ServiceChain) -> None:
-    from engine.commands import Command
 
     a, b = Scenario(chain), Scenario(chain)
-    batch = [
-        Command(
-            "report", a.id, "a1", "w", T0, {"unit_id": HOUSEHOLD, "category": "other", "title": "t", "description": "d"}
+    batch: list[Command] = [
+        Report(
+            grievance_id=a.id,
+            command_id="a1",
+            actor="w",
+            occurred_at=T0,
+            unit_id=HOUSEHOLD,
+            category=Category.OTHER,
+            title="t",
+            description="d",
         ),
-        Command("claim", a.id, "a2", "m", T0, {"unit_id": HOUSEHOLD, "mode": "member", "claimant": "m"}),
-        Command("resolve", b.id, "b1", "m", T0, {"summary": "x"}),  # b was never reported
-        Command("claim", a.id, "a3", "z", T0, {"unit_id": HOUSEHOLD, "mode": "member", "claimant": "z"}),
-        Command("escalate", a.id, "a4", "m", T0, {}),
+        Claim(
+            grievance_id=a.id,
+            command_id="a2",
+            actor="m",
+            occurred_at=T0,
+            unit_id=HOUSEHOLD,
+            mode=ClaimMode.MEMBER,
+            claimant="m",
+        ),
+        Resolve(grievance_id=b.id, command_id="b1", actor="m", occurred_at=T0, summary="x"),  # b was never reported
+        Claim(
+            grievance_id=a.id,
+            command_id="a3",
+            actor="z",
+            occurred_at=T0,
+            unit_id=HOUSEHOLD,
+            mode=ClaimMode.MEMBER,
+            claimant="z",
+        ),
+        Escalate(grievance_id=a.id, command_id="a4", actor="m", occurred_at=T0),
     ]
-    results = chain.execute(batch)
+    results = chain.execute(batch, principal=OPERATOR)
     assert [type(r).__name__ for r in results] == [
         "Outcome",
         "Outcome",
@@ -296,7 +360,7 @@ def test_a_batch_stores_the_good_commands_and_returns_each_error_in_place(chain:
         "Outcome",
     ]
     assert chain.grievance(a.id).version == 3
-    assert chain.execute(batch)[4].duplicate  # type: ignore[union-attr]
+    assert chain.execute(batch, principal=OPERATOR)[4].duplicate  # type: ignore[union-attr]
 
 
 def test_time_travel_by_version_and_by_time(chain: ServiceChain) -> None:

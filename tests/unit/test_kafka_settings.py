@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.kafka_settings import KafkaSettings
-from adapters.settings import SettingsError
+from adapters.kafka.settings import KafkaSettings
+from engine.errors import ConfigurationError
 
 
 def test_defaults_are_the_documented_topics_and_group() -> None:
-    k = KafkaSettings.from_env({})
+    k = KafkaSettings.from_variables({})
     assert (k.commands_topic, k.rejected_topic, k.events_topic) == (
         "grievance.commands",
         "grievance.commands.rejected",
@@ -20,7 +20,7 @@ def test_defaults_are_the_documented_topics_and_group() -> None:
 
 def test_settings_survive_a_trip_through_the_environment() -> None:
     k = KafkaSettings(bootstrap_servers="a:1,b:2", partitions=12, batch_size=10, batch_wait_ms=0)
-    again = KafkaSettings.from_env(k.as_env())
+    again = KafkaSettings.from_variables(k.as_env())
     assert again == k
     assert again.servers == ["a:1", "b:2"]
 
@@ -35,5 +35,5 @@ def test_settings_survive_a_trip_through_the_environment() -> None:
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, value: str, says: str) -> None:
-    with pytest.raises(SettingsError, match=f"{variable}: .*{says}|{variable}: {says}"):
-        KafkaSettings.from_env({variable: value})
+    with pytest.raises(ConfigurationError, match=f"{variable}: .*{says}|{variable}: {says}"):
+        KafkaSettings.from_variables({variable: value})

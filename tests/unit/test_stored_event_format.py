@@ -7,9 +7,11 @@ from uuid import uuid4
 
 from eventsourcing.persistence import StoredEvent
 
-from engine.grievance import Channel, Grievance
+from engine.commands import Claim
+from engine.grievance import Channel, ClaimMode, Grievance
 from engine.service_chain import ServiceChain
 from engine.transcoder import MsgspecTranscoder, TypedEventMapper
+from tests.conftest import OPERATOR
 from tests.scenario import GRID, Scenario
 
 # A Reported event exactly as version 1 of the engine wrote it: before the intake channel existed.
@@ -48,8 +50,17 @@ def test_a_version_1_report_is_upcast_when_read(chain: ServiceChain) -> None:
     assert g.channel is Channel.GRID_VISIT
     assert g.unit_id == GRID
     # and the upcast grievance carries on as any other
-    chain.claim(
-        gid, command_id="phone-2", actor="m", occurred_at=g.reported_at, unit_id=GRID, mode="member", claimant="m"
+    chain.apply(
+        Claim(
+            grievance_id=gid,
+            command_id="phone-2",
+            actor="m",
+            occurred_at=g.reported_at,
+            unit_id=GRID,
+            mode=ClaimMode.MEMBER,
+            claimant="m",
+        ),
+        principal=OPERATOR,
     )
     assert chain.grievance(gid).version == 2
     assert chain.grievance(gid).resident_id is None, "v3's resident is absent from a v1 report"

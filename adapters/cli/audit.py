@@ -1,0 +1,143 @@
+"""Auditors' commands: a grievance's history with its hashes, the chain's verification, and exports."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import UUID
+
+import click
+from rich.table import Table
+
+from adapters.audit.export import as_html, as_json_lines
+from adapters.cli.session import encoder, fail, json_option, opened, out, parse_time, parse_uuid
+from engine.errors import GrievanceError
+from engine.grievance import Grievance
+from schemas.events import EventEnvelope
+from schemas.results import History
+
+EXIT_BROKEN = 4
+
+
+def register(main: click.Group) -> None:
+    """Add these commands to the `grievance` group."""
+    main.add_command(history)
+    main.add_command(verify)
+    main.add_command(export)
+    main.add_command(forget_resident)
+
+
+def print_history(gid: UUID, envelopes: list[EventEnvelope]) -> None:
+    """The timeline as a table: version, event, times, actor, details and the start of each hash."""
+    table = Table(title=f"grievance {gid}")
+    for column in ("v", "event", "occurred", "recorded", "actor", "details", "hash"):
+        table.add_column(column, overflow="fold")
+    for env in envelopes:
+        details = ", ".join(f"{k}={v}" for k, v in env.payload.items())
+        table.add_row(
+            str(env.version),
+            Grievance.label_of(env.type),
+            f"{env.occurred_at:%Y-%m-%d %H:%M:%S}",
+            f"{env.recorded_at:%Y-%m-%d %H:%M:%S}",
+            env.actor,
+            details,
+            (env.hash or "missing")[:12],
+        )
+    out.print(table)
+
+
+@click.command()
+@click.argument("grievance_id")
+@json_option
+def history(grievance_id: str, as_json: bool) -> None:
+    """Every event of a grievance: version, what, when it happened and was stored, who, and its hash."""
+    gid = parse_uuid(grievance_id)
+    with opened() as session:
+        try:
+            envelopes = session.trail().history(gid)
+        except GrievanceError as e:
+            fail(str(e))
+    if as_json:
+        click.echo(encoder.encode(History(grievance_id=gid, events=envelopes)))
+    else:
+        print_history(gid, envelopes)
+
+
+@click.command()
+@click.argument("grievance_id", required=False)
+@click.option("--all", "everything", is_flag=True, help="Verify every grievance in the store.")
+@json_option
+def verify(grievance_id: str | None, everything: bool, as_json: bool) -> None:
+    """Recompute the hash chain of one grievance (or --all) and name the first broken link.
+
+    Exit 0 when intact, 4 when a link is broken (1 for a bad argument).
+    """
+    if bool(grievance_id) == everything:
+        fail("give a grievance id or --all")
+    with opened() as session:
+        trail = session.trail()
+        if grievance_id:
+            try:
+                broken = [b for b in [trail.verify(parse_uuid(grievance_id))] if b is not None]
+            except GrievanceError as e:
+                fail(str(e))
+            checked = 1
+        else:
+            counted = [0]
+            broken = list(trail.verify_all(on_batch=lambda n: counted.__setitem__(0, counted[0] + n)))
+            checked = counted[0]
+    if as_json:
+        click.echo(encoder.encode({"checked": checked, "broken": [
+            {"grievance_id": b.grievance_id, "version": b.version, "reason": b.reason} for b in broken]}))  # fmt: skip
+    elif not broken:
+        out.print(f"intact: the hash chains of {checked:,} grievance{'s' if checked != 1 else ''} verify")
+    else:
+        for b in broken:
+            out.print(f"broken: grievance {b.grievance_id} at version {b.version}: {b.reason}")
+        out.print(f"{len(broken):,} of {checked:,} grievances broken")
+    if broken:
+        sys.exit(EXIT_BROKEN)
+
+
+@click.command()
+@click.argument("grievance_id")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "html"]), default="jsonl", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File to write; default stdout.")
+@click.option("--now", help="The report's date (RFC 3339); default now.")
+def export(grievance_id: str, fmt: str, output: Path | None, now: str | None) -> None:
+    """One grievance's history for auditors: JSON Lines (an envelope with its hash a line) or an HTML report."""
+    gid = parse_uuid(grievance_id)
+    with opened() as session:
+        trail = session.trail()
+        try:
+            envelopes = trail.history(gid)
+            broken = trail.verify(gid)
+        except GrievanceError as e:
+            fail(str(e))
+        if fmt == "jsonl":
+            data = as_json_lines(envelopes)
+        else:
+            at = parse_time("now", now) if now else datetime.now(UTC)
+            data = as_html(gid, envelopes, broken, session.chain.chart, at).encode()
+    if output:
+        output.write_bytes(data)
+        out.print(f"wrote {len(envelopes)} events to {output}")
+    else:
+        sys.stdout.buffer.write(data)
+
+
+@click.command("forget-resident")
+@click.argument("resident_id")
+def forget_resident(resident_id: str) -> None:
+    """Destroy a resident's key: their name and phone read "[erased]" everywhere from now on.
+
+    The events, their hashes and every other field stay as they were; copies already on the events topic
+    were sent sealed, so they become unreadable too.
+    """
+    with opened() as session:
+        had_key = session.chain.forget_resident(resident_id)
+    if had_key:
+        out.print(f"resident {resident_id}: key destroyed; their name and phone now read [erased]")
+    else:
+        out.print(f"resident {resident_id}: no key was held (nothing of theirs is readable); recorded as erased")

@@ -1,0 +1,121 @@
+"""The Kafka commands: the command worker, the event relay, and `emit` for grid workers' apps."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
+
+import click
+import msgspec
+from kafka.errors import KafkaError, KafkaTimeoutError
+
+from adapters import composition
+from adapters.cli.session import EXIT_INFRASTRUCTURE, fail, json_option, opened, out, settings_or_exit, stop_on_signals
+from adapters.kafka.emitter import MalformedCommand, validated
+from adapters.kafka.settings import KafkaSettings
+from adapters.kafka.topics import ensure_topics
+
+
+def register(main: click.Group) -> None:
+    """Add these commands to the `grievance` group."""
+    main.add_command(worker)
+    main.add_command(relay)
+    main.add_command(emit)
+
+
+@contextmanager
+def reaching_kafka(settings: KafkaSettings) -> Iterator[None]:
+    """A broker that cannot be reached, or fails, is one line and exit 3."""
+    try:
+        yield
+    except KafkaTimeoutError as e:
+        where = f"{settings.bootstrap_servers} (GRIEVANCE_KAFKA_BOOTSTRAP)"
+        fail(f"cannot reach Kafka at {where}: {e}", EXIT_INFRASTRUCTURE)
+    except KafkaError as e:
+        fail(f"Kafka failed: {e}", EXIT_INFRASTRUCTURE)
+
+
+@click.command()
+def worker() -> None:
+    """Apply grid workers' commands from Kafka in batches, until stopped (SIGTERM or Ctrl-C).
+
+    Run several: they share the command topic's partitions in one consumer group. Settings:
+    GRIEVANCE_KAFKA_BOOTSTRAP, GRIEVANCE_KAFKA_COMMANDS_TOPIC, GRIEVANCE_KAFKA_REJECTED_TOPIC,
+    GRIEVANCE_KAFKA_WORKER_GROUP, GRIEVANCE_KAFKA_BATCH_SIZE, GRIEVANCE_KAFKA_BATCH_WAIT_MS.
+    """
+    with opened(log_level="info") as session, reaching_kafka(kafka := session.settings.kafka):
+        ensure_topics(kafka, kafka.commands_topic, kafka.rejected_topic)
+        command_worker = composition.build_worker(session.settings, session.chain)
+        stop = stop_on_signals()
+        out.print(f"Worker in group {kafka.worker_group!r} on {kafka.commands_topic!r} at {kafka.bootstrap_servers}.")
+        try:
+            command_worker.run(stop)
+        finally:
+            command_worker.close()
+
+
+@click.command()
+@click.option("--page-size", default=1000, show_default=True, type=click.IntRange(min=1), help="Events a send.")
+@click.option("--idle-wait", default=0.2, show_default=True, help="Seconds to wait for new events when idle.")
+def relay(page_size: int, idle_wait: float) -> None:
+    """Send every stored event to the events topic (GRIEVANCE_KAFKA_EVENTS_TOPIC), until stopped.
+
+    At least once, in per-grievance order: consumers dedupe on (grievance_id, version).
+    """
+    with opened(log_level="info") as session, reaching_kafka(kafka := session.settings.kafka):
+        ensure_topics(kafka, kafka.events_topic)
+        event_relay = composition.build_relay(session.settings, session.chain, page_size=page_size)
+        stop = stop_on_signals()
+        out.print(f"Relaying to {kafka.events_topic!r} from log position {event_relay.position():,}.")
+        try:
+            event_relay.follow(stop, idle_wait=idle_wait)
+        finally:
+            event_relay.producer.close()
+
+
+@click.command()
+@click.argument("source", type=click.File("rb"), default="-")
+@json_option
+def emit(source: BinaryIO, as_json: bool) -> None:
+    """Validate commands and produce them to the command topic, keyed by grievance id.
+
+    SOURCE (default stdin) holds one JSON command, a JSON list of them, or one per line. All are
+    checked against the schema first: if one is malformed, none is sent (exit 1).
+    """
+    data = source.read()
+    try:
+        items = _commands_in(data)
+        commands = [validated(item, i) for i, item in enumerate(items)]
+    except MalformedCommand as e:
+        fail(f"command {e.index}: {e.field}: {e.reason} [malformed]")
+    if not commands:
+        fail("no commands in the input")
+    settings = settings_or_exit()
+    with reaching_kafka(settings.kafka):
+        emitter = composition.build_emitter(settings)
+        try:
+            sent = emitter.send(commands)
+        finally:
+            emitter.close()
+    if as_json:
+        click.echo(msgspec.json.encode(sent))
+        return
+    for s in sent:
+        out.print(f"{s.command_id}: grievance {s.grievance_id} → {s.topic}[{s.partition}] at offset {s.offset}")
+    out.print(f"{len(sent)} command{'s' if len(sent) != 1 else ''} sent.")
+
+
+def _commands_in(data: bytes) -> list[bytes]:
+    """The commands of a JSON document (one command or a list) or of JSON Lines, each still undecoded."""
+    stripped = data.strip()
+    if stripped.startswith(b"["):
+        try:
+            return [bytes(raw) for raw in msgspec.json.decode(stripped, type=list[msgspec.Raw])]
+        except msgspec.DecodeError as e:
+            raise MalformedCommand(0, "$", str(e)) from None
+    with contextlib.suppress(msgspec.DecodeError):
+        msgspec.json.decode(stripped)
+        return [stripped]  # one command, however it is laid out
+    return [line for line in stripped.splitlines() if line.strip()] if stripped else []

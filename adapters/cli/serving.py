@@ -1,0 +1,120 @@
+"""`grievance serve` (the HTTP service and the dashboard page) and `grievance token` (API tokens)."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from pathlib import Path
+
+import click
+import structlog
+import uvicorn
+from eventsourcing.persistence import PersistenceError
+
+from adapters import composition
+from adapters.cli.session import EXIT_INFRASTRUCTURE, fail, infrastructure_failures_exit, out, settings_or_exit
+from adapters.http.tokens import TOKEN_ROLES, issue
+from adapters.logs import configure_logging
+from adapters.storage.chart_file import load_chart
+from engine.access import Role
+from engine.errors import ConfigurationError
+from projections.dashboard.runner import DashboardProjection
+from projections.dashboard.tables import ChartChanged
+
+log = structlog.get_logger("grievance.views")
+
+ROLES = [r.value for r in TOKEN_ROLES]
+
+
+def register(main: click.Group) -> None:
+    """Add these commands to the `grievance` group."""
+    main.add_command(serve)
+    main.add_command(token)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8311, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes: one per core lets answers use every core.",
+)
+@click.option(
+    "--threads",
+    default=40,
+    show_default=True,
+    type=click.IntRange(1, 400),
+    help="Threads a process answers store-reading requests with.",
+)
+@click.option("--project/--no-project", default=True, show_default=True,
+              help="Keep the views up to date in this process too (off when `projections run` does).")  # fmt: skip
+def serve(host: str, port: int, workers: int, threads: int, project: bool) -> None:
+    """Serve the API (/api/v1, OpenAPI at /schema), the dashboard page (/) and Open311 (/open311/v2).
+
+    API tokens come from GRIEVANCE_API_TOKENS_FILE (see `grievance token add`) or GRIEVANCE_API_TOKENS.
+    """
+    settings = dataclasses.replace(settings_or_exit(), http_threads=threads)
+    with infrastructure_failures_exit():
+        configure_logging(settings.log_format, settings.log_level or "info")
+        try:
+            svc, projection = composition.build_http_services(settings)
+        except (PersistenceError, OSError) as e:
+            fail(f"cannot open the event store: {e}", EXIT_INFRASTRUCTURE)
+    stop = threading.Event()
+    follower = None
+    if project:
+        follower = threading.Thread(target=_keep_views, args=(projection, stop), name="projection", daemon=True)
+        follower.start()
+    out.print(f"Serving on http://{host}:{port}/ with {workers} process{'es' if workers > 1 else ''} "
+              f"({len(svc.tokens.by_hash)} API tokens; views "
+              f"{'kept up to date here' if project else 'kept by another process'}).")  # fmt: skip
+    try:
+        if workers == 1:
+            app = composition.build_http_app(svc, settings)
+            uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        else:
+            # Each server process builds its own Services from the settings handed down; this one keeps the views.
+            settings.hand_down()
+            uvicorn.run(composition.ASGI_FACTORY, factory=True, workers=workers, host=host, port=port,
+                        log_level="warning", access_log=False)  # fmt: skip
+    finally:
+        stop.set()
+        if follower:
+            follower.join(timeout=5)
+        svc.chain.close()
+
+
+def _keep_views(projection: DashboardProjection, stop: threading.Event) -> None:
+    """Follow the log for the views until stopped, or until a process with another chart has taken them."""
+    try:
+        composition.keep_views(projection, stop)
+    except ChartChanged as refused:
+        log.error("views no longer kept by this server", reason=str(refused))
+
+
+@click.group()
+def token() -> None:
+    """API tokens: issue them; the service keeps only their SHA-256."""
+
+
+@token.command("add")
+@click.option("--name", required=True, help="Who holds it: the actor of every command sent with it.")
+@click.option("--role", required=True, type=click.Choice(ROLES))
+@click.option("--unit", "unit_id", help="Jurisdiction: the unit whose subtree a grid worker or supervisor covers.")
+@click.option("--file", "path", type=click.Path(dir_okay=False, path_type=Path),
+              help="The token file (default: $GRIEVANCE_API_TOKENS_FILE, else api-tokens.json).")  # fmt: skip
+def token_add(name: str, role: str, unit_id: str | None, path: Path | None) -> None:
+    """Issue a token, print it once, and append its hash to the token file."""
+    settings = settings_or_exit()
+    path = path or settings.tokens_file or Path("api-tokens.json")
+    with infrastructure_failures_exit():
+        chart = load_chart(settings.chart_path)
+    try:
+        secret = issue(path, name, Role(role), unit_id, chart)
+    except ConfigurationError as e:
+        fail(str(e))
+    click.echo(secret)
+    click.echo(f"(for {name}, {role}{' of ' + unit_id if unit_id else ''}; only its hash is in {path})", err=True)

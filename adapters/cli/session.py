@@ -1,0 +1,149 @@
+"""What every `grievance` command shares: opening the store, one-line failures, output."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NoReturn, TypeVar
+from uuid import UUID
+
+import click
+import msgspec
+from eventsourcing.persistence import PersistenceError
+from rich.console import Console
+
+from adapters import composition
+from adapters.audit.trail import AuditTrail
+from adapters.intake import Intake
+from adapters.logs import configure_logging
+from adapters.settings import Settings
+from engine.access import Principal
+from engine.errors import InfrastructureError
+from engine.service_chain import ServiceChain
+from projections.dashboard.queries import Dashboard
+from projections.dashboard.runner import DashboardProjection
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_REJECTED = 1
+EXIT_INFRASTRUCTURE = 3
+# Off a terminal (pipes, CI logs) rich would assume 80 columns and squeeze the dashboard tables.
+# No markup: what is printed holds residents' and workers' own words, where "[urgent]" must stay on the page.
+out = Console(markup=False, highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+encoder = msgspec.json.Encoder()
+
+
+def fail(message: str, code: int = EXIT_REJECTED) -> NoReturn:
+    """One clear line on stderr and a non-zero exit."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@dataclass
+class Session:
+    """What a command works with, as the composition root builds it: its settings, the chain, and (when asked
+    for) the dashboard views' runner."""
+
+    settings: Settings
+    chain: ServiceChain
+    projection: DashboardProjection | None = None
+
+    @property
+    def runner(self) -> DashboardProjection:
+        """The dashboard projection; only for sessions opened with views=True."""
+        assert self.projection is not None, "opened without views"
+        return self.projection
+
+    @property
+    def principal(self) -> Principal:
+        """Who this command line acts as: an operator at the store."""
+        return composition.operator(self.settings)
+
+    def intake(self) -> Intake:
+        """Request intake over the chain."""
+        return composition.build_intake(self.chain)
+
+    def trail(self) -> AuditTrail:
+        """Auditors' reading of the chain."""
+        return composition.build_audit_trail(self.chain)
+
+    def dashboard(self) -> Dashboard:
+        """The dashboard's questions over the views (opened with views=True)."""
+        return composition.build_dashboard(self.settings, self.runner.views, self.chain.chart)
+
+
+def settings_or_exit() -> Settings:
+    """This process's settings; a broken one is one line and exit 3."""
+    try:
+        return Settings.from_env()
+    except InfrastructureError as e:
+        fail(str(e), EXIT_INFRASTRUCTURE)
+
+
+@contextmanager
+def infrastructure_failures_exit() -> Iterator[None]:
+    """The CLI's one handler of what stops a process: a broken setting, chart or token file, or a store that
+    cannot be opened or fails, is one line and exit 3."""
+    try:
+        yield
+    except InfrastructureError as e:
+        fail(str(e), EXIT_INFRASTRUCTURE)
+    except PersistenceError as e:
+        fail(f"event store failed: {e}", EXIT_INFRASTRUCTURE)
+
+
+@contextmanager
+def opened(*, views: bool = False, log_level: str = "warning") -> Iterator[Session]:
+    """The store for this process's settings; any infrastructure failure is one line and exit 3."""
+    with infrastructure_failures_exit():
+        settings = Settings.from_env()
+        # A person at a terminal reads the result line; the per-command log is for processes.
+        configure_logging(settings.log_format, settings.log_level or log_level)
+        try:
+            chain = composition.build_chain(settings)
+            session = Session(settings, chain, composition.build_projection(settings, chain) if views else None)
+        except (PersistenceError, OSError) as e:
+            fail(f"cannot open the event store: {e}", EXIT_INFRASTRUCTURE)
+        try:
+            yield session
+        finally:
+            chain.close()
+
+
+def json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(f)
+
+
+def parse_time(field: str, value: str) -> datetime:
+    """An RFC 3339 time with an offset, or a one-line failure naming the option."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"{field}: {value!r} is not an RFC 3339 time")
+    if moment.tzinfo is None:
+        fail(f"{field}: must carry a timezone offset (a naive time is ambiguous)")
+    return moment
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or Ctrl-C, so that a long-running command finishes its batch and stops."""
+    stop = threading.Event()
+
+    def handler(*_: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
+
+
+def parse_uuid(value: str, field: str = "grievance_id") -> UUID:
+    """A UUID, or a one-line failure naming the field."""
+    try:
+        return UUID(value)
+    except ValueError:
+        fail(f"{field}: {value!r} is not a UUID")

@@ -1,0 +1,250 @@
+"""The supervisors' commands: the dashboard, its projections, supervision, and the Yongji demo."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import click
+import msgspec
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from adapters import composition
+from adapters.cli.session import EXIT_INFRASTRUCTURE, fail, json_option, opened, out, parse_time, stop_on_signals
+from adapters.demo.year import RESOLVED, YEAR_END, YEAR_START, YongjiYear
+from engine.commands import Outcome
+from engine.errors import GrievanceError
+from engine.levels import Level
+from projections.dashboard.queries import Dashboard, twelve_months_to
+from projections.dashboard.tables import PROJECTION
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("ETA"), TimeRemainingColumn(), console=out, transient=False,
+    )  # fmt: skip
+
+
+def _percent(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate:.1%}"
+
+
+def print_dashboard(dashboard: Dashboard, unit_id: str | None, now: datetime, months: tuple[str, str]) -> None:
+    """The headline, the three rates of each unit below, the funnel, and the most overdue units."""
+    head = dashboard.headline(unit_id, now=now)
+    unit = dashboard.chart.unit(head.unit_id)
+    table = Table(title=f"{unit.name} ({unit.id}) as of {now:%Y-%m-%d %H:%M %Z}")
+    for column in (
+        "resolved 已解决",
+        "replied 已答复",
+        "open 办理中",
+        "waiting 待认领",
+        "claimed 已认领",
+        "overdue 超期",
+    ):
+        table.add_column(column, justify="right")
+    table.add_row(
+        *(f"{v:,}" for v in (head.resolved, head.replied, head.open, head.waiting, head.claimed, head.overdue))
+    )
+    out.print(table)
+
+    rates = Table(title=f"Rates {months[0]} to {months[1]}: response, resolution, satisfaction")
+    for column in (
+        "unit",
+        "level",
+        "reported",
+        "response",
+        "resolution",
+        "satisfaction",
+        "org / group / member claims",
+    ):
+        rates.add_column(column, justify="left" if column in ("unit", "level") else "right")
+    for r in dashboard.rates(unit_id, from_month=months[0], to_month=months[1]):
+        rates.add_row(
+            f"{r.name} ({r.unit_id})", r.level, f"{r.reported:,}", _percent(r.response_rate),
+            _percent(r.resolution_rate), _percent(r.satisfaction_rate),
+            f"{r.claims_by_organisation} / {r.claims_by_group} / {r.claims_by_member}",
+        )  # fmt: skip
+    out.print(rates)
+
+    funnel = Table(title="Settled at each step of the chain")
+    for column in ("level", "", "resolved", "replied"):
+        funnel.add_column(column, justify="right" if column in ("resolved", "replied") else "left")
+    for step in dashboard.settled_by_level(unit_id):
+        funnel.add_row(step.level, Level(step.level).chinese, str(step.resolved), str(step.replied))
+    out.print(funnel)
+
+    overdue = dashboard.most_overdue_units(now=now, limit=5)
+    if overdue:
+        late = Table(title="Most overdue units")
+        late.add_column("unit")
+        late.add_column("overdue", justify="right")
+        for u, n in overdue:
+            late.add_row(f"{u.name} ({u.id})", str(n))
+        out.print(late)
+
+
+def register(main: click.Group) -> None:
+    """Add these commands to the `grievance` group."""
+    main.add_command(demo)
+    main.add_command(dashboard)
+    main.add_command(projections)
+    main.add_command(supervise)
+
+
+@click.command()
+@click.option("--seed", default=2020, show_default=True, help="Seed of the year's randomness.")
+def demo(seed: int) -> None:
+    """Play a year (2020) of Yongji's grid work into an empty store, then show the dashboard.
+
+    It ends, as Yongji's year did, with exactly 1,115 grievances resolved.
+    """
+    with opened(views=True) as session:
+        if session.chain.recorder.max_notification_id():
+            fail(
+                f"the store at {session.settings.redacted_url()} already holds events; the demo needs an empty "
+                "one (remove the file or set GRIEVANCE_DATABASE_URL)"
+            )
+        year = YongjiYear(
+            session.chain,
+            session.runner,
+            composition.build_supervision(session.chain, session.runner.views),
+            principal=session.principal,
+            seed=seed,
+        )
+        with progress_bar() as bar:
+            task = bar.add_task("Playing 2020", total=(YEAR_END - YEAR_START).days)
+            applied = year.play(on_day=lambda _day: bar.advance(task))
+        out.print(f"{applied:,} commands applied; the dashboard views hold {session.runner.views.position():,} events.")
+        dash = session.dashboard()
+        print_dashboard(dash, None, YEAR_END, ("2020-01", "2020-12"))
+        resolved = dash.headline(now=YEAR_END).resolved
+        if resolved != RESOLVED:
+            fail(f"the year ended with {resolved} resolved, not {RESOLVED}", EXIT_INFRASTRUCTURE)
+
+
+@click.command()
+@click.option("--unit", "unit_id", help="A unit of the chart (default: the leading group).")
+@click.option("--at", "at", help="As of this time (RFC 3339); default now.")
+@click.option("--from-month", help="First month of the rates (YYYY-MM); default: twelve months to --at.")
+@click.option("--to-month", help="Last month of the rates (YYYY-MM); default: the month of --at.")
+@click.option("--catch-up/--no-catch-up", default=True, show_default=True,
+              help="Bring the views up to date with the events first.")  # fmt: skip
+@json_option
+def dashboard(
+    unit_id: str | None, at: str | None, from_month: str | None, to_month: str | None, catch_up: bool, as_json: bool
+) -> None:
+    """The headline, the three rates by unit, the funnel and the most overdue units."""
+    now = parse_time("at", at) if at else datetime.now(UTC)
+    default_from, default_to = twelve_months_to(now)
+    to_month, from_month = to_month or default_to, from_month or default_from
+    with opened(views=True) as session:
+        if catch_up:
+            session.runner.catch_up()
+        dash = session.dashboard()
+        try:
+            if as_json:
+                document = {
+                    "headline": dash.headline(unit_id, now=now),
+                    "rates": dash.rates(unit_id, from_month=from_month, to_month=to_month),
+                    "settled_by_level": dash.settled_by_level(unit_id),
+                    "overdue_queue": dash.overdue_queue(unit_id, now=now, limit=20),
+                }
+                click.echo(msgspec.json.encode(document))
+            else:
+                print_dashboard(dash, unit_id, now, (from_month, to_month))
+        except GrievanceError as e:
+            fail(str(e))
+
+
+@click.group()
+def projections() -> None:
+    """The dashboard's read models: rebuild them from zero, keep them up to date, see how far they are."""
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def page_size_option(default: int) -> Callable[[F], F]:
+    return click.option(
+        "--page-size", type=click.IntRange(1, 100_000), default=default, show_default=True,
+        help="Events a transaction.",
+    )  # fmt: skip
+
+
+# A follower keeps pages small, so that each event shows soon; a rebuild takes them large, so that the
+# counters of a unit are written once for many events rather than once for a few.
+FOLLOW_PAGE, REBUILD_PAGE = 2000, 20_000
+
+
+def _check_name(name: str | None) -> None:
+    if name not in (None, PROJECTION):
+        fail(f"name: no projection {name!r}; there is: {PROJECTION}")
+
+
+@projections.command()
+@click.argument("name", required=False)
+@page_size_option(REBUILD_PAGE)
+def rebuild(name: str | None, page_size: int) -> None:
+    """Empty the views and project every stored event again, with a progress bar."""
+    _check_name(name)
+    with opened(views=True) as session:
+        runner = session.runner
+        runner.page_size = page_size
+        total = session.chain.recorder.max_notification_id() or 0
+        with progress_bar() as bar:
+            task = bar.add_task(f"Rebuilding {PROJECTION}", total=total)
+            started = time.perf_counter()
+            events = runner.rebuild(on_page=lambda _count, position: bar.update(task, completed=position))
+        seconds = time.perf_counter() - started
+        out.print(f"{events:,} events projected in {seconds:.1f} s ({events / max(seconds, 1e-9):,.0f} events/s).")
+
+
+@projections.command()
+@click.argument("name", required=False)
+@click.option("--idle-wait", default=0.2, show_default=True, help="Seconds to wait for new events when idle.")
+@page_size_option(FOLLOW_PAGE)
+def run(name: str | None, idle_wait: float, page_size: int) -> None:
+    """Keep the views up to date until stopped (SIGTERM or Ctrl-C)."""
+    _check_name(name)
+    with opened(views=True, log_level="info") as session:
+        session.runner.page_size = page_size
+        stop = stop_on_signals()
+        out.print(f"Following the event log from position {session.runner.views.position():,}.")
+        composition.keep_views(session.runner, stop, idle_wait=idle_wait)
+
+
+@projections.command()
+@json_option
+def status(as_json: bool) -> None:
+    """How far the views are: their position and the events still to project."""
+    with opened(views=True) as session:
+        position, backlog = session.runner.views.position(), session.runner.backlog()
+    if as_json:
+        click.echo(msgspec.json.encode({"name": PROJECTION, "position": position, "backlog": backlog}))
+    else:
+        out.print(f"{PROJECTION}: at event {position:,}, {backlog:,} behind")
+
+
+@click.command()
+@click.option("--at", "at", help="Sweep as of this time (RFC 3339); default now.")
+@click.option("--every", type=click.FloatRange(min=1), help="Sweep again every so many seconds until stopped.")
+def supervise(at: str | None, every: float | None) -> None:
+    """Escalate grievances past their limit one step (督办); safe to run in several processes at once."""
+    if at and every:
+        fail("give --at or --every, not both")
+    with opened(views=True, log_level="info") as session:
+        supervision = composition.build_supervision(session.chain, session.runner.views)
+        stop = stop_on_signals()
+        while True:
+            session.runner.catch_up()
+            now = parse_time("at", at) if at else datetime.now(UTC)
+            results = supervision.sweep(now)
+            escalated = sum(isinstance(r, Outcome) and not r.duplicate for r in results)
+            out.print(f"{now:%Y-%m-%d %H:%M %Z}: {escalated} escalated, {len(results) - escalated} already handled")
+            if every is None or stop.wait(every):
+                return

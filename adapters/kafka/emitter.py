@@ -1,0 +1,101 @@
+"""The client for grid workers' apps: validate commands against the schema, then produce them to Kafka."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import msgspec
+from kafka import KafkaProducer
+
+from adapters import wire
+from adapters.kafka.settings import KafkaSettings
+from adapters.settings import Settings
+from engine.commands import Command, CommandBase, command_decoder
+
+command_encoder = msgspec.json.Encoder()
+
+
+class MalformedCommand(ValueError):
+    """A command that does not match the schema; nothing of its batch was sent."""
+
+    def __init__(self, index: int, field: str, reason: str) -> None:
+        super().__init__(f"command {index}: {field}: {reason}")
+        self.index, self.field, self.reason = index, field, reason
+
+
+class Sent(msgspec.Struct, frozen=True):
+    """Where the broker stored one command."""
+
+    command_id: str
+    grievance_id: str
+    topic: str
+    partition: int
+    offset: int
+
+
+def validated(item: CommandBase | Mapping[str, Any] | bytes | str, index: int = 0) -> Command:
+    """The command `item` describes, checked against the schema exactly as the worker will check it."""
+    if isinstance(item, CommandBase | Mapping):
+        item = command_encoder.encode(item)
+    elif isinstance(item, str):
+        item = item.encode()
+    try:
+        command: Command = command_decoder.decode(item)
+    except (msgspec.ValidationError, msgspec.DecodeError) as e:
+        refused = wire.malformed(e)
+        raise MalformedCommand(index, refused.field, refused.reason) from None
+    return command
+
+
+class CommandEmitter:
+    """Produces commands to the command topic, keyed by grievance id so each grievance's stay in order."""
+
+    def __init__(self, producer: KafkaProducer, topic: str) -> None:
+        self.producer = producer
+        self.topic = topic
+
+    @classmethod
+    def connect(cls, settings: KafkaSettings, client_id: str = "grievance-emit") -> CommandEmitter:
+        """An emitter whose sends are acknowledged by every in-sync replica, in order per partition."""
+        producer = KafkaProducer(
+            bootstrap_servers=settings.servers,
+            client_id=client_id,
+            acks="all",
+            linger_ms=5,
+            max_in_flight_requests_per_connection=1,
+        )
+        return cls(producer, settings.commands_topic)
+
+    def emit(self, items: Iterable[CommandBase | Mapping[str, Any] | bytes | str]) -> list[Sent]:
+        """Validate every command first (one bad one sends none), then send them all and wait for the broker."""
+        return self.send([validated(item, i) for i, item in enumerate(items)])
+
+    def send(self, commands: Sequence[Command]) -> list[Sent]:
+        """Send commands `validated` has already checked, and wait for the broker to store them all."""
+        futures = [
+            self.producer.send(self.topic, key=str(c.grievance_id).encode(), value=command_encoder.encode(c))
+            for c in commands
+        ]
+        self.producer.flush()
+        sent = []
+        for command, future in zip(commands, futures, strict=True):
+            meta = future.get(timeout=0)
+            sent.append(Sent(command.command_id, str(command.grievance_id), meta.topic, meta.partition, meta.offset))
+        return sent
+
+    def close(self) -> None:
+        """Send what is buffered and disconnect."""
+        self.producer.close()
+
+
+def emit(
+    commands: Iterable[CommandBase | Mapping[str, Any] | bytes | str], settings: KafkaSettings | None = None
+) -> list[Sent]:
+    """Validate and produce commands with these Kafka settings (default: the environment's): the one call an
+    app needs."""
+    emitter = CommandEmitter.connect(settings or Settings.from_env().kafka)
+    try:
+        return emitter.emit(commands)
+    finally:
+        emitter.close()

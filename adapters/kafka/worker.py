@@ -1,0 +1,296 @@
+"""The command worker: grid workers' commands from Kafka, applied in batches, exactly once.
+
+Each partition's position lives in the event store, recorded in the same transaction as the events
+its batch produced (the library's tracking record). A worker that is given a partition starts after
+that position, and skips anything at or before it, so a batch delivered again after a crash or a
+rebalance is never applied twice; Kafka's committed offsets only follow, for lag monitoring.
+
+A message that does not decode, or that a rule refuses, is copied to the rejected topic, with its
+source and its error in headers, before its batch is stored: nothing is dropped silently, and a crash
+can copy a message twice (readers dedupe on source topic, partition and offset). The worker carries on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import msgspec
+import structlog
+from eventsourcing.persistence import IntegrityError, Tracking
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from adapters import wire
+from adapters.backoff import wait_after
+from adapters.intake import Intake
+from adapters.kafka.settings import KafkaSettings
+from engine.access import Principal
+from engine.commands import Command, CommandBase, command_decoder
+from schemas.results import Accepted, Rejected, Result
+
+log = structlog.get_logger("grievance.worker")
+_EMPTY = Rejected(command_id=None, grievance_id=None, code="malformed", field="$", reason="the message has no value")
+
+
+@dataclass
+class BatchTally:
+    """What became of one batch of messages."""
+
+    messages: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    # Delivered again, but at or before the partition's stored position: already applied.
+    skipped: int = 0
+
+
+def key_mismatch(key: bytes | None, command: CommandBase) -> Rejected | None:
+    """A message must be keyed by its grievance id: the key picks the partition, and only one partition
+    per grievance keeps that grievance's commands in order."""
+    reason = None
+    if key is None:
+        reason = "the message has no key; key it by the command's grievance_id"
+    else:
+        try:
+            if UUID(key.decode()) != command.grievance_id:
+                reason = f"the key {key.decode()!r} is not the command's grievance_id {command.grievance_id}"
+        except (UnicodeDecodeError, ValueError):
+            reason = f"the key {key!r} is not a grievance id"
+    if reason is None:
+        return None
+    return Rejected(
+        command_id=command.command_id,
+        grievance_id=command.grievance_id,
+        code="key_mismatch",
+        field="key",
+        reason=reason,
+    )
+
+
+def rejection_headers(record: Any, result: Rejected) -> list[tuple[str, bytes]]:
+    """Headers of a rejected copy: the error, and where the original came from, so that a reader can dedupe
+    on (source topic, partition, offset) when a crash makes the worker reject a message twice."""
+    headers = [
+        ("error.code", result.code.encode()),
+        ("error.field", result.field.encode()),
+        ("error.reason", result.reason.encode()),
+        ("source.topic", str(record.topic).encode()),
+        ("source.partition", str(record.partition).encode()),
+        ("source.offset", str(record.offset).encode()),
+    ]
+    if result.command_id:
+        headers.append(("command_id", result.command_id.encode()))
+    return headers
+
+
+class CommandWorker:
+    """Consumes the command topic in one consumer group; see the module's docstring for its guarantees."""
+
+    def __init__(
+        self,
+        intake: Intake,
+        consumer: KafkaConsumer,
+        producer: KafkaProducer,
+        settings: KafkaSettings,
+        *,
+        principal: Principal,
+    ) -> None:
+        self.intake = intake
+        self.principal = principal
+        self.consumer = consumer
+        self.producer = producer
+        self.settings = settings
+        self._stored_positions: dict[TopicPartition, OffsetAndMetadata] = {}
+
+    @classmethod
+    def connect(
+        cls, intake: Intake, settings: KafkaSettings, *, principal: Principal, client_id: str = "grievance-worker"
+    ) -> CommandWorker:
+        """A worker with its own consumer (in the workers' group) and producer (for rejected copies), applying
+        commands as `principal`."""
+        consumer = KafkaConsumer(
+            bootstrap_servers=settings.servers,
+            client_id=client_id,
+            group_id=settings.worker_group,
+            enable_auto_commit=False,
+            # A new group starts at the beginning: commands sent before the first worker started count too.
+            auto_offset_reset="earliest",
+            max_poll_records=settings.batch_size,
+            fetch_max_wait_ms=settings.batch_wait_ms,
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=settings.heartbeat_interval_ms,
+        )
+        producer = KafkaProducer(bootstrap_servers=settings.servers, client_id=client_id, acks="all", linger_ms=5)
+        worker = cls(intake, consumer, producer, settings, principal=principal)
+        consumer.subscribe([settings.commands_topic], listener=_Rebalance(lambda: worker))
+        return worker
+
+    def close(self) -> None:
+        """Leave the group at once (so its partitions move without waiting for the session to time out)."""
+        self.consumer.close(autocommit=False)
+        self.producer.close()
+
+    def run(self, stop: threading.Event) -> None:
+        """Apply batches until `stop` is set; a failing store or broker is retried with backoff, never skipped."""
+        failures = 0
+        while not stop.is_set():
+            polled = self.consumer.poll(timeout_ms=200, max_records=self.settings.batch_size)
+            if self._stored_positions:
+                positions, self._stored_positions = self._stored_positions, {}
+                with contextlib.suppress(CommitFailedError):
+                    self.consumer.commit(positions)
+            if not polled:
+                continue
+            try:
+                self.handle(polled)
+                failures = 0
+            except Exception as error:
+                failures += 1
+                wait = wait_after(failures)
+                log.error("batch failed; retrying it", error=repr(error), retry_in_s=wait)
+                self._rewind(polled)
+                stop.wait(wait)
+
+    def handle(self, polled: Mapping[TopicPartition, Sequence[Any]]) -> BatchTally:
+        """Apply one poll's records, a transaction per partition, then commit the offsets to Kafka."""
+        started = time.perf_counter()
+        tally = BatchTally()
+        for tp, records in polled.items():
+            self._apply_partition(tp, records, tally)
+        try:
+            self.consumer.commit(_next_offsets(polled))
+        except CommitFailedError:
+            # The group moved a partition while we worked; its new owner starts after the stored position.
+            log.warning("offsets not committed after a rebalance; the store's positions stand")
+        log.info(
+            "batch",
+            messages=tally.messages,
+            applied=tally.applied,
+            duplicates=tally.duplicates,
+            rejected=tally.rejected,
+            skipped=tally.skipped,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        return tally
+
+    def _apply_partition(self, tp: TopicPartition, records: Sequence[Any], tally: BatchTally) -> None:
+        upstream = upstream_name(tp)
+        tally.messages += len(records)
+        while True:
+            position = self.intake.chain.tracked(upstream)
+            fresh = [r for r in records if position is None or r.offset > position]
+            try:
+                if fresh:
+                    self._apply(upstream, fresh, tally)
+            except IntegrityError:
+                # Another worker stored a batch of this partition while we worked on ours (a rebalance
+                # caught it mid-batch): start again after the position it reached.
+                log.warning("partition advanced by another worker", partition=tp.partition)
+                continue
+            tally.skipped += len(records) - len(fresh)
+            return
+
+    def _apply(self, upstream: str, records: Sequence[Any], tally: BatchTally) -> None:
+        decoded: list[Result | None] = []
+        commands: list[Command] = []
+        for record in records:
+            if record.value is None:
+                decoded.append(_EMPTY)
+                continue
+            try:
+                command: Command = command_decoder.decode(record.value)
+            except (msgspec.ValidationError, msgspec.DecodeError) as e:
+                decoded.append(wire.malformed(e))
+                continue
+            refusal = key_mismatch(record.key, command)
+            decoded.append(refusal)
+            if refusal is None:
+                commands.append(command)
+
+        def merged(applied: list[Result]) -> list[Result]:
+            rest = iter(applied)
+            return [r if r is not None else next(rest) for r in decoded]
+
+        def copy_rejected(applied: list[Result]) -> None:
+            sent = [
+                self.producer.send(
+                    self.settings.rejected_topic,
+                    key=record.key,
+                    value=record.value,
+                    headers=rejection_headers(record, result),
+                )
+                for record, result in zip(records, merged(applied), strict=True)
+                if isinstance(result, Rejected)
+            ]
+            for record, result in zip(records, merged(applied), strict=True):
+                if isinstance(result, Rejected) and result.code in ("malformed", "key_mismatch"):
+                    # Rule refusals are logged by the intake, with their grievance and command ids.
+                    log.warning("message rejected", code=result.code, field=result.field, reason=result.reason,
+                                partition=record.partition, offset=record.offset)  # fmt: skip
+            if sent:
+                self.producer.flush()
+                for future in sent:
+                    future.get(timeout=0)  # raises the broker's error if a copy was not written
+
+        results = merged(
+            self.intake.submit(
+                commands,
+                principal=self.principal,
+                tracking=Tracking(upstream, records[-1].offset),
+                before_store=copy_rejected,
+            )
+        )
+        for result in results:
+            if isinstance(result, Accepted):
+                tally.duplicates += result.duplicate
+                tally.applied += not result.duplicate
+            elif isinstance(result, Rejected):
+                tally.rejected += 1
+
+    def on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        """Start each partition just after the position stored with its last batch, whatever Kafka committed;
+        the stored position is committed to Kafka too at the next poll, so that its lag reads true."""
+        for tp in assigned:
+            position = self.intake.chain.tracked(upstream_name(tp))
+            if position is not None:
+                self.consumer.seek(tp, position + 1)
+                self._stored_positions[tp] = OffsetAndMetadata(position + 1, "", -1)
+        log.info("partitions assigned", partitions=sorted(tp.partition for tp in assigned))
+
+    def _rewind(self, polled: Mapping[TopicPartition, Sequence[Any]]) -> None:
+        """Seek each partition of a failed poll back to its first record, to be polled (and filtered) again."""
+        for tp, records in polled.items():
+            # A partition no longer ours after a rebalance: its new owner starts from the stored position.
+            with contextlib.suppress(KafkaError, AssertionError, ValueError):
+                self.consumer.seek(tp, min(r.offset for r in records))
+
+
+def upstream_name(tp: TopicPartition) -> str:
+    """The name a partition's position is stored under, beside the events."""
+    return f"kafka:{tp.topic}[{tp.partition}]"
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Positions each partition the worker gains from the store; nothing to flush for those it loses, as
+    every batch is stored before the next poll."""
+
+    def __init__(self, worker: Callable[[], CommandWorker]) -> None:
+        self.worker = worker
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        log.info("partitions revoked", partitions=sorted(tp.partition for tp in revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.worker().on_assigned(assigned)
+
+
+def _next_offsets(polled: Mapping[TopicPartition, Sequence[Any]]) -> dict[TopicPartition, OffsetAndMetadata]:
+    return {tp: OffsetAndMetadata(max(r.offset for r in records) + 1, "", -1) for tp, records in polled.items()}

@@ -1,0 +1,111 @@
+"""Who may do what where: roles, the principal a command is sent by, and the one policy the application
+applies to every command, whatever channel it came by. Channels only authenticate; this decides.
+
+- grid worker: commands within their jurisdiction (their unit and everything below it: where a report or
+  claim happens, or where the grievance has been), acting as themselves; reads there too;
+- supervisor: reads their subtree of the chart, sends no commands;
+- auditor: reads every grievance and every history, sends no commands;
+- admin: everything, acting as themselves;
+- operator: a trusted channel (the CLI at the store; the Kafka worker until commands carry proof of who
+  sent them), whose commands act as the actor they name;
+- system: the engine's own processes (supervision), which only escalate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from engine.chart import OrgChart
+from engine.commands import Claim, Command, Escalate, Report
+from engine.errors import Forbidden
+from engine.grievance import Grievance
+
+
+class Role(StrEnum):
+    """What a principal is in the service chain."""
+
+    GRID_WORKER = "grid_worker"
+    SUPERVISOR = "supervisor"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+    OPERATOR = "operator"
+    SYSTEM = "system"
+
+    @property
+    def sends_commands(self) -> bool:
+        """Whether this role may send commands at all."""
+        return self in _WRITERS
+
+    @property
+    def reads_everything(self) -> bool:
+        """Whether this role's reads are not bounded by a jurisdiction."""
+        return self in _READS_EVERYTHING
+
+    @property
+    def needs_unit(self) -> bool:
+        """Whether a principal of this role must name the unit of their jurisdiction."""
+        return self in (Role.GRID_WORKER, Role.SUPERVISOR)
+
+
+_WRITERS = frozenset({Role.GRID_WORKER, Role.ADMIN, Role.OPERATOR, Role.SYSTEM})
+_READS_EVERYTHING = frozenset({Role.AUDITOR, Role.ADMIN, Role.OPERATOR, Role.SYSTEM})
+# The actor a command names is believed only from these; everyone else acts as themselves.
+_VOUCHES_FOR_ACTORS = frozenset({Role.OPERATOR})
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who sent a command or asks a question, as the channel authenticated them; `unit_id` is the root of
+    their jurisdiction (grid workers and supervisors)."""
+
+    name: str
+    role: Role
+    unit_id: str | None = None
+
+
+SUPERVISION = Principal("supervision", Role.SYSTEM)
+
+
+class AccessPolicy:
+    """Roles and jurisdiction on the organisation chart: the one place that decides who may do what where."""
+
+    def __init__(self, chart: OrgChart) -> None:
+        self.chart = chart
+
+    def covers(self, principal: Principal, unit_id: str) -> bool:
+        """Whether `unit_id` is the principal's unit or below it (everything, for those who read everything)."""
+        if principal.role.reads_everything:
+            return True
+        if principal.unit_id is None or unit_id not in self.chart:
+            return False
+        return principal.unit_id in self.chart.lineage(unit_id)
+
+    def covers_any(self, principal: Principal, unit_ids: Iterable[str]) -> bool:
+        """Whether any of the units is within the principal's jurisdiction."""
+        return any(self.covers(principal, u) for u in unit_ids)
+
+    def may_read_grievance(self, principal: Principal, grievance: Grievance) -> bool:
+        """Readers see a grievance that passed through their subtree (a street sees its residents' grievance
+        even after it climbed above the street)."""
+        return self.covers_any(principal, [*grievance.path, grievance.unit_id])
+
+    def check(self, principal: Principal, command: Command, grievance: Grievance | None) -> None:
+        """Refuse (`Forbidden`) a command the principal may not send: by role, as another actor, or outside
+        their jurisdiction. `grievance` is its grievance as it stands (None if not reported yet)."""
+        role = principal.role
+        if not role.sends_commands:
+            raise Forbidden("role", f"a {role.value} may not send commands")
+        if role is Role.SYSTEM and not isinstance(command, Escalate):
+            raise Forbidden("kind", f"{principal.name} only escalates; it may not send a {command.kind}")
+        if role not in _VOUCHES_FOR_ACTORS and command.actor != principal.name:
+            raise Forbidden("actor", f"{principal.name!r} may not act as {command.actor!r}")
+        if isinstance(command, Report | Claim):
+            # An unknown unit is for the aggregate to refuse, naming it.
+            if command.unit_id in self.chart and not self.covers(principal, command.unit_id):
+                raise Forbidden("unit_id", f"{command.unit_id} is outside your jurisdiction ({principal.unit_id})")
+        elif grievance is not None and not self.may_read_grievance(principal, grievance):
+            raise Forbidden(
+                "unit_id", f"grievance {command.grievance_id} has not been in your jurisdiction ({principal.unit_id})"
+            )

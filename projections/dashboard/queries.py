@@ -1,0 +1,530 @@
+"""The questions the dashboard read model answers (supervisors' and supervision's), from its tables, as the
+msgspec Structs of `schemas/dashboard.py`."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from engine.chart import OrgChart, Unit
+from engine.errors import InvalidValue
+from engine.grievance import Status
+from engine.levels import Level
+from projections.dashboard.changes import (
+    DAY,
+    DAY_COLUMNS,
+    MONTH_COLUMNS,
+    POINTS_COLUMNS,
+    REPORTING_TZ,
+    percentile,
+    points_of,
+)
+from projections.dashboard.list_plan import ListCounts, Walk, cheapest_walk
+from projections.dashboard.rates import resolution_rate, response_rate, satisfaction_rate
+from projections.dashboard.tables import DashboardViewsMixin
+from schemas.dashboard import (
+    DayCounts,
+    GrievanceItem,
+    GrievancePage,
+    Headline,
+    LevelSettled,
+    PointsEntry,
+    UnitCounts,
+    UnitDurations,
+    UnitRates,
+)
+
+MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+DAY_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
+STATUSES = tuple(s.value for s in Status)
+OPEN_STATUSES = tuple(s.value for s in Status.open_ones())
+MAX_PAGE = 500
+# Deeper than any list a person pages through, and within every store's integer range.
+MAX_OFFSET = 10_000_000
+LEVEL_NAMES = frozenset(level.value for level in Level)
+LINEAGE_COLUMN_OF = {Level.STREET_COMMITTEE: "street_id", Level.COMMUNITY: "community_id", Level.GRID_BRANCH: "grid_id"}
+
+
+def twelve_months_to(now: datetime) -> tuple[str, str]:
+    """The default window of the rates: the twelve months ending with the month of `now` (China time)."""
+    local = now.astimezone(REPORTING_TZ)
+    return (local.replace(day=1) - timedelta(days=330)).strftime("%Y-%m"), local.strftime("%Y-%m")
+
+
+class Dashboard:
+    """Read-only queries over the views; every figure for a unit includes everything below it."""
+
+    def __init__(self, views: DashboardViewsMixin, chart: OrgChart) -> None:
+        self.views = views
+        self.chart = chart
+        self.mark = views.mark
+        self._by_level: dict[Level, list[str]] = {}
+
+    # ----------------------------------------------------------------------------- helpers
+
+    def _unit(self, unit_id: str | None) -> Unit:
+        return self.chart.root if unit_id is None else self.chart.unit(unit_id)
+
+    def _subtree_filter(
+        self, unit: Unit, column: str = "unit_id", *, lineage: bool = False, masked: bool = False
+    ) -> tuple[str, list[Any]]:
+        """A WHERE fragment matching the unit and everything below it; with `lineage`, on dash_grievance's
+        indexed street, community and grid columns where the unit is one of those; `masked`, so that no
+        index is used for it."""
+        if unit.id == self.chart.root.id:
+            return "", []
+        if lineage and unit.level in LINEAGE_COLUMN_OF:
+            column = LINEAGE_COLUMN_OF[unit.level]
+            return f" AND {_masked(column) if masked else column} = ?", [unit.id]
+        ids = [u.id for u in self.chart.walk(unit.id)]
+        return f" AND {_masked(column) if masked else column} IN ({', '.join([self.mark] * len(ids))})", ids
+
+    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self.views.reading() as cursor:
+            cursor.execute(sql.replace("?", self.mark), list(params))
+            return list(cursor.fetchall())
+
+    def _totals(
+        self,
+        shown: list[Unit],
+        table: str,
+        sums: Sequence[str],
+        *,
+        by: Sequence[str] = (),
+        where: str = "",
+        params: Sequence[Any] = (),
+    ) -> dict[str, list[Any]]:
+        """Each shown unit's rows of `table` (which hold the totals of the unit and everything below it),
+        summed over the rows `where` picks and grouped `by` columns."""
+        keys = "".join(f", t.{k}" for k in by)
+        totals = ", ".join(f"SUM(t.{c}) AS {c}" for c in sums)
+        marks = ", ".join("?" * len(shown))
+        rows = self._fetch(
+            f"SELECT t.unit_id AS shown_id{keys}, {totals} FROM {table} t WHERE t.unit_id IN ({marks}){where} "
+            f"GROUP BY t.unit_id{keys}",
+            [*(u.id for u in shown), *params],
+        )
+        grouped: dict[str, list[Any]] = {u.id: [] for u in shown}
+        for r in rows:
+            grouped[r["shown_id"]].append(r)
+        return grouped
+
+    def _with_children(self, unit: Unit) -> list[Unit]:
+        return [unit, *self.chart.children_of(unit.id)]
+
+    # ----------------------------------------------------------------------------- queries
+
+    def headline(self, unit_id: str | None = None, *, now: datetime) -> Headline:
+        """Resolved, replied, open and overdue grievances at a unit and below, as of `now`."""
+        unit = self._unit(unit_id)
+        counts = self.counts(unit.id)[0]
+        overdue = self.overdue_count(unit, now)
+        return Headline(
+            unit_id=unit.id,
+            as_of=now,
+            resolved=counts.resolved,
+            replied=counts.replied,
+            open=counts.waiting + counts.claimed,
+            waiting=counts.waiting,
+            claimed=counts.claimed,
+            overdue=overdue,
+        )
+
+    def overdue_count(self, unit: Unit, now: datetime) -> int:
+        """Open grievances past their limit at `now`, at the unit and below: those due before today, and
+        today's part from the list's due index."""
+        at = _epoch(now)
+        today = at // DAY
+        where, params = self._subtree_filter(unit, lineage=True)
+        rows = self._fetch(
+            f"SELECT COUNT(*) AS n FROM dash_grievance WHERE due_at >= ? AND due_at < ?{where}",
+            [today * DAY, at, *params],
+        )
+        return self._due_before(today, [unit]).get(unit.id, 0) + int(rows[0]["n"])
+
+    def _due_before(self, today: int, units: Sequence[Unit] | None = None) -> dict[str, int]:
+        """Open grievances due before `today` at each unit and below (of `units`, or of every unit).
+
+        Counted from what is not yet overdue, which the time limits bound, rather than from what is, which
+        nothing bounds: each unit's open grievances less those due from today on (the due-day counters of
+        today and later).
+        """
+        where, params = "", []
+        if units is not None:
+            where, params = f" AND unit_id IN ({', '.join('?' * len(units))})", [u.id for u in units]
+        open_totals = self._fetch(
+            f"SELECT unit_id, SUM(n) AS n FROM dash_status_count "
+            f"WHERE status IN ({', '.join('?' * len(OPEN_STATUSES))}){where} GROUP BY unit_id",
+            [*OPEN_STATUSES, *params],
+        )
+        due_from_today = self._fetch(
+            f"SELECT unit_id, SUM(n) AS n FROM dash_due_day WHERE due_day >= ?{where} GROUP BY unit_id",
+            [today, *params],
+        )
+        not_due = {r["unit_id"]: int(r["n"]) for r in due_from_today}
+        return {r["unit_id"]: int(r["n"]) - not_due.get(r["unit_id"], 0) for r in open_totals}
+
+    def counts(self, unit_id: str | None = None) -> list[UnitCounts]:
+        """Where grievances stand, for the unit and then each unit directly below it, rolled up."""
+        unit = self._unit(unit_id)
+        shown = self._with_children(unit)
+        grouped = self._totals(shown, "dash_status_count", ["n"], by=["status"])
+        out = []
+        for u in shown:
+            by_status = Counter({r["status"]: int(r["n"]) for r in grouped[u.id]})
+            out.append(
+                UnitCounts(unit_id=u.id, name=u.name, level=u.level.value, **{s: by_status[s] for s in STATUSES})
+            )
+        return out
+
+    def rates(self, unit_id: str | None = None, *, from_month: str, to_month: str) -> list[UnitRates]:
+        """Response, resolution and satisfaction rates for the unit and each unit below it, over months."""
+        for name, value in (("from_month", from_month), ("to_month", to_month)):
+            if not MONTH.match(value):
+                raise InvalidValue(name, f"{value!r} is not a month like 2020-06")
+        unit = self._unit(unit_id)
+        shown = self._with_children(unit)
+        grouped = self._totals(
+            shown,
+            "dash_unit_month",
+            MONTH_COLUMNS,
+            where=" AND t.month >= ? AND t.month <= ?",
+            params=[from_month, to_month],
+        )
+        out = []
+        for u in shown:
+            t = Counter({c: int(grouped[u.id][0][c] or 0) for c in MONTH_COLUMNS} if grouped[u.id] else {})
+            out.append(
+                UnitRates(
+                    unit_id=u.id,
+                    name=u.name,
+                    level=u.level.value,
+                    from_month=from_month,
+                    to_month=to_month,
+                    reported=t["reported"],
+                    claims=t["claims"],
+                    claims_on_time=t["claims_on_time"],
+                    missed=t["missed"],
+                    resolved=t["resolved"],
+                    replied=t["replied"],
+                    rated=t["rated"],
+                    satisfied=t["satisfied"],
+                    basically_satisfied=t["basically_satisfied"],
+                    dissatisfied=t["dissatisfied"],
+                    claims_by_organisation=t["claims_organisation"],
+                    claims_by_group=t["claims_group"],
+                    claims_by_member=t["claims_member"],
+                    response_rate=response_rate(t),
+                    resolution_rate=resolution_rate(t),
+                    satisfaction_rate=satisfaction_rate(t),
+                )
+            )
+        return out
+
+    def durations(self, unit_id: str | None = None) -> list[UnitDurations]:
+        """Time to claim and to close, p50 and p90, for the unit and each unit below it."""
+        unit = self._unit(unit_id)
+        shown = self._with_children(unit)
+        grouped = self._totals(shown, "dash_duration", ["n"], by=["measure", "bucket"])
+        out = []
+        for u in shown:
+            histograms: dict[str, dict[int, int]] = {"claim": {}, "close": {}}
+            for r in grouped[u.id]:
+                histograms[r["measure"]][int(r["bucket"])] = int(r["n"])
+            out.append(_durations(u.id, u.name, u.level, histograms["claim"], histograms["close"]))
+        return out
+
+    def durations_by_level(self) -> list[UnitDurations]:
+        """Time to claim and to close, p50 and p90, for each of the seven levels; `unit_id` is "*" (all its units)."""
+        histograms: dict[str, dict[str, Counter[int]]] = {
+            lv.value: {"claim": Counter(), "close": Counter()} for lv in Level
+        }
+        for r in self._fetch("SELECT level, measure, bucket, n FROM dash_level_duration WHERE n <> 0"):
+            if r["level"] in histograms:
+                histograms[r["level"]][r["measure"]][int(r["bucket"])] = int(r["n"])
+        return [
+            _durations("*", lv.chinese, lv, histograms[lv.value]["claim"], histograms[lv.value]["close"])
+            for lv in Level
+        ]
+
+    def settled_by_level(self, unit_id: str | None = None) -> list[LevelSettled]:
+        """The funnel: how many grievances each of the seven steps resolved or replied to, at a unit and below."""
+        unit = self._unit(unit_id)
+        rows = self._fetch("SELECT level, resolved, replied FROM dash_settled WHERE unit_id = ?", [unit.id])
+        found = {r["level"]: r for r in rows}
+        return [
+            LevelSettled(level=lv.value, resolved=int(r["resolved"]), replied=int(r["replied"]))
+            if (r := found.get(lv.value))
+            else LevelSettled(level=lv.value, resolved=0, replied=0)
+            for lv in Level
+        ]
+
+    def daily(self, unit_id: str | None = None, *, from_day: str, to_day: str) -> list[DayCounts]:
+        """Reports, claims and closures per day at a unit and below."""
+        for name, value in (("from_day", from_day), ("to_day", to_day)):
+            if not DAY_PATTERN.match(value):
+                raise InvalidValue(name, f"{value!r} is not a day like 2020-06-30")
+        unit = self._unit(unit_id)
+        rows = self._fetch(
+            f"SELECT day, {', '.join(DAY_COLUMNS)} FROM dash_unit_day WHERE unit_id = ? AND day >= ? AND day <= ? "
+            "ORDER BY day",
+            [unit.id, from_day, to_day],
+        )
+        return [DayCounts(day=r["day"], **{c: int(r[c]) for c in DAY_COLUMNS}) for r in rows]
+
+    def overdue_queue(self, unit_id: str | None = None, *, now: datetime, limit: int = 50) -> list[GrievanceItem]:
+        """Open grievances past their limit at a unit and below, longest overdue first."""
+        unit = self._unit(unit_id)
+        where, params = self._subtree_filter(unit, lineage=True)
+        rows = self._fetch(
+            f"SELECT * FROM dash_grievance WHERE due_at < ?{where} ORDER BY due_at, grievance_id LIMIT ?",
+            [_epoch(now), *params, _page_limit(limit)],
+        )
+        return [_item(r, now) for r in rows]
+
+    def overdue_below_the_top(self, now: datetime, *, limit: int) -> list[tuple[UUID, int]]:
+        """(grievance id, version) of open grievances past their limit at `now` that can still climb (not at the
+        leading group, whose overdue ones stay on its own queue), longest overdue first: supervision's question."""
+        rows = self._fetch(
+            "SELECT grievance_id, version FROM dash_grievance WHERE due_at < ? AND level <> ? "
+            "ORDER BY due_at, grievance_id LIMIT ?",
+            [_epoch(now), Level.LEADING_GROUP.value, limit],
+        )
+        return [(UUID(r["grievance_id"]), int(r["version"])) for r in rows]
+
+    def most_overdue_units(self, *, now: datetime, limit: int = 10) -> list[tuple[Unit, int]]:
+        """The units where the most overdue grievances wait, most first: each unit's own, that is its total
+        less those of the units directly below it, plus today's part from the list (whose rows are own)."""
+        limit = _page_limit(limit)
+        at = _epoch(now)
+        today = at // DAY
+        overdue: Counter[str] = Counter(self._own(self._due_before(today), (u.id for u in self.chart)))
+        for r in self._fetch(
+            "SELECT unit_id, COUNT(*) AS n FROM dash_grievance WHERE due_at >= ? AND due_at < ? GROUP BY unit_id",
+            [today * DAY, at],
+        ):
+            overdue[r["unit_id"]] += int(r["n"])
+        ranked = sorted(((n, u) for u, n in overdue.items() if n > 0 and u in self.chart), key=lambda p: (-p[0], p[1]))
+        return [(self.chart.unit(u), n) for n, u in ranked[:limit]]
+
+    def grievances(
+        self,
+        unit_id: str | None = None,
+        *,
+        now: datetime,
+        status: str | None = None,
+        level: str | None = None,
+        category: str | None = None,
+        overdue: bool | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> GrievancePage:
+        """Grievances at a unit and below, newest report first, filtered and paged."""
+        unit = self._unit(unit_id)
+        if status is not None and status not in STATUSES:
+            raise InvalidValue("status", f"{status!r} is not one of {', '.join(STATUSES)}")
+        if level is not None and level not in LEVEL_NAMES:
+            raise InvalidValue("level", f"{level!r} is not a level of the chain")
+        if not 0 <= offset <= MAX_OFFSET:
+            raise InvalidValue("offset", f"must be from 0 to {MAX_OFFSET:,}")
+        limit = _page_limit(limit)
+        at = _epoch(now)
+        walk: Walk | None = Walk.LIST
+        if any(f is not None for f in (status, level, category, overdue)):
+            walk = cheapest_walk(self._list_counts(unit, status, level, category, overdue, now), offset + limit + 1)
+        if walk is None:
+            return GrievancePage(offset=offset, limit=limit, more=False, items=[])
+        # Every filter but the walk's own is written so that no index serves it, so that both stores read
+        # the page the way the counts chose.
+        where, params = self._subtree_filter(unit, lineage=True, masked=walk not in (Walk.LIST, Walk.OVERDUE))
+        clauses: list[str] = [where]
+        for column, value, own in (
+            ("status", status, Walk.STATUS),
+            ("level", level, Walk.LEVEL),
+            ("category", category, Walk.CATEGORY),
+        ):
+            if value is not None:
+                clauses.append(f" AND {column if walk is own else _masked(column)} = ?")
+                params.append(value)
+        if overdue is not None:
+            if overdue:
+                clauses.append(" AND due_at < ?" if walk is Walk.OVERDUE else " AND due_at + 0 < ?")
+            else:
+                clauses.append(" AND (due_at IS NULL OR due_at >= ?)")
+            params.append(at)
+        rows = self._fetch(
+            f"SELECT * FROM dash_grievance WHERE 1=1{''.join(clauses)} "
+            "ORDER BY reported_at DESC, grievance_id LIMIT ? OFFSET ?",
+            [*params, limit + 1, offset],
+        )
+        items = [_item(r, now) for r in rows[:limit]]
+        return GrievancePage(offset=offset, limit=limit, more=len(rows) > limit, items=items)
+
+    def _list_counts(
+        self, unit: Unit, status: str | None, level: str | None, category: str | None, overdue: bool | None,
+        now: datetime,
+    ) -> ListCounts:  # fmt: skip
+        """What the views count for a filtered page's question: the unit's and the chart's grievances, of the
+        status, at the level and of the category asked; and the unit's overdue ones if asked."""
+        root = self.chart.root
+        by_status: dict[str, Counter[str]] = {unit.id: Counter(), root.id: Counter()}
+        for r in self._fetch(
+            "SELECT unit_id, status, n FROM dash_status_count WHERE unit_id IN (?, ?)", [unit.id, root.id]
+        ):
+            by_status[r["unit_id"]][r["status"]] += int(r["n"])
+        level_in_unit, level_in_chart = (None, None) if level is None else self._at_level(unit, Level(level))
+        category_in: dict[str, int] = {}
+        if category is not None:
+            for r in self._fetch("SELECT unit_id, n FROM dash_category_count WHERE unit_id IN (?, ?) AND category = ?",
+                                 [unit.id, root.id, category]):  # fmt: skip
+                category_in[r["unit_id"]] = int(r["n"])
+        return ListCounts(
+            in_unit=by_status[unit.id].total(),
+            status_in_unit=None if status is None else by_status[unit.id][status],
+            status_in_chart=None if status is None else by_status[root.id][status],
+            overdue_in_unit=self.overdue_count(unit, now) if overdue else None,
+            level_in_unit=level_in_unit,
+            level_in_chart=level_in_chart,
+            category_in_unit=None if category is None else category_in.get(unit.id, 0),
+            category_in_chart=None if category is None else category_in.get(root.id, 0),
+        )
+
+    def _at_level(self, unit: Unit, level: Level) -> tuple[int, int]:
+        """Grievances at `level` at the unit and below, and in the whole chart: the own counts of the chart's
+        units at that level."""
+        at_level = self._units_at(level)
+        ids = [*at_level, *(c.id for u in at_level for c in self.chart.children_of(u))]
+        totals: Counter[str] = Counter()
+        for r in self._fetch(f"SELECT unit_id, n FROM dash_status_count WHERE unit_id IN ({', '.join('?' * len(ids))})",
+                             ids):  # fmt: skip
+            totals[r["unit_id"]] += int(r["n"])
+        own = self._own(totals, at_level)
+        in_chart = sum(own.values())
+        if unit.id == self.chart.root.id:
+            return in_chart, in_chart
+        in_unit = {u.id for u in self.chart.walk(unit.id) if u.level is level}
+        return sum(n for u, n in own.items() if u in in_unit), in_chart
+
+    def _units_at(self, level: Level) -> list[str]:
+        """The chart's units at `level` (the chart never changes under a process)."""
+        if level not in self._by_level:
+            self._by_level[level] = [u.id for u in self.chart.walk() if u.level is level]
+        return self._by_level[level]
+
+    def _own(self, totals: Mapping[str, int], units: Iterable[str]) -> dict[str, int]:
+        """Each unit's own count, from counts that are totals of a unit and everything below it: its total
+        less its children's."""
+        return {u: totals.get(u, 0) - sum(totals.get(c.id, 0) for c in self.chart.children_of(u)) for u in units}
+
+    def service_requests(
+        self,
+        *,
+        now: datetime,
+        ids: Sequence[UUID] = (),
+        categories: Sequence[str] = (),
+        statuses: Sequence[str] = (),
+        start: datetime,
+        end: datetime,
+        limit: int = 1000,
+    ) -> list[GrievanceItem]:
+        """Grievances reported from `start` to `end` inclusive (or exactly `ids`), of the given categories and statuses,
+        newest first: what the Open311 requests list asks."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if ids:
+            clauses.append(f" AND grievance_id IN ({', '.join('?' * len(ids))})")
+            params += [str(i) for i in ids]
+        else:
+            clauses.append(" AND reported_at >= ? AND reported_at <= ?")
+            params += [_epoch(start), _epoch(end)]
+        for column, values in (("category", categories), ("status", statuses)):
+            if values:
+                clauses.append(f" AND {column} IN ({', '.join('?' * len(values))})")
+                params += list(values)
+        rows = self._fetch(
+            f"SELECT * FROM dash_grievance WHERE 1=1{''.join(clauses)} ORDER BY reported_at DESC, grievance_id LIMIT ?",
+            [*params, max(1, min(limit, 1000))],
+        )
+        return [_item(r, now) for r in rows]
+
+    def points(self, *, limit: int = 20) -> list[PointsEntry]:
+        """The volunteer points ledger, most points first."""
+        rows = self._fetch("SELECT * FROM dash_points")
+        entries = [
+            PointsEntry(
+                claimant=r["claimant"],
+                mode=r["mode"],
+                **{c: int(r[c]) for c in POINTS_COLUMNS},
+                points=points_of({c: int(r[c]) for c in POINTS_COLUMNS}),
+            )
+            for r in rows
+        ]
+        entries.sort(key=lambda e: (-e.points, e.claimant, e.mode))
+        return entries[: _page_limit(limit)]
+
+
+def _durations(
+    unit_id: str, name: str, level: Level, claim: Mapping[int, int], close: Mapping[int, int]
+) -> UnitDurations:
+    return UnitDurations(
+        unit_id=unit_id,
+        name=name,
+        level=level.value,
+        claims=sum(claim.values()),
+        claim_p50_hours=_hours(percentile(claim, 50)),
+        claim_p90_hours=_hours(percentile(claim, 90)),
+        closes=sum(close.values()),
+        close_p50_hours=_hours(percentile(close, 50)),
+        close_p90_hours=_hours(percentile(close, 90)),
+    )
+
+
+def _masked(column: str) -> str:
+    """The text column as an expression, equal in value, that no index of the column serves."""
+    return f"{column} || ''"
+
+
+def _epoch(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        raise InvalidValue("now", "must carry a timezone")
+    return int(moment.timestamp())
+
+
+def _time(epoch: int | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(int(epoch), UTC)
+
+
+def _hours(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds / 3600, 2)
+
+
+def _page_limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidValue("limit", f"must be between 1 and {MAX_PAGE}")
+    return limit
+
+
+def _item(r: Any, now: datetime) -> GrievanceItem:
+    due = r["due_at"]
+    reported = _time(r["reported_at"])
+    assert reported is not None
+    return GrievanceItem(
+        grievance_id=UUID(r["grievance_id"]),
+        version=int(r["version"]),
+        status=r["status"],
+        level=r["level"],
+        unit_id=r["unit_id"],
+        category=r["category"],
+        title=r["title"],
+        claimant=r["claimant"],
+        claim_mode=r["claim_mode"],
+        reported_at=reported,
+        claimed_at=_time(r["claimed_at"]),
+        closed_at=_time(r["closed_at"]),
+        due_at=_time(due),
+        overdue=due is not None and int(due) < _epoch(now),
+    )

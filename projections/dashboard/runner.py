@@ -1,0 +1,236 @@
+"""Projects the chain's event log into the dashboard views, one page of events a transaction (catching up, or
+rebuilding from zero); `adapters.storage.log_follower` keeps it following the log."""
+
+from __future__ import annotations
+
+import gc
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError, Notification
+
+from engine.grievance import Grievance
+from engine.service_chain import ServiceChain
+from projections.dashboard.changes import GrievanceRow, Lineages, PageChanges, project
+from projections.dashboard.tables import DashboardViewsMixin
+
+PageCallback = Callable[[int, int], None]  # (events in the page, position reached)
+# About 0.8 KiB a row (measured: 41 MiB for 50,000), so some 16 MiB: more than the open grievances of a
+# city district, whose rows are the ones that come back.
+REMEMBERED_ROWS = 20_000
+
+
+class RecentRows:
+    """The list rows a runner projected last, up to a bound (the least recently projected go first): a
+    grievance's next events usually come soon after its last, and then need no read from the views."""
+
+    def __init__(self, bound: int = REMEMBERED_ROWS) -> None:
+        self.bound = bound
+        self.position = 0  # the position these rows are as of (its pages written, or handed to the writer)
+        self._rows: OrderedDict[UUID, GrievanceRow] = OrderedDict()
+
+    def get(self, grievance_id: UUID) -> GrievanceRow | None:
+        return self._rows.get(grievance_id)
+
+    def remember(self, rows: Iterable[tuple[UUID, GrievanceRow]], position: int) -> None:
+        for grievance_id, row in rows:
+            self._rows[grievance_id] = row
+            self._rows.move_to_end(grievance_id)
+        while len(self._rows) > self.bound:
+            self._rows.popitem(last=False)
+        self.position = position
+
+    def forget(self) -> None:
+        self._rows.clear()
+        self.position = 0
+
+
+@dataclass
+class Page:
+    """What became of a page of events: how many, the last one's position, and whether it was written."""
+
+    events: int
+    last: int
+    written: bool
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    if not gc.isenabled():  # someone else has it off: leave it so
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+class PageWrites:
+    """Writes pages of view changes in order and each in its own transaction: at once, or `behind` by one
+    page in a thread of its own. Behind suits views in a database server: its work on one page then runs on
+    another core while this process projects the next. (Not SQLite: there the writes run in this process,
+    and a second thread only contends for the interpreter.)"""
+
+    def __init__(self, views: DashboardViewsMixin, *, behind: bool) -> None:
+        self.views = views
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="view-writer") if behind else None
+        self._pending: Future[None] | None = None
+
+    def write(self, changes: PageChanges, position: int, *, previous: int) -> None:
+        """Write a page, or hand it to the writer once the one before is written; raises what the write of an
+        earlier page raised, and then this page is not written."""
+        self.flush()
+        if self._writer is None:
+            self.views.write(changes, position, previous=previous)
+        else:
+            self._pending = self._writer.submit(self.views.write, changes, position, previous=previous)
+
+    def flush(self) -> None:
+        """Wait until every page handed over is written; raises what a write raised."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def __enter__(self) -> PageWrites:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        # A page already handed over still commits whole (or not at all) if the caller failed meanwhile.
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+
+
+class DashboardProjection:
+    """Reads pages of notifications after the views' tracked position and writes their changes.
+
+    A page's changes and its position commit together, so a crash at any point leaves the views at
+    the end of some page, and the next run carries on from there. Two runners on one store cannot
+    both commit a page: a page commits only while the views are still where it was read from.
+    """
+
+    def __init__(self, chain: ServiceChain, views: DashboardViewsMixin, *, page_size: int = 2000) -> None:
+        self.chain = chain
+        self.views = views
+        self.page_size = page_size
+        self.lineages = Lineages(chain.chart)
+        self.recent = RecentRows()
+        # The views hold no personal data: leave residents' names sealed rather than open each one.
+        self.mapper = chain.sealed_mapper()
+
+    def step(self) -> int:
+        """Project the next page; the number of events it held (0 when the views are up to date)."""
+        page = self._next_page(self._position(), PageWrites(self.views, behind=False))
+        return page.events
+
+    def catch_up(self, on_page: PageCallback | None = None) -> int:
+        """Project pages until the views hold every stored event; the number of events projected."""
+        total = 0
+        with PageWrites(self.views, behind=self.views.server_side) as writes:
+            position = self._position()
+            while True:
+                page = self._next_page(position, writes)
+                if page.written:
+                    position = page.last
+                    total += page.events
+                    if on_page:
+                        on_page(page.events, position)
+                    continue
+                if not page.events and self._flushed(writes):
+                    return total
+                # Another runner moved the views: read on from wherever they now are.
+                position = self._position()
+
+    def _next_page(self, position: int, writes: PageWrites) -> Page:
+        """Read, project and write (or hand over) the page after `position`.
+
+        The cyclic garbage collector waits meanwhile. A page holds thousands of new objects alive until it
+        is written, so the collector, run every 700 allocations, found them all alive, moved them to older
+        generations and kept going over them again: a seventh of a rebuild. The page's objects are
+        dropped before it resumes, so that their counts free them and it finds only what is left.
+        """
+        with _collector_paused():
+            notifications, events = self._read(position)
+            if not notifications:
+                return Page(0, position, written=False)
+            page = Page(len(notifications), notifications[-1].id, written=False)
+            page.written = self._project(position, notifications, events, writes)
+            del notifications, events
+        return page
+
+    def _position(self) -> int:
+        position = self.views.position()
+        if position != self.recent.position:
+            # Another runner (or a rebuild) moved the views: what we remember may be out of date.
+            self.recent.forget()
+        return position
+
+    def _read(self, position: int) -> tuple[Sequence[Notification], list[Any]]:
+        """The page of notifications after `position`, and their events."""
+        notifications = self.chain.recorder.select_notifications(start=position + 1, limit=self.page_size)
+        return notifications, [self.mapper.to_domain_event(n) for n in notifications]
+
+    def _project(
+        self, position: int, notifications: Sequence[Notification], events: list[Any], writes: PageWrites
+    ) -> bool:
+        """Project a page read after `position` and write it (or hand it to the writer); False if another
+        runner moved the views meanwhile, and then nothing of the page is written."""
+        reached = notifications[-1].id
+        try:
+            try:
+                changes = project(events, self._rows_before(events, writes), self.lineages)
+            except LookupError:
+                writes.flush()
+                if self.views.position() != position:
+                    return False  # another runner projected this page while we read it
+                raise
+            writes.write(changes, reached, previous=position)
+        except IntegrityError:
+            # The tracking record refused a position of ours: that page's transaction rolled back whole.
+            self.recent.forget()
+            return False
+        self.recent.remember(changes.rows.items(), reached)
+        return True
+
+    def _flushed(self, writes: PageWrites) -> bool:
+        """Whether every page handed to `writes` is now written (False if another runner got there first)."""
+        try:
+            writes.flush()
+        except IntegrityError:
+            self.recent.forget()
+            return False
+        return True
+
+    def _rows_before(self, events: list[Any], writes: PageWrites) -> dict[UUID, GrievanceRow]:
+        """The stored rows of the grievances whose events these are, bar those first reported here."""
+        new = {e.originator_id for e in events if type(e) is Grievance.Reported}
+        known: dict[UUID, GrievanceRow] = {}
+        unknown = []
+        for grievance_id in {e.originator_id for e in events} - new:
+            row = self.recent.get(grievance_id)
+            if row is None:
+                unknown.append(grievance_id)
+            else:
+                known[grievance_id] = row
+        if unknown:
+            writes.flush()  # the views must hold every page projected so far before we read rows from them
+            known.update(self.views.rows_of(unknown))
+        return known
+
+    def rebuild(self, on_page: PageCallback | None = None) -> int:
+        """Empty the views and project the whole log again, building the list's indexes once at the end.
+        (A rebuild that dies half-way leaves them to the next start, which creates what is missing.)"""
+        self.views.clear(drop_indexes=True)
+        projected = self.catch_up(on_page)
+        self.views.create_views()
+        self.views.analyze()
+        return projected
+
+    def backlog(self) -> int:
+        """How many notifications the views have still to project (an upper bound: ids may have gaps)."""
+        return max(0, (self.chain.recorder.max_notification_id() or 0) - self.views.position())

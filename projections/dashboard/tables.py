@@ -1,0 +1,442 @@
+"""The dashboard read model's tables, in SQLite's and PostgreSQL's dialects, beside the event store: written a
+page at a time.
+
+Each page's view changes and its tracking position are written in one transaction, through the
+library's tracking recorders, so a view never counts an event twice or misses one, whatever crashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from operator import attrgetter
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.postgres import PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteTrackingRecorder
+from psycopg.sql import SQL, Identifier
+
+from engine.chart import OrgChart
+from engine.errors import ConfigurationError
+from projections.dashboard.changes import (
+    DAY_COLUMNS,
+    MONTH_COLUMNS,
+    POINTS_COLUMNS,
+    ROW_COLUMNS,
+    SETTLED_COLUMNS,
+    GrievanceRow,
+    PageChanges,
+)
+
+PROJECTION = "dashboard"
+# What the views' tables mean. Views of another version are dropped and projected again from zero when a
+# process opens them. 2: a unit's counters are the totals of the unit and everything below it (1 kept
+# each unit's own and summed the chart's lineage at query time). 3: the funnel and the durations by level
+# have tables of their own. 4: the views record the chart they are totalled along. 5: grievances are
+# counted by category too.
+VIEWS_VERSION = 5
+LINEAGE_COLUMNS = ("street_id", "community_id", "grid_id")
+IDS_PER_QUERY = 500
+
+# name, key columns, counter columns
+COUNTER_TABLES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("dash_status_count", ("unit_id", "status"), ("n",)),
+    ("dash_category_count", ("unit_id", "category"), ("n",)),
+    ("dash_unit_month", ("unit_id", "month"), MONTH_COLUMNS),
+    ("dash_unit_day", ("unit_id", "day"), DAY_COLUMNS),
+    ("dash_duration", ("unit_id", "measure", "bucket"), ("n",)),
+    ("dash_points", ("claimant", "mode"), POINTS_COLUMNS),
+    ("dash_due_day", ("unit_id", "due_day"), ("n",)),
+    ("dash_settled", ("unit_id", "level"), SETTLED_COLUMNS),
+    ("dash_level_duration", ("level", "measure", "bucket"), ("n",)),
+)
+_TEXT_COLUMNS = {"grievance_id", "status", "level", "unit_id", "category", "channel", "title", "reported_unit",
+                 "claim_mode", "claimant", "rating", "month", "day", "measure", "mode", "street_id", "community_id",
+                 "grid_id"}  # fmt: skip
+
+
+def _column_type(name: str) -> str:
+    return "TEXT" if name in _TEXT_COLUMNS else "BIGINT"
+
+
+def _ddl() -> list[str]:
+    columns = ", ".join(f"{c} {_column_type(c)}" for c in (*ROW_COLUMNS, "due_at"))
+    statements = [
+        f"CREATE TABLE IF NOT EXISTS dash_grievance ({columns}, PRIMARY KEY (grievance_id))",
+        "CREATE INDEX IF NOT EXISTS dash_grievance_due ON dash_grievance (due_at) WHERE due_at IS NOT NULL",
+        "CREATE INDEX IF NOT EXISTS dash_grievance_unit_due ON dash_grievance (unit_id, due_at) "
+        "WHERE due_at IS NOT NULL",
+        "CREATE INDEX IF NOT EXISTS dash_grievance_unit_reported ON dash_grievance (unit_id, reported_at)",
+        # The whole chart's list, newest first, in the list's own order: without it, a sort of every row.
+        "CREATE INDEX IF NOT EXISTS dash_grievance_reported ON dash_grievance (reported_at DESC, grievance_id)",
+    ]
+    # The whole chart's list of one status, level or category, in the list's order: without them a rare value
+    # is found by walking every row (see projections/dashboard/list_plan.py).
+    statements += [
+        f"CREATE INDEX IF NOT EXISTS dash_grievance_{column}_reported ON dash_grievance "
+        f"({column}, reported_at DESC, grievance_id)"
+        for column in ("status", "level", "category")
+    ]
+    for column in LINEAGE_COLUMNS:
+        statements += [
+            f"CREATE INDEX IF NOT EXISTS dash_grievance_{column}_due ON dash_grievance ({column}, due_at) "
+            "WHERE due_at IS NOT NULL",
+            f"CREATE INDEX IF NOT EXISTS dash_grievance_{column}_reported ON dash_grievance ({column}, reported_at)",
+        ]
+    for table, keys, counters in COUNTER_TABLES:
+        cols = ", ".join(
+            [*(f"{k} {_column_type(k)}" for k in keys), *(f"{c} BIGINT NOT NULL DEFAULT 0" for c in counters)]
+        )
+        statements.append(f"CREATE TABLE IF NOT EXISTS {table} ({cols}, PRIMARY KEY ({', '.join(keys)}))")
+    # Open grievances due from today on, the part not yet overdue: a few days' worth whatever the history.
+    statements.append("CREATE INDEX IF NOT EXISTS dash_due_day_from ON dash_due_day (due_day)")
+    # The chart the counters are totalled along, and its digest, which every page's write checks (see
+    # `total_along`).
+    statements.append("CREATE TABLE IF NOT EXISTS dash_chart (unit_id TEXT PRIMARY KEY, parent_id TEXT, level TEXT)")
+    statements.append("CREATE TABLE IF NOT EXISTS dash_chart_digest (digest TEXT NOT NULL)")
+    return statements
+
+
+VIEW_TABLES = (
+    "dash_grievance",
+    *(table for table, _keys, _counters in COUNTER_TABLES),
+    "dash_chart",
+    "dash_chart_digest",
+)
+# Tables earlier versions of the views had: dropped with them.
+RETIRED_TABLES = ("dash_lineage",)
+SECONDARY_INDEXES = tuple(
+    statement.split()[5] for statement in _ddl() if statement.startswith("CREATE INDEX IF NOT EXISTS")
+)
+
+
+class ChartChanged(ConfigurationError):
+    """This process totals along another chart than the one the views were last recorded along."""
+
+
+@dataclass(frozen=True)
+class Upsert:
+    """How a page's values go into one view table: the new row where the key is missing, else `on_conflict`."""
+
+    table: str
+    columns: tuple[str, ...]
+    on_conflict: str
+
+
+def _counter_upsert(table: str, keys: Sequence[str], counters: Sequence[str]) -> Upsert:
+    adds = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counters)
+    return Upsert(table, (*keys, *counters), f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {adds}")
+
+
+_ROW_TABLE_COLUMNS = (*ROW_COLUMNS, "due_at")
+ROW_UPSERT = Upsert(
+    "dash_grievance",
+    _ROW_TABLE_COLUMNS,
+    "ON CONFLICT (grievance_id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _ROW_TABLE_COLUMNS[1:]),
+)
+COUNTER_UPSERTS = {table: _counter_upsert(table, keys, counters) for table, keys, counters in COUNTER_TABLES}
+
+
+def _counter_params(changes: PageChanges) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+    single: dict[str, Mapping[Any, int]] = {
+        "dash_status_count": changes.status_counts,
+        "dash_category_count": changes.category_counts,
+        "dash_duration": changes.durations,
+        "dash_due_day": changes.due_days,
+        "dash_level_duration": changes.level_durations,
+    }
+    several: dict[str, Mapping[Any, Mapping[str, int]]] = {
+        "dash_unit_month": changes.months,
+        "dash_unit_day": changes.days,
+        "dash_points": changes.points,
+        "dash_settled": changes.settled,
+    }
+    for table, _keys, counters in COUNTER_TABLES:
+        if table in single:
+            # A zero delta (a grievance that came and went within the page) would be a write for nothing.
+            params = [(*key, n) for key, n in single[table].items() if n]
+        else:
+            zeros = (0,) * len(counters)
+            params = [(*key, *map(deltas.get, counters, zeros)) for key, deltas in several[table].items()]
+        if params:
+            params.sort()  # in key order, each upsert finds its row's page of the index near the last one's
+            yield table, params
+
+
+_ROW_VALUES = attrgetter(*ROW_COLUMNS[1:])
+
+
+def _row_params(row: GrievanceRow) -> tuple[Any, ...]:
+    return (str(row.grievance_id), *_ROW_VALUES(row), row.due_at)
+
+
+def _row_from(record: Any) -> GrievanceRow:
+    values = {c: record[c] for c in ROW_COLUMNS}
+    values["grievance_id"] = UUID(values["grievance_id"])
+    return GrievanceRow(**values)
+
+
+class DashboardViewsMixin:
+    """The dashboard's tables and their one-transaction writes, for either store."""
+
+    mark = "?"
+    datastore: Any
+    # Whether the database does its work in a server process of its own (rather than in this one).
+    server_side = False
+    tracking_name = f"{PROJECTION}<-grievances"
+
+    # The chart this process totals along (unit: parent, level), and its digest, once `total_along` has
+    # recorded them.
+    chart_digest: str | None = None
+    _chart_units: Mapping[str, tuple[str | None, str]] = {}
+
+    # Provided by the library's tracking recorder each concrete class also inherits from.
+    _insert_tracking: Callable[[Any, Tracking], None]
+    max_tracking_id: Callable[[str], int | None]
+
+    def _delete_tracking_statement(self) -> Any:
+        raise NotImplementedError
+
+    def _start_tracking_statement(self) -> Any:
+        """Record position 0 unless a position is recorded: `write` needs a record to hold from the start."""
+        raise NotImplementedError
+
+    def _hold_position_statement(self) -> Any:
+        """Lock the views' tracking record if it is at the given position, returning it; else return nothing."""
+        raise NotImplementedError
+
+    @contextmanager
+    def _transaction(self, *, commit: bool) -> Iterator[Any]:
+        with self.datastore.transaction(commit=commit) as cursor:
+            self._enter_schema(cursor)
+            yield cursor
+
+    def _enter_schema(self, cursor: Any) -> None:
+        """Make the views' unqualified table names resolve where the events are."""
+
+    def position(self) -> int:
+        """The last notification id the views include; 0 before the first."""
+        return self.max_tracking_id(self.tracking_name) or 0
+
+    def create_views(self) -> None:
+        """Create whatever of the views is missing; views of another `VIEWS_VERSION` are dropped first and
+        their position forgotten, so that the next catch-up projects them again from zero."""
+        # The tracking record first, then the tables, as a page's write takes them (the record, then the
+        # tables): in the other order, a runner writing a page meanwhile and this transaction deadlock.
+        with self._transaction(commit=True) as cursor:
+            self._begin_writing(cursor)
+            cursor.execute("CREATE TABLE IF NOT EXISTS dash_version (version BIGINT NOT NULL)")
+            cursor.execute("SELECT version FROM dash_version")
+            found = cursor.fetchone()
+            outdated = found is None or int(found["version"]) != VIEWS_VERSION
+            if outdated:
+                cursor.execute(self._delete_tracking_statement(), [self.tracking_name])
+                cursor.execute(self._start_tracking_statement(), [self.tracking_name])
+                for table in (*VIEW_TABLES, *RETIRED_TABLES):
+                    cursor.execute(f"DROP TABLE IF EXISTS {table}")
+                cursor.execute("DELETE FROM dash_version")
+                cursor.execute(f"INSERT INTO dash_version VALUES ({self.mark})", [VIEWS_VERSION])
+            for statement in _ddl():
+                cursor.execute(statement)
+            if outdated and self.chart_digest is not None:
+                self._record_chart(cursor, self._chart_units, self.chart_digest)  # it went with the tables
+
+    def _begin_writing(self, cursor: Any) -> None:
+        """Start a transaction that reads the views before it changes them by writing first: SQLite then holds
+        the write lock from the start, where a transaction that has read cannot take it while another process
+        writes, and fails at once rather than waiting. The write ensures the tracking record exists."""
+        self._serialise_creation(cursor)
+        cursor.execute(self._start_tracking_statement(), [self.tracking_name])
+
+    def _serialise_creation(self, cursor: Any) -> None:
+        """Make processes opening the views at the same moment take turns (SQLite's writers already do)."""
+
+    def rows_of(self, grievance_ids: Iterable[UUID]) -> dict[UUID, GrievanceRow]:
+        """The stored list rows of these grievances (those it has)."""
+        ids = [str(g) for g in grievance_ids]
+        found: dict[UUID, GrievanceRow] = {}
+        with self._transaction(commit=False) as cursor:
+            for i in range(0, len(ids), IDS_PER_QUERY):
+                chunk = ids[i : i + IDS_PER_QUERY]
+                marks = ", ".join([self.mark] * len(chunk))
+                cursor.execute(f"SELECT * FROM dash_grievance WHERE grievance_id IN ({marks})", chunk)
+                for record in cursor.fetchall():
+                    row = _row_from(record)
+                    found[row.grievance_id] = row
+        return found
+
+    def write(self, changes: PageChanges, position: int, *, previous: int) -> None:
+        """A page's changes and the position they bring the views to, in one transaction, provided the views
+        are still at `previous`, where the page was read from; else IntegrityError and nothing is written.
+
+        The library's tracking record only refuses a position that does not move forward. That is not
+        enough when two runners read pages of different sizes: one at 0 writes 1-11, the other at 0 then
+        writes 1-17, and events 1-11 would count twice. Holding the record at `previous` first also makes
+        runners queue on it rather than on the counters' rows.
+        """
+        with self._transaction(commit=True) as cursor:
+            cursor.execute(self._hold_position_statement(), [self.tracking_name, previous])
+            if cursor.fetchone() is None:
+                raise IntegrityError(f"{self.tracking_name}: the views have moved past {previous}")
+            if self.chart_digest is not None:
+                cursor.execute("SELECT digest FROM dash_chart_digest")
+                recorded = cursor.fetchone()
+                if recorded is None or recorded["digest"] != self.chart_digest:
+                    raise ChartChanged(
+                        "the views are now totalled along another chart, recorded by a process started since; "
+                        "restart this one with GRIEVANCE_CHART as that one has it"
+                    )
+            if changes.rows:
+                self._upsert_many(cursor, ROW_UPSERT, [_row_params(r) for r in changes.rows.values()])
+            for table, params in _counter_params(changes):
+                self._upsert_many(cursor, COUNTER_UPSERTS[table], params)
+            self._insert_tracking(cursor, Tracking(self.tracking_name, position))
+
+    def _upsert_many(self, cursor: Any, upsert: Upsert, params: list[tuple[Any, ...]]) -> None:
+        """Upsert rows of values, each in `upsert.columns` order (no two with the same key)."""
+        cursor.executemany(_insert_values(upsert, self.mark), params)
+
+    def clear(self, *, drop_indexes: bool = False) -> None:
+        """Empty every view and forget the position, in one transaction: the start of a rebuild. With
+        `drop_indexes`, the list's secondary indexes go too, to be built once at the end (`create_views`)
+        rather than kept up to date row by row; queries stay right meanwhile, only slower."""
+        with self._transaction(commit=True) as cursor:
+            self._empty(cursor, drop_indexes=drop_indexes)
+
+    def _empty(self, cursor: Any, *, drop_indexes: bool = False) -> None:
+        # The tracking record before the tables, as a page's write takes them (see `create_views`).
+        cursor.execute(self._delete_tracking_statement(), [self.tracking_name])
+        cursor.execute(self._start_tracking_statement(), [self.tracking_name])
+        if drop_indexes:
+            for name in SECONDARY_INDEXES:
+                cursor.execute(f"DROP INDEX IF EXISTS {name}")
+        cursor.execute("DELETE FROM dash_grievance")
+        for table, _keys, _counters in COUNTER_TABLES:
+            cursor.execute(f"DELETE FROM {table}")
+
+    def total_along(self, chart: OrgChart) -> bool:
+        """Record the chart the counters are totalled along, and write pages only while it stays recorded.
+
+        If the recorded one differs in a unit's parent or level, or lacks a unit it had, the totals and each
+        grievance's street, community and grid no longer match: the views are emptied and their position
+        forgotten, so that the next catch-up projects them again from zero (True). Units new to the chart
+        change no total and are only recorded. Either way a process still writing along the old chart is
+        refused from its next page on (ChartChanged).
+        """
+        units = {u.id: (u.parent, u.level.value) for u in chart}
+        digest = hashlib.sha256(json.dumps(sorted(units.items())).encode()).hexdigest()
+        with self._transaction(commit=True) as cursor:
+            self._begin_writing(cursor)
+            cursor.execute("SELECT unit_id, parent_id, level FROM dash_chart")
+            recorded = {r["unit_id"]: (r["parent_id"], r["level"]) for r in cursor.fetchall()}
+            moved = any(units.get(unit) != place for unit, place in recorded.items())
+            if moved:
+                self._empty(cursor)
+                cursor.execute("DELETE FROM dash_chart")
+            self._record_chart(cursor, {u: p for u, p in units.items() if moved or u not in recorded}, digest)
+        self.chart_digest, self._chart_units = digest, units
+        return moved
+
+    def _record_chart(self, cursor: Any, new: Mapping[str, tuple[str | None, str]], digest: str) -> None:
+        if new:
+            marks = ", ".join([self.mark] * 3)
+            cursor.executemany(
+                f"INSERT INTO dash_chart (unit_id, parent_id, level) VALUES ({marks})",
+                [(unit, parent, level) for unit, (parent, level) in new.items()],
+            )
+        cursor.execute("DELETE FROM dash_chart_digest")
+        cursor.execute(f"INSERT INTO dash_chart_digest (digest) VALUES ({self.mark})", [digest])
+
+    def analyze(self) -> None:
+        """Refresh the planner's statistics of the views, which a bulk rebuild leaves far out of date."""
+        with self._transaction(commit=True) as cursor:
+            for table in VIEW_TABLES:
+                cursor.execute(f"ANALYZE {table}")
+
+    @contextmanager
+    def reading(self) -> Iterator[Any]:
+        """A read-only cursor, for the dashboard's queries."""
+        with self._transaction(commit=False) as cursor:
+            yield cursor
+
+
+@cache
+def _insert_values(upsert: Upsert, mark: str) -> str:
+    marks = ", ".join([mark] * len(upsert.columns))
+    return f"INSERT INTO {upsert.table} ({', '.join(upsert.columns)}) VALUES ({marks}) {upsert.on_conflict}"
+
+
+@cache
+def _insert_unnested(upsert: Upsert) -> str:
+    arrays = ", ".join(f"%b::{_column_type(c)}[]" for c in upsert.columns)
+    return (
+        f"INSERT INTO {upsert.table} ({', '.join(upsert.columns)}) SELECT * FROM unnest({arrays}) {upsert.on_conflict}"
+    )
+
+
+class SQLiteDashboardViews(DashboardViewsMixin, SQLiteTrackingRecorder):
+    """The dashboard's tables in the SQLite file beside the events."""
+
+    def create_table(self) -> None:
+        super().create_table()
+        self.create_views()
+
+    def _delete_tracking_statement(self) -> str:
+        return "DELETE FROM tracking WHERE application_name = ?"
+
+    def _start_tracking_statement(self) -> str:
+        return "INSERT INTO tracking (application_name, notification_id) VALUES (?, 0) ON CONFLICT DO NOTHING"
+
+    def _hold_position_statement(self) -> str:
+        return (
+            "UPDATE tracking SET notification_id = notification_id WHERE application_name = ? AND notification_id = ? "
+            "RETURNING notification_id"
+        )
+
+
+class PostgresDashboardViews(DashboardViewsMixin, PostgresTrackingRecorder):
+    """The dashboard's tables in the PostgreSQL schema beside the events."""
+
+    mark = "%s"
+    server_side = True
+
+    def _upsert_many(self, cursor: Any, upsert: Upsert, params: list[tuple[Any, ...]]) -> None:
+        # One statement of column arrays, not one a row: psycopg's executemany spends tens of microseconds
+        # of Python on each row, which made writing the views most of a PostgreSQL rebuild. (Keys are
+        # unique within a page, as ON CONFLICT DO UPDATE needs within one statement.)
+        cursor.execute(_insert_unnested(upsert), [list(column) for column in zip(*params, strict=True)])
+
+    def _enter_schema(self, cursor: Any) -> None:
+        cursor.execute(SQL("SET LOCAL search_path TO {0}").format(Identifier(self.datastore.schema)))
+
+    def _serialise_creation(self, cursor: Any) -> None:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"{self.datastore.schema}.dash_version"])
+
+    def create_table(self) -> None:
+        super().create_table()
+        self.create_views()
+
+    def _delete_tracking_statement(self) -> Any:
+        return SQL("DELETE FROM {0}.{1} WHERE application_name = %s").format(*self._tracking_table())
+
+    def _start_tracking_statement(self) -> Any:
+        return SQL(
+            "INSERT INTO {0}.{1} (application_name, notification_id) VALUES (%s, 0) ON CONFLICT DO NOTHING"
+        ).format(*self._tracking_table())
+
+    def _hold_position_statement(self) -> Any:
+        # In READ COMMITTED a writer that queued on the row re-reads it once the first commits, so the
+        # second of two runners finds the position moved and changes nothing.
+        return SQL(
+            "UPDATE {0}.{1} SET notification_id = notification_id WHERE application_name = %s AND notification_id = %s "
+            "RETURNING notification_id"
+        ).format(*self._tracking_table())
+
+    def _tracking_table(self) -> tuple[Identifier, Identifier]:
+        return Identifier(self.datastore.schema), Identifier(self.tracking_table_name)
