@@ -44,7 +44,7 @@ from engine.supervision import Supervision
 from projections.dashboard.cache import CachedDashboard
 from projections.dashboard.queries import Dashboard
 from projections.dashboard.runner import DashboardProjection
-from projections.dashboard.tables import DashboardViewsMixin, PostgresDashboardViews, SQLiteDashboardViews
+from projections.dashboard.tables import DashboardViews, PostgresDashboardViews, SQLiteDashboardViews
 
 log = structlog.get_logger("grievance.views")
 T = TypeVar("T")
@@ -77,13 +77,13 @@ def _creating_tables(construct: Callable[[], T], attempts: int = 5) -> T:
     raise AssertionError("unreachable")
 
 
-def build_views(settings: Settings) -> DashboardViewsMixin:
+def build_views(settings: Settings) -> DashboardViews:
     """The dashboard's tables in the same database as the events (created if missing)."""
     env = settings.store_env()
     factory = InfrastructureFactory.construct(env)
     on_sqlite = env["PERSISTENCE_MODULE"].endswith("SQLiteFactory")
     views_class: Any = SQLiteDashboardViews if on_sqlite else PostgresDashboardViews
-    return cast(DashboardViewsMixin, _creating_tables(lambda: factory.tracking_recorder(views_class)))
+    return cast(DashboardViews, _creating_tables(lambda: factory.tracking_recorder(views_class)))
 
 
 def build_projection(settings: Settings, chain: ServiceChain, *, page_size: int = 2000) -> DashboardProjection:
@@ -95,7 +95,7 @@ def build_projection(settings: Settings, chain: ServiceChain, *, page_size: int 
     return DashboardProjection(chain, views, page_size=page_size)
 
 
-def build_dashboard(settings: Settings, views: DashboardViewsMixin, chart: OrgChart) -> Dashboard:
+def build_dashboard(settings: Settings, views: DashboardViews, chart: OrgChart) -> Dashboard:
     """The dashboard's questions over `views`; answers kept until the views move, unless settings say not."""
     return (CachedDashboard if settings.dashboard_cache else Dashboard)(views, chart)
 
@@ -199,7 +199,7 @@ def asgi_app() -> Litestar:
 ASGI_FACTORY = f"{__name__}:{asgi_app.__name__}"
 
 
-def build_supervision(chain: ServiceChain, views: DashboardViewsMixin, *, batch: int = 500) -> Supervision:
+def build_supervision(chain: ServiceChain, views: DashboardViews, *, batch: int = 500) -> Supervision:
     """Supervision, asking the dashboard views (uncached: it must see the latest page) what is overdue, `batch`
     grievances a sweep."""
     return Supervision(chain, Dashboard(views, chain.chart), batch=batch)

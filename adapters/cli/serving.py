@@ -44,19 +44,19 @@ def register(main: click.Group) -> None:
 )
 @click.option(
     "--threads",
-    default=40,
-    show_default=True,
     type=click.IntRange(1, 400),
-    help="Threads a process answers store-reading requests with.",
+    help="Threads a process answers store-reading requests with (default: $GRIEVANCE_HTTP_THREADS, else 40).",
 )
 @click.option("--project/--no-project", default=True, show_default=True,
               help="Keep the views up to date in this process too (off when `projections run` does).")  # fmt: skip
-def serve(host: str, port: int, workers: int, threads: int, project: bool) -> None:
+def serve(host: str, port: int, workers: int, threads: int | None, project: bool) -> None:
     """Serve the API (/api/v1, OpenAPI at /schema), the dashboard page (/) and Open311 (/open311/v2).
 
     API tokens come from GRIEVANCE_API_TOKENS_FILE (see `grievance token add`) or GRIEVANCE_API_TOKENS.
     """
-    settings = dataclasses.replace(settings_or_exit(), http_threads=threads)
+    settings = settings_or_exit()
+    if threads is not None:
+        settings = dataclasses.replace(settings, http_threads=threads)
     with infrastructure_failures_exit():
         configure_logging(settings.log_format, settings.log_level or "info")
         try:

@@ -19,7 +19,7 @@ from cachetools import LRUCache
 
 from engine.chart import OrgChart
 from projections.dashboard.queries import Dashboard
-from projections.dashboard.tables import DashboardViewsMixin
+from projections.dashboard.tables import DashboardViews
 
 REMEMBERED = (
     "headline", "counts", "rates", "durations", "durations_by_level", "settled_by_level", "daily",
@@ -31,7 +31,7 @@ class CachedDashboard(Dashboard):
     """A Dashboard whose answers are reused while the views stand still."""
 
     def __init__(
-        self, views: DashboardViewsMixin, chart: OrgChart, *, maxsize: int = 4096, recheck_seconds: float = 0.2
+        self, views: DashboardViews, chart: OrgChart, *, maxsize: int = 4096, recheck_seconds: float = 0.2
     ) -> None:
         super().__init__(views, chart)
         self._answers: LRUCache[tuple[Any, ...], Any] = LRUCache(maxsize=maxsize)

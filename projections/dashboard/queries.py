@@ -25,7 +25,7 @@ from projections.dashboard.changes import (
 )
 from projections.dashboard.list_plan import ListCounts, Walk, cheapest_walk
 from projections.dashboard.rates import resolution_rate, response_rate, satisfaction_rate
-from projections.dashboard.tables import DashboardViewsMixin
+from projections.dashboard.tables import DashboardViews
 from schemas.dashboard import (
     DayCounts,
     GrievanceItem,
@@ -58,7 +58,7 @@ def twelve_months_to(now: datetime) -> tuple[str, str]:
 class Dashboard:
     """Read-only queries over the views; every figure for a unit includes everything below it."""
 
-    def __init__(self, views: DashboardViewsMixin, chart: OrgChart) -> None:
+    def __init__(self, views: DashboardViews, chart: OrgChart) -> None:
         self.views = views
         self.chart = chart
         self.mark = views.mark

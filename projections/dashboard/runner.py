@@ -17,7 +17,7 @@ from eventsourcing.persistence import IntegrityError, Notification
 from engine.grievance import Grievance
 from engine.service_chain import ServiceChain
 from projections.dashboard.changes import GrievanceRow, Lineages, PageChanges, project
-from projections.dashboard.tables import DashboardViewsMixin
+from projections.dashboard.tables import DashboardViews
 
 PageCallback = Callable[[int, int], None]  # (events in the page, position reached)
 # About 0.8 KiB a row (measured: 41 MiB for 50,000), so some 16 MiB: more than the open grievances of a
@@ -77,7 +77,7 @@ class PageWrites:
     another core while this process projects the next. (Not SQLite: there the writes run in this process,
     and a second thread only contends for the interpreter.)"""
 
-    def __init__(self, views: DashboardViewsMixin, *, behind: bool) -> None:
+    def __init__(self, views: DashboardViews, *, behind: bool) -> None:
         self.views = views
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="view-writer") if behind else None
         self._pending: Future[None] | None = None
@@ -114,7 +114,7 @@ class DashboardProjection:
     both commit a page: a page commits only while the views are still where it was read from.
     """
 
-    def __init__(self, chain: ServiceChain, views: DashboardViewsMixin, *, page_size: int = 2000) -> None:
+    def __init__(self, chain: ServiceChain, views: DashboardViews, *, page_size: int = 2000) -> None:
         self.chain = chain
         self.views = views
         self.page_size = page_size

@@ -182,7 +182,7 @@ def _row_from(record: Any) -> GrievanceRow:
     return GrievanceRow(**values)
 
 
-class DashboardViewsMixin:
+class DashboardViews:
     """The dashboard's tables and their one-transaction writes, for either store."""
 
     mark = "?"
@@ -223,6 +223,11 @@ class DashboardViewsMixin:
     def position(self) -> int:
         """The last notification id the views include; 0 before the first."""
         return self.max_tracking_id(self.tracking_name) or 0
+
+    def create_table(self) -> None:
+        """The library's tracking table, then the views' own (called when the recorder is constructed)."""
+        super().create_table()  # type: ignore[misc]
+        self.create_views()
 
     def create_views(self) -> None:
         """Create whatever of the views is missing; views of another `VIEWS_VERSION` are dropped first and
@@ -380,12 +385,8 @@ def _insert_unnested(upsert: Upsert) -> str:
     )
 
 
-class SQLiteDashboardViews(DashboardViewsMixin, SQLiteTrackingRecorder):
+class SQLiteDashboardViews(DashboardViews, SQLiteTrackingRecorder):
     """The dashboard's tables in the SQLite file beside the events."""
-
-    def create_table(self) -> None:
-        super().create_table()
-        self.create_views()
 
     def _delete_tracking_statement(self) -> str:
         return "DELETE FROM tracking WHERE application_name = ?"
@@ -400,7 +401,7 @@ class SQLiteDashboardViews(DashboardViewsMixin, SQLiteTrackingRecorder):
         )
 
 
-class PostgresDashboardViews(DashboardViewsMixin, PostgresTrackingRecorder):
+class PostgresDashboardViews(DashboardViews, PostgresTrackingRecorder):
     """The dashboard's tables in the PostgreSQL schema beside the events."""
 
     mark = "%s"
@@ -417,10 +418,6 @@ class PostgresDashboardViews(DashboardViewsMixin, PostgresTrackingRecorder):
 
     def _serialise_creation(self, cursor: Any) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"{self.datastore.schema}.dash_version"])
-
-    def create_table(self) -> None:
-        super().create_table()
-        self.create_views()
 
     def _delete_tracking_statement(self) -> Any:
         return SQL("DELETE FROM {0}.{1} WHERE application_name = %s").format(*self._tracking_table())
