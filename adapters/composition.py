@@ -39,9 +39,11 @@ from adapters.storage.log_follower import keep_following
 from adapters.storage.resident_keys import ResidentKeys
 from engine.access import Principal, Role
 from engine.chart import OrgChart
-from engine.service_chain import Clock, ServiceChain
+from engine.clock import Clock
+from engine.service_chain import ServiceChain
 from engine.supervision import Supervision
 from projections.dashboard.cache import CachedDashboard
+from projections.dashboard.health import ViewsWatch
 from projections.dashboard.queries import Dashboard
 from projections.dashboard.runner import DashboardProjection
 from projections.dashboard.tables import DashboardViews, PostgresDashboardViews, SQLiteDashboardViews
@@ -54,7 +56,9 @@ def build_chain(settings: Settings, *, clock: Clock | None = None) -> ServiceCha
     """A ServiceChain on the configured store, chart and limits, sealing residents' personal data."""
     chart = load_chart(settings.chart_path)
     limits = settings.time_limits()
-    chain = _creating_tables(lambda: ServiceChain(settings.store_env(), chart=chart, limits=limits, clock=clock))
+    chain = _creating_tables(
+        lambda: ServiceChain(settings.store_env(), chart=chart, limits=limits, clock=clock, bounds=settings.time_bounds)
+    )
     chain.protect_personal_data(_creating_tables(lambda: ResidentKeys(chain.recorder.datastore)))  # type: ignore[attr-defined]
     return chain
 
@@ -93,6 +97,11 @@ def build_projection(settings: Settings, chain: ServiceChain, *, page_size: int 
     if views.total_along(chain.chart):
         log.warning("the chart moved a unit since the views were totalled; they are projected again from zero")
     return DashboardProjection(chain, views, page_size=page_size)
+
+
+def build_views_watch(projection: DashboardProjection) -> ViewsWatch:
+    """What reports how the views stand; told later whether a runner of this process keeps them."""
+    return ViewsWatch(projection.views, projection.chain.recorder)
 
 
 def build_dashboard(settings: Settings, views: DashboardViews, chart: OrgChart) -> Dashboard:
@@ -161,6 +170,7 @@ def build_http_services(settings: Settings, *, clock: Clock | None = None) -> tu
         dashboard=build_dashboard(settings, projection.views, chain.chart),
         trail=build_audit_trail(chain),
         tokens=TokenBook.from_source(chain.chart, json_text=settings.tokens_json, path=settings.tokens_file),
+        watch=build_views_watch(projection),
         clock=clock or (lambda: datetime.now(UTC)),
     )
     return services, projection

@@ -8,10 +8,12 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from adapters.kafka.settings import KafkaSettings
+from engine.clock import TimeBounds
 from engine.errors import ConfigurationError
 from engine.limits import TimeLimits
 
@@ -45,6 +47,8 @@ class Settings:
     tokens_file: Path | None = None
     # Threads an HTTP server process answers store-reading requests with.
     http_threads: int = DEFAULT_HTTP_THREADS
+    # How far a command's own time may stray from the server's clock (engine/clock.py says why).
+    time_bounds: TimeBounds = field(default_factory=lambda: TimeBounds())
     kafka: KafkaSettings = field(default_factory=lambda: KafkaSettings())
 
     @classmethod
@@ -77,11 +81,16 @@ class Settings:
         if not threads.isdigit() or not 1 <= int(threads) <= 400:
             raise ConfigurationError(f"GRIEVANCE_HTTP_THREADS: {threads!r} is not a whole number from 1 to 400")
         tokens_file = env.get("GRIEVANCE_API_TOKENS_FILE", "").strip()
+        bounds = TimeBounds(
+            skew=timedelta(minutes=_number(env, "GRIEVANCE_CLOCK_SKEW_MINUTES", 5, 0, 60)),
+            lag=timedelta(hours=_number(env, "GRIEVANCE_MAX_LAG_HOURS", 72, 1, 24 * 30)),
+        )
         settings = cls(
             actor=env.get("GRIEVANCE_ACTOR", "").strip() or _login_name(),
             tokens_json=env.get("GRIEVANCE_API_TOKENS") or None,
             tokens_file=Path(tokens_file) if tokens_file else None,
             http_threads=int(threads),
+            time_bounds=bounds,
             kafka=KafkaSettings.from_variables(env),
             dashboard_cache=cache == "on",
             database_url=env.get("GRIEVANCE_DATABASE_URL", DEFAULT_DATABASE_URL),
@@ -160,6 +169,8 @@ class Settings:
             "GRIEVANCE_DASHBOARD_CACHE": "on" if self.dashboard_cache else "off",
             "GRIEVANCE_ACTOR": self.actor,
             "GRIEVANCE_HTTP_THREADS": str(self.http_threads),
+            "GRIEVANCE_CLOCK_SKEW_MINUTES": str(int(self.time_bounds.skew.total_seconds() // 60)),
+            "GRIEVANCE_MAX_LAG_HOURS": str(int(self.time_bounds.lag.total_seconds() // 3600)),
             **self.kafka.as_env(),
         }
         if self.limits_hours is not None:
@@ -176,6 +187,15 @@ class Settings:
         """Put these settings in this process's environment, for the server processes it is about to start
         (uvicorn's workers read their settings as every process does, with `from_env`)."""
         os.environ.update(self.as_env())
+
+
+def _number(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ConfigurationError(f"{name}: {raw!r} is not a whole number from {low} to {high}")
+    return int(raw)
 
 
 def _login_name() -> str:

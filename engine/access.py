@@ -8,7 +8,8 @@ applies to every command, whatever channel it came by. Channels only authenticat
 - admin: everything, acting as themselves;
 - operator: a trusted channel (the CLI at the store; the Kafka worker until commands carry proof of who
   sent them), whose commands act as the actor they name;
-- system: the engine's own processes (supervision), which only escalate.
+- system: the engine's own processes (supervision), which only escalate; only they (and operators) escalate a
+  grievance for being overdue.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from enum import StrEnum
 from engine.chart import OrgChart
 from engine.commands import Claim, Command, Escalate, Report
 from engine.errors import Forbidden
-from engine.grievance import Grievance
+from engine.grievance import EscalationReason, Grievance
 
 
 class Role(StrEnum):
@@ -99,6 +100,12 @@ class AccessPolicy:
             raise Forbidden("role", f"a {role.value} may not send commands")
         if role is Role.SYSTEM and not isinstance(command, Escalate):
             raise Forbidden("kind", f"{principal.name} only escalates; it may not send a {command.kind}")
+        if (
+            isinstance(command, Escalate)
+            and command.reason == EscalationReason.OVERDUE
+            and role not in (Role.SYSTEM, Role.OPERATOR)
+        ):
+            raise Forbidden("reason", "only supervision (督办) escalates a grievance for being overdue")
         if role not in _VOUCHES_FOR_ACTORS and command.actor != principal.name:
             raise Forbidden("actor", f"{principal.name!r} may not act as {command.actor!r}")
         if isinstance(command, Report | Claim):

@@ -377,8 +377,10 @@ class Grievance(Aggregate):
         actor: str,
         at: datetime,
         command_id: str,
+        now: datetime,
     ) -> None:
-        """Move the problem exactly one step up: on the claimant's request, or because it is overdue."""
+        """Move the problem exactly one step up: on the claimant's request, or because it is overdue by `now`,
+        the server's clock (never the sender's)."""
         self._check_common(actor, at, command_id)
         why = _choice(EscalationReason, "reason", reason)
         note = _text("note", note, MAX_TEXT, allow_empty=True)
@@ -398,7 +400,7 @@ class Grievance(Aggregate):
             raise EscalationRefused("to_unit_id", f"{to_unit_id!r} {problem} (the next step is {parent.id!r})")
         if why is EscalationReason.REQUESTED:
             self._check_claimant(actor, "escalate")
-        elif not self.is_overdue(at):
+        elif not self.is_overdue(now):
             raise EscalationRefused("reason", f"the grievance is not overdue until {self.due_at():%Y-%m-%d %H:%M %Z}")
         self._escalated(
             from_unit=self.unit_id,

@@ -6,7 +6,7 @@ import copy
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol, cast
 from uuid import UUID
 
@@ -14,8 +14,9 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent, Tracking, TrackingRecorder, Transcoder
 
-from engine.access import AccessPolicy, Principal
+from engine.access import AccessPolicy, Principal, Role
 from engine.chart import OrgChart
+from engine.clock import Clock, TimeBounds, system_clock
 from engine.commands import Claim, Command, Escalate, Outcome, Rate, RecordProgress, Reply, Report, Resolve
 from engine.errors import AlreadyReported, ConcurrentWriteConflict, GrievanceError, GrievanceNotFound, InvalidValue
 from engine.grievance import Grievance
@@ -23,11 +24,6 @@ from engine.levels import REPORTING_LEVELS
 from engine.limits import TimeLimits
 from engine.personal_data import PersonalData
 from engine.transcoder import MsgspecTranscoder, TypedEventMapper
-
-Clock = Callable[[], datetime]
-
-# Phones' clocks drift; a command stamped a little ahead of the server is still believable.
-CLOCK_SKEW = timedelta(minutes=5)
 
 
 def replay(grievance: Any, events: Iterable[Any]) -> Any:
@@ -62,10 +58,13 @@ class ServiceChain(Application[UUID]):
         chart: OrgChart,
         limits: TimeLimits | None = None,
         clock: Clock | None = None,
+        bounds: TimeBounds | None = None,
     ) -> None:
         self.chart = chart
         self.limits = limits or TimeLimits()
-        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        # The server's clock decides what is overdue; `bounds` how far a command's own time may stray from it.
+        self.clock: Clock = clock or system_clock
+        self.bounds = bounds or TimeBounds()
         self.policy = AccessPolicy(chart)
         # Each command type's handler: one call on the aggregate.
         self._handlers: Mapping[type[Command], Callable[[Grievance, Any], None]] = {
@@ -212,8 +211,8 @@ class ServiceChain(Application[UUID]):
             working[command.grievance_id] = self._load(command.grievance_id)
         grievance = working[command.grievance_id]
         at = command.occurred_at
-        if isinstance(at, datetime) and at.tzinfo is not None and at > self.clock() + CLOCK_SKEW:
-            raise InvalidValue("occurred_at", f"{at.isoformat()} is in the future")
+        if isinstance(at, datetime) and at.tzinfo is not None:
+            self.bounds.check(at, self.clock(), historic=principal.role is Role.OPERATOR)
         self.policy.check(principal, command, grievance)
         if grievance is not None:
             seen = grievance.outcome_of(command.command_id, command.kind)
@@ -272,7 +271,7 @@ class ServiceChain(Application[UUID]):
 
     def _escalate(self, g: Grievance, c: Escalate) -> None:
         g.escalate(chart=self.chart, limits=self.limits, reason=c.reason, to_unit_id=c.to_unit_id, note=c.note,
-                   actor=c.actor, at=c.occurred_at, command_id=c.command_id)  # fmt: skip
+                   actor=c.actor, at=c.occurred_at, command_id=c.command_id, now=self.clock())  # fmt: skip
 
     def _resolve(self, g: Grievance, c: Resolve) -> None:
         g.resolve(summary=c.summary, actor=c.actor, at=c.occurred_at, command_id=c.command_id)

@@ -50,8 +50,10 @@ class Supervision:
         self.overdue = overdue
         self.batch = batch
 
-    def sweep(self, now: datetime) -> list[Outcome | GrievanceError]:
-        """Escalate what is overdue at `now` (one batch); the results, in the order the read model gave."""
+    def sweep(self) -> list[Outcome | GrievanceError]:
+        """Escalate what is overdue now, by the chain's clock (one batch); the results, in the order the read
+        model gave them."""
+        now = self.chain.clock()
         commands = [escalation_of(gid, version, now) for gid, version in self.overdue.overdue_below_the_top(
             now, limit=self.batch)]  # fmt: skip
         return self.chain.execute(commands, principal=SUPERVISION) if commands else []

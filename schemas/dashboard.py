@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Literal
 from uuid import UUID
 
 import msgspec
@@ -137,3 +138,28 @@ class PointsEntry(msgspec.Struct, kw_only=True, frozen=True):
     basically_satisfied: int
     dissatisfied: int
     points: int
+
+
+class SetAsideEvent(msgspec.Struct, kw_only=True, frozen=True):
+    """An event the views could not read or project: where it is in the log, whose it is, and why."""
+
+    position: int
+    grievance_id: str
+    version: int
+    event: str
+    error: str
+
+
+class ViewsHealth(msgspec.Struct, kw_only=True, frozen=True):
+    """How the dashboard views stand: their position, how far behind the log, what they set aside, and
+    whether whoever keeps them is running. `healthy` is false while the runner is dead, stuck or far behind;
+    `problems` says which."""
+
+    status: Literal["ok", "unhealthy"]
+    healthy: bool
+    position: int
+    backlog: int
+    set_aside: int
+    latest_set_aside: list[SetAsideEvent]
+    runner: Literal["running", "stopped", "elsewhere"]
+    problems: list[str]

@@ -19,6 +19,7 @@ from adapters.settings import SHIPPED_CHART, Settings
 from adapters.storage.chart_file import load_chart
 from engine.access import Principal, Role
 from engine.chart import OrgChart
+from engine.clock import PlaybackClock
 from engine.commands import Command
 from engine.service_chain import ServiceChain
 from tests.kafka_broker import Broker
@@ -53,8 +54,9 @@ def yongji() -> OrgChart:
 
 @pytest.fixture
 def chain(yongji: OrgChart) -> Iterator[ServiceChain]:
-    """A chain on the library's in-memory store: for domain rules, fast."""
-    app = ServiceChain({"PERSISTENCE_MODULE": "eventsourcing.popo"}, chart=yongji)
+    """A chain on the library's in-memory store: for domain rules, fast. Its clock is the tests' own, which a
+    Scenario moves on as it acts."""
+    app = ServiceChain({"PERSISTENCE_MODULE": "eventsourcing.popo"}, chart=yongji, clock=PlaybackClock(T0))
     yield app
     app.close()
 
@@ -98,7 +100,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
 
 @pytest.fixture
 def stored_chain(database_url: str, yongji: OrgChart) -> Iterator[ServiceChain]:
-    app = ServiceChain(Settings(database_url=database_url).store_env(), chart=yongji)
+    app = ServiceChain(Settings(database_url=database_url).store_env(), chart=yongji, clock=PlaybackClock(T0))
     yield app
     app.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
+from engine.clock import PlaybackClock
 from engine.commands import Claim, Outcome, Rate, Reply, Resolve
 from engine.grievance import ClaimMode, Rating
 from engine.service_chain import ServiceChain
@@ -30,7 +31,10 @@ class Scenario:
         self.unit_id = unit_id
 
     def tick(self, hours: float = 1) -> datetime:
+        """Move on `hours`, and the chain's clock with it when the test gave it one."""
         self.at += timedelta(hours=hours)
+        if isinstance(self.chain.clock, PlaybackClock):
+            self.chain.clock.set(self.at)
         return self.at
 
     def report(self, **overrides: str) -> Outcome:

@@ -8,8 +8,10 @@ import urllib.request
 import click
 from kafka import KafkaAdminClient
 
+from adapters import composition
 from adapters.cli.kafka import reaching_kafka
 from adapters.cli.session import EXIT_INFRASTRUCTURE, fail, opened, out
+from adapters.cli.supervisors import print_set_aside
 
 
 def register(main: click.Group) -> None:
@@ -22,9 +24,12 @@ def register(main: click.Group) -> None:
 @click.option("--http", "url", help="Check that the HTTP service at this base URL answers its health endpoint.")
 def check(with_kafka: bool, url: str | None) -> None:
     """Check that the event store answers (and the broker, or the HTTP service): exit 3 if one does not."""
-    with opened() as session:
+    with opened(views=True) as session:
         position = session.chain.recorder.max_notification_id() or 0
+        views = composition.build_views_watch(session.runner).health()
     out.print(f"store: ok, {position:,} events ({session.settings.redacted_url()})")
+    out.print(f"views: at event {views.position:,}, {views.backlog:,} behind")
+    print_set_aside(views)
     if with_kafka:
         kafka = session.settings.kafka
         with reaching_kafka(kafka):

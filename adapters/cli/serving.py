@@ -68,6 +68,7 @@ def serve(host: str, port: int, workers: int, threads: int | None, project: bool
     if project:
         follower = threading.Thread(target=_keep_views, args=(projection, stop), name="projection", daemon=True)
         follower.start()
+        svc.watch.runner_alive = follower.is_alive
     out.print(f"Serving on http://{host}:{port}/ with {workers} process{'es' if workers > 1 else ''} "
               f"({len(svc.tokens.by_hash)} API tokens; views "
               f"{'kept up to date here' if project else 'kept by another process'}).")  # fmt: skip

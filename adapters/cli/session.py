@@ -23,6 +23,7 @@ from adapters.intake import Intake
 from adapters.logs import configure_logging
 from adapters.settings import Settings
 from engine.access import Principal
+from engine.clock import Clock
 from engine.errors import InfrastructureError
 from engine.service_chain import ServiceChain
 from projections.dashboard.queries import Dashboard
@@ -97,14 +98,15 @@ def infrastructure_failures_exit() -> Iterator[None]:
 
 
 @contextmanager
-def opened(*, views: bool = False, log_level: str = "warning") -> Iterator[Session]:
-    """The store for this process's settings; any infrastructure failure is one line and exit 3."""
+def opened(*, views: bool = False, log_level: str = "warning", clock: Clock | None = None) -> Iterator[Session]:
+    """The store for this process's settings, on the server's clock unless given one (historic playback, a sweep
+    as of a past time); any infrastructure failure is one line and exit 3."""
     with infrastructure_failures_exit():
         settings = Settings.from_env()
         # A person at a terminal reads the result line; the per-command log is for processes.
         configure_logging(settings.log_format, settings.log_level or log_level)
         try:
-            chain = composition.build_chain(settings)
+            chain = composition.build_chain(settings, clock=clock)
             session = Session(settings, chain, composition.build_projection(settings, chain) if views else None)
         except (PersistenceError, OSError) as e:
             fail(f"cannot open the event store: {e}", EXIT_INFRASTRUCTURE)

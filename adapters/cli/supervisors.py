@@ -15,11 +15,13 @@ from rich.table import Table
 from adapters import composition
 from adapters.cli.session import EXIT_INFRASTRUCTURE, fail, json_option, opened, out, parse_time, stop_on_signals
 from adapters.demo.year import RESOLVED, YEAR_END, YEAR_START, YongjiYear
+from engine.clock import PlaybackClock
 from engine.commands import Outcome
 from engine.errors import GrievanceError
 from engine.levels import Level
 from projections.dashboard.queries import Dashboard, twelve_months_to
 from projections.dashboard.tables import PROJECTION
+from schemas.dashboard import ViewsHealth
 
 
 def progress_bar() -> Progress:
@@ -103,7 +105,8 @@ def demo(seed: int) -> None:
 
     It ends, as Yongji's year did, with exactly 1,115 grievances resolved.
     """
-    with opened(views=True) as session:
+    clock = PlaybackClock(YEAR_START)
+    with opened(views=True, clock=clock) as session:
         if session.chain.recorder.max_notification_id():
             fail(
                 f"the store at {session.settings.redacted_url()} already holds events; the demo needs an empty "
@@ -114,6 +117,7 @@ def demo(seed: int) -> None:
             session.runner,
             composition.build_supervision(session.chain, session.runner.views),
             principal=session.principal,
+            clock=clock,
             seed=seed,
         )
         with progress_bar() as bar:
@@ -221,13 +225,23 @@ def run(name: str | None, idle_wait: float, page_size: int) -> None:
 @projections.command()
 @json_option
 def status(as_json: bool) -> None:
-    """How far the views are: their position and the events still to project."""
+    """How far the views are: their position, the events still to project, and any they set aside."""
     with opened(views=True) as session:
-        position, backlog = session.runner.views.position(), session.runner.backlog()
+        health = composition.build_views_watch(session.runner).health()
     if as_json:
-        click.echo(msgspec.json.encode({"name": PROJECTION, "position": position, "backlog": backlog}))
-    else:
-        out.print(f"{PROJECTION}: at event {position:,}, {backlog:,} behind")
+        click.echo(msgspec.json.encode({"name": PROJECTION, **msgspec.structs.asdict(health)}))
+        return
+    out.print(f"{PROJECTION}: at event {health.position:,}, {health.backlog:,} behind")
+    print_set_aside(health)
+
+
+def print_set_aside(health: ViewsHealth) -> None:
+    """The events the views set aside, if any: how many, and the latest with their errors."""
+    if not health.set_aside:
+        return
+    out.print(f"{health.set_aside:,} event{'s' if health.set_aside != 1 else ''} set aside (not counted); latest:")
+    for s in health.latest_set_aside:
+        out.print(f"  at {s.position:,}: {s.event} v{s.version} of grievance {s.grievance_id}: {s.error}")
 
 
 @click.command()
@@ -237,13 +251,15 @@ def supervise(at: str | None, every: float | None) -> None:
     """Escalate grievances past their limit one step (督办); safe to run in several processes at once."""
     if at and every:
         fail("give --at or --every, not both")
-    with opened(views=True, log_level="info") as session:
+    # A sweep as of a past time runs the process on that time's clock: overdue is the server's to judge.
+    clock = PlaybackClock(parse_time("at", at)) if at else None
+    with opened(views=True, log_level="info", clock=clock) as session:
         supervision = composition.build_supervision(session.chain, session.runner.views)
         stop = stop_on_signals()
         while True:
             session.runner.catch_up()
-            now = parse_time("at", at) if at else datetime.now(UTC)
-            results = supervision.sweep(now)
+            now = session.chain.clock()
+            results = supervision.sweep()
             escalated = sum(isinstance(r, Outcome) and not r.duplicate for r in results)
             out.print(f"{now:%Y-%m-%d %H:%M %Z}: {escalated} escalated, {len(results) - escalated} already handled")
             if every is None or stop.wait(every):

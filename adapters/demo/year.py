@@ -19,6 +19,7 @@ from uuid import UUID, uuid5
 
 from engine.access import Principal
 from engine.chart import OrgChart, Unit
+from engine.clock import PlaybackClock
 from engine.commands import Claim, Command, Escalate, Outcome, Rate, Reply, Report, Resolve
 from engine.errors import GrievanceError
 from engine.grievance import Category, Channel, ClaimMode, Rating, Status
@@ -90,14 +91,17 @@ class YongjiYear:
         supervision: Supervision,
         *,
         principal: Principal,
+        clock: PlaybackClock,
         seed: int = 2020,
     ) -> None:
         self.chain = chain
         self.chart: OrgChart = chain.chart
         self.projection = projection
         self.supervision = supervision
-        # Historic playback: the year's commands name their grid workers and members as actors.
+        # Historic playback: the year's commands name their grid workers and members as actors, and the chain
+        # runs on the year's own clock, which each day's batch and sweep move on.
         self.principal = principal
+        self.clock = clock
         self.rng = random.Random(seed)
         self.queue: list[Pending] = []
         self.refused: list[GrievanceError] = []
@@ -235,12 +239,15 @@ class YongjiYear:
                     command = self._next(item.plan, item.at)
                     if command is not None:
                         due.append((item.at, item.plan, command))
+                if due:
+                    self.clock.set(max(at for at, _, _ in due))
                 results = self.chain.execute([c for _, _, c in due], principal=self.principal)
                 for (at, plan, _), result in zip(due, results, strict=True):
                     applied += self._follow(plan, at, result)
             # Supervision's daily sweep at 23:00, on views brought up to date first.
             self.projection.catch_up()
-            for result in self.supervision.sweep(day.replace(hour=23)):
+            self.clock.set(day.replace(hour=23))
+            for result in self.supervision.sweep():
                 if isinstance(result, Outcome):
                     applied += 1
                     plan = by_id[result.grievance_id]

@@ -16,16 +16,19 @@ from litestar.static_files import create_static_files_router
 
 from adapters.http import commands, dashboard, grievances, open311
 from adapters.http.problems import problem_details_plugin
-from adapters.http.services import Services, principal
+from adapters.http.services import Services, principal, services
+from schemas.dashboard import ViewsHealth
 
 STATIC = Path(__file__).parent / "static"
 # The charts' library ships inside the plotly Python package: no CDN, as government intranets have none.
 PLOTLY = Path(str(files("plotly") / "package_data"))
 
 
-@get("/health", sync_to_thread=False, summary="Liveness: answers without touching the store", tags=["service"])
-def health() -> dict[str, str]:
-    return {"status": "ok"}
+@get("/health", sync_to_thread=True, tags=["service"], summary="Health: the store answers, and the dashboard views "
+     "are kept (503 while their runner is dead, stuck or far behind; events they set aside are listed)")  # fmt: skip
+def health(state: State) -> Response[ViewsHealth]:
+    views = services(state).watch.health()
+    return Response(views, status_code=200 if views.healthy else 503)
 
 
 @get("/", sync_to_thread=False, include_in_schema=False)

@@ -16,6 +16,7 @@ from adapters.http.tokens import TokenBook
 from adapters.intake import Intake
 from engine.access import Principal
 from engine.service_chain import ServiceChain
+from projections.dashboard.health import ViewsWatch
 from projections.dashboard.queries import Dashboard
 
 
@@ -29,6 +30,8 @@ class Services:
     dashboard: Dashboard
     trail: AuditTrail
     tokens: TokenBook
+    # How the dashboard views stand, for /health.
+    watch: ViewsWatch
     clock: Callable[[], datetime]
 
 

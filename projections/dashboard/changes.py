@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
@@ -25,6 +25,7 @@ from uuid import UUID
 from engine.chart import OrgChart
 from engine.grievance import Grievance, Status
 from engine.levels import Level
+from schemas.dashboard import SetAsideEvent
 
 # Days and months are counted in China Standard Time, where the grid workers live.
 REPORTING_TZ = timezone(timedelta(hours=8), "CST")
@@ -130,6 +131,9 @@ class PageChanges:
     )
     # Durations by the level where they were measured, for the whole chart: not per unit, so not rolled up.
     level_durations: defaultdict[tuple[str, str, int], int] = field(default_factory=lambda: defaultdict(int))
+    # Events of the page that could not be read or projected (the runner fills it in). Later events of such a
+    # grievance are set aside too, since the views' row of it no longer follows its history.
+    set_aside: list[SetAsideEvent] = field(default_factory=list)
 
 
 def epoch(moment: datetime) -> int:
@@ -220,25 +224,40 @@ class Lineages:
         return found
 
 
-def project(events: Iterable[Any], known: Mapping[UUID, GrievanceRow], lineages: Lineages) -> PageChanges:
-    """The changes a page of grievance events makes, given the stored rows of the grievances it touches."""
+class Unprojectable(Exception):
+    """The event at `index` of a page cannot be projected; `error` says why."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(f"event {index} of the page: {type(error).__name__}: {error}")
+        self.index = index
+        self.error = error
+
+
+def project(events: Sequence[Any], known: Mapping[UUID, GrievanceRow], lineages: Lineages) -> PageChanges:
+    """The changes a page of grievance events makes, given the stored rows of the grievances it touches;
+    `Unprojectable` names the first event that cannot be projected."""
     changes = PageChanges(lineages=lineages)
     # Keyed by the id's integer while the page runs: a UUID hashes and compares in Python, an int in C.
     rows: dict[int, GrievanceRow] = {}
     due_days = changes.due_days
-    for event in events:
-        gid = event.originator_id
-        row = rows.get(gid.int)
-        if row is None and gid in known:
-            row = replace(known[gid])  # never mutate what the caller passed in
-        unit_before, due_before = ("", None) if row is None else (row.unit_id, row.due_at)
-        row = rows[gid.int] = _apply(event, row, changes)
-        due = row.due_at
-        if due != due_before or row.unit_id != unit_before:
-            if due_before is not None:
-                due_days[(unit_before, due_before // DAY)] -= 1
-            if due is not None:
-                due_days[(row.unit_id, due // DAY)] += 1
+    for index, event in enumerate(events):
+        try:
+            gid = event.originator_id
+            row = rows.get(gid.int)
+            if row is None and gid in known:
+                row = replace(known[gid])  # never mutate what the caller passed in
+            unit_before, due_before = ("", None) if row is None else (row.unit_id, row.due_at)
+            row = rows[gid.int] = _apply(event, row, changes)
+            due = row.due_at
+            if due != due_before or row.unit_id != unit_before:
+                if due_before is not None:
+                    due_days[(unit_before, due_before // DAY)] -= 1
+                if due is not None:
+                    due_days[(row.unit_id, due // DAY)] += 1
+        # Whatever one event does (a time no calendar holds, a field of the wrong type), the page's caller sets
+        # it aside and projects the rest; what this page changed so far is dropped with it.
+        except Exception as error:
+            raise Unprojectable(index, error) from error
     changes.rows = {row.grievance_id: row for row in rows.values()}
     _roll_up(changes)
     return changes

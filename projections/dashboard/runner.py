@@ -12,13 +12,16 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import structlog
 from eventsourcing.persistence import IntegrityError, Notification
 
 from engine.grievance import Grievance
 from engine.service_chain import ServiceChain
-from projections.dashboard.changes import GrievanceRow, Lineages, PageChanges, project
+from projections.dashboard.changes import GrievanceRow, Lineages, PageChanges, Unprojectable, project
 from projections.dashboard.tables import DashboardViews
+from schemas.dashboard import SetAsideEvent
 
+log = structlog.get_logger("grievance.views")
 PageCallback = Callable[[int, int], None]  # (events in the page, position reached)
 # About 0.8 KiB a row (measured: 41 MiB for 50,000), so some 16 MiB: more than the open grievances of a
 # city district, whose rows are the ones that come back.
@@ -171,24 +174,45 @@ class DashboardProjection:
         return position
 
     def _read(self, position: int) -> tuple[Sequence[Notification], list[Any]]:
-        """The page of notifications after `position`, and their events."""
+        """The page of notifications after `position`, and their events (None for one that cannot be read)."""
         notifications = self.chain.recorder.select_notifications(start=position + 1, limit=self.page_size)
-        return notifications, [self.mapper.to_domain_event(n) for n in notifications]
+        events: list[Any] = []
+        for n in notifications:
+            try:
+                events.append(self.mapper.to_domain_event(n))
+            except Exception as error:  # a stored event no mapper reads: set aside, like one it cannot project
+                log.error("event set aside: it cannot be read", position=n.id, error=str(error))
+                events.append(None)
+        return notifications, events
 
     def _project(
         self, position: int, notifications: Sequence[Notification], events: list[Any], writes: PageWrites
     ) -> bool:
         """Project a page read after `position` and write it (or hand it to the writer); False if another
-        runner moved the views meanwhile, and then nothing of the page is written."""
+        runner moved the views meanwhile, and then nothing of the page is written.
+
+        An event that cannot be read or projected is set aside, recorded with its position and error in the
+        page's own transaction, and the page is projected again without it: one event never stops the views.
+        """
         reached = notifications[-1].id
+        set_aside = {i: _set_aside(n, None, "cannot be read") for i, (n, e) in enumerate(zip(notifications, events,
+                     strict=True)) if e is None}  # fmt: skip
         try:
-            try:
-                changes = project(events, self._rows_before(events, writes), self.lineages)
-            except LookupError:
-                writes.flush()
-                if self.views.position() != position:
-                    return False  # another runner projected this page while we read it
-                raise
+            while True:
+                kept = [i for i in range(len(events)) if i not in set_aside]
+                page = [events[i] for i in kept]
+                try:
+                    changes = project(page, self._rows_before(page, writes), self.lineages)
+                    break
+                except Unprojectable as bad:
+                    writes.flush()
+                    if self.views.position() != position:
+                        return False  # another runner projected this page while we read it
+                    i = kept[bad.index]
+                    set_aside[i] = _set_aside(notifications[i], events[i], f"{type(bad.error).__name__}: {bad.error}")
+                    log.error("event set aside: it cannot be projected", position=notifications[i].id,
+                              error=set_aside[i].error)  # fmt: skip
+            changes.set_aside = [set_aside[i] for i in sorted(set_aside)]
             writes.write(changes, reached, previous=position)
         except IntegrityError:
             # The tracking record refused a position of ours: that page's transaction rolled back whole.
@@ -222,15 +246,33 @@ class DashboardProjection:
             known.update(self.views.rows_of(unknown))
         return known
 
+    def set_aside(self, *, limit: int = 20) -> tuple[int, list[SetAsideEvent]]:
+        """How many events the views have set aside, and the latest `limit` of them."""
+        return self.views.set_aside(limit=limit)
+
     def rebuild(self, on_page: PageCallback | None = None) -> int:
-        """Empty the views and project the whole log again, building the list's indexes once at the end.
-        (A rebuild that dies half-way leaves them to the next start, which creates what is missing.)"""
-        self.views.clear(drop_indexes=True)
-        projected = self.catch_up(on_page)
-        self.views.create_views()
+        """Project the whole log again into views beside the live ones, then put them in their place in one
+        transaction: supervisors read the old views meanwhile, never emptier ones, and the list's indexes are
+        built once, at the switch. A rebuild that dies half-way leaves the live views as they were (and its
+        own half to the next rebuild, which starts it afresh)."""
+        beside = self.views.beside()
+        beside.start_afresh(self.chain.chart)
+        projected = DashboardProjection(self.chain, beside, page_size=self.page_size).catch_up(on_page)
+        self.views.take_over(beside)
+        self.recent.forget()
         self.views.analyze()
         return projected
 
     def backlog(self) -> int:
         """How many notifications the views have still to project (an upper bound: ids may have gaps)."""
         return max(0, (self.chain.recorder.max_notification_id() or 0) - self.views.position())
+
+
+def _set_aside(notification: Notification, event: Any, error: str) -> SetAsideEvent:
+    return SetAsideEvent(
+        position=notification.id,
+        grievance_id=str(notification.originator_id),
+        version=notification.originator_version,
+        event=type(event).__name__ if event is not None else notification.topic.rsplit(".", 1)[-1],
+        error=error[:1000],
+    )

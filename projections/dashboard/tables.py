@@ -7,6 +7,7 @@ library's tracking recorders, so a view never counts an event twice or misses on
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -33,15 +34,17 @@ from projections.dashboard.changes import (
     GrievanceRow,
     PageChanges,
 )
+from schemas.dashboard import SetAsideEvent
 
 PROJECTION = "dashboard"
 # What the views' tables mean. Views of another version are dropped and projected again from zero when a
 # process opens them. 2: a unit's counters are the totals of the unit and everything below it (1 kept
 # each unit's own and summed the chart's lineage at query time). 3: the funnel and the durations by level
 # have tables of their own. 4: the views record the chart they are totalled along. 5: grievances are
-# counted by category too.
-VIEWS_VERSION = 5
+# counted by category too. 6: events that cannot be projected are set aside in a table of their own.
+VIEWS_VERSION = 6
 LINEAGE_COLUMNS = ("street_id", "community_id", "grid_id")
+LIVE_PREFIX, BESIDE_PREFIX = "dash_", "dashnew_"
 IDS_PER_QUERY = 500
 
 # name, key columns, counter columns
@@ -100,6 +103,9 @@ def _ddl() -> list[str]:
     # `total_along`).
     statements.append("CREATE TABLE IF NOT EXISTS dash_chart (unit_id TEXT PRIMARY KEY, parent_id TEXT, level TEXT)")
     statements.append("CREATE TABLE IF NOT EXISTS dash_chart_digest (digest TEXT NOT NULL)")
+    # Events that could not be read or projected, by their place in the log.
+    statements.append("CREATE TABLE IF NOT EXISTS dash_set_aside (position BIGINT PRIMARY KEY, grievance_id TEXT, "
+                      "version BIGINT, event TEXT, error TEXT)")  # fmt: skip
     return statements
 
 
@@ -108,6 +114,7 @@ VIEW_TABLES = (
     *(table for table, _keys, _counters in COUNTER_TABLES),
     "dash_chart",
     "dash_chart_digest",
+    "dash_set_aside",
 )
 # Tables earlier versions of the views had: dropped with them.
 RETIRED_TABLES = ("dash_lineage",)
@@ -190,6 +197,8 @@ class DashboardViews:
     # Whether the database does its work in a server process of its own (rather than in this one).
     server_side = False
     tracking_name = f"{PROJECTION}<-grievances"
+    # Every table of the views is named with this prefix; views rebuilt beside these use another.
+    prefix = LIVE_PREFIX
 
     # The chart this process totals along (unit: parent, level), and its digest, once `total_along` has
     # recorded them.
@@ -215,7 +224,56 @@ class DashboardViews:
     def _transaction(self, *, commit: bool) -> Iterator[Any]:
         with self.datastore.transaction(commit=commit) as cursor:
             self._enter_schema(cursor)
-            yield cursor
+            yield cursor if self.prefix == LIVE_PREFIX else _Renamed(cursor, self.prefix)
+
+    # ----------------------------------------------------------------------------- rebuilding beside
+
+    def beside(self) -> DashboardViews:
+        """Views of the same shape beside these (tables `dashnew_*`, a tracking record of their own), to rebuild
+        into while these go on answering; `take_over` then puts them in these ones' place."""
+        shadow = copy.copy(self)
+        shadow.prefix, shadow.tracking_name = BESIDE_PREFIX, f"{PROJECTION}-rebuild<-grievances"
+        return shadow
+
+    def start_afresh(self, chart: OrgChart) -> None:
+        """Empty views of the current version, totalled along `chart`, at position 0, without the list's secondary
+        indexes (built once, at `take_over`): the start of a rebuild beside the live views."""
+        units = {u.id: (u.parent, u.level.value) for u in chart}
+        with self._transaction(commit=True) as cursor:
+            self._serialise_creation(cursor)
+            cursor.execute(self._delete_tracking_statement(), [self.tracking_name])
+            cursor.execute(self._start_tracking_statement(), [self.tracking_name])
+            for table in VIEW_TABLES:
+                cursor.execute(f"DROP TABLE IF EXISTS {table}")
+            for statement in _ddl():
+                if not statement.startswith("CREATE INDEX"):
+                    cursor.execute(statement)
+            self._record_chart(cursor, units, _digest(units))
+        self.chart_digest, self._chart_units = _digest(units), units
+
+    def take_over(self, rebuilt: DashboardViews) -> None:
+        """Put views rebuilt beside these in their place, in one transaction: readers see the old views until it
+        commits and the rebuilt ones after, never anything emptier. The position becomes the rebuilt one's; a
+        runner still following the old views is refused its next page, reads the new position and goes on."""
+        reached = rebuilt.position()
+        with self._transaction(commit=True) as cursor:
+            self._begin_writing(cursor)
+            cursor.execute(self._delete_tracking_statement(), [self.tracking_name])
+            cursor.execute(self._start_tracking_statement(), [self.tracking_name])
+            if reached:
+                self._insert_tracking(cursor, Tracking(self.tracking_name, reached))
+            for table in VIEW_TABLES:
+                cursor.execute(f"DROP TABLE IF EXISTS {table}")
+                cursor.execute(f"ALTER TABLE {rebuilt.prefix}{table.removeprefix(LIVE_PREFIX)} RENAME TO {table}")
+                self._rename_key_index(cursor, table, rebuilt.prefix)
+            for statement in _ddl():
+                cursor.execute(statement)  # the secondary indexes, under their own names
+            cursor.execute(self._delete_tracking_statement(), [rebuilt.tracking_name])
+        self.chart_digest, self._chart_units = rebuilt.chart_digest, rebuilt._chart_units
+
+    def _rename_key_index(self, cursor: Any, table: str, prefix: str) -> None:
+        """Give a renamed table's primary key index the name the next rebuild's table will not ask for again
+        (SQLite names it after the table itself)."""
 
     def _enter_schema(self, cursor: Any) -> None:
         """Make the views' unqualified table names resolve where the events are."""
@@ -301,7 +359,26 @@ class DashboardViews:
                 self._upsert_many(cursor, ROW_UPSERT, [_row_params(r) for r in changes.rows.values()])
             for table, params in _counter_params(changes):
                 self._upsert_many(cursor, COUNTER_UPSERTS[table], params)
+            if changes.set_aside:
+                marks = ", ".join([self.mark] * 5)
+                cursor.executemany(
+                    f"INSERT INTO dash_set_aside (position, grievance_id, version, event, error) VALUES ({marks})",
+                    [(s.position, s.grievance_id, s.version, s.event, s.error) for s in changes.set_aside],
+                )
             self._insert_tracking(cursor, Tracking(self.tracking_name, position))
+
+    def set_aside(self, *, limit: int = 20) -> tuple[int, list[SetAsideEvent]]:
+        """How many events the views set aside, and the latest `limit` of them, newest first."""
+        with self._transaction(commit=False) as cursor:
+            cursor.execute("SELECT COUNT(*) AS n FROM dash_set_aside")
+            count = int(cursor.fetchone()["n"])
+            cursor.execute(f"SELECT * FROM dash_set_aside ORDER BY position DESC LIMIT {self.mark}", [limit])
+            latest = [
+                SetAsideEvent(position=int(r["position"]), grievance_id=r["grievance_id"], version=int(r["version"]),
+                              event=r["event"], error=r["error"])
+                for r in cursor.fetchall()
+            ]  # fmt: skip
+        return count, latest
 
     def _upsert_many(self, cursor: Any, upsert: Upsert, params: list[tuple[Any, ...]]) -> None:
         """Upsert rows of values, each in `upsert.columns` order (no two with the same key)."""
@@ -322,6 +399,7 @@ class DashboardViews:
             for name in SECONDARY_INDEXES:
                 cursor.execute(f"DROP INDEX IF EXISTS {name}")
         cursor.execute("DELETE FROM dash_grievance")
+        cursor.execute("DELETE FROM dash_set_aside")
         for table, _keys, _counters in COUNTER_TABLES:
             cursor.execute(f"DELETE FROM {table}")
 
@@ -335,7 +413,7 @@ class DashboardViews:
         refused from its next page on (ChartChanged).
         """
         units = {u.id: (u.parent, u.level.value) for u in chart}
-        digest = hashlib.sha256(json.dumps(sorted(units.items())).encode()).hexdigest()
+        digest = _digest(units)
         with self._transaction(commit=True) as cursor:
             self._begin_writing(cursor)
             cursor.execute("SELECT unit_id, parent_id, level FROM dash_chart")
@@ -385,6 +463,39 @@ def _insert_unnested(upsert: Upsert) -> str:
     )
 
 
+def _digest(units: Mapping[str, tuple[str | None, str]]) -> str:
+    return hashlib.sha256(json.dumps(sorted(units.items())).encode()).hexdigest()
+
+
+class _Renamed:
+    """A cursor whose statements name the views' tables with another prefix (views rebuilt beside the live
+    ones): every table and index the views' SQL names starts `dash_`, and no value is written into it."""
+
+    def __init__(self, cursor: Any, prefix: str) -> None:
+        self._cursor = cursor
+        self._prefix = prefix
+
+    def _sql(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        # The statement comes first, or by name (psycopg's `query`, as the library passes it).
+        if args:
+            return (self._renamed(args[0]), *args[1:]), kwargs
+        return args, {k: self._renamed(v) if k in ("query", "sql") else v for k, v in kwargs.items()}
+
+    def _renamed(self, statement: Any) -> Any:
+        return statement.replace(LIVE_PREFIX, self._prefix) if isinstance(statement, str) else statement
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        args, kwargs = self._sql(args, kwargs)
+        return self._cursor.execute(*args, **kwargs)
+
+    def executemany(self, *args: Any, **kwargs: Any) -> Any:
+        args, kwargs = self._sql(args, kwargs)
+        return self._cursor.executemany(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+
 class SQLiteDashboardViews(DashboardViews, SQLiteTrackingRecorder):
     """The dashboard's tables in the SQLite file beside the events."""
 
@@ -415,6 +526,10 @@ class PostgresDashboardViews(DashboardViews, PostgresTrackingRecorder):
 
     def _enter_schema(self, cursor: Any) -> None:
         cursor.execute(SQL("SET LOCAL search_path TO {0}").format(Identifier(self.datastore.schema)))
+
+    def _rename_key_index(self, cursor: Any, table: str, prefix: str) -> None:
+        old = f"{prefix}{table.removeprefix(LIVE_PREFIX)}_pkey"
+        cursor.execute(f"ALTER INDEX IF EXISTS {old} RENAME TO {table}_pkey")
 
     def _serialise_creation(self, cursor: Any) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"{self.datastore.schema}.dash_version"])

@@ -80,7 +80,8 @@ def assert_problem(response: Any, status: int, field: str) -> dict[str, Any]:
 
 
 def test_health_and_the_openapi_document_need_no_token(api: Api) -> None:
-    assert api.get("/api/v1/health", who=None).json() == {"status": "ok"}
+    health = api.get("/api/v1/health", who=None).json()
+    assert (health["status"], health["healthy"], health["set_aside"], health["problems"]) == ("ok", True, 0, [])
     paths = api.get("/schema/openapi.json", who=None).json()["paths"]
     assert {"/api/v1/commands", "/api/v1/dashboard/headline", "/open311/v2/requests.json"} <= set(paths)
 

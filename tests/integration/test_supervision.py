@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import uuid4
 
 from adapters.composition import build_chain, build_projection, build_supervision
 from adapters.settings import Settings
+from engine.clock import PlaybackClock
 from engine.commands import Claim, Escalate, Outcome, Report
+from engine.errors import GrievanceError
 from engine.grievance import Category, ClaimMode, Grievance
 from engine.service_chain import ServiceChain
+from engine.supervision import Supervision
 from tests.conftest import OPERATOR, T0
 from tests.scenario import BUILDING, HOUSEHOLD, LEADING
 
@@ -46,6 +49,13 @@ def report(chain: ServiceChain, n: int, unit: str = HOUSEHOLD) -> list:  # type:
     return ids
 
 
+def sweep_at(chain: ServiceChain, supervision: Supervision, now: datetime) -> list[Outcome | GrievanceError]:
+    """A sweep with the chain's clock moved on to `now`: overdue is the server's clock's to judge."""
+    assert isinstance(chain.clock, PlaybackClock)
+    chain.clock.set(now)
+    return supervision.sweep()
+
+
 def test_sweeps_in_two_processes_escalate_each_overdue_grievance_once(database_url: str) -> None:
     settings = Settings(database_url=database_url)
     late = T0 + timedelta(days=2)  # a household has a day to claim
@@ -58,7 +68,7 @@ def test_sweeps_in_two_processes_escalate_each_overdue_grievance_once(database_u
             supervision = build_supervision(chain, projection.views, batch=25)
             for _ in range(4):  # as `grievance supervise --every` does: catch up, then sweep
                 projection.catch_up()
-                supervision.sweep(late)
+                supervision.sweep()
 
         threads = [threading.Thread(target=supervise, args=(chain,)) for chain in chains]
         for t in threads:
@@ -78,15 +88,15 @@ def test_a_sweep_on_stale_views_repeats_rather_than_escalating_again(stored_chai
     ids = report(stored_chain, 5)
     projection.catch_up()
     supervision = build_supervision(stored_chain, projection.views)
-    first = supervision.sweep(T0 + timedelta(days=2))
+    first = sweep_at(stored_chain, supervision, T0 + timedelta(days=2))
     assert all(isinstance(r, Outcome) and not r.duplicate for r in first)
     # The views have not seen the escalations; much later the same grievances look overdue again.
-    again = supervision.sweep(T0 + timedelta(days=9))
+    again = sweep_at(stored_chain, supervision, T0 + timedelta(days=9))
     assert all(isinstance(r, Outcome) and r.duplicate for r in again)
     assert overdue_escalations(stored_chain, ids) == dict.fromkeys(ids, 1)
     # Once the views catch up, the next step's own limit counts: at the building it is overdue again.
     projection.catch_up()
-    third = supervision.sweep(T0 + timedelta(days=9))
+    third = sweep_at(stored_chain, supervision, T0 + timedelta(days=9))
     assert {r.unit_id for r in third if isinstance(r, Outcome)} == {"gr-chengxi-03-2"}
 
 
@@ -96,7 +106,7 @@ def test_nothing_is_escalated_before_its_limit_or_past_the_leading_group(stored_
     report(stored_chain, 3)
     projection.catch_up()
     supervision = build_supervision(stored_chain, projection.views)
-    assert supervision.sweep(T0 + timedelta(hours=20)) == []
+    assert sweep_at(stored_chain, supervision, T0 + timedelta(hours=20)) == []
     top = [uuid4()]
     stored_chain.execute(
         [
@@ -134,6 +144,6 @@ def test_nothing_is_escalated_before_its_limit_or_past_the_leading_group(stored_
         )
     assert stored_chain.grievance(top[0]).unit_id == LEADING
     projection.catch_up()
-    results = supervision.sweep(T0 + timedelta(days=60))
+    results = sweep_at(stored_chain, supervision, T0 + timedelta(days=60))
     assert top[0] not in {r.grievance_id for r in results if isinstance(r, Outcome)}
     assert all(not isinstance(r, Exception) for r in results)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -371,7 +371,7 @@ def test_time_travel_by_version_and_by_time(chain: ServiceChain) -> None:
     s.escalate()
     assert chain.grievance(s.id, version=2).status is Status.CLAIMED
     assert chain.grievance_at(s.id, claimed_at, clock="occurred").version == 2
-    assert chain.grievance_at(s.id, chain.clock()).version == 3
+    assert chain.grievance_at(s.id, datetime.now(UTC)).version == 3  # by when the events were stored
     with pytest.raises(GrievanceNotFound):
         chain.grievance_at(s.id, T0 - timedelta(days=1), clock="occurred")
     with pytest.raises(InvalidValue):

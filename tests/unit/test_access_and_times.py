@@ -1,0 +1,106 @@
+"""Who may do what where, and which times are believed: the one policy, applied by the application to every
+command whatever channel it came by."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from uuid import uuid4
+
+import msgspec
+import pytest
+
+from engine.access import SUPERVISION, Principal, Role
+from engine.chart import OrgChart
+from engine.clock import PlaybackClock
+from engine.commands import Claim, Command, Escalate, Report
+from engine.errors import EscalationRefused, Forbidden, GrievanceError, InvalidValue
+from engine.grievance import Category, ClaimMode, EscalationReason
+from engine.service_chain import ServiceChain
+from tests.conftest import OPERATOR, T0
+from tests.scenario import COMMUNITY, GRID, HOUSEHOLD, STREET
+
+WORKER = Principal("worker-li", Role.GRID_WORKER, GRID)
+NOW = T0 + timedelta(days=30)
+
+
+@pytest.fixture
+def chain(yongji: OrgChart) -> ServiceChain:
+    return ServiceChain({"PERSISTENCE_MODULE": "eventsourcing.popo"}, chart=yongji, clock=PlaybackClock(NOW))
+
+
+def report(at=NOW, actor="worker-li", unit=HOUSEHOLD, gid=None) -> Report:  # type: ignore[no-untyped-def]
+    return Report(grievance_id=gid or uuid4(), command_id=str(uuid4()), actor=actor, occurred_at=at, unit_id=unit,
+                  category=Category.PARKING, title="t", description="d")  # fmt: skip
+
+
+def refusal(chain: ServiceChain, command: Command, by: Principal) -> GrievanceError:
+    (result,) = chain.execute([command], principal=by)
+    assert isinstance(result, GrievanceError), result
+    return result
+
+
+def test_a_grid_worker_acts_within_their_jurisdiction_as_themselves(chain: ServiceChain) -> None:
+    chain.apply(report(), principal=WORKER)
+    outside = refusal(chain, report(unit="mh-chengdong-01-1-1-1"), WORKER)
+    assert (type(outside), outside.field) == (Forbidden, "unit_id")
+    as_someone_else = refusal(chain, report(actor="secretary-zhang"), WORKER)
+    assert (type(as_someone_else), as_someone_else.field) == (Forbidden, "actor")
+
+
+@pytest.mark.parametrize("role", [Role.SUPERVISOR, Role.AUDITOR])
+def test_readers_send_no_commands(chain: ServiceChain, role: Role) -> None:
+    refused = refusal(chain, report(actor="reader"), Principal("reader", role, STREET))
+    assert (type(refused), refused.field) == (Forbidden, "role")
+
+
+def test_commands_on_a_grievance_that_never_passed_the_jurisdiction_are_forbidden(chain: ServiceChain) -> None:
+    gid = uuid4()
+    chain.apply(report(actor="secretary", unit=COMMUNITY, gid=gid), principal=OPERATOR)
+    claim = Claim(grievance_id=gid, command_id="c", actor="worker-li", occurred_at=NOW, unit_id=COMMUNITY,
+                  mode=ClaimMode.MEMBER, claimant="worker-li")  # fmt: skip
+    assert type(refusal(chain, claim, WORKER)) is Forbidden
+
+
+def test_times_from_phones_are_bounded_by_the_servers_clock(chain: ServiceChain) -> None:
+    chain.apply(report(at=NOW - timedelta(hours=71)), principal=WORKER)  # offline over a weekend: believed
+    chain.apply(report(at=NOW + timedelta(minutes=4)), principal=WORKER)  # a clock a little fast: believed
+    stale = refusal(chain, report(at=NOW - timedelta(hours=73)), WORKER)
+    assert (type(stale), stale.field) == (InvalidValue, "occurred_at")
+    assert "72 hours before the server's clock" in stale.reason
+    ahead = refusal(chain, report(at=NOW + timedelta(minutes=6)), WORKER)
+    assert (type(ahead), ahead.field) == (InvalidValue, "occurred_at")
+    assert "future" in ahead.reason
+
+
+def test_only_an_operators_historic_import_goes_further_back(chain: ServiceChain) -> None:
+    chain.apply(report(at=T0 - timedelta(days=400)), principal=OPERATOR)
+    assert type(refusal(chain, report(at=NOW + timedelta(hours=1)), OPERATOR)) is InvalidValue  # never ahead
+
+
+def test_only_supervision_escalates_for_lateness(chain: ServiceChain) -> None:
+    gid = uuid4()
+    chain.apply(report(at=NOW - timedelta(hours=60), gid=gid), principal=WORKER)  # due to be claimed 36 h ago
+    overdue = Escalate(grievance_id=gid, command_id="late", actor="worker-li", occurred_at=NOW,
+                       reason=EscalationReason.OVERDUE)  # fmt: skip
+    forged = refusal(chain, overdue, WORKER)
+    assert (type(forged), forged.field) == (Forbidden, "reason")
+    admin = Principal("admin", Role.ADMIN)
+    assert type(refusal(chain, msgspec.structs.replace(overdue, actor="admin"), admin)) is Forbidden
+    escalated = chain.apply(msgspec.structs.replace(overdue, actor=SUPERVISION.name), principal=SUPERVISION)
+    assert escalated.unit_id == "bg-chengxi-03-2-1"
+
+
+def test_overdue_is_the_servers_clock_to_judge_not_the_senders(chain: ServiceChain) -> None:
+    """A backdated report and an escalation stamped days later do not make a grievance overdue: the attack of
+    a grid worker's batch that moved a grievance from a grid to the leading group by backdating."""
+    gid = uuid4()
+    chain.apply(report(at=NOW, gid=gid), principal=WORKER)
+    stamped_later = Escalate(grievance_id=gid, command_id="s", actor=SUPERVISION.name,
+                             occurred_at=NOW + timedelta(minutes=5), reason=EscalationReason.OVERDUE)  # fmt: skip
+    with pytest.raises(EscalationRefused):
+        chain.apply(stamped_later, principal=SUPERVISION)
+
+
+def test_system_principals_only_escalate(chain: ServiceChain) -> None:
+    refused = refusal(chain, report(actor=SUPERVISION.name), SUPERVISION)
+    assert (type(refused), refused.field) == (Forbidden, "kind")
