@@ -19,13 +19,14 @@ from adapters.kafka.topics import ensure_topics
 from engine.service_chain import ServiceChain
 
 
-def produce(kafka: KafkaSettings, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
-    """Send (key, value) messages to the command topic with a plain kafka-python producer, as an app would."""
+def produce(kafka: KafkaSettings, messages: Iterable[tuple[bytes | None, bytes]], partition: int | None = None) -> int:
+    """Send (key, value) messages to the command topic with a plain kafka-python producer, as an app would (to
+    one `partition` if given, else as their keys choose)."""
     ensure_topics(kafka, kafka.commands_topic, kafka.rejected_topic)
     producer = KafkaProducer(bootstrap_servers=kafka.servers, acks="all", linger_ms=5)
     count = 0
     for key, value in messages:
-        producer.send(kafka.commands_topic, key=key, value=value)
+        producer.send(kafka.commands_topic, key=key, value=value, partition=partition)
         count += 1
     producer.flush()
     producer.close()

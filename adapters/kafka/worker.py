@@ -22,7 +22,7 @@ from uuid import UUID
 
 import msgspec
 import structlog
-from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.persistence import IntegrityError, PersistenceError, Tracking
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import CommitFailedError, KafkaError
@@ -34,9 +34,13 @@ from adapters.intake import Intake
 from adapters.kafka.settings import KafkaSettings
 from engine.access import Principal
 from engine.commands import Command, CommandBase, command_decoder
+from engine.errors import InfrastructureError
 from schemas.results import Accepted, Rejected, Result
 
 log = structlog.get_logger("grievance.worker")
+# What a batch's failure is retried for, whole: the store or the broker failing for a while, another worker's
+# position. Anything else is the engine failing on one of the batch's messages.
+RETRIED_FAILURES = (PersistenceError, KafkaError, InfrastructureError, OSError)
 _EMPTY = Rejected(command_id=None, grievance_id=None, code="malformed", field="$", reason="the message has no value")
 
 
@@ -199,6 +203,40 @@ class CommandWorker:
             return
 
     def _apply(self, upstream: str, records: Sequence[Any], tally: BatchTally) -> None:
+        try:
+            results = self._apply_together(upstream, records)
+        except Exception as error:
+            if isinstance(error, RETRIED_FAILURES):
+                raise
+            # Not the store or the broker: one of these messages makes the engine fail. Apply them one at a
+            # time, so that it alone goes to the rejected topic and the partition goes on.
+            log.error("a message of the batch makes the engine fail; applying them one by one", error=repr(error))
+            results = [self._apply_alone(upstream, record) for record in records]
+        for result in results:
+            if isinstance(result, Accepted):
+                tally.duplicates += result.duplicate
+                tally.applied += not result.duplicate
+            elif isinstance(result, Rejected):
+                tally.rejected += 1
+
+    def _apply_alone(self, upstream: str, record: Any) -> Result:
+        """One message in a transaction of its own: applied, or rejected with the reason the engine failed."""
+        try:
+            return self._apply_together(upstream, [record])[0]
+        except Exception as error:
+            if isinstance(error, RETRIED_FAILURES):
+                raise
+            refused = Rejected(command_id=None, grievance_id=None, code="unapplicable", field="$",
+                               reason=f"the engine failed on this message ({type(error).__name__})")  # fmt: skip
+            log.error("message rejected: the engine fails on it", partition=record.partition, offset=record.offset,
+                      error=repr(error))  # fmt: skip
+            self._copy_rejected([record], [refused])
+            self.intake.submit([], principal=self.principal, tracking=Tracking(upstream, record.offset))
+            return refused
+
+    def _apply_together(self, upstream: str, records: Sequence[Any]) -> list[Result]:
+        """Records of one partition in one transaction, with the partition's position after the last; each one's
+        result, rejected copies written before the transaction."""
         decoded: list[Result | None] = []
         commands: list[Command] = []
         for record in records:
@@ -219,41 +257,34 @@ class CommandWorker:
             rest = iter(applied)
             return [r if r is not None else next(rest) for r in decoded]
 
-        def copy_rejected(applied: list[Result]) -> None:
-            sent = [
-                self.producer.send(
-                    self.settings.rejected_topic,
-                    key=record.key,
-                    value=record.value,
-                    headers=rejection_headers(record, result),
-                )
-                for record, result in zip(records, merged(applied), strict=True)
-                if isinstance(result, Rejected)
-            ]
-            for record, result in zip(records, merged(applied), strict=True):
-                if isinstance(result, Rejected) and result.code in ("malformed", "key_mismatch"):
-                    # Rule refusals are logged by the intake, with their grievance and command ids.
-                    log.warning("message rejected", code=result.code, field=result.field, reason=result.reason,
-                                partition=record.partition, offset=record.offset)  # fmt: skip
-            if sent:
-                self.producer.flush()
-                for future in sent:
-                    future.get(timeout=0)  # raises the broker's error if a copy was not written
-
-        results = merged(
+        return merged(
             self.intake.submit(
                 commands,
                 principal=self.principal,
                 tracking=Tracking(upstream, records[-1].offset),
-                before_store=copy_rejected,
+                before_store=lambda applied: self._copy_rejected(records, merged(applied)),
             )
         )
-        for result in results:
-            if isinstance(result, Accepted):
-                tally.duplicates += result.duplicate
-                tally.applied += not result.duplicate
-            elif isinstance(result, Rejected):
-                tally.rejected += 1
+
+    def _copy_rejected(self, records: Sequence[Any], results: Sequence[Result]) -> None:
+        """Copy each rejected record to the rejected topic, with its error and source, and wait for the broker."""
+        sent = [
+            self.producer.send(
+                self.settings.rejected_topic, key=record.key, value=record.value,
+                headers=rejection_headers(record, result),
+            )
+            for record, result in zip(records, results, strict=True)
+            if isinstance(result, Rejected)
+        ]  # fmt: skip
+        for record, result in zip(records, results, strict=True):
+            if isinstance(result, Rejected) and result.code in ("malformed", "key_mismatch"):
+                # Rule refusals are logged by the intake, with their grievance and command ids.
+                log.warning("message rejected", code=result.code, field=result.field, reason=result.reason,
+                            partition=record.partition, offset=record.offset)  # fmt: skip
+        if sent:
+            self.producer.flush()
+            for future in sent:
+                future.get(timeout=0)  # raises the broker's error if a copy was not written
 
     def on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         """Start each partition just after the position stored with its last batch, whatever Kafka committed;

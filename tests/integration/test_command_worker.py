@@ -16,6 +16,7 @@ from kafka import TopicPartition
 from adapters.composition import build_chain
 from adapters.intake import Intake
 from adapters.kafka.settings import KafkaSettings
+from adapters.kafka.topics import ensure_topics
 from adapters.kafka.worker import CommandWorker, upstream_name
 from adapters.settings import Settings
 from engine.service_chain import ServiceChain
@@ -112,3 +113,44 @@ def test_a_second_reading_of_the_topic_applies_nothing_again(chain: ServiceChain
         worker.close()
     assert chain.recorder.max_notification_id() == stored
     assert len(read_topic(kafka, kafka.rejected_topic, expected=1)) == 1, "the bad message was not copied again"
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_commands_compressed_by_another_client_are_applied(
+    chain: ServiceChain, kafka: KafkaSettings, codec: str
+) -> None:
+    """Any client may compress (and so may a topic's own setting): librdkafka's every codec reaches the store."""
+    from confluent_kafka import Producer  # an independent client: librdkafka, not kafka-python
+
+    ensure_topics(kafka, kafka.commands_topic, kafka.rejected_topic)
+    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers, "compression.type": codec, "linger.ms": 20})
+    ids = [uuid4() for _ in range(5)]
+    for i, gid in enumerate(ids):
+        producer.produce(kafka.commands_topic, key=str(gid).encode(), value=report(gid, f"{codec}-{i}"))
+    assert producer.flush(30) == 0
+    run_until(CommandWorker.connect(Intake(chain), kafka, principal=OPERATOR), kafka, len(ids), chain)
+    assert all(chain.grievance(gid).version == 1 for gid in ids)
+    assert read_topic(kafka, kafka.rejected_topic, expected=0) == []
+
+
+def test_a_message_the_engine_fails_on_is_rejected_alone_and_the_partition_goes_on(
+    chain: ServiceChain, kafka: KafkaSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gid, poison, after = uuid4(), uuid4(), uuid4()
+    check = chain.policy.check
+
+    def failing_on_poison(principal: Any, command: Any, grievance: Any) -> None:
+        if command.grievance_id == poison:
+            raise RecursionError("a bug the message finds")
+        check(principal, command, grievance)
+
+    monkeypatch.setattr(chain.policy, "check", failing_on_poison)
+    messages = [(str(g).encode(), report(g, f"c-{g}")) for g in (gid, poison, after)]
+    produce(kafka, messages, partition=0)
+    run_until(CommandWorker.connect(Intake(chain), kafka, principal=OPERATOR), kafka, len(messages), chain)
+    assert chain.grievance(gid).version == 1
+    assert chain.grievance(after).version == 1
+    (copy,) = read_topic(kafka, kafka.rejected_topic, expected=1)
+    headers = {k: v.decode() for k, v in copy.headers}
+    assert (headers["error.code"], headers["source.offset"]) == ("unapplicable", "1")
+    assert copy.value == messages[1][1]
