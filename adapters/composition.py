@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import anyio.to_thread
@@ -31,6 +32,7 @@ from adapters.http.tokens import TokenBook
 from adapters.intake import Intake
 from adapters.kafka.emitter import CommandEmitter
 from adapters.kafka.relay import EventRelay
+from adapters.kafka.signatures import DEFAULT_KEYS_FILE, CommandSigner, KeyBook
 from adapters.kafka.worker import CommandWorker
 from adapters.logs import configure_logging
 from adapters.settings import Settings
@@ -40,6 +42,7 @@ from adapters.storage.resident_keys import ResidentKeys
 from engine.access import Principal, Role
 from engine.chart import OrgChart
 from engine.clock import Clock
+from engine.errors import ConfigurationError
 from engine.service_chain import ServiceChain
 from engine.supervision import Supervision
 from projections.dashboard.cache import CachedDashboard
@@ -132,15 +135,17 @@ def operator(settings: Settings) -> Principal:
     return Principal(settings.actor, Role.OPERATOR)
 
 
-def kafka_gateway(settings: Settings) -> Principal:
-    """The principal the command worker applies Kafka's commands as: until commands carry proof of who sent
-    them, it vouches for the actor each names."""
-    return Principal(f"kafka:{settings.kafka.commands_topic}", Role.OPERATOR)
+def build_key_book(settings: Settings, chart: OrgChart) -> KeyBook:
+    """The signing keys Kafka's commands are checked against: a signature older than the time bounds' lag, or
+    ahead by more than their skew, is refused as expired."""
+    bounds = settings.time_bounds
+    keys = settings.kafka.keys_file or DEFAULT_KEYS_FILE
+    return KeyBook(keys, chart, max_age=bounds.lag, skew=bounds.skew)
 
 
 def build_worker(settings: Settings, chain: ServiceChain) -> CommandWorker:
-    """A command worker in the workers' consumer group, applying through the chain's intake."""
-    return CommandWorker.connect(build_intake(chain), settings.kafka, principal=kafka_gateway(settings))
+    """A command worker in the workers' consumer group, applying each message as whoever signed it."""
+    return CommandWorker.connect(build_intake(chain), settings.kafka, keys=build_key_book(settings, chain.chart))
 
 
 def build_relay(settings: Settings, chain: ServiceChain, *, page_size: int = 1000) -> EventRelay:
@@ -155,9 +160,13 @@ def build_relay(settings: Settings, chain: ServiceChain, *, page_size: int = 100
     )
 
 
-def build_emitter(settings: Settings) -> CommandEmitter:
-    """An emitter of commands to the command topic."""
-    return CommandEmitter.connect(settings.kafka)
+def build_emitter(settings: Settings, signing_key: Path | None = None) -> CommandEmitter:
+    """An emitter of commands to the command topic, signing with `signing_key` (default: the settings')."""
+    key = signing_key or settings.kafka.signing_key
+    if key is None:
+        raise ConfigurationError("GRIEVANCE_KAFKA_SIGNING_KEY: commands on Kafka must be signed; give --key FILE "
+                                 "or set it to a key file `grievance key add` wrote")  # fmt: skip
+    return CommandEmitter.connect(settings.kafka, CommandSigner.from_file(key))
 
 
 def build_http_services(settings: Settings, *, clock: Clock | None = None) -> tuple[Services, DashboardProjection]:

@@ -30,7 +30,7 @@ class Intake:
         self,
         commands: Sequence[Command],
         *,
-        principal: Principal,
+        principal: Principal | Sequence[Principal],
         tracking: Tracking | None = None,
         before_store: Callable[[list[Result]], None] | None = None,
     ) -> list[Result]:

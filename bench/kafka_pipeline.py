@@ -12,6 +12,7 @@ on a free port unless --bootstrap names one; a fresh PostgreSQL database is made
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -31,8 +32,10 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from adapters.composition import build_chain, build_views
 from adapters.kafka.settings import KafkaSettings
+from adapters.kafka.signatures import CommandSigner, KeyRole, add_key
 from adapters.kafka.topics import ensure_topics
-from adapters.settings import Settings
+from adapters.settings import SHIPPED_CHART, Settings
+from adapters.storage.chart_file import load_chart
 from bench.engine_throughput import HOUSEHOLDS, percentile, postgres_url
 from tests.kafka_broker import Broker
 
@@ -134,12 +137,23 @@ def wait_for_position(views: Any, target: int, processes: list[subprocess.Popen[
     return time.perf_counter()
 
 
+@functools.cache
+def _signer(path: Path) -> CommandSigner:
+    return CommandSigner.from_file(path)
+
+
+def signature(kafka: KafkaSettings, key: bytes, value: bytes) -> list[tuple[str, bytes]]:
+    """The headers that sign one command with the bench gateway's key."""
+    assert kafka.signing_key is not None
+    return _signer(kafka.signing_key).headers(kafka.commands_topic, key, value)
+
+
 def warm_up(kafka: KafkaSettings, views: Any, processes: list[subprocess.Popen[bytes]]) -> int:
     """One lifecycle per partition through the pipeline, so group joins are over before the clock starts."""
     producer = KafkaProducer(bootstrap_servers=kafka.servers, acks="all", linger_ms=1)
     messages = interleaved(50, "warm-", first=0)
     for key, value, _ in messages:
-        producer.send(kafka.commands_topic, key=key, value=value)
+        producer.send(kafka.commands_topic, key=key, value=value, headers=signature(kafka, key, value))
     producer.flush()
     producer.close()
     wait_for_position(views, events_of(50), processes, 120)
@@ -151,7 +165,7 @@ def sustained(kafka: KafkaSettings, views: Any, processes: list[Any], grievances
     producer = KafkaProducer(bootstrap_servers=kafka.servers, acks="all", linger_ms=5)
     started = time.perf_counter()
     for key, value, _ in messages:
-        producer.send(kafka.commands_topic, key=key, value=value)
+        producer.send(kafka.commands_topic, key=key, value=value, headers=signature(kafka, key, value))
     producer.flush()
     producer.close()
     finished = wait_for_position(views, base + events_of(grievances), processes, 900)
@@ -197,7 +211,7 @@ def steady_latency(
             time.sleep(delay)
         for key, value, command_id in shifted[i : i + per_tick]:
             sent_at[command_id] = time.perf_counter()
-            producer.send(kafka.commands_topic, key=key, value=value)
+            producer.send(kafka.commands_topic, key=key, value=value, headers=signature(kafka, key, value))
         producer.flush()
     producer.close()
     done.set()
@@ -220,9 +234,13 @@ def main() -> None:
     broker = None if args.bootstrap else Broker(logs / "tansu.log")
     bootstrap = args.bootstrap or (broker.bootstrap if broker else "")
     prefix = f"b{uuid.uuid4().hex[:6]}"
+    # Commands come signed by an app gateway's key, as every producer's must.
+    add_key(logs / "keys.json", logs / "gateway.pem", name="bench-gateway", role=KeyRole.GATEWAY, unit_id=None,
+            chart=load_chart(SHIPPED_CHART))  # fmt: skip
     kafka = KafkaSettings(bootstrap_servers=bootstrap, commands_topic=f"{prefix}.commands",
                           rejected_topic=f"{prefix}.rejected", events_topic=f"{prefix}.events",
-                          worker_group=f"{prefix}-workers", partitions=args.partitions, batch_wait_ms=20)  # fmt: skip
+                          worker_group=f"{prefix}-workers", partitions=args.partitions, batch_wait_ms=20,
+                          keys_file=logs / "keys.json", signing_key=logs / "gateway.pem")  # fmt: skip
     try:
         produce_rate, consume_rate = raw_rates(kafka, 100_000)
         ensure_topics(kafka, kafka.commands_topic, kafka.rejected_topic)

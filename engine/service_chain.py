@@ -119,11 +119,12 @@ class ServiceChain(Application[UUID]):
         self,
         commands: Sequence[Command],
         *,
-        principal: Principal,
+        principal: Principal | Sequence[Principal],
         tracking: Tracking | None = None,
         before_store: Callable[[list[Outcome | GrievanceError]], None] | None = None,
     ) -> list[Outcome | GrievanceError]:
-        """Apply a batch sent by `principal` in one transaction (group commit): one result per command, in order.
+        """Apply a batch sent by `principal` (or by each command's own, in order) in one transaction (group
+        commit): one result per command, in order.
 
         Each command is checked against the access policy (engine.access) on the grievance as it stands. A
         refused command stores nothing and gets its error in its place; the rest are stored together.
@@ -133,6 +134,9 @@ class ServiceChain(Application[UUID]):
         what that writer applied before trying again. `before_store` sees the results just before they
         are stored; if it raises, nothing is stored.
         """
+        senders = [principal] * len(commands) if isinstance(principal, Principal) else list(principal)
+        if len(senders) != len(commands):
+            raise ValueError("one principal for the batch, or one for each of its commands")
         for attempt in range(self.max_attempts):
             if attempt:
                 # Back off a little, at random, so racing writers stop colliding in lockstep.
@@ -140,9 +144,9 @@ class ServiceChain(Application[UUID]):
             upstream_at = self.tracked(tracking.application_name) if tracking else None
             working = self._load_many({c.grievance_id for c in commands if isinstance(c.grievance_id, UUID)})
             results: list[Outcome | GrievanceError] = []
-            for command in commands:
+            for i, command in enumerate(commands):
                 try:
-                    results.append(self._decide(command, principal, working))
+                    results.append(self._decide(command, senders[i], working))
                 except GrievanceError as refused:
                     results.append(refused)
             changed = [g for g in working.values() if g is not None and g.pending_events]

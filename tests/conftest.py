@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from adapters.kafka.settings import KafkaSettings
+from adapters.kafka.signatures import KeyRole, add_key
 from adapters.settings import SHIPPED_CHART, Settings
 from adapters.storage.chart_file import load_chart
 from engine.access import Principal, Role
@@ -113,9 +114,20 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     broker.stop()
 
 
+@pytest.fixture(scope="session")
+def signing_keys(tmp_path_factory: pytest.TempPathFactory, yongji: OrgChart) -> tuple[Path, Path]:
+    """A key file the workers accept and a gateway's private key in it, as a grid workers' app gateway holds
+    one: (the key file, the private key)."""
+    folder = tmp_path_factory.mktemp("keys")
+    keys, private = folder / "kafka-keys.json", folder / "gateway.pem"
+    add_key(keys, private, name="app-gateway", role=KeyRole.GATEWAY, unit_id=None, chart=yongji)
+    return keys, private
+
+
 @pytest.fixture
-def kafka(kafka_broker: Broker) -> KafkaSettings:
-    """Kafka settings with this test's own topics and consumer group on the shared broker."""
+def kafka(kafka_broker: Broker, signing_keys: tuple[Path, Path]) -> KafkaSettings:
+    """Kafka settings with this test's own topics and consumer group on the shared broker, and the gateway's key
+    to sign commands with."""
     prefix = f"t{uuid.uuid4().hex[:10]}"
     return KafkaSettings(
         bootstrap_servers=kafka_broker.bootstrap,
@@ -125,6 +137,8 @@ def kafka(kafka_broker: Broker) -> KafkaSettings:
         worker_group=f"{prefix}-workers",
         partitions=4,
         batch_wait_ms=20,
+        keys_file=signing_keys[0],
+        signing_key=signing_keys[1],
     )
 
 

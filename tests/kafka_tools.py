@@ -15,18 +15,21 @@ from uuid import UUID
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from adapters.kafka.settings import KafkaSettings
+from adapters.kafka.signatures import CommandSigner
 from adapters.kafka.topics import ensure_topics
 from engine.service_chain import ServiceChain
 
 
 def produce(kafka: KafkaSettings, messages: Iterable[tuple[bytes | None, bytes]], partition: int | None = None) -> int:
-    """Send (key, value) messages to the command topic with a plain kafka-python producer, as an app would (to
-    one `partition` if given, else as their keys choose)."""
+    """Send (key, value) messages to the command topic with a plain kafka-python producer, as an app's gateway
+    would: signed with the settings' key (to one `partition` if given, else as their keys choose)."""
     ensure_topics(kafka, kafka.commands_topic, kafka.rejected_topic)
     producer = KafkaProducer(bootstrap_servers=kafka.servers, acks="all", linger_ms=5)
+    signer = CommandSigner.from_file(kafka.signing_key) if kafka.signing_key else None
     count = 0
     for key, value in messages:
-        producer.send(kafka.commands_topic, key=key, value=value, partition=partition)
+        headers = signer.headers(kafka.commands_topic, key, value) if signer else None
+        producer.send(kafka.commands_topic, key=key, value=value, partition=partition, headers=headers)
         count += 1
     producer.flush()
     producer.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import BinaryIO
 
 import click
@@ -12,10 +13,22 @@ import msgspec
 from kafka.errors import KafkaError, KafkaTimeoutError
 
 from adapters import composition
-from adapters.cli.session import EXIT_INFRASTRUCTURE, fail, json_option, opened, out, settings_or_exit, stop_on_signals
+from adapters.cli.session import (
+    EXIT_INFRASTRUCTURE,
+    fail,
+    infrastructure_failures_exit,
+    json_option,
+    opened,
+    out,
+    settings_or_exit,
+    stop_on_signals,
+)
 from adapters.kafka.emitter import MalformedCommand, validated
 from adapters.kafka.settings import KafkaSettings
+from adapters.kafka.signatures import DEFAULT_KEYS_FILE, KeyRole, add_key, read_keys, revoke_key
 from adapters.kafka.topics import ensure_topics
+from adapters.storage.chart_file import load_chart
+from engine.errors import ConfigurationError
 
 
 def register(main: click.Group) -> None:
@@ -23,6 +36,7 @@ def register(main: click.Group) -> None:
     main.add_command(worker)
     main.add_command(relay)
     main.add_command(emit)
+    main.add_command(key)
 
 
 @contextmanager
@@ -77,12 +91,15 @@ def relay(page_size: int, idle_wait: float) -> None:
 
 @click.command()
 @click.argument("source", type=click.File("rb"), default="-")
+@click.option("--key", type=click.Path(dir_okay=False, path_type=Path), help="The private key to sign with.")
 @json_option
-def emit(source: BinaryIO, as_json: bool) -> None:
-    """Validate commands and produce them to the command topic, keyed by grievance id.
+def emit(source: BinaryIO, key: Path | None, as_json: bool) -> None:
+    """Validate commands, sign them and produce them to the command topic, keyed by grievance id.
 
     SOURCE (default stdin) holds one JSON command, a JSON list of them, or one per line. All are
-    checked against the schema first: if one is malformed, none is sent (exit 1).
+    checked against the schema first: if one is malformed, none is sent (exit 1). Each is signed with
+    the private key --key names (default GRIEVANCE_KAFKA_SIGNING_KEY): the worker applies it as whoever
+    holds that key.
     """
     data = source.read()
     try:
@@ -93,8 +110,9 @@ def emit(source: BinaryIO, as_json: bool) -> None:
     if not commands:
         fail("no commands in the input")
     settings = settings_or_exit()
+    with infrastructure_failures_exit():
+        emitter = composition.build_emitter(settings, key)
     with reaching_kafka(settings.kafka):
-        emitter = composition.build_emitter(settings)
         try:
             sent = emitter.send(commands)
         finally:
@@ -119,3 +137,69 @@ def _commands_in(data: bytes) -> list[bytes]:
         msgspec.json.decode(stripped)
         return [stripped]  # one command, however it is laid out
     return [line for line in stripped.splitlines() if line.strip()] if stripped else []
+
+
+@click.group()
+def key() -> None:
+    """Keys that sign commands on Kafka: the worker applies a command as whoever holds the key it is signed with.
+    The key file (GRIEVANCE_KAFKA_KEYS_FILE) holds public keys only; a revoked key is refused without a restart."""
+
+
+def _keys_file(path: Path | None) -> Path:
+    return path or settings_or_exit().kafka.keys_file or DEFAULT_KEYS_FILE
+
+
+keys_file_option = click.option(
+    "--file", "path", type=click.Path(dir_okay=False, path_type=Path),
+    help="The key file (default: $GRIEVANCE_KAFKA_KEYS_FILE, else kafka-keys.json).",
+)  # fmt: skip
+
+
+@key.command("add")
+@click.option("--name", required=True, help="Who holds it: a grid worker, an admin, or a gateway that names its users.")
+@click.option("--role", required=True, type=click.Choice([r.value for r in KeyRole]))
+@click.option("--unit", "unit_id", help="A grid worker's jurisdiction: the unit whose subtree they act in.")
+@click.option("--private-key", "private_out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the private key (PEM, readable by its owner only); never overwritten.")  # fmt: skip
+@keys_file_option
+def key_add(name: str, role: str, unit_id: str | None, private_out: Path, path: Path | None) -> None:
+    """Make a signing key: its private half to --private-key, its public half appended to the key file."""
+    keys = _keys_file(path)
+    with infrastructure_failures_exit():
+        chart = load_chart(settings_or_exit().chart_path)
+    try:
+        entry = add_key(keys, private_out, name=name, role=KeyRole(role), unit_id=unit_id, chart=chart)
+    except ConfigurationError as e:
+        fail(str(e))
+    out.print(f"key {entry.key_id} for {name} ({role}{' of ' + unit_id if unit_id else ''}): private key in "
+              f"{private_out}, public key in {keys}")  # fmt: skip
+
+
+@key.command("list")
+@keys_file_option
+@json_option
+def key_list(path: Path | None, as_json: bool) -> None:
+    """The keys the worker knows, revoked ones marked."""
+    try:
+        entries = read_keys(_keys_file(path)).keys
+    except ConfigurationError as e:
+        fail(str(e))
+    if as_json:
+        click.echo(msgspec.json.encode(entries))
+        return
+    for entry in entries:
+        state = f"revoked {entry.revoked_at}" if entry.revoked_at else "in use"
+        where = f" of {entry.unit_id}" if entry.unit_id else ""
+        out.print(f"{entry.key_id}  {entry.name}  {entry.role}{where}  added {entry.added_at}  {state}")
+
+
+@key.command("revoke")
+@click.argument("key_id")
+@keys_file_option
+def key_revoke(key_id: str, path: Path | None) -> None:
+    """Revoke a key: what it signs is refused from the worker's next look at the key file."""
+    try:
+        entry = revoke_key(_keys_file(path), key_id)
+    except ConfigurationError as e:
+        fail(str(e))
+    out.print(f"key {entry.key_id} ({entry.name}) revoked at {entry.revoked_at}")

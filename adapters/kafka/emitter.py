@@ -10,6 +10,7 @@ from kafka import KafkaProducer
 
 from adapters import wire
 from adapters.kafka.settings import KafkaSettings
+from adapters.kafka.signatures import CommandSigner
 from adapters.settings import Settings
 from engine.commands import Command, CommandBase, command_decoder
 
@@ -51,13 +52,17 @@ def validated(item: CommandBase | Mapping[str, Any] | bytes | str, index: int = 
 class CommandEmitter:
     """Produces commands to the command topic, keyed by grievance id so each grievance's stay in order."""
 
-    def __init__(self, producer: KafkaProducer, topic: str) -> None:
+    def __init__(self, producer: KafkaProducer, topic: str, signer: CommandSigner) -> None:
         self.producer = producer
         self.topic = topic
+        self.signer = signer
 
     @classmethod
-    def connect(cls, settings: KafkaSettings, client_id: str = "grievance-emit") -> CommandEmitter:
-        """An emitter whose sends are acknowledged by every in-sync replica, in order per partition."""
+    def connect(
+        cls, settings: KafkaSettings, signer: CommandSigner, client_id: str = "grievance-emit"
+    ) -> CommandEmitter:
+        """An emitter whose sends, signed by `signer`, are acknowledged by every in-sync replica, in order per
+        partition."""
         producer = KafkaProducer(
             bootstrap_servers=settings.servers,
             client_id=client_id,
@@ -65,7 +70,7 @@ class CommandEmitter:
             linger_ms=5,
             max_in_flight_requests_per_connection=1,
         )
-        return cls(producer, settings.commands_topic)
+        return cls(producer, settings.commands_topic, signer)
 
     def emit(self, items: Iterable[CommandBase | Mapping[str, Any] | bytes | str]) -> list[Sent]:
         """Validate every command first (one bad one sends none), then send them all and wait for the broker."""
@@ -73,10 +78,14 @@ class CommandEmitter:
 
     def send(self, commands: Sequence[Command]) -> list[Sent]:
         """Send commands `validated` has already checked, and wait for the broker to store them all."""
-        futures = [
-            self.producer.send(self.topic, key=str(c.grievance_id).encode(), value=command_encoder.encode(c))
-            for c in commands
-        ]
+        futures = []
+        for c in commands:
+            key, value = str(c.grievance_id).encode(), command_encoder.encode(c)
+            futures.append(
+                self.producer.send(
+                    self.topic, key=key, value=value, headers=self.signer.headers(self.topic, key, value)
+                )
+            )
         self.producer.flush()
         sent = []
         for command, future in zip(commands, futures, strict=True):
@@ -90,11 +99,12 @@ class CommandEmitter:
 
 
 def emit(
-    commands: Iterable[CommandBase | Mapping[str, Any] | bytes | str], settings: KafkaSettings | None = None
-) -> list[Sent]:
-    """Validate and produce commands with these Kafka settings (default: the environment's): the one call an
-    app needs."""
-    emitter = CommandEmitter.connect(settings or Settings.from_env().kafka)
+    commands: Iterable[CommandBase | Mapping[str, Any] | bytes | str], signer: CommandSigner,
+    settings: KafkaSettings | None = None,
+) -> list[Sent]:  # fmt: skip
+    """Validate, sign and produce commands with these Kafka settings (default: the environment's): the one call
+    an app needs."""
+    emitter = CommandEmitter.connect(settings or Settings.from_env().kafka, signer)
     try:
         return emitter.emit(commands)
     finally:

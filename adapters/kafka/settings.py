@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from engine.errors import ConfigurationError
 
@@ -26,6 +27,10 @@ class KafkaSettings:
     # The broker's own defaults make a consumer group take ~20 s to settle after a join; see README.
     session_timeout_ms: int = 6000
     heartbeat_interval_ms: int = 2000
+    # The public keys the worker accepts commands signed by (adapters/kafka/signatures.py).
+    keys_file: Path | None = None
+    # The private key `grievance emit` signs with.
+    signing_key: Path | None = None
 
     @classmethod
     def from_variables(cls, env: Mapping[str, str]) -> KafkaSettings:
@@ -38,6 +43,10 @@ class KafkaSettings:
             if not value:
                 raise ConfigurationError(f"{name}: must not be empty")
             return value
+
+        def path(name: str) -> Path | None:
+            value = env.get(name, "").strip()
+            return Path(value) if value else None
 
         def number(name: str, default: int, low: int) -> int:
             raw = env.get(name)
@@ -62,6 +71,8 @@ class KafkaSettings:
             batch_wait_ms=number("GRIEVANCE_KAFKA_BATCH_WAIT_MS", defaults.batch_wait_ms, 0),
             session_timeout_ms=number("GRIEVANCE_KAFKA_SESSION_TIMEOUT_MS", defaults.session_timeout_ms, 1000),
             heartbeat_interval_ms=number("GRIEVANCE_KAFKA_HEARTBEAT_MS", defaults.heartbeat_interval_ms, 100),
+            keys_file=path("GRIEVANCE_KAFKA_KEYS_FILE"),
+            signing_key=path("GRIEVANCE_KAFKA_SIGNING_KEY"),
         )
 
     def as_env(self) -> dict[str, str]:
@@ -77,6 +88,8 @@ class KafkaSettings:
             "GRIEVANCE_KAFKA_BATCH_WAIT_MS": str(self.batch_wait_ms),
             "GRIEVANCE_KAFKA_SESSION_TIMEOUT_MS": str(self.session_timeout_ms),
             "GRIEVANCE_KAFKA_HEARTBEAT_MS": str(self.heartbeat_interval_ms),
+            **({"GRIEVANCE_KAFKA_KEYS_FILE": str(self.keys_file)} if self.keys_file else {}),
+            **({"GRIEVANCE_KAFKA_SIGNING_KEY": str(self.signing_key)} if self.signing_key else {}),
         }
 
     @property

@@ -32,6 +32,7 @@ from adapters import wire
 from adapters.backoff import wait_after
 from adapters.intake import Intake
 from adapters.kafka.settings import KafkaSettings
+from adapters.kafka.signatures import KeyBook, Unverified
 from engine.access import Principal
 from engine.commands import Command, CommandBase, command_decoder
 from engine.errors import InfrastructureError
@@ -105,10 +106,11 @@ class CommandWorker:
         producer: KafkaProducer,
         settings: KafkaSettings,
         *,
-        principal: Principal,
+        keys: KeyBook,
     ) -> None:
         self.intake = intake
-        self.principal = principal
+        # Who sent each message is proved by its signature, checked against these keys.
+        self.keys = keys
         self.consumer = consumer
         self.producer = producer
         self.settings = settings
@@ -116,10 +118,10 @@ class CommandWorker:
 
     @classmethod
     def connect(
-        cls, intake: Intake, settings: KafkaSettings, *, principal: Principal, client_id: str = "grievance-worker"
+        cls, intake: Intake, settings: KafkaSettings, *, keys: KeyBook, client_id: str = "grievance-worker"
     ) -> CommandWorker:
         """A worker with its own consumer (in the workers' group) and producer (for rejected copies), applying
-        commands as `principal`."""
+        commands as whoever signed each (`keys`)."""
         consumer = KafkaConsumer(
             bootstrap_servers=settings.servers,
             client_id=client_id,
@@ -133,7 +135,7 @@ class CommandWorker:
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
         )
         producer = KafkaProducer(bootstrap_servers=settings.servers, client_id=client_id, acks="all", linger_ms=5)
-        worker = cls(intake, consumer, producer, settings, principal=principal)
+        worker = cls(intake, consumer, producer, settings, keys=keys)
         consumer.subscribe([settings.commands_topic], listener=_Rebalance(lambda: worker))
         return worker
 
@@ -231,7 +233,7 @@ class CommandWorker:
             log.error("message rejected: the engine fails on it", partition=record.partition, offset=record.offset,
                       error=repr(error))  # fmt: skip
             self._copy_rejected([record], [refused])
-            self.intake.submit([], principal=self.principal, tracking=Tracking(upstream, record.offset))
+            self.intake.submit([], principal=[], tracking=Tracking(upstream, record.offset))
             return refused
 
     def _apply_together(self, upstream: str, records: Sequence[Any]) -> list[Result]:
@@ -239,9 +241,17 @@ class CommandWorker:
         result, rejected copies written before the transaction."""
         decoded: list[Result | None] = []
         commands: list[Command] = []
+        senders: list[Principal] = []
+        now = self.intake.chain.clock()
         for record in records:
             if record.value is None:
                 decoded.append(_EMPTY)
+                continue
+            try:
+                sender = self.keys.verify(record.topic, record.key, record.value, record.headers, now)
+            except Unverified as unproved:
+                decoded.append(Rejected(command_id=None, grievance_id=None, code=unproved.code, field="signature",
+                                        reason=unproved.reason))  # fmt: skip
                 continue
             try:
                 command: Command = command_decoder.decode(record.value)
@@ -252,6 +262,7 @@ class CommandWorker:
             decoded.append(refusal)
             if refusal is None:
                 commands.append(command)
+                senders.append(sender)
 
         def merged(applied: list[Result]) -> list[Result]:
             rest = iter(applied)
@@ -260,7 +271,7 @@ class CommandWorker:
         return merged(
             self.intake.submit(
                 commands,
-                principal=self.principal,
+                principal=senders,
                 tracking=Tracking(upstream, records[-1].offset),
                 before_store=lambda applied: self._copy_rejected(records, merged(applied)),
             )
@@ -277,7 +288,7 @@ class CommandWorker:
             if isinstance(result, Rejected)
         ]  # fmt: skip
         for record, result in zip(records, results, strict=True):
-            if isinstance(result, Rejected) and result.code in ("malformed", "key_mismatch"):
+            if isinstance(result, Rejected) and result.field in ("$", "key", "signature"):
                 # Rule refusals are logged by the intake, with their grievance and command ids.
                 log.warning("message rejected", code=result.code, field=result.field, reason=result.reason,
                             partition=record.partition, offset=record.offset)  # fmt: skip

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import pytest
 
@@ -198,3 +199,25 @@ def test_a_forgotten_resident_reads_erased_and_the_history_still_verifies(cli: C
     assert "intact" in cli("verify", gid).stdout
     again = cli("forget-resident", "res-9")
     assert "no key was held" in again.stdout
+
+
+def test_signing_keys_are_made_listed_and_revoked_from_the_command_line(cli: Cli, tmp_path: Path) -> None:
+    keys, private = tmp_path / "kafka-keys.json", tmp_path / "li.pem"
+    made = cli("key", "add", "--file", str(keys), "--name", "worker-li", "--role", "grid_worker", "--unit",
+               "gr-chengxi-03-2", "--private-key", str(private))  # fmt: skip
+    key_id = made.stdout.split()[1]
+    assert private.exists()
+    assert "PRIVATE KEY" not in keys.read_text()
+    (listed,) = cli.json("key", "list", "--file", str(keys))
+    assert (listed["key_id"], listed["name"], listed["revoked_at"]) == (key_id, "worker-li", None)
+    again = cli("key", "add", "--file", str(keys), "--name", "x", "--role", "admin", "--private-key", str(private),
+                ok=False)  # fmt: skip
+    assert (again.returncode, again.stderr.count("\n")) == (1, 1)
+    assert "revoked" in cli("key", "revoke", key_id, "--file", str(keys)).stdout
+    assert cli.json("key", "list", "--file", str(keys))[0]["revoked_at"]
+    command = tmp_path / "claim.json"
+    command.write_text(json.dumps({"kind": "rate", "command_id": "c", "grievance_id": str(uuid4()), "actor": "a",
+                                   "occurred_at": "2026-12-01T10:00:00+08:00", "rating": "satisfied"}))  # fmt: skip
+    unsigned = cli("emit", str(command), ok=False)
+    assert (unsigned.returncode, unsigned.stderr.count("\n")) == (3, 1)
+    assert "must be signed" in unsigned.stderr

@@ -6,6 +6,7 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -13,14 +14,15 @@ from uuid import UUID, uuid4
 import pytest
 from kafka import TopicPartition
 
-from adapters.composition import build_chain
+from adapters.composition import build_chain, build_key_book
 from adapters.intake import Intake
 from adapters.kafka.settings import KafkaSettings
+from adapters.kafka.signatures import CommandSigner, KeyBook, KeyRole, add_key
 from adapters.kafka.topics import ensure_topics
 from adapters.kafka.worker import CommandWorker, upstream_name
 from adapters.settings import Settings
 from engine.service_chain import ServiceChain
-from tests.conftest import OPERATOR, T0
+from tests.conftest import T0
 from tests.kafka_tools import produce, read_topic, wait_for
 from tests.scenario import HOUSEHOLD
 
@@ -36,6 +38,10 @@ def report(gid: UUID, command_id: str, **overrides: Any) -> bytes:
     return json.dumps({"kind": "report", "command_id": command_id, "grievance_id": str(gid), "actor": "w-1",
                        "occurred_at": T0.isoformat(), "unit_id": HOUSEHOLD, "category": "parking",
                        "title": "车位紧张", "description": "d", **overrides}).encode()  # fmt: skip
+
+
+def keys_for(kafka: KafkaSettings, chain: ServiceChain) -> KeyBook:
+    return build_key_book(Settings(kafka=kafka), chain.chart)
 
 
 def run_until(worker: CommandWorker, kafka: KafkaSettings, upstream_count: int, chain: ServiceChain) -> None:
@@ -71,7 +77,7 @@ def test_bad_messages_go_to_the_rejected_topic_with_their_source_and_reason_and_
         (str(gid).encode(), report(gid, "r5")),  # reported twice under a new command id: a rule refuses it
     ]
     produce(kafka, messages)
-    run_until(CommandWorker.connect(Intake(chain), kafka, principal=OPERATOR), kafka, len(messages), chain)
+    run_until(CommandWorker.connect(Intake(chain), kafka, keys=keys_for(kafka, chain)), kafka, len(messages), chain)
 
     assert chain.grievance(gid).version == 1
     copies = read_topic(kafka, kafka.rejected_topic, expected=5)
@@ -94,12 +100,12 @@ def test_a_second_reading_of_the_topic_applies_nothing_again(chain: ServiceChain
     messages = [(str(g).encode(), report(g, f"r-{i}")) for i, g in enumerate(gids)]
     messages += [(str(gids[0]).encode(), b"[]")]
     produce(kafka, messages)
-    run_until(CommandWorker.connect(Intake(chain), kafka, principal=OPERATOR), kafka, len(messages), chain)
+    run_until(CommandWorker.connect(Intake(chain), kafka, keys=keys_for(kafka, chain)), kafka, len(messages), chain)
     stored = chain.recorder.max_notification_id()
 
     # A new consumer group starts at offset 0: as if Kafka had lost every commit.
     fresh_group = replace(kafka, worker_group=kafka.worker_group + "-again")
-    worker = CommandWorker.connect(Intake(chain), fresh_group, principal=OPERATOR)
+    worker = CommandWorker.connect(Intake(chain), fresh_group, keys=keys_for(fresh_group, chain))
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,))
     thread.start()
@@ -126,9 +132,14 @@ def test_commands_compressed_by_another_client_are_applied(
     producer = Producer({"bootstrap.servers": kafka.bootstrap_servers, "compression.type": codec, "linger.ms": 20})
     ids = [uuid4() for _ in range(5)]
     for i, gid in enumerate(ids):
-        producer.produce(kafka.commands_topic, key=str(gid).encode(), value=report(gid, f"{codec}-{i}"))
+        key, value = str(gid).encode(), report(gid, f"{codec}-{i}")
+        assert kafka.signing_key is not None
+        signature = CommandSigner.from_file(kafka.signing_key).headers(kafka.commands_topic, key, value)
+        producer.produce(
+            kafka.commands_topic, key=key, value=value, headers=list[tuple[str, str | bytes | None]](signature)
+        )
     assert producer.flush(30) == 0
-    run_until(CommandWorker.connect(Intake(chain), kafka, principal=OPERATOR), kafka, len(ids), chain)
+    run_until(CommandWorker.connect(Intake(chain), kafka, keys=keys_for(kafka, chain)), kafka, len(ids), chain)
     assert all(chain.grievance(gid).version == 1 for gid in ids)
     assert read_topic(kafka, kafka.rejected_topic, expected=0) == []
 
@@ -147,10 +158,39 @@ def test_a_message_the_engine_fails_on_is_rejected_alone_and_the_partition_goes_
     monkeypatch.setattr(chain.policy, "check", failing_on_poison)
     messages = [(str(g).encode(), report(g, f"c-{g}")) for g in (gid, poison, after)]
     produce(kafka, messages, partition=0)
-    run_until(CommandWorker.connect(Intake(chain), kafka, principal=OPERATOR), kafka, len(messages), chain)
+    run_until(CommandWorker.connect(Intake(chain), kafka, keys=keys_for(kafka, chain)), kafka, len(messages), chain)
     assert chain.grievance(gid).version == 1
     assert chain.grievance(after).version == 1
     (copy,) = read_topic(kafka, kafka.rejected_topic, expected=1)
     headers = {k: v.decode() for k, v in copy.headers}
     assert (headers["error.code"], headers["source.offset"]) == ("unapplicable", "1")
     assert copy.value == messages[1][1]
+
+
+def test_the_worker_applies_each_command_as_whoever_signed_it_and_refuses_the_unproved(
+    chain: ServiceChain, kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    """A grid worker's key is their identity on Kafka as their token is over HTTP: the same roles and
+    jurisdiction, whatever actor the body names. Unsigned messages never reach the engine."""
+    keys = tmp_path / "keys.json"
+    add_key(keys, tmp_path / "li.pem", name="worker-li", role=KeyRole.GRID_WORKER, unit_id="gr-chengxi-03-2",
+            chart=chain.chart)  # fmt: skip
+    signed = replace(kafka, keys_file=keys, signing_key=tmp_path / "li.pem")
+    now = datetime.now(UTC).isoformat()
+    mine, forged, elsewhere, unsigned = uuid4(), uuid4(), uuid4(), uuid4()
+    messages = [
+        (str(mine).encode(), report(mine, "mine", actor="worker-li", occurred_at=now)),
+        (str(forged).encode(), report(forged, "forged", actor="sup-cx", occurred_at=now)),
+        (
+            str(elsewhere).encode(),
+            report(elsewhere, "far", actor="worker-li", occurred_at=now, unit_id="mh-chengdong-01-1-1-1"),
+        ),
+    ]
+    produce(signed, messages)
+    produce(replace(kafka, signing_key=None), [(str(unsigned).encode(), report(unsigned, "plain", occurred_at=now))])
+    run_until(CommandWorker.connect(Intake(chain), signed, keys=keys_for(signed, chain)), signed, 4, chain)
+
+    assert chain.grievance(mine).reported_by == "worker-li"
+    copies = [{k: v.decode() for k, v in r.headers} for r in read_topic(kafka, kafka.rejected_topic, expected=3)]
+    codes = sorted((h["error.code"], h["error.field"]) for h in copies)
+    assert codes == [("forbidden", "actor"), ("forbidden", "unit_id"), ("unsigned", "signature")]

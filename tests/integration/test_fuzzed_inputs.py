@@ -18,22 +18,23 @@ from kafka.structs import TopicPartition
 from litestar.testing import TestClient
 
 from adapters.cli import main
-from adapters.composition import build_chain, build_http_services
+from adapters.composition import build_chain, build_http_services, build_key_book
 from adapters.http.app import create_app
 from adapters.http.tokens import TokenBook, TokenEntry, digest
 from adapters.intake import Intake
 from adapters.kafka.settings import KafkaSettings
+from adapters.kafka.signatures import CommandSigner
 from adapters.kafka.worker import BatchTally, CommandWorker
 from adapters.settings import SHIPPED_CHART, Settings
 from adapters.storage.chart_file import load_chart
 from engine.access import Role
 from engine.errors import ConfigurationError
 from engine.service_chain import ServiceChain
-from tests.conftest import OPERATOR, T0
+from tests.conftest import T0
 from tests.scenario import HOUSEHOLD
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-Record = namedtuple("Record", "topic partition offset key value")
+Record = namedtuple("Record", "topic partition offset key value headers")
 GID = "00000000-0000-0000-0000-00000000aaaa"
 VALID = {"kind": "report", "command_id": "c", "grievance_id": GID, "actor": "w", "occurred_at": T0.isoformat(),
          "unit_id": HOUSEHOLD, "category": "parking", "title": "t", "description": "d"}  # fmt: skip
@@ -86,14 +87,17 @@ class Copies:
 @given(messages=st.lists(st.tuples(st.one_of(st.none(), st.binary(max_size=40), st.just(GID.encode())), payloads),
                          min_size=1, max_size=8))  # fmt: skip
 def test_the_worker_copies_every_refused_message_with_its_reason_and_carries_on(
-    chain: ServiceChain, messages: list[tuple[bytes | None, bytes]]
+    chain: ServiceChain, messages: list[tuple[bytes | None, bytes]], signing_keys: tuple[Path, Path]
 ) -> None:
     copies = Copies()
-    worker = CommandWorker(Intake(chain), consumer=None, producer=copies, settings=KafkaSettings(), principal=OPERATOR)
+    keys = build_key_book(Settings(kafka=KafkaSettings(keys_file=signing_keys[0])), chain.chart)
+    worker = CommandWorker(Intake(chain), consumer=None, producer=copies, settings=KafkaSettings(), keys=keys)
+    signer = CommandSigner.from_file(signing_keys[1])
     tp = TopicPartition("grievance.commands", 0)
     position = chain.tracked("kafka:grievance.commands[0]")
     start = 0 if position is None else position + 1
-    records = [Record(tp.topic, 0, start + i, key, value) for i, (key, value) in enumerate(messages)]
+    records = [Record(tp.topic, 0, start + i, key, value, signer.headers(tp.topic, key, value))
+               for i, (key, value) in enumerate(messages)]  # fmt: skip
     tally = BatchTally()
     worker._apply_partition(tp, records, tally)
     assert tally.applied + tally.duplicates + tally.rejected == len(messages)
