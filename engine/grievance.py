@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
@@ -23,6 +25,11 @@ from engine.limits import TimeLimits
 MAX_TITLE = 200
 MAX_TEXT = 4000
 MAX_ID = 100
+# Ids (actors, claimants, command ids, residents) in a safe alphabet: no spaces, controls or look-alikes.
+ID_ALPHABET = "A-Z, a-z, 0-9 and . _ : @ + -"
+ID_PATTERN = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._:@+\-]{{0,{MAX_ID - 1}}}$")
+# Explicit embeddings, overrides and isolates: the bidirectional controls that reorder what follows them.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 # A report whose client chose no grievance id gets one derived from its command id (Grievance.create_id).
 REPORT_ID_NAMESPACE = UUID("0d3f6c2a-8e41-4b7a-b1c9-6f2e5a7d9c30")
 
@@ -618,17 +625,25 @@ def _check_common(actor: str, at: datetime, command_id: str) -> None:
 
 
 def _identifier(field: str, value: str) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_ID or value != value.strip():
-        raise InvalidValue(field, f"must be 1-{MAX_ID} characters without surrounding spaces")
+    if not isinstance(value, str) or not ID_PATTERN.match(value):
+        raise InvalidValue(field, f"must be 1-{MAX_ID} characters of {ID_ALPHABET}, starting with a letter or digit")
     return value
 
 
 def _text(field: str, value: str, limit: int, *, allow_empty: bool = False) -> str:
+    """Free text as stored and shown: NFC-normalised, without control characters (but line breaks and tabs) or
+    the bidirectional overrides that make text read otherwise than it is, and not only invisible characters."""
     if not isinstance(value, str):
         raise InvalidValue(field, "must be text")
-    value = value.strip()
-    if not value and not allow_empty:
-        raise InvalidValue(field, "must not be empty")
+    value = unicodedata.normalize("NFC", value).strip()
+    for ch in value:
+        if ch in BIDI_CONTROLS:
+            raise InvalidValue(field, f"holds the bidirectional control U+{ord(ch):04X}, which makes text read "
+                               "otherwise than it is")  # fmt: skip
+        if unicodedata.category(ch) == "Cc" and ch not in "\n\t":
+            raise InvalidValue(field, f"holds the control character U+{ord(ch):04X}")
+    if not allow_empty and not any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in value):
+        raise InvalidValue(field, "must not be empty (or only invisible characters)")
     if len(value) > limit:
         raise InvalidValue(field, f"is {len(value)} characters; at most {limit} are allowed")
     return value

@@ -13,8 +13,8 @@ Identifier = Annotated[
     Meta(
         min_length=1,
         max_length=100,
-        pattern=r"^\S(.*\S)?$",
-        description="An id: 1-100 characters, no surrounding spaces.",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@+\-]*$",
+        description="An id: 1-100 characters of A-Z, a-z, 0-9 and . _ : @ + -, starting with a letter or digit.",
     ),
 ]
 AwareDatetime = Annotated[datetime, Meta(tz=True, description="An RFC 3339 time with a UTC offset.")]

@@ -20,8 +20,8 @@ from tests.scenario import BUILDING, HOUSEHOLD, Scenario
 
 
 def reopen(chain: ServiceChain, database_url: str) -> ServiceChain:
-    """A second process's view of the same store."""
-    return ServiceChain(Settings(database_url=database_url).store_env(), chart=chain.chart)
+    """A second process's view of the same store, on the same clock (as two servers' clocks agree)."""
+    return ServiceChain(Settings(database_url=database_url).store_env(), chart=chain.chart, clock=chain.clock)
 
 
 def test_a_whole_life_is_stored_and_read_back_by_another_process(stored_chain: ServiceChain, database_url: str) -> None:

@@ -104,3 +104,41 @@ def test_overdue_is_the_servers_clock_to_judge_not_the_senders(chain: ServiceCha
 def test_system_principals_only_escalate(chain: ServiceChain) -> None:
     refused = refusal(chain, report(actor=SUPERVISION.name), SUPERVISION)
     assert (type(refused), refused.field) == (Forbidden, "kind")
+
+
+@pytest.mark.parametrize(
+    ("title", "words"),
+    [
+        ("\u200b\u200b\u200b", "invisible"),
+        ("Cars\x00 block", "control character U+0000"),
+        ("\u202eenal erif", "bidirectional control U+202E"),
+        ("\u2066hidden\u2069", "bidirectional control U+2066"),
+    ],
+)
+def test_free_text_that_would_read_otherwise_than_it_is_is_refused(chain: ServiceChain, title: str,
+                                                                     words: str) -> None:  # fmt: skip
+    refused = refusal(chain, msgspec.structs.replace(report(), title=title), WORKER)
+    assert (type(refused), refused.field) == (InvalidValue, "title")
+    assert words in refused.reason
+
+
+def test_free_text_is_stored_normalised(chain: ServiceChain) -> None:
+    command = msgspec.structs.replace(report(), title="Cafe\u0301 closed", description="line one\nline\ttwo")
+    chain.apply(command, principal=WORKER)
+    stored = chain.grievance(command.grievance_id)
+    assert (stored.title, stored.description) == ("Café closed", "line one\nline\ttwo")
+
+
+@pytest.mark.parametrize("actor", ["worker li", "worker\x00li", "wörker", "-worker", "worker\u202e"])
+def test_ids_keep_to_a_safe_alphabet(chain: ServiceChain, actor: str) -> None:
+    refused = refusal(chain, report(actor=actor), OPERATOR)
+    assert (type(refused), refused.field) == (InvalidValue, "actor")
+
+
+def test_a_phone_a_little_fast_does_not_block_the_other_writers(chain: ServiceChain) -> None:
+    gid = uuid4()
+    chain.apply(report(at=NOW + timedelta(minutes=4), gid=gid), principal=WORKER)  # believed, recorded at now
+    assert chain.grievance(gid).reported_at == NOW
+    claim = Claim(grievance_id=gid, command_id="c", actor="worker-li", occurred_at=NOW, unit_id=HOUSEHOLD,
+                  mode=ClaimMode.MEMBER, claimant="worker-li")  # fmt: skip
+    assert chain.apply(claim, principal=WORKER).status == "claimed"
