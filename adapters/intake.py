@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-import msgspec
 import structlog
 from eventsourcing.persistence import Tracking
 
@@ -60,7 +59,7 @@ class Intake:
             decoded: list[Command] | Command = (
                 batch_decoder.decode(data) if data.lstrip()[:1] == b"[" else command_decoder.decode(data)
             )
-        except (msgspec.ValidationError, msgspec.DecodeError) as e:
+        except wire.UNDECODABLE as e:
             result = wire.malformed(e)
             log.warning("command", outcome="malformed", field=result.field, reason=result.reason)
             return [result]

@@ -21,6 +21,8 @@ _ENVELOPE_FIELDS = frozenset(
     {"originator_id", "originator_version", "timestamp", "actor", "occurred_at", "command_id", "originator_topic"}
 )
 _AT_PATH = re.compile(r" - at `\$(?:\[\d+\])?\.?([^`]*)`$")
+# What decoding input can raise: not the shape asked for, not JSON, or nested past the decoder's depth.
+UNDECODABLE = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
 EVENT_ID_NAMESPACE = UUID("5b7d8a0e-3c1f-4f5e-9a57-2a7f0e6c9d11")
 
 
@@ -49,8 +51,11 @@ def rejected(error: GrievanceError, command: CommandBase | None = None) -> Rejec
     )
 
 
-def malformed(error: msgspec.ValidationError | msgspec.DecodeError) -> Rejected:
+def malformed(error: msgspec.ValidationError | msgspec.DecodeError | RecursionError) -> Rejected:
     """The wire result of a message that does not decode as a command, naming the field at fault."""
+    if isinstance(error, RecursionError):
+        return Rejected(command_id=None, grievance_id=None, code="malformed", field="$",
+                        reason="the JSON is nested too deeply to be a command")  # fmt: skip
     message = str(error)
     match = _AT_PATH.search(message)
     field = match.group(1) if match and match.group(1) else "$"

@@ -20,7 +20,7 @@ from enum import StrEnum
 
 from engine.chart import OrgChart
 from engine.commands import Claim, Command, Escalate, Report
-from engine.errors import Forbidden
+from engine.errors import Forbidden, GrievanceNotFound
 from engine.grievance import EscalationReason, Grievance
 
 
@@ -108,11 +108,15 @@ class AccessPolicy:
             raise Forbidden("reason", "only supervision (督办) escalates a grievance for being overdue")
         if role not in _VOUCHES_FOR_ACTORS and command.actor != principal.name:
             raise Forbidden("actor", f"{principal.name!r} may not act as {command.actor!r}")
-        if isinstance(command, Report | Claim):
-            # An unknown unit is for the aggregate to refuse, naming it.
-            if command.unit_id in self.chart and not self.covers(principal, command.unit_id):
-                raise Forbidden("unit_id", f"{command.unit_id} is outside your jurisdiction ({principal.unit_id})")
-        elif grievance is not None and not self.may_read_grievance(principal, grievance):
-            raise Forbidden(
-                "unit_id", f"grievance {command.grievance_id} has not been in your jurisdiction ({principal.unit_id})"
-            )
+        # An unknown unit is for the aggregate to refuse, naming it.
+        unit = command.unit_id if isinstance(command, Report | Claim) else None
+        if unit is not None and unit in self.chart and not self.covers(principal, unit):
+            raise Forbidden("unit_id", f"{unit} is outside your jurisdiction ({principal.unit_id})")
+        if (
+            grievance is not None
+            and not isinstance(command, Report)
+            and not self.may_read_grievance(principal, grievance)
+        ):
+            # Answered as an unknown grievance is (after the unit, which both are checked by): whether a grievance
+            # exists outside one's jurisdiction is not one's to learn.
+            raise GrievanceNotFound("grievance_id", f"no grievance {command.grievance_id}")

@@ -22,7 +22,7 @@ class Figures:
         self.months: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
         self.days: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
         self.durations: Counter[tuple[str, str, int]] = Counter()
-        self.points: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+        self.points: defaultdict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
         self.rows: dict[UUID, dict[str, Any]] = {}
         self.due_days: Counter[tuple[str, int]] = Counter()
         self.settled: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
@@ -59,7 +59,7 @@ def recompute(chain: ServiceChain, grievance_ids: Iterable[UUID], *, own: bool =
                 f.days[(unit, day)]["claimed"] += 1
                 f.durations[(unit, "claim", bucket_of(at - arrived))] += 1
                 f.level_durations[(level, "claim", bucket_of(at - arrived))] += 1
-                f.points[(e.claimant, e.mode.value)]["claims"] += 1
+                f.points[(unit, e.claimant, e.mode.value)]["claims"] += 1
             elif isinstance(e, Grievance.Escalated):
                 f.months[(unit, month)]["escalated_out"] += 1
                 if e.reason.value == "overdue" and _status == "waiting":
@@ -72,11 +72,11 @@ def recompute(chain: ServiceChain, grievance_ids: Iterable[UUID], *, own: bool =
                 f.durations[(unit, "close", bucket_of(at - reported))] += 1
                 f.level_durations[(level, "close", bucket_of(at - reported))] += 1
                 f.settled[(unit, level)][outcome] += 1
-                f.points[(claimant, mode.value)][outcome] += 1
+                f.points[(unit, claimant, mode.value)][outcome] += 1
             elif isinstance(e, Grievance.Rated):
                 f.months[(unit, month)]["rated"] += 1
                 f.months[(unit, month)][e.rating.value] += 1
-                f.points[(claimant, mode.value)][e.rating.value] += 1
+                f.points[(unit, claimant, mode.value)][e.rating.value] += 1
             elif isinstance(e, Grievance.Reopened):
                 arrived = at
         f.status[(state.unit_id, state.status.value)] += 1
@@ -95,15 +95,15 @@ def recompute(chain: ServiceChain, grievance_ids: Iterable[UUID], *, own: bool =
 def _rolled_up(own: Figures, chain: ServiceChain) -> Figures:
     """Each unit's figures added to the unit and to every unit above it in the chart."""
     f = Figures()
-    f.rows, f.points, f.level_durations = own.rows, own.points, own.level_durations
+    f.rows, f.level_durations = own.rows, own.level_durations
     for name in ("status", "categories", "durations", "due_days"):
         for (unit, *rest), n in getattr(own, name).items():
             for above in chain.chart.lineage(unit):
                 getattr(f, name)[(above, *rest)] += n
-    for name in ("months", "days", "settled"):
-        for (unit, period), counts in getattr(own, name).items():
+    for name in ("months", "days", "settled", "points"):
+        for (unit, *rest), counts in getattr(own, name).items():
             for above in chain.chart.lineage(unit):
-                getattr(f, name)[(above, period)].update(counts)
+                getattr(f, name)[(above, *rest)].update(counts)
     return f
 
 
@@ -129,7 +129,7 @@ def stored(views: Any) -> Figures:
         for table, keys, target in (
             ("dash_unit_month", ("unit_id", "month"), f.months),
             ("dash_unit_day", ("unit_id", "day"), f.days),
-            ("dash_points", ("claimant", "mode"), f.points),
+            ("dash_points", ("unit_id", "claimant", "mode"), f.points),
             ("dash_settled", ("unit_id", "level"), f.settled),
         ):
             c.execute(f"SELECT * FROM {table}")

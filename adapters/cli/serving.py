@@ -24,6 +24,8 @@ from projections.dashboard.tables import ChartChanged
 log = structlog.get_logger("grievance.views")
 
 ROLES = [r.value for r in TOKEN_ROLES]
+# How long serve waits for requests in flight once told to stop (SIGTERM, Ctrl-C) before it closes them.
+SHUTDOWN_S = 5
 
 
 def register(main: click.Group) -> None:
@@ -75,12 +77,13 @@ def serve(host: str, port: int, workers: int, threads: int | None, project: bool
     try:
         if workers == 1:
             app = composition.build_http_app(svc, settings)
-            uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+            uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
+                        timeout_graceful_shutdown=SHUTDOWN_S)  # fmt: skip
         else:
             # Each server process builds its own Services from the settings handed down; this one keeps the views.
             settings.hand_down()
             uvicorn.run(composition.ASGI_FACTORY, factory=True, workers=workers, host=host, port=port,
-                        log_level="warning", access_log=False)  # fmt: skip
+                        log_level="warning", access_log=False, timeout_graceful_shutdown=SHUTDOWN_S)  # fmt: skip
     finally:
         stop.set()
         if follower:

@@ -10,14 +10,18 @@ import anyio.to_thread
 import msgspec
 from litestar import Request, Response, post
 from litestar.datastructures import State
+from litestar.plugins.problem_details import ProblemDetailsException
 
 from adapters import wire
-from adapters.http.problems import rejected_problem
+from adapters.http.problems import PROBLEM_BASE, rejected_problem
 from adapters.http.services import Reader, Services, services
 from engine.commands import Command, command_decoder
 from schemas.results import Rejected, Result
 
 _encoder = msgspec.json.Encoder()
+# Most commands one request may carry: a phone's queue after days offline is far fewer; a batch is one
+# transaction, and its time grows with its size.
+MAX_BATCH = 1000
 
 
 def _decoded(item: Any, actor: str) -> Command | Rejected:
@@ -27,7 +31,7 @@ def _decoded(item: Any, actor: str) -> Command | Rejected:
     try:
         command: Command = command_decoder.decode(_encoder.encode({**item, "actor": actor}))
         return command
-    except (msgspec.ValidationError, msgspec.DecodeError) as e:
+    except wire.UNDECODABLE as e:
         return wire.malformed(e)
 
 
@@ -45,10 +49,16 @@ async def post_commands(request: Request[Any, Any, State], principal: Reader) ->
 def _apply(svc: Services, principal: Reader, data: bytes) -> Response[Any]:
     try:
         parsed = msgspec.json.decode(data)
-    except msgspec.DecodeError as e:
+    except wire.UNDECODABLE as e:
         raise rejected_problem(wire.malformed(e), 400) from None
     single = not isinstance(parsed, list)
     items = [parsed] if single else parsed
+    if len(items) > MAX_BATCH:
+        raise ProblemDetailsException(
+            status_code=413, type_=PROBLEM_BASE + "batch_too_large", title="batch too large",
+            detail=f"$: a batch holds at most {MAX_BATCH:,} commands; this one holds {len(items):,}",
+            extra={"code": "batch_too_large", "field": "$", "reason": f"at most {MAX_BATCH:,} commands a batch"},
+        )  # fmt: skip
     decided = [_decoded(item, principal.name) for item in items]
     commands = [c for c in decided if not isinstance(c, Rejected)]
     applied = iter(svc.intake.submit(commands, principal=principal) if commands else [])

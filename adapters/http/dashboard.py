@@ -117,9 +117,10 @@ def overdue(
 
 @get("/dashboard/points", sync_to_thread=True, summary="The volunteer points ledger, most points first")
 def points(
-    state: State, principal: Reader, limit: Annotated[int, QueryParameter(ge=1, le=500)] = 20
+    state: State, principal: Reader, unit: Unit = None, limit: Annotated[int, QueryParameter(ge=1, le=500)] = 20
 ) -> list[PointsEntry]:
-    return services(state).dashboard.points(limit=limit)
+    svc = services(state)
+    return svc.dashboard.points(require_reader_of(svc, principal, unit), limit=limit)
 
 
 @get("/chart/units/{unit_id:str}", sync_to_thread=False, summary="A unit and the units directly below it")

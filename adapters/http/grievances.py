@@ -9,25 +9,28 @@ from uuid import UUID
 
 from litestar import Response, get
 from litestar.datastructures import State
-from litestar.exceptions import PermissionDeniedException
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from adapters import wire
 from adapters.audit.export import as_html, as_json_lines
 from adapters.http.services import Reader, Services, require_reader_of, services
 from engine.access import Principal
-from engine.errors import InvalidValue
+from engine.errors import GrievanceNotFound, InvalidValue
 from engine.grievance import Grievance
 from projections.dashboard.queries import MAX_OFFSET
 from schemas.dashboard import GrievancePage
 from schemas.results import GrievanceView, History
 
+# More versions than any grievance's history holds, and within every store's integer range.
+MAX_VERSION = 10_000_000
+
 
 def _readable(svc: Services, who: Principal, grievance_id: UUID) -> Grievance:
-    """The grievance now, if `who` may read it: 404 if it does not exist, 403 if it never was theirs."""
+    """The grievance now, if `who` may read it; 404 alike whether it does not exist or never was theirs, so that
+    nobody learns what exists outside their jurisdiction."""
     grievance = svc.chain.grievance(grievance_id)
     if not svc.chain.policy.may_read_grievance(who, grievance):
-        raise PermissionDeniedException(f"grievance_id: {grievance_id} has not been in your jurisdiction")
+        raise GrievanceNotFound("grievance_id", f"no grievance {grievance_id}")
     return grievance
 
 
@@ -36,7 +39,7 @@ def get_grievance(
     grievance_id: FromPath[UUID],
     state: State,
     principal: Reader,
-    version: Annotated[int | None, QueryParameter(ge=1)] = None,
+    version: Annotated[int | None, QueryParameter(ge=1, le=MAX_VERSION)] = None,
     at: FromQuery[datetime | None] = None,
     clock: FromQuery[Literal["recorded", "occurred"]] = "recorded",
 ) -> GrievanceView:

@@ -11,7 +11,7 @@ and a unit in their jurisdiction; a repeated identical request files one grievan
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -24,6 +24,7 @@ from litestar.params import Body, FromPath, FromQuery
 from adapters import wire
 from adapters.http.services import Services, services
 from engine.access import Principal
+from engine.clock import TimeBounds
 from engine.commands import Report
 from engine.grievance import Category, Grievance, Status
 from schemas.dashboard import GrievanceItem
@@ -31,6 +32,7 @@ from schemas.results import Rejected
 
 CATEGORIES = frozenset(c.value for c in Category)
 MAX_SPAN = timedelta(days=90)
+EARLIEST, LATEST = TimeBounds().earliest, datetime(9000, 1, 1, tzinfo=UTC)
 MAX_IDS = 100
 
 
@@ -81,6 +83,8 @@ def _when(value: str | None, name: str) -> datetime | None:
         raise ValueError(f"{name}: {value!r} is not a W3C datetime") from None
     if moment.tzinfo is None:
         raise ValueError(f"{name}: {value!r} needs a UTC offset")
+    if not EARLIEST <= moment <= LATEST:
+        raise ValueError(f"{name}: {value!r} is outside the years the engine records ({EARLIEST:%Y} to {LATEST:%Y})")
     return moment
 
 

@@ -43,7 +43,7 @@ def validated(item: CommandBase | Mapping[str, Any] | bytes | str, index: int = 
         item = item.encode()
     try:
         command: Command = command_decoder.decode(item)
-    except (msgspec.ValidationError, msgspec.DecodeError) as e:
+    except wire.UNDECODABLE as e:
         refused = wire.malformed(e)
         raise MalformedCommand(index, refused.field, refused.reason) from None
     return command

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-import msgspec
 import structlog
 from eventsourcing.persistence import IntegrityError, PersistenceError, Tracking
 from kafka import KafkaConsumer, KafkaProducer
@@ -255,7 +254,7 @@ class CommandWorker:
                 continue
             try:
                 command: Command = command_decoder.decode(record.value)
-            except (msgspec.ValidationError, msgspec.DecodeError) as e:
+            except wire.UNDECODABLE as e:
                 decoded.append(wire.malformed(e))
                 continue
             refusal = key_mismatch(record.key, command)

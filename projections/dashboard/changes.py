@@ -122,7 +122,8 @@ class PageChanges:
     # Open grievances by unit and the day (UTC day number) their current limit runs out: an overdue count
     # is then whole past days from here plus today's few from the list.
     due_days: defaultdict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
-    points: defaultdict[tuple[str, str], defaultdict[str, int]] = field(
+    # The volunteer points ledger by (unit, claimant, mode): where the claimant earned them, rolled up the chart.
+    points: defaultdict[tuple[str, str, str], defaultdict[str, int]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(int))
     )
     # The funnel: grievances resolved and replied to by unit and the level of the unit that settled them.
@@ -280,6 +281,7 @@ def _roll_up(c: PageChanges) -> None:
         for table in (c.status_counts, c.category_counts, c.months, c.days, c.due_days, c.settled)
         for unit, _ in table
     }
+    units.update(unit for unit, _claimant, _mode in c.points)
     units.update(unit for unit, _measure, _bucket in c.durations)
     depth, parent = c.lineages.steps_up(units)
     c.status_counts = _summed_up(c.status_counts, depth, parent)
@@ -289,6 +291,7 @@ def _roll_up(c: PageChanges) -> None:
     c.months = _summed_up_by_column(c.months, depth, parent)
     c.days = _summed_up_by_column(c.days, depth, parent)
     c.settled = _summed_up_by_column(c.settled, depth, parent)
+    c.points = _summed_up_by_column(c.points, depth, parent)
 
 
 def _by_depth(deltas: Mapping[_Key, _Value], depth: Mapping[str, int]) -> list[dict[_Key, _Value]]:
@@ -319,14 +322,14 @@ def _summed_up(
 
 
 def _summed_up_by_column(
-    deltas: Mapping[tuple[str, str], defaultdict[str, int]], depth: Mapping[str, int], parent: Mapping[str, str]
-) -> defaultdict[tuple[str, str], defaultdict[str, int]]:
-    """`_summed_up` for deltas of several columns, keyed by (unit, period); it adds into the given columns."""
+    deltas: Mapping[_Key, defaultdict[str, int]], depth: Mapping[str, int], parent: Mapping[str, str]
+) -> defaultdict[_Key, defaultdict[str, int]]:
+    """`_summed_up` for deltas of several columns, keyed by (unit, *rest); it adds into the given columns."""
     by_depth = [defaultdict(lambda: defaultdict(int), level) for level in _by_depth(deltas, depth)]
     for d in range(len(Level) - 1, 0, -1):
         above = by_depth[d - 1]
-        for (unit, period), counts in by_depth[d].items():
-            total = above[(parent[unit], period)]
+        for key, counts in by_depth[d].items():
+            total = above[(parent[key[0]], *key[1:])]
             for column, n in counts.items():
                 total[column] += n
     return _merged(by_depth)
@@ -376,7 +379,7 @@ def _claimed(e: Any, row: GrievanceRow, c: PageChanges, at: int, day: str) -> No
     bucket = bucket_of(at - row.arrived_at)
     c.durations[(row.unit_id, "claim", bucket)] += 1
     c.level_durations[(row.level, "claim", bucket)] += 1
-    c.points[(e.claimant, mode)]["claims"] += 1
+    c.points[(row.unit_id, e.claimant, mode)]["claims"] += 1
     row.claimed_at, row.finish_due, row.claim_mode, row.claimant = at, epoch(e.finish_due), mode, e.claimant
 
 
@@ -400,7 +403,7 @@ def _closed(outcome: str) -> Any:
         c.level_durations[(row.level, "close", bucket)] += 1
         c.settled[(row.unit_id, row.level)][outcome] += 1
         if row.claimant is not None and row.claim_mode is not None:
-            c.points[(row.claimant, row.claim_mode)][outcome] += 1
+            c.points[(row.unit_id, row.claimant, row.claim_mode)][outcome] += 1
         row.closed_at, row.finish_due = at, None
 
     return handle
@@ -412,7 +415,7 @@ def _rated(e: Any, row: GrievanceRow, c: PageChanges, at: int, day: str) -> None
     rating = str(e.rating)
     counts[rating] += 1
     if row.claimant is not None and row.claim_mode is not None:
-        c.points[(row.claimant, row.claim_mode)][rating] += 1
+        c.points[(row.unit_id, row.claimant, row.claim_mode)][rating] += 1
     row.rating = rating
 
 

@@ -451,9 +451,10 @@ class Dashboard:
         )
         return [_item(r, now) for r in rows]
 
-    def points(self, *, limit: int = 20) -> list[PointsEntry]:
-        """The volunteer points ledger, most points first."""
-        rows = self._fetch("SELECT * FROM dash_points")
+    def points(self, unit_id: str | None = None, *, limit: int = 20) -> list[PointsEntry]:
+        """The volunteer points ledger of what was earned at a unit and below, most points first."""
+        unit = self._unit(unit_id)
+        rows = self._fetch("SELECT * FROM dash_points WHERE unit_id = ?", [unit.id])
         entries = [
             PointsEntry(
                 claimant=r["claimant"],

@@ -41,8 +41,9 @@ PROJECTION = "dashboard"
 # process opens them. 2: a unit's counters are the totals of the unit and everything below it (1 kept
 # each unit's own and summed the chart's lineage at query time). 3: the funnel and the durations by level
 # have tables of their own. 4: the views record the chart they are totalled along. 5: grievances are
-# counted by category too. 6: events that cannot be projected are set aside in a table of their own.
-VIEWS_VERSION = 6
+# counted by category too. 6: events that cannot be projected are set aside in a table of their own. 7: the
+# points ledger is kept by the unit where the points were earned, rolled up the chart.
+VIEWS_VERSION = 7
 LINEAGE_COLUMNS = ("street_id", "community_id", "grid_id")
 LIVE_PREFIX, BESIDE_PREFIX = "dash_", "dashnew_"
 IDS_PER_QUERY = 500
@@ -54,7 +55,7 @@ COUNTER_TABLES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("dash_unit_month", ("unit_id", "month"), MONTH_COLUMNS),
     ("dash_unit_day", ("unit_id", "day"), DAY_COLUMNS),
     ("dash_duration", ("unit_id", "measure", "bucket"), ("n",)),
-    ("dash_points", ("claimant", "mode"), POINTS_COLUMNS),
+    ("dash_points", ("unit_id", "claimant", "mode"), POINTS_COLUMNS),
     ("dash_due_day", ("unit_id", "due_day"), ("n",)),
     ("dash_settled", ("unit_id", "level"), SETTLED_COLUMNS),
     ("dash_level_duration", ("level", "measure", "bucket"), ("n",)),

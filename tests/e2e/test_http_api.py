@@ -103,13 +103,18 @@ def test_a_grid_worker_reports_in_their_jurisdiction_and_the_actor_comes_from_th
     assert len(history["events"][0]["hash"]) == 64
 
 
-def test_commands_outside_the_jurisdiction_are_403_naming_the_unit(api: Api) -> None:
+def test_commands_outside_the_jurisdiction_are_refused_and_learn_nothing(api: Api) -> None:
     outside = "mh-chengdong-01-1-1-1"
     assert_problem(api.post("/api/v1/commands", report(unit=outside)), 403, "unit_id")
     gid = uuid4()
     assert api.post("/api/v1/commands", report(gid, unit=outside), who="admin").status_code == 200
     claim = step("claim", gid, 5, unit_id=outside, mode="member", claimant="m")
     assert_problem(api.post("/api/v1/commands", claim), 403, "unit_id")
+    inside = step("claim", gid, 5, unit_id=HOUSEHOLD, mode="member", claimant="m")
+    hidden = assert_problem(api.post("/api/v1/commands", inside), 422, "grievance_id")
+    unknown = step("claim", uuid4(), 5, unit_id=HOUSEHOLD, mode="member", claimant="m")
+    known_to_nobody = assert_problem(api.post("/api/v1/commands", unknown), 422, "grievance_id")
+    assert (hidden["code"], hidden["title"]) == (known_to_nobody["code"], known_to_nobody["title"])
 
 
 def test_malformed_and_refused_commands_are_problems_naming_the_field(api: Api) -> None:
@@ -153,7 +158,7 @@ def test_readers_see_their_subtree_at_any_version_or_time(api: Api) -> None:
     assert api.get(f"/api/v1/grievances/{gid}", who="street", version=1).json()["status"] == "waiting"
     at = (datetime.now(UTC) - timedelta(minutes=57)).isoformat()
     assert api.get(f"/api/v1/grievances/{gid}", who="auditor", at=at, clock="occurred").json()["version"] == 1
-    assert_problem(api.get(f"/api/v1/grievances/{gid}", who="elsewhere"), 403, "grievance_id")
+    assert_problem(api.get(f"/api/v1/grievances/{gid}", who="elsewhere"), 404, "grievance_id")  # as if unknown
     assert_problem(api.get(f"/api/v1/grievances/{uuid4()}"), 404, "grievance_id")
     assert_problem(api.get(f"/api/v1/grievances/{gid}", version=0), 400, "version")
     assert_problem(api.get(f"/api/v1/grievances/{gid}", version=1, at=at), 422, "version")
@@ -233,3 +238,19 @@ def test_open311_lists_services_and_files_and_reads_requests(api: Api) -> None:
     assert api.get("/open311/v2/requests.json", who=None, status="closed").json() == []
     assert api.get("/open311/v2/requests.json", who=None, status="lost").status_code == 400
     assert api.get(f"/open311/v2/requests/{uuid4()}.json", who=None).status_code == 404
+
+
+def test_inputs_that_once_were_500s_are_400s_and_a_batch_too_large_is_413(api: Api) -> None:
+    gid = uuid4()
+    api.post("/api/v1/commands", report(gid))
+    assert_problem(api.get(f"/api/v1/grievances/{gid}", version=9223372036854775808), 400, "version")
+    for when in ("0001-01-01T00:00:00+00:00", "9999-12-31T00:00:00+00:00"):
+        answer = api.client.get("/open311/v2/requests.json", params={"end_date": when})
+        assert answer.status_code == 400, answer.text
+        assert "end_date" in answer.json()[0]["description"]
+    for deep in (b"[" * 1000 + b"]" * 1000, b'{"a":' * 1000 + b"1" + b"}" * 1000):
+        body = assert_problem(api.client.post("/api/v1/commands", headers=api.as_("worker"), content=deep), 400, "$")
+        assert body["code"] == "malformed"
+    too_many = [report() for _ in range(1001)]
+    body = assert_problem(api.post("/api/v1/commands", too_many), 413, "$")
+    assert body["code"] == "batch_too_large"

@@ -13,7 +13,7 @@ from engine.access import SUPERVISION, Principal, Role
 from engine.chart import OrgChart
 from engine.clock import PlaybackClock
 from engine.commands import Claim, Command, Escalate, Report
-from engine.errors import EscalationRefused, Forbidden, GrievanceError, InvalidValue
+from engine.errors import EscalationRefused, Forbidden, GrievanceError, GrievanceNotFound, InvalidValue
 from engine.grievance import Category, ClaimMode, EscalationReason
 from engine.service_chain import ServiceChain
 from tests.conftest import OPERATOR, T0
@@ -53,12 +53,16 @@ def test_readers_send_no_commands(chain: ServiceChain, role: Role) -> None:
     assert (type(refused), refused.field) == (Forbidden, "role")
 
 
-def test_commands_on_a_grievance_that_never_passed_the_jurisdiction_are_forbidden(chain: ServiceChain) -> None:
+def test_commands_on_a_grievance_that_never_passed_the_jurisdiction_learn_it_does_not_exist(
+    chain: ServiceChain,
+) -> None:
     gid = uuid4()
     chain.apply(report(actor="secretary", unit=COMMUNITY, gid=gid), principal=OPERATOR)
-    claim = Claim(grievance_id=gid, command_id="c", actor="worker-li", occurred_at=NOW, unit_id=COMMUNITY,
+    claim = Claim(grievance_id=gid, command_id="c", actor="worker-li", occurred_at=NOW, unit_id=HOUSEHOLD,
                   mode=ClaimMode.MEMBER, claimant="worker-li")  # fmt: skip
-    assert type(refusal(chain, claim, WORKER)) is Forbidden
+    hidden = refusal(chain, claim, WORKER)
+    unknown = refusal(chain, msgspec.structs.replace(claim, grievance_id=uuid4()), WORKER)
+    assert (type(hidden), hidden.field) == (type(unknown), unknown.field) == (GrievanceNotFound, "grievance_id")
 
 
 def test_times_from_phones_are_bounded_by_the_servers_clock(chain: ServiceChain) -> None:
