@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import click
+import msgspec
 import structlog
 import uvicorn
 from eventsourcing.persistence import PersistenceError
 
 from adapters import composition
-from adapters.cli.session import EXIT_INFRASTRUCTURE, fail, infrastructure_failures_exit, out, settings_or_exit
-from adapters.http.tokens import TOKEN_ROLES, issue
+from adapters.cli.session import (
+    EXIT_INFRASTRUCTURE,
+    fail,
+    infrastructure_failures_exit,
+    json_option,
+    out,
+    settings_or_exit,
+)
+from adapters.http.tokens import TOKEN_ROLES, issue, read_file, revoke
 from adapters.logs import configure_logging
 from adapters.storage.chart_file import load_chart
 from engine.access import Role
@@ -101,24 +110,70 @@ def _keep_views(projection: DashboardProjection, stop: threading.Event) -> None:
 
 @click.group()
 def token() -> None:
-    """API tokens: issue them; the service keeps only their SHA-256."""
+    """API tokens: issue, list and revoke them; the service keeps only their SHA-256, and rereads the file when it
+    changes, so a revoked token is refused without a restart."""
+
+
+token_file_option = click.option(
+    "--file", "path", type=click.Path(dir_okay=False, path_type=Path),
+    help="The token file (default: $GRIEVANCE_API_TOKENS_FILE, else api-tokens.json).",
+)  # fmt: skip
+
+
+def _token_file(path: Path | None) -> Path:
+    return path or settings_or_exit().tokens_file or Path("api-tokens.json")
 
 
 @token.command("add")
 @click.option("--name", required=True, help="Who holds it: the actor of every command sent with it.")
 @click.option("--role", required=True, type=click.Choice(ROLES))
 @click.option("--unit", "unit_id", help="Jurisdiction: the unit whose subtree a grid worker or supervisor covers.")
-@click.option("--file", "path", type=click.Path(dir_okay=False, path_type=Path),
-              help="The token file (default: $GRIEVANCE_API_TOKENS_FILE, else api-tokens.json).")  # fmt: skip
-def token_add(name: str, role: str, unit_id: str | None, path: Path | None) -> None:
+@click.option("--expires-in-days", type=click.IntRange(min=0), default=90, show_default=True,
+              help="Days it is valid for; 0: until revoked.")  # fmt: skip
+@token_file_option
+def token_add(name: str, role: str, unit_id: str | None, expires_in_days: int, path: Path | None) -> None:
     """Issue a token, print it once, and append its hash to the token file."""
     settings = settings_or_exit()
-    path = path or settings.tokens_file or Path("api-tokens.json")
+    path = _token_file(path)
     with infrastructure_failures_exit():
         chart = load_chart(settings.chart_path)
     try:
-        secret = issue(path, name, Role(role), unit_id, chart)
+        expires = timedelta(days=expires_in_days) if expires_in_days else None
+        secret = issue(path, name, Role(role), unit_id, chart, expires_in=expires)
     except ConfigurationError as e:
         fail(str(e))
     click.echo(secret)
-    click.echo(f"(for {name}, {role}{' of ' + unit_id if unit_id else ''}; only its hash is in {path})", err=True)
+    until = f", valid {expires_in_days} days" if expires_in_days else ", valid until revoked"
+    click.echo(f"(for {name}, {role}{' of ' + unit_id if unit_id else ''}{until}; only its hash is in {path})",
+               err=True)  # fmt: skip
+
+
+@token.command("list")
+@token_file_option
+@json_option
+def token_list(path: Path | None, as_json: bool) -> None:
+    """The tokens of the file: holder, role, unit, the start of the hash, expiry and revocation."""
+    try:
+        entries = read_file(_token_file(path)).tokens
+    except ConfigurationError as e:
+        fail(str(e))
+    if as_json:
+        click.echo(msgspec.json.encode([msgspec.structs.replace(e, sha256=e.sha256[:12]) for e in entries]))
+        return
+    for entry in entries:
+        state = f"revoked {entry.revoked_at}" if entry.revoked_at else f"expires {entry.expires_at or 'never'}"
+        where = f" of {entry.unit_id}" if entry.unit_id else ""
+        out.print(f"{entry.sha256[:12]}…  {entry.name}  {entry.role}{where}  {state}")
+
+
+@token.command("revoke")
+@click.argument("holder")
+@token_file_option
+def token_revoke(holder: str, path: Path | None) -> None:
+    """Revoke the tokens of HOLDER (a name), or the one whose hash starts with HOLDER (8 hex digits or more)."""
+    try:
+        revoked = revoke(_token_file(path), holder)
+    except ConfigurationError as e:
+        fail(str(e))
+    for entry in revoked:
+        out.print(f"token {entry.sha256[:12]}… of {entry.name} revoked at {entry.revoked_at}")

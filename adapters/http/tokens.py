@@ -6,14 +6,20 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import msgspec
+import structlog
 
 from engine.access import Principal, Role
 from engine.chart import OrgChart
+from engine.clock import system_clock
 from engine.errors import ConfigurationError
+
+log = structlog.get_logger("grievance.http")
 
 # The roles a token can carry: operators and the engine's own processes never come over HTTP.
 TOKEN_ROLES = tuple(r for r in Role if r not in (Role.OPERATOR, Role.SYSTEM))
@@ -26,6 +32,13 @@ class TokenEntry(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_field
     role: Role
     unit_id: str | None = None
     sha256: str
+    # RFC 3339; a token past it, or revoked, is refused (the file is reread when it changes: no restart).
+    expires_at: str | None = None
+    revoked_at: str | None = None
+
+    def valid_at(self, now: datetime) -> bool:
+        """Whether the token may be used at `now`: not revoked, not expired."""
+        return self.revoked_at is None and (self.expires_at is None or datetime.fromisoformat(self.expires_at) > now)
 
 
 class TokenFile(msgspec.Struct, kw_only=True):
@@ -40,10 +53,21 @@ def digest(token: str) -> str:
 
 
 class TokenBook:
-    """The tokens the service accepts, by hash."""
+    """The tokens the service accepts, by hash; read again from their file whenever it changes, so that a token
+    revoked or removed there is refused from the next request on."""
 
-    def __init__(self, entries: Iterable[TokenEntry], chart: OrgChart) -> None:
-        self.by_hash: dict[str, TokenEntry] = {}
+    def __init__(
+        self, entries: Iterable[TokenEntry], chart: OrgChart, *, path: Path | None = None,
+        clock: Callable[[], datetime] = system_clock,
+    ) -> None:  # fmt: skip
+        self.chart, self.path, self.clock = chart, path, clock
+        self.by_hash = self._checked(entries)
+        self._lock = threading.Lock()
+        self._seen = _stamp(path) if path else None
+
+    def _checked(self, entries: Iterable[TokenEntry]) -> dict[str, TokenEntry]:
+        by_hash: dict[str, TokenEntry] = {}
+        chart = self.chart
         for i, e in enumerate(entries):
             if e.role not in TOKEN_ROLES:
                 raise ConfigurationError(f"tokens[{i}].role: {e.role.value} is not a role a token can carry")
@@ -54,7 +78,15 @@ class TokenBook:
                     raise ConfigurationError(f"tokens[{i}].unit_id: {e.unit_id!r} is not a unit of the chart")
             if len(e.sha256) != 64:
                 raise ConfigurationError(f"tokens[{i}].sha256: expected 64 hex digits")
-            self.by_hash[e.sha256.lower()] = e
+            for field, value in (("expires_at", e.expires_at), ("revoked_at", e.revoked_at)):
+                try:
+                    moment = datetime.fromisoformat(value) if value else None
+                except ValueError:
+                    moment = None
+                if value and (moment is None or moment.tzinfo is None):
+                    raise ConfigurationError(f"tokens[{i}].{field}: {value!r} is not an RFC 3339 time with an offset")
+            by_hash[e.sha256.lower()] = e
+        return by_hash
 
     @classmethod
     def from_source(cls, chart: OrgChart, *, json_text: str | None, path: Path | None) -> TokenBook:
@@ -62,15 +94,40 @@ class TokenBook:
         if json_text:
             return cls(_parse(json_text.encode(), "GRIEVANCE_API_TOKENS").tokens, chart)
         if path is not None:
-            return cls(read_file(path).tokens, chart)
+            if not path.is_file():
+                raise ConfigurationError(f"GRIEVANCE_API_TOKENS_FILE: {path} is not a file (`grievance token add` "
+                                         "writes one)")  # fmt: skip
+            return cls(read_file(path).tokens, chart, path=path)
         return cls([], chart)
 
     def authenticate(self, token: str) -> Principal | None:
-        """The holder of `token`, or None if it is not one of ours."""
+        """The holder of `token`, or None if it is not one of ours, or revoked, or expired."""
+        self._reread()
         entry = self.by_hash.get(digest(token))
-        if entry is None:
+        if entry is None or not entry.valid_at(self.clock()):
             return None
         return Principal(entry.name, entry.role, entry.unit_id)
+
+    def _reread(self) -> None:
+        if self.path is None or _stamp(self.path) == self._seen:
+            return
+        with self._lock:
+            stamp = _stamp(self.path)
+            if stamp == self._seen:
+                return
+            try:
+                self.by_hash = self._checked(read_file(self.path).tokens)
+            except ConfigurationError as e:  # half-written or broken: the tokens last read stand, and it is said
+                log.error("the token file does not read; the tokens last read stand", error=str(e))
+            self._seen = stamp
+
+
+def _stamp(path: Path) -> tuple[float, int]:
+    try:
+        stat = path.stat()
+    except OSError:
+        return (0.0, -1)
+    return (stat.st_mtime, stat.st_size)
 
 
 def _parse(data: bytes, where: str) -> TokenFile:
@@ -87,12 +144,36 @@ def read_file(path: Path) -> TokenFile:
     return _parse(path.read_bytes(), str(path))
 
 
-def issue(path: Path, name: str, role: Role, unit_id: str | None, chart: OrgChart) -> str:
-    """A new token for `name`, its hash appended to the file at `path`; the token is returned, never stored."""
+def issue(
+    path: Path, name: str, role: Role, unit_id: str | None, chart: OrgChart, *, expires_in: timedelta | None = None
+) -> str:
+    """A new token for `name`, valid for `expires_in` (None: until revoked), its hash appended to the file at
+    `path`; the token is returned, never stored."""
     token = "gct_" + secrets.token_urlsafe(32)
     book = read_file(path)
-    entry = TokenEntry(name=name, role=role, unit_id=unit_id, sha256=digest(token))
+    expires_at = (system_clock() + expires_in).isoformat() if expires_in else None
+    entry = TokenEntry(name=name, role=role, unit_id=unit_id, sha256=digest(token), expires_at=expires_at)
     TokenBook([*book.tokens, entry], chart)  # validates the new entry against the chart
     book.tokens.append(entry)
-    path.write_bytes(json.dumps(msgspec.to_builtins(book), ensure_ascii=False, indent=2).encode() + b"\n")
+    _write(path, book)
     return token
+
+
+def revoke(path: Path, holder: str) -> list[TokenEntry]:
+    """Revoke every token of the holder named `holder`, or the one whose hash starts with it (8 hex digits or
+    more); the service refuses them from its next look at the file. The entries revoked now."""
+    book = read_file(path)
+    now = system_clock().isoformat()
+    revoked = []
+    for i, e in enumerate(book.tokens):
+        if e.revoked_at is None and (e.name == holder or (len(holder) >= 8 and e.sha256.startswith(holder.lower()))):
+            book.tokens[i] = msgspec.structs.replace(e, revoked_at=now)
+            revoked.append(book.tokens[i])
+    if not revoked:
+        raise ConfigurationError(f"holder: no token in use held by {holder!r} or hashed {holder!r}… in {path}")
+    _write(path, book)
+    return revoked
+
+
+def _write(path: Path, book: TokenFile) -> None:
+    path.write_bytes(json.dumps(msgspec.to_builtins(book), ensure_ascii=False, indent=2).encode() + b"\n")
