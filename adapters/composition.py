@@ -180,6 +180,7 @@ def build_http_services(settings: Settings, *, clock: Clock | None = None) -> tu
         trail=build_audit_trail(chain),
         tokens=TokenBook.from_source(chain.chart, json_text=settings.tokens_json, path=settings.tokens_file),
         watch=build_views_watch(projection),
+        open311_public=settings.open311_public,
         clock=clock or (lambda: datetime.now(UTC)),
     )
     return services, projection

@@ -50,6 +50,8 @@ class Settings:
     # How far a command's own time may stray from the server's clock (engine/clock.py says why).
     time_bounds: TimeBounds = field(default_factory=lambda: TimeBounds())
     kafka: KafkaSettings = field(default_factory=lambda: KafkaSettings())
+    # Open311's reads open to anyone, as the standard allows (they never show residents' text either way).
+    open311_public: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -81,6 +83,9 @@ class Settings:
         if not threads.isdigit() or not 1 <= int(threads) <= 400:
             raise ConfigurationError(f"GRIEVANCE_HTTP_THREADS: {threads!r} is not a whole number from 1 to 400")
         tokens_file = env.get("GRIEVANCE_API_TOKENS_FILE", "").strip()
+        public = env.get("GRIEVANCE_OPEN311_PUBLIC", "off").strip().lower()
+        if public not in ("on", "off"):
+            raise ConfigurationError(f"GRIEVANCE_OPEN311_PUBLIC: {public!r} is not on or off")
         bounds = TimeBounds(
             skew=timedelta(minutes=_number(env, "GRIEVANCE_CLOCK_SKEW_MINUTES", 5, 0, 60)),
             lag=timedelta(hours=_number(env, "GRIEVANCE_MAX_LAG_HOURS", 72, 1, 24 * 30)),
@@ -91,6 +96,7 @@ class Settings:
             tokens_file=Path(tokens_file) if tokens_file else None,
             http_threads=int(threads),
             time_bounds=bounds,
+            open311_public=public == "on",
             kafka=KafkaSettings.from_variables(env),
             dashboard_cache=cache == "on",
             database_url=env.get("GRIEVANCE_DATABASE_URL", DEFAULT_DATABASE_URL),
@@ -169,6 +175,7 @@ class Settings:
             "GRIEVANCE_DASHBOARD_CACHE": "on" if self.dashboard_cache else "off",
             "GRIEVANCE_ACTOR": self.actor,
             "GRIEVANCE_HTTP_THREADS": str(self.http_threads),
+            "GRIEVANCE_OPEN311_PUBLIC": "on" if self.open311_public else "off",
             "GRIEVANCE_CLOCK_SKEW_MINUTES": str(int(self.time_bounds.skew.total_seconds() // 60)),
             "GRIEVANCE_MAX_LAG_HOURS": str(int(self.time_bounds.lag.total_seconds() // 3600)),
             **self.kafka.as_env(),

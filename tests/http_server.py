@@ -21,15 +21,17 @@ from tests.kafka_broker import free_port
 
 @contextmanager
 def served(
-    database_url: str, tokens: Mapping[str, tuple[str, str, str | None]], log: Path, *extra: str
-) -> Iterator[str]:
-    """The service's base URL; `tokens` maps each token to (name, role, unit)."""
+    database_url: str, tokens: Mapping[str, tuple[str, str, str | None]], log: Path, *extra: str,
+    settings: Mapping[str, str] | None = None,
+) -> Iterator[str]:  # fmt: skip
+    """The service's base URL; `tokens` maps each token to (name, role, unit); `settings` adds variables."""
     entries = [{"name": n, "role": r, "unit_id": u, "sha256": digest(t)} for t, (n, r, u) in tokens.items()]
     port = free_port()
     env = {
         **os.environ,
         "GRIEVANCE_DATABASE_URL": database_url,
         "GRIEVANCE_API_TOKENS": json.dumps({"tokens": entries}),
+        **(settings or {}),
     }
     with log.open("ab") as out:
         command = [sys.executable, "-m", "adapters.cli", "serve", "--port", str(port), *extra]

@@ -3,8 +3,9 @@ the chain so that existing civic clients can read and file grievances.
 
 Services are the grievance categories. A request is a grievance: `address_id` is the chart unit where it
 is reported (a household, building, grid or community); `status` is open (waiting or claimed) or closed
-(resolved or replied). Reading is public, as the standard has it, and shows no resident's own words:
-the description is the grievance's title. Filing needs `api_key`, a grid worker's (or admin's) token,
+(resolved or replied). Reading needs an `api_key` and shows the reader's jurisdiction, unless public reads
+are turned on (`GRIEVANCE_OPEN311_PUBLIC=on`); either way a request shows its category, status, unit and
+dates, never text written by or about a resident. Filing needs `api_key`, a grid worker's (or admin's) token,
 and a unit in their jurisdiction; a repeated identical request files one grievance.
 """
 
@@ -50,7 +51,8 @@ def _as_request(svc: Services, item: GrievanceItem) -> dict[str, Any]:
         "status_notes": item.status if closed else f"{item.status} at {chart.unit(item.unit_id).name}",
         "service_name": Category(item.category).label,
         "service_code": item.category,
-        "description": item.title,
+        # Never text written by or about a resident: the category says what it is about.
+        "description": None,
         "agency_responsible": chart.unit(item.unit_id).name,
         "service_notice": None,
         "requested_datetime": item.reported_at.isoformat(),
@@ -91,6 +93,7 @@ def _when(value: str | None, name: str) -> datetime | None:
 @get("/requests.json", sync_to_thread=True, summary="Open311: service requests, newest first")
 def request_list(
     state: State,
+    api_key: FromQuery[str | None] = None,
     service_request_id: FromQuery[str | None] = None,
     service_code: FromQuery[str | None] = None,
     start_date: FromQuery[str | None] = None,
@@ -98,6 +101,9 @@ def request_list(
     status: FromQuery[str | None] = None,
 ) -> Response[Any]:
     svc = services(state)
+    reader = _reader(svc, api_key)
+    if isinstance(reader, Response):
+        return reader
     now = svc.clock()
     try:
         ids = [UUID(i.strip()) for i in service_request_id.split(",") if i.strip()] if service_request_id else []
@@ -119,17 +125,35 @@ def request_list(
         statuses += [st.value for st in (Status.open_ones() if s.strip() == "open" else Status.closed_ones())]
     items = svc.dashboard.service_requests(now=now, ids=ids, categories=codes, statuses=statuses, start=start,
                                            end=end)  # fmt: skip
-    return Response([_as_request(svc, i) for i in items])
+    return Response([_as_request(svc, i) for i in items if _may_see(svc, reader, i)])
+
+
+def _reader(svc: Services, api_key: str | None) -> Principal | Response[Any] | None:
+    """Who reads: nobody in particular when public reads are on; else the holder of a valid `api_key`, or a 403."""
+    if svc.open311_public:
+        return None
+    who = svc.tokens.authenticate(api_key) if api_key else None
+    if who is None:
+        return _error(403, "api_key: public reads are off here; send a valid API key")
+    return who
+
+
+def _may_see(svc: Services, reader: Principal | None, item: GrievanceItem) -> bool:
+    return reader is None or svc.chain.policy.covers(reader, item.unit_id)
 
 
 @get("/requests/{request_id:str}", sync_to_thread=True, summary="Open311: one service request (…/requests/ID.json)")
-def one_request(request_id: FromPath[str], state: State) -> Response[Any]:
+def one_request(request_id: FromPath[str], state: State, api_key: FromQuery[str | None] = None) -> Response[Any]:
     svc = services(state)
+    reader = _reader(svc, api_key)
+    if isinstance(reader, Response):
+        return reader
     try:
         gid = UUID(request_id.removesuffix(".json"))
     except ValueError:
         return _error(404, f"service_request_id: {request_id!r} is not a request")
-    items = svc.dashboard.service_requests(now=svc.clock(), ids=[gid], start=svc.clock(), end=svc.clock())
+    items = [i for i in svc.dashboard.service_requests(now=svc.clock(), ids=[gid], start=svc.clock(),
+                                                      end=svc.clock()) if _may_see(svc, reader, i)]  # fmt: skip
     if not items:
         return _error(404, f"service_request_id: no request {gid}")
     return Response([_as_request(svc, items[0])])

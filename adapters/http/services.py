@@ -33,6 +33,8 @@ class Services:
     # How the dashboard views stand, for /health.
     watch: ViewsWatch
     clock: Callable[[], datetime]
+    # Whether Open311's reads are open to anyone (GRIEVANCE_OPEN311_PUBLIC).
+    open311_public: bool = False
 
 
 def services(state: State) -> Services:

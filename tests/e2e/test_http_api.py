@@ -231,13 +231,21 @@ def test_open311_lists_services_and_files_and_reads_requests(api: Api) -> None:
     again = api.client.post("/open311/v2/requests.json", data={**form, "api_key": "token-of-worker"})
     assert again.json()[0]["service_request_id"] == request_id, "a retried request files one grievance"
     api.projection.catch_up()
-    (one,) = api.get(f"/open311/v2/requests/{request_id}.json", who=None).json()
+    key = {"api_key": "token-of-street"}
+    (one,) = api.get(f"/open311/v2/requests/{request_id}.json", who=None, **key).json()
     assert (one["status"], one["service_code"], one["address_id"]) == ("open", "parking", HOUSEHOLD)
-    listed = api.get("/open311/v2/requests.json", who=None, status="open", service_code="parking").json()
+    assert one["description"] is None, "never text written by or about a resident"
+    listed = api.get("/open311/v2/requests.json", who=None, status="open", service_code="parking", **key).json()
     assert [r["service_request_id"] for r in listed] == [request_id]
-    assert api.get("/open311/v2/requests.json", who=None, status="closed").json() == []
-    assert api.get("/open311/v2/requests.json", who=None, status="lost").status_code == 400
-    assert api.get(f"/open311/v2/requests/{uuid4()}.json", who=None).status_code == 404
+    assert api.get("/open311/v2/requests.json", who=None, status="closed", **key).json() == []
+    assert api.get("/open311/v2/requests.json", who=None, status="lost", **key).status_code == 400
+    assert api.get(f"/open311/v2/requests/{uuid4()}.json", who=None, **key).status_code == 404
+    # Outside the reader's jurisdiction, and without a key, nothing is shown.
+    assert api.get("/open311/v2/requests.json", who=None, api_key="token-of-elsewhere").json() == []
+    assert api.get(f"/open311/v2/requests/{request_id}.json", who=None, api_key="token-of-elsewhere").status_code == 404
+    assert api.get("/open311/v2/requests.json", who=None).status_code == 403
+    api.services.open311_public = True
+    assert [r["service_request_id"] for r in api.get("/open311/v2/requests.json", who=None).json()] == [request_id]
 
 
 def test_inputs_that_once_were_500s_are_400s_and_a_batch_too_large_is_413(api: Api) -> None:
@@ -245,7 +253,7 @@ def test_inputs_that_once_were_500s_are_400s_and_a_batch_too_large_is_413(api: A
     api.post("/api/v1/commands", report(gid))
     assert_problem(api.get(f"/api/v1/grievances/{gid}", version=9223372036854775808), 400, "version")
     for when in ("0001-01-01T00:00:00+00:00", "9999-12-31T00:00:00+00:00"):
-        answer = api.client.get("/open311/v2/requests.json", params={"end_date": when})
+        answer = api.client.get("/open311/v2/requests.json", params={"end_date": when, "api_key": "token-of-admin"})
         assert answer.status_code == 400, answer.text
         assert "end_date" in answer.json()[0]["description"]
     for deep in (b"[" * 1000 + b"]" * 1000, b'{"a":' * 1000 + b"1" + b"}" * 1000):
