@@ -37,6 +37,7 @@ from adapters.kafka.worker import CommandWorker
 from adapters.logs import configure_logging
 from adapters.settings import Settings
 from adapters.storage.chart_file import load_chart
+from adapters.storage.disclosures import DisclosureLog
 from adapters.storage.log_follower import keep_following
 from adapters.storage.resident_keys import ResidentKeys
 from engine.access import Principal, Role
@@ -117,6 +118,11 @@ def build_intake(chain: ServiceChain) -> Intake:
     return Intake(chain)
 
 
+def build_disclosures(chain: ServiceChain) -> DisclosureLog:
+    """The record of every full reading of residents' personal data, beside the events."""
+    return _creating_tables(lambda: DisclosureLog(chain.recorder.datastore))  # type: ignore[attr-defined]
+
+
 def build_audit_trail(chain: ServiceChain) -> AuditTrail:
     """Auditors' reading of the chain's histories and hash chains."""
     return AuditTrail(chain)
@@ -179,6 +185,7 @@ def build_http_services(settings: Settings, *, clock: Clock | None = None) -> tu
         dashboard=build_dashboard(settings, projection.views, chain.chart),
         trail=build_audit_trail(chain),
         tokens=TokenBook.from_source(chain.chart, json_text=settings.tokens_json, path=settings.tokens_file),
+        disclosures=build_disclosures(chain),
         watch=build_views_watch(projection),
         open311_public=settings.open311_public,
         clock=clock or (lambda: datetime.now(UTC)),

@@ -13,6 +13,7 @@ from eventsourcing.domain import DomainEventProtocol
 from engine.commands import CommandBase, Outcome
 from engine.errors import GrievanceError
 from engine.grievance import Grievance
+from engine.personal_data import masked
 from schemas.events import EventEnvelope
 from schemas.results import Accepted, GrievanceView, Rejected
 
@@ -63,8 +64,9 @@ def malformed(error: msgspec.ValidationError | msgspec.DecodeError | RecursionEr
     return Rejected(command_id=None, grievance_id=None, code="malformed", field=field, reason=reason)
 
 
-def view(grievance: Grievance, now: datetime) -> GrievanceView:
-    """A grievance as the wire shows it; `overdue` is judged at `now`."""
+def view(grievance: Grievance, now: datetime, *, reveal: bool = False) -> GrievanceView:
+    """A grievance as the wire shows it; `overdue` is judged at `now`; the resident's name and phone masked
+    unless `reveal`."""
     g: Any = grievance
     return GrievanceView(
         grievance_id=g.id,
@@ -79,8 +81,8 @@ def view(grievance: Grievance, now: datetime) -> GrievanceView:
         reported_unit=g.reported_unit,
         reported_by=g.reported_by,
         resident_id=g.resident_id,
-        resident_name=g.resident_name,
-        resident_phone=g.resident_phone,
+        resident_name=g.resident_name if reveal else masked("resident_name", g.resident_name),
+        resident_phone=g.resident_phone if reveal else masked("resident_phone", g.resident_phone),
         reported_at=g.reported_at,
         path=list(g.path),
         claim_mode=g.claim_mode.value if g.claim_mode else None,
@@ -97,9 +99,12 @@ def view(grievance: Grievance, now: datetime) -> GrievanceView:
     )
 
 
-def envelope(domain_event: DomainEventProtocol[UUID]) -> EventEnvelope:
-    """The envelope in which a stored event leaves the process."""
+def envelope(domain_event: DomainEventProtocol[UUID], *, reveal: bool = True) -> EventEnvelope:
+    """The envelope in which a stored event leaves the process; its personal fields masked unless `reveal` (the
+    relay sends them sealed, as read)."""
     state: dict[str, Any] = vars(domain_event)
+    if not reveal and (fields := getattr(type(domain_event), "personal_fields", ())):
+        state = {**state, **{f: masked(f, state.get(f)) for f in fields}}
     grievance_id: UUID = state["originator_id"]
     version: int = state["originator_version"]
     return EventEnvelope(

@@ -64,6 +64,8 @@ class Principal:
     name: str
     role: Role
     unit_id: str | None = None
+    # May see residents' names and phones whole, each time with a reason, every reading recorded.
+    reveals_personal_data: bool = False
 
 
 SUPERVISION = Principal("supervision", Role.SYSTEM)
@@ -86,6 +88,15 @@ class AccessPolicy:
     def covers_any(self, principal: Principal, unit_ids: Iterable[str]) -> bool:
         """Whether any of the units is within the principal's jurisdiction."""
         return any(self.covers(principal, u) for u in unit_ids)
+
+    def may_reveal(self, principal: Principal) -> bool:
+        """Whether the principal may see residents' personal data whole (masked for everyone else): a separate
+        permission, or an operator at the store."""
+        return principal.reveals_personal_data or principal.role is Role.OPERATOR
+
+    def may_read_disclosures(self, principal: Principal) -> bool:
+        """Whether the principal reads the record of who saw personal data whole: auditors and admins."""
+        return principal.role in (Role.AUDITOR, Role.ADMIN, Role.OPERATOR)
 
     def may_read_grievance(self, principal: Principal, grievance: Grievance) -> bool:
         """Readers see a grievance that passed through their subtree (a street sees its residents' grievance

@@ -26,3 +26,14 @@ class PersonalData(Protocol):
     def forget(self, subject: str) -> bool:
         """Destroy the subject's key, so their sealed fields open as ERASED; whether a key was held."""
         ...
+
+
+def masked(field: str, value: str | None) -> str | None:
+    """A personal field as shown to someone who has not asked, with reason and permission, to see it whole:
+    a name keeps its first character (王*, 王**), a phone its first three and last four digits (139****0000)."""
+    if not value or value == ERASED:
+        return value
+    if field.endswith("phone"):
+        digits = [ch for ch in value if ch.isdigit()]
+        return "".join(digits[:3]) + "****" + "".join(digits[-4:]) if len(digits) >= 8 else "*" * len(digits)
+    return value[0] + "*" * (len(value) - 1)

@@ -34,10 +34,11 @@ class AuditTrail:
             raise TypeError("this store keeps no hash chain")
         self.store: ChainedStore = recorder  # type: ignore[assignment]
 
-    def history(self, grievance_id: UUID) -> list[EventEnvelope]:
-        """Every event of a grievance as an envelope carrying its stored hash, oldest first."""
+    def history(self, grievance_id: UUID, *, reveal: bool = False) -> list[EventEnvelope]:
+        """Every event of a grievance as an envelope carrying its stored hash, oldest first; residents' personal
+        fields masked unless `reveal`."""
         hashes = self.store.select_hashes_of([grievance_id])[grievance_id]
-        envelopes = [wire.envelope(e) for e in self.chain.history(grievance_id)]
+        envelopes = [wire.envelope(e, reveal=reveal) for e in self.chain.history(grievance_id)]
         return [
             msgspec.structs.replace(env, hash=hashes[env.version].hex() if env.version in hashes else None)
             for env in envelopes

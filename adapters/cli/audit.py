@@ -10,8 +10,19 @@ from uuid import UUID
 import click
 from rich.table import Table
 
+from adapters import composition
 from adapters.audit.export import as_html, as_json_lines
-from adapters.cli.session import encoder, fail, json_option, opened, out, parse_time, parse_uuid
+from adapters.cli.session import (
+    encoder,
+    fail,
+    json_option,
+    opened,
+    out,
+    parse_time,
+    parse_uuid,
+    reveal_options,
+    revealing,
+)
 from engine.errors import GrievanceError
 from engine.grievance import Grievance
 from schemas.events import EventEnvelope
@@ -26,6 +37,7 @@ def register(main: click.Group) -> None:
     main.add_command(verify)
     main.add_command(export)
     main.add_command(forget_resident)
+    main.add_command(disclosures)
 
 
 def print_history(gid: UUID, envelopes: list[EventEnvelope]) -> None:
@@ -49,13 +61,14 @@ def print_history(gid: UUID, envelopes: list[EventEnvelope]) -> None:
 
 @click.command()
 @click.argument("grievance_id")
+@reveal_options
 @json_option
-def history(grievance_id: str, as_json: bool) -> None:
+def history(grievance_id: str, reveal: bool, reason: str | None, as_json: bool) -> None:
     """Every event of a grievance: version, what, when it happened and was stored, who, and its hash."""
     gid = parse_uuid(grievance_id)
     with opened() as session:
         try:
-            envelopes = session.trail().history(gid)
+            envelopes = session.trail().history(gid, reveal=revealing(session, gid, reveal, reason, "history"))
         except GrievanceError as e:
             fail(str(e))
     if as_json:
@@ -105,13 +118,14 @@ def verify(grievance_id: str | None, everything: bool, as_json: bool) -> None:
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "html"]), default="jsonl", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File to write; default stdout.")
 @click.option("--now", help="The report's date (RFC 3339); default now.")
-def export(grievance_id: str, fmt: str, output: Path | None, now: str | None) -> None:
+@reveal_options
+def export(grievance_id: str, fmt: str, output: Path | None, now: str | None, reveal: bool, reason: str | None) -> None:
     """One grievance's history for auditors: JSON Lines (an envelope with its hash a line) or an HTML report."""
     gid = parse_uuid(grievance_id)
     with opened() as session:
         trail = session.trail()
         try:
-            envelopes = trail.history(gid)
+            envelopes = trail.history(gid, reveal=revealing(session, gid, reveal, reason, "export"))
             broken = trail.verify(gid)
         except GrievanceError as e:
             fail(str(e))
@@ -141,3 +155,20 @@ def forget_resident(resident_id: str) -> None:
         out.print(f"resident {resident_id}: key destroyed; their name and phone now read [erased]")
     else:
         out.print(f"resident {resident_id}: no key was held (nothing of theirs is readable); recorded as erased")
+
+
+@click.command()
+@click.argument("grievance_id", required=False)
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@json_option
+def disclosures(grievance_id: str | None, limit: int, as_json: bool) -> None:
+    """Every full reading of residents' personal data (of one grievance, if given), newest first: who, when,
+    through which channel, and why."""
+    gid = parse_uuid(grievance_id) if grievance_id else None
+    with opened() as session:
+        entries = composition.build_disclosures(session.chain).latest(grievance_id=gid, limit=limit)
+    if as_json:
+        click.echo(encoder.encode(entries))
+        return
+    for d in entries:
+        out.print(f"{d.read_at}  {d.reader} ({d.role}) read grievance {d.grievance_id} via {d.channel}: {d.reason}")

@@ -25,6 +25,8 @@ from adapters.cli.session import (
     out,
     parse_time,
     parse_uuid,
+    reveal_options,
+    revealing,
 )
 from adapters.demo.tour import tour_commands
 from engine import commands as engine_commands
@@ -191,8 +193,12 @@ def rate(as_json: bool, **fields: Any) -> None:
     show_default=True,
     help="With --at: when events were stored, or when they happened in the field.",
 )
+@reveal_options
 @json_option
-def show(grievance_id: str, version: int | None, at: str | None, clock: str, as_json: bool) -> None:
+def show(
+    grievance_id: str, version: int | None, at: str | None, clock: str, reveal: bool, reason: str | None,
+    as_json: bool,
+) -> None:  # fmt: skip
     """A grievance's current state, or its state at a past version or time."""
     if version is not None and at is not None:
         fail("give --version or --at, not both")
@@ -207,7 +213,7 @@ def show(grievance_id: str, version: int | None, at: str | None, clock: str, as_
             )
         except GrievanceError as e:
             fail(str(e))
-        view = wire.view(grievance, chain.clock())
+        view = wire.view(grievance, chain.clock(), reveal=revealing(session, gid, reveal, reason, "show"))
     if as_json:
         click.echo(encoder.encode(view))
         return

@@ -130,8 +130,12 @@ def _token_file(path: Path | None) -> Path:
 @click.option("--unit", "unit_id", help="Jurisdiction: the unit whose subtree a grid worker or supervisor covers.")
 @click.option("--expires-in-days", type=click.IntRange(min=0), default=90, show_default=True,
               help="Days it is valid for; 0: until revoked.")  # fmt: skip
+@click.option("--reveals-personal-data", is_flag=True,
+              help="May ask to see residents' names and phones whole (each time with a reason, recorded).")  # fmt: skip
 @token_file_option
-def token_add(name: str, role: str, unit_id: str | None, expires_in_days: int, path: Path | None) -> None:
+def token_add(
+    name: str, role: str, unit_id: str | None, expires_in_days: int, reveals_personal_data: bool, path: Path | None
+) -> None:
     """Issue a token, print it once, and append its hash to the token file."""
     settings = settings_or_exit()
     path = _token_file(path)
@@ -139,7 +143,8 @@ def token_add(name: str, role: str, unit_id: str | None, expires_in_days: int, p
         chart = load_chart(settings.chart_path)
     try:
         expires = timedelta(days=expires_in_days) if expires_in_days else None
-        secret = issue(path, name, Role(role), unit_id, chart, expires_in=expires)
+        secret = issue(path, name, Role(role), unit_id, chart, expires_in=expires,
+                       reveals_personal_data=reveals_personal_data)  # fmt: skip
     except ConfigurationError as e:
         fail(str(e))
     click.echo(secret)

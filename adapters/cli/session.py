@@ -116,6 +116,23 @@ def opened(*, views: bool = False, log_level: str = "warning", clock: Clock | No
             chain.close()
 
 
+def reveal_options(f: F) -> F:
+    """--reveal and --reason: residents' names and phones are masked unless asked for, with a reason."""
+    f = click.option("--reason", help="Why the personal data must be seen whole (recorded for auditors).")(f)
+    return click.option("--reveal", is_flag=True, help="Show residents' names and phones whole.")(f)
+
+
+def revealing(session: Session, grievance_id: UUID, reveal: bool, reason: str | None, verb: str) -> bool:
+    """Whether to show personal data whole: asked and said why, and then recorded (as this operator) first."""
+    if not reveal:
+        return False
+    if not reason or not reason.strip():
+        fail("reason: say why the resident's personal data must be seen whole (--reason); it is recorded")
+    composition.build_disclosures(session.chain).record(session.principal, grievance_id, channel=f"cli: {verb}",
+                                                        reason=reason.strip())  # fmt: skip
+    return True
+
+
 def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(f)
 

@@ -49,6 +49,7 @@ def create_app(svc: Services, *, debug: bool = False) -> Litestar:
             grievances.get_history_lines,
             grievances.get_history_report,
             grievances.list_grievances,
+            grievances.list_disclosures,
             dashboard.headline,
             dashboard.rates,
             dashboard.counts,

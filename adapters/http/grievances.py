@@ -9,11 +9,13 @@ from uuid import UUID
 
 from litestar import Response, get
 from litestar.datastructures import State
+from litestar.exceptions import PermissionDeniedException
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from adapters import wire
 from adapters.audit.export import as_html, as_json_lines
 from adapters.http.services import Reader, Services, require_reader_of, services
+from adapters.storage.disclosures import Disclosure
 from engine.access import Principal
 from engine.errors import GrievanceNotFound, InvalidValue
 from engine.grievance import Grievance
@@ -34,6 +36,25 @@ def _readable(svc: Services, who: Principal, grievance_id: UUID) -> Grievance:
     return grievance
 
 
+Reveal = Annotated[bool, QueryParameter(description="Show residents' names and phones whole (masked otherwise): "
+                                                    "needs the permission, and a reason; every such reading is "
+                                                    "recorded for auditors.")]  # fmt: skip
+Reason = Annotated[str | None, QueryParameter(max_length=500, description="Why they must be seen whole.")]
+
+
+def _revealing(svc: Services, who: Principal, grievance_id: UUID, reveal: bool, reason: str | None,
+               channel: str) -> bool:  # fmt: skip
+    """Whether to show personal data whole: asked, permitted and said why, and then recorded before it is shown."""
+    if not reveal:
+        return False
+    if not svc.chain.policy.may_reveal(who):
+        raise PermissionDeniedException("reveal: seeing residents' personal data whole needs a permission you lack")
+    if not reason or not reason.strip():
+        raise InvalidValue("reason", "say why the resident's personal data must be seen whole; it is recorded")
+    svc.disclosures.record(who, grievance_id, channel=channel, reason=reason.strip())
+    return True
+
+
 @get("/grievances/{grievance_id:uuid}", sync_to_thread=True, summary="A grievance now, at a version, or at a time")
 def get_grievance(
     grievance_id: FromPath[UUID],
@@ -42,9 +63,12 @@ def get_grievance(
     version: Annotated[int | None, QueryParameter(ge=1, le=MAX_VERSION)] = None,
     at: FromQuery[datetime | None] = None,
     clock: FromQuery[Literal["recorded", "occurred"]] = "recorded",
+    reveal: Reveal = False,
+    reason: Reason = None,
 ) -> GrievanceView:
     svc = services(state)
     current = _readable(svc, principal, grievance_id)
+    whole = _revealing(svc, principal, grievance_id, reveal, reason, "http: grievance")
     if version is not None and at is not None:
         raise InvalidValue("version", "give version or at, not both")
     if at is not None and at.tzinfo is None:
@@ -55,15 +79,18 @@ def get_grievance(
         shown = svc.chain.grievance_at(grievance_id, at, clock=clock)
     else:
         shown = current
-    return wire.view(shown, at or svc.clock())
+    return wire.view(shown, at or svc.clock(), reveal=whole)
 
 
 @get("/grievances/{grievance_id:uuid}/history", sync_to_thread=True,
      summary="Every event with actor, times, version and chained hash")  # fmt: skip
-def get_history(grievance_id: FromPath[UUID], state: State, principal: Reader) -> History:
+def get_history(
+    grievance_id: FromPath[UUID], state: State, principal: Reader, reveal: Reveal = False, reason: Reason = None
+) -> History:
     svc = services(state)
     _readable(svc, principal, grievance_id)
-    return History(grievance_id=grievance_id, events=svc.trail.history(grievance_id))
+    whole = _revealing(svc, principal, grievance_id, reveal, reason, "http: history")
+    return History(grievance_id=grievance_id, events=svc.trail.history(grievance_id, reveal=whole))
 
 
 @get("/grievances/{grievance_id:uuid}/verify", sync_to_thread=True, summary="Recompute the history's hash chain")
@@ -78,18 +105,24 @@ def get_verification(grievance_id: FromPath[UUID], state: State, principal: Read
 
 @get("/grievances/{grievance_id:uuid}/history.jsonl", sync_to_thread=True, media_type="application/jsonl",
      summary="The history as JSON Lines, one envelope with its hash a line")  # fmt: skip
-def get_history_lines(grievance_id: FromPath[UUID], state: State, principal: Reader) -> Response[bytes]:
+def get_history_lines(
+    grievance_id: FromPath[UUID], state: State, principal: Reader, reveal: Reveal = False, reason: Reason = None
+) -> Response[bytes]:
     svc = services(state)
     _readable(svc, principal, grievance_id)
-    return Response(as_json_lines(svc.trail.history(grievance_id)), media_type="application/jsonl")
+    whole = _revealing(svc, principal, grievance_id, reveal, reason, "http: history.jsonl")
+    return Response(as_json_lines(svc.trail.history(grievance_id, reveal=whole)), media_type="application/jsonl")
 
 
 @get("/grievances/{grievance_id:uuid}/history.html", sync_to_thread=True, media_type="text/html",
      summary="The history as a readable HTML report with the chain's verdict")  # fmt: skip
-def get_history_report(grievance_id: FromPath[UUID], state: State, principal: Reader) -> Response[str]:
+def get_history_report(
+    grievance_id: FromPath[UUID], state: State, principal: Reader, reveal: Reveal = False, reason: Reason = None
+) -> Response[str]:
     svc = services(state)
     _readable(svc, principal, grievance_id)
-    report = as_html(grievance_id, svc.trail.history(grievance_id), svc.trail.verify(grievance_id),
+    whole = _revealing(svc, principal, grievance_id, reveal, reason, "http: history.html")
+    report = as_html(grievance_id, svc.trail.history(grievance_id, reveal=whole), svc.trail.verify(grievance_id),
                      svc.chain.chart, svc.clock())  # fmt: skip
     return Response(report, media_type="text/html; charset=utf-8")
 
@@ -110,3 +143,17 @@ def list_grievances(
     unit_id = require_reader_of(svc, principal, unit)
     return svc.dashboard.grievances(unit_id, now=svc.clock(), status=status, level=level, category=category,
                                     overdue=overdue, offset=offset, limit=limit)  # fmt: skip
+
+
+@get("/audit/disclosures", sync_to_thread=True, summary="Every full reading of residents' personal data, newest first "
+     "(auditors)")  # fmt: skip
+def list_disclosures(
+    state: State,
+    principal: Reader,
+    grievance_id: FromQuery[UUID | None] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+) -> list[Disclosure]:
+    svc = services(state)
+    if not svc.chain.policy.may_read_disclosures(principal):
+        raise PermissionDeniedException(f"role: a {principal.role.value} does not read the record of disclosures")
+    return svc.disclosures.latest(grievance_id=grievance_id, limit=limit)

@@ -14,6 +14,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from adapters.audit.trail import AuditTrail
 from adapters.http.tokens import TokenBook
 from adapters.intake import Intake
+from adapters.storage.disclosures import DisclosureLog
 from engine.access import Principal
 from engine.service_chain import ServiceChain
 from projections.dashboard.health import ViewsWatch
@@ -30,6 +31,8 @@ class Services:
     dashboard: Dashboard
     trail: AuditTrail
     tokens: TokenBook
+    # Every full reading of personal data, recorded before it is shown.
+    disclosures: DisclosureLog
     # How the dashboard views stand, for /health.
     watch: ViewsWatch
     clock: Callable[[], datetime]

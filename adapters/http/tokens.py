@@ -35,6 +35,8 @@ class TokenEntry(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_field
     # RFC 3339; a token past it, or revoked, is refused (the file is reread when it changes: no restart).
     expires_at: str | None = None
     revoked_at: str | None = None
+    # May ask to see residents' names and phones whole (with a reason; each reading is recorded).
+    reveals_personal_data: bool = False
 
     def valid_at(self, now: datetime) -> bool:
         """Whether the token may be used at `now`: not revoked, not expired."""
@@ -106,7 +108,7 @@ class TokenBook:
         entry = self.by_hash.get(digest(token))
         if entry is None or not entry.valid_at(self.clock()):
             return None
-        return Principal(entry.name, entry.role, entry.unit_id)
+        return Principal(entry.name, entry.role, entry.unit_id, reveals_personal_data=entry.reveals_personal_data)
 
     def _reread(self) -> None:
         if self.path is None or _stamp(self.path) == self._seen:
@@ -145,14 +147,16 @@ def read_file(path: Path) -> TokenFile:
 
 
 def issue(
-    path: Path, name: str, role: Role, unit_id: str | None, chart: OrgChart, *, expires_in: timedelta | None = None
-) -> str:
+    path: Path, name: str, role: Role, unit_id: str | None, chart: OrgChart, *, expires_in: timedelta | None = None,
+    reveals_personal_data: bool = False,
+) -> str:  # fmt: skip
     """A new token for `name`, valid for `expires_in` (None: until revoked), its hash appended to the file at
     `path`; the token is returned, never stored."""
     token = "gct_" + secrets.token_urlsafe(32)
     book = read_file(path)
     expires_at = (system_clock() + expires_in).isoformat() if expires_in else None
-    entry = TokenEntry(name=name, role=role, unit_id=unit_id, sha256=digest(token), expires_at=expires_at)
+    entry = TokenEntry(name=name, role=role, unit_id=unit_id, sha256=digest(token), expires_at=expires_at,
+                       reveals_personal_data=reveals_personal_data)  # fmt: skip
     TokenBook([*book.tokens, entry], chart)  # validates the new entry against the chart
     book.tokens.append(entry)
     _write(path, book)

@@ -20,34 +20,22 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.postgres import PostgresDatastore
 
+from adapters.storage.side_table import SideTable
 from engine.personal_data import ERASED
 
 PREFIX = "sealed:v1:"
 TABLE = "resident_keys"
 
 
-class ResidentKeys:
+class ResidentKeys(SideTable):
     """The PersonalData port (engine.personal_data) on the event store's own database."""
 
     def __init__(self, datastore: Any, *, remember_seconds: float = 5.0) -> None:
-        self.datastore = datastore
-        self.postgres = isinstance(datastore, PostgresDatastore)
-        self.table = f'"{datastore.schema}".{TABLE}' if self.postgres and datastore.schema else TABLE
-        self.mark = "%s" if self.postgres else "?"
+        blob = "bytea" if isinstance(datastore, PostgresDatastore) else "BLOB"
+        super().__init__(datastore, TABLE, f"resident_id TEXT PRIMARY KEY, key {blob}, erased_at TEXT")
         self.remember = remember_seconds
         self._keys: dict[str, tuple[bytes | None, float]] = {}
         self._lock = threading.Lock()
-        blob = "bytea" if self.postgres else "BLOB"
-        self._execute(f"CREATE TABLE IF NOT EXISTS {self.table} (resident_id TEXT PRIMARY KEY, key {blob}, "
-                      "erased_at TEXT)")  # fmt: skip
-
-    def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        with self.datastore.transaction(commit=True) as cursor:
-            cursor.execute(sql.replace("?", self.mark), params)
-            try:
-                return list(cursor.fetchall())
-            except Exception:
-                return []
 
     def _key(self, subject: str, *, create: bool) -> bytes | None:
         with self._lock:

@@ -187,11 +187,17 @@ def test_a_forgotten_resident_reads_erased_and_the_history_still_verifies(cli: C
                         "--resident-phone", "13800000000")  # fmt: skip
     gid = reported["grievance_id"]
 
-    def payload() -> Any:
-        (first,) = [json.loads(line) for line in cli("export", gid, "--format", "jsonl").stdout.splitlines()]
+    def payload(*reveal: str) -> Any:
+        exported = cli("export", gid, "--format", "jsonl", *reveal).stdout.splitlines()
+        (first,) = [json.loads(line) for line in exported]
         return first["payload"]
 
-    assert (payload()["resident_name"], payload()["resident_phone"]) == ("王芳", "13800000000")
+    assert (payload()["resident_name"], payload()["resident_phone"]) == ("王*", "138****0000"), "masked unless asked"
+    whole = payload("--reveal", "--reason", "回访: calling the resident back")
+    assert (whole["resident_name"], whole["resident_phone"]) == ("王芳", "13800000000")
+    (record,) = cli.json("disclosures", gid)
+    assert (record["channel"], record["reason"]) == ("cli: export", "回访: calling the resident back")
+    assert cli("export", gid, "--reveal", ok=False).returncode == 1  # no reason, no reading
     assert "[urgent] 车位被占" in cli("show", gid).stdout, "words in brackets are printed as written"
     done = cli("forget-resident", "res-9")
     assert done.stdout.strip() == "resident res-9: key destroyed; their name and phone now read [erased]"

@@ -26,6 +26,7 @@ TOKENS = {
     "elsewhere": ("supervisor-zhao", Role.SUPERVISOR, OTHER_STREET),
     "auditor": ("auditor-sun", Role.AUDITOR, None),
     "admin": ("admin-qian", Role.ADMIN, None),
+    "caller": ("caller-zhou", Role.SUPERVISOR, STREET),  # the office that calls residents back: may reveal
 }
 
 
@@ -49,7 +50,10 @@ class Api:
 def api(tmp_path: Path) -> Iterator[Api]:
     services, projection = build_http_services(Settings(database_url=f"sqlite:///{tmp_path}/g.db"))
     services.tokens = TokenBook(
-        [TokenEntry(name=n, role=r, unit_id=u, sha256=digest(f"token-of-{k}")) for k, (n, r, u) in TOKENS.items()],
+        [
+            TokenEntry(name=n, role=r, unit_id=u, sha256=digest(f"token-of-{k}"), reveals_personal_data=k == "caller")
+            for k, (n, r, u) in TOKENS.items()
+        ],
         services.chain.chart,
     )
     with TestClient(app=create_app(services)) as client:
@@ -262,3 +266,25 @@ def test_inputs_that_once_were_500s_are_400s_and_a_batch_too_large_is_413(api: A
     too_many = [report() for _ in range(1001)]
     body = assert_problem(api.post("/api/v1/commands", too_many), 413, "$")
     assert body["code"] == "batch_too_large"
+
+
+def test_personal_data_is_masked_for_every_role_and_each_full_reading_is_recorded(api: Api) -> None:
+    gid = uuid4()
+    resident = {"resident_id": "res-1", "name": "王芳", "phone": "139 0000 1234"}
+    assert api.post("/api/v1/commands", report(gid, resident=resident)).status_code == 200
+    for who in ("worker", "street", "auditor", "admin"):
+        shown = api.get(f"/api/v1/grievances/{gid}", who=who).json()
+        assert (shown["resident_name"], shown["resident_phone"]) == ("王*", "139****1234"), who
+        history = api.get(f"/api/v1/grievances/{gid}/history", who=who).text
+        assert "王芳" not in history
+        assert "0000 1234" not in history
+    assert_problem(api.get(f"/api/v1/grievances/{gid}", who="admin", reveal=True, reason="x"), 403, "reveal")
+    assert_problem(api.get(f"/api/v1/grievances/{gid}", who="caller", reveal=True), 422, "reason")
+    whole = api.get(f"/api/v1/grievances/{gid}", who="caller", reveal=True, reason="回访 call-back").json()
+    assert (whole["resident_name"], whole["resident_phone"]) == ("王芳", "139 0000 1234")
+    report_page = api.get(f"/api/v1/grievances/{gid}/history.html", who="caller", reveal=True, reason="回访").text
+    assert "王芳" in report_page
+    (second, first) = api.get("/api/v1/audit/disclosures", who="auditor", grievance_id=str(gid)).json()
+    assert (first["reader"], first["channel"], first["reason"]) == ("caller-zhou", "http: grievance", "回访 call-back")
+    assert second["channel"] == "http: history.html"
+    assert_problem(api.get("/api/v1/audit/disclosures", who="street"), 403, "role")

@@ -1,0 +1,28 @@
+"""A table of the engine's own beside the events, in the event store's database (SQLite or PostgreSQL):
+residents' keys, the record of personal data read in full."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.postgres import PostgresDatastore
+
+
+class SideTable:
+    """One table in the event store's database, created if missing, with statements written with `?` marks."""
+
+    def __init__(self, datastore: Any, name: str, columns: str) -> None:
+        self.datastore = datastore
+        self.postgres = isinstance(datastore, PostgresDatastore)
+        self.table = f'"{datastore.schema}".{name}' if self.postgres and datastore.schema else name
+        self.mark = "%s" if self.postgres else "?"
+        self._execute(f"CREATE TABLE IF NOT EXISTS {self.table} ({columns})")
+
+    def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """Run one statement in a transaction of its own; the rows it returns, if any."""
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.execute(sql.replace("?", self.mark), params)
+            try:
+                return list(cursor.fetchall())
+            except Exception:  # a statement that returns no rows: each driver says so its own way
+                return []
