@@ -57,8 +57,9 @@ class Resident(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     own key (`grievance forget-resident` destroys it)."""
 
     resident_id: Identifier
-    name: Annotated[str, msgspec.Meta(max_length=100)] = ""
-    phone: Annotated[str, msgspec.Meta(pattern=r"^$|^\+?[0-9][0-9 -]{2,19}$")] = ""
+    # On Kafka each may come sealed to the engine's intake key (`hpke:v1:…`, adapters/kafka/intake_sealing.py).
+    name: Annotated[str, msgspec.Meta(max_length=400)] = ""
+    phone: Annotated[str, msgspec.Meta(pattern=r"^$|^\+?[0-9][0-9 -]{2,19}$|^hpke:v1:[A-Za-z0-9+/=]{1,400}$")] = ""
 
 
 class Report(CommandBase, tag="report", frozen=True):

@@ -25,6 +25,8 @@ from engine.limits import TimeLimits
 MAX_TITLE = 200
 MAX_TEXT = 4000
 MAX_ID = 100
+MAX_NAME = 100
+PHONE = re.compile(r"^\+?[0-9][0-9 -]{2,19}$")
 # Ids (actors, claimants, command ids, residents) in a safe alphabet: no spaces, controls or look-alikes.
 ID_ALPHABET = "A-Z, a-z, 0-9 and . _ : @ + -"
 ID_PATTERN = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._:@+\-]{{0,{MAX_ID - 1}}}$")
@@ -316,6 +318,12 @@ class Grievance(Aggregate):
         _check_common(actor, at, command_id)
         if (resident_name or resident_phone) and not resident_id:
             raise InvalidValue("resident.resident_id", "a resident's name or phone needs the resident's id")
+        if resident_id:
+            _identifier("resident.resident_id", resident_id)
+        if resident_name:
+            resident_name = _text("resident.name", resident_name, MAX_NAME)
+        if resident_phone and not PHONE.match(resident_phone):
+            raise InvalidValue("resident.phone", "must be digits, spaces or dashes, 3-20 long, with an optional +")
         # _create takes the id the client chose, so a retried report lands on the same grievance.
         return cls._create(
             cls.Reported,

@@ -14,6 +14,7 @@ from typing import Any, get_args
 import psycopg
 import pytest
 
+from adapters.kafka.intake_sealing import make_intake_key
 from adapters.kafka.settings import KafkaSettings
 from adapters.kafka.signatures import KeyRole, add_key
 from adapters.settings import SHIPPED_CHART, Settings
@@ -124,8 +125,16 @@ def signing_keys(tmp_path_factory: pytest.TempPathFactory, yongji: OrgChart) -> 
     return keys, private
 
 
+@pytest.fixture(scope="session")
+def intake_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The engine's intake key, (private half, public half), that residents' data is sealed to on Kafka."""
+    folder = tmp_path_factory.mktemp("intake")
+    make_intake_key(folder / "intake.pem", folder / "intake.pub.pem")
+    return folder / "intake.pem", folder / "intake.pub.pem"
+
+
 @pytest.fixture
-def kafka(kafka_broker: Broker, signing_keys: tuple[Path, Path]) -> KafkaSettings:
+def kafka(kafka_broker: Broker, signing_keys: tuple[Path, Path], intake_key: tuple[Path, Path]) -> KafkaSettings:
     """Kafka settings with this test's own topics and consumer group on the shared broker, and the gateway's key
     to sign commands with."""
     prefix = f"t{uuid.uuid4().hex[:10]}"
@@ -139,6 +148,8 @@ def kafka(kafka_broker: Broker, signing_keys: tuple[Path, Path]) -> KafkaSetting
         batch_wait_ms=20,
         keys_file=signing_keys[0],
         signing_key=signing_keys[1],
+        intake_private_key=intake_key[0],
+        intake_public_key=intake_key[1],
     )
 
 

@@ -24,6 +24,7 @@ from adapters.cli.session import (
     stop_on_signals,
 )
 from adapters.kafka.emitter import MalformedCommand, validated
+from adapters.kafka.intake_sealing import make_intake_key
 from adapters.kafka.settings import KafkaSettings
 from adapters.kafka.signatures import DEFAULT_KEYS_FILE, KeyRole, add_key, read_keys, revoke_key
 from adapters.kafka.topics import ensure_topics
@@ -203,3 +204,17 @@ def key_revoke(key_id: str, path: Path | None) -> None:
     except ConfigurationError as e:
         fail(str(e))
     out.print(f"key {entry.key_id} ({entry.name}) revoked at {entry.revoked_at}")
+
+
+@key.command("intake")
+@click.option("--private-key", "private_out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The private half, for the workers (GRIEVANCE_KAFKA_INTAKE_PRIVATE_KEY).")  # fmt: skip
+@click.option("--public-key", "public_out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The public half, for every producer (GRIEVANCE_KAFKA_INTAKE_PUBLIC_KEY).")  # fmt: skip
+def key_intake(private_out: Path, public_out: Path) -> None:
+    """Make the engine's intake key: producers seal residents' names and phones to it (HPKE, RFC 9180)."""
+    try:
+        make_intake_key(private_out, public_out)
+    except ConfigurationError as e:
+        fail(str(e))
+    out.print(f"intake key: private half in {private_out} (the workers'), public half in {public_out} (producers')")

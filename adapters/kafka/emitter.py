@@ -9,10 +9,12 @@ import msgspec
 from kafka import KafkaProducer
 
 from adapters import wire
+from adapters.kafka.intake_sealing import IntakeSealer
 from adapters.kafka.settings import KafkaSettings
 from adapters.kafka.signatures import CommandSigner
 from adapters.settings import Settings
-from engine.commands import Command, CommandBase, command_decoder
+from engine.commands import Command, CommandBase, Report, command_decoder
+from engine.errors import ConfigurationError
 
 command_encoder = msgspec.json.Encoder()
 
@@ -52,15 +54,18 @@ def validated(item: CommandBase | Mapping[str, Any] | bytes | str, index: int = 
 class CommandEmitter:
     """Produces commands to the command topic, keyed by grievance id so each grievance's stay in order."""
 
-    def __init__(self, producer: KafkaProducer, topic: str, signer: CommandSigner) -> None:
+    def __init__(
+        self, producer: KafkaProducer, topic: str, signer: CommandSigner, sealer: IntakeSealer | None = None
+    ) -> None:
         self.producer = producer
         self.topic = topic
         self.signer = signer
+        self.sealer = sealer
 
     @classmethod
     def connect(
         cls, settings: KafkaSettings, signer: CommandSigner, client_id: str = "grievance-emit"
-    ) -> CommandEmitter:
+    ) -> CommandEmitter:  # the sealer comes from the settings' intake public key
         """An emitter whose sends, signed by `signer`, are acknowledged by every in-sync replica, in order per
         partition."""
         producer = KafkaProducer(
@@ -70,7 +75,8 @@ class CommandEmitter:
             linger_ms=5,
             max_in_flight_requests_per_connection=1,
         )
-        return cls(producer, settings.commands_topic, signer)
+        sealer = IntakeSealer.from_file(settings.intake_public_key) if settings.intake_public_key else None
+        return cls(producer, settings.commands_topic, signer, sealer)
 
     def emit(self, items: Iterable[CommandBase | Mapping[str, Any] | bytes | str]) -> list[Sent]:
         """Validate every command first (one bad one sends none), then send them all and wait for the broker."""
@@ -80,6 +86,11 @@ class CommandEmitter:
         """Send commands `validated` has already checked, and wait for the broker to store them all."""
         futures = []
         for c in commands:
+            if isinstance(c, Report) and c.resident and (c.resident.name or c.resident.phone):
+                if self.sealer is None:
+                    raise ConfigurationError("GRIEVANCE_KAFKA_INTAKE_PUBLIC_KEY: a resident's name or phone never "
+                                             "leaves unsealed; set it to the engine's intake public key")  # fmt: skip
+                c = self.sealer.sealed(c)
             key, value = str(c.grievance_id).encode(), command_encoder.encode(c)
             futures.append(
                 self.producer.send(

@@ -31,6 +31,10 @@ class KafkaSettings:
     keys_file: Path | None = None
     # The private key `grievance emit` signs with.
     signing_key: Path | None = None
+    # The engine's intake key: producers seal residents' personal data to its public half (PEM), and the
+    # workers open it with its private half (adapters/kafka/intake_sealing.py).
+    intake_public_key: Path | None = None
+    intake_private_key: Path | None = None
 
     @classmethod
     def from_variables(cls, env: Mapping[str, str]) -> KafkaSettings:
@@ -73,6 +77,8 @@ class KafkaSettings:
             heartbeat_interval_ms=number("GRIEVANCE_KAFKA_HEARTBEAT_MS", defaults.heartbeat_interval_ms, 100),
             keys_file=path("GRIEVANCE_KAFKA_KEYS_FILE"),
             signing_key=path("GRIEVANCE_KAFKA_SIGNING_KEY"),
+            intake_public_key=path("GRIEVANCE_KAFKA_INTAKE_PUBLIC_KEY"),
+            intake_private_key=path("GRIEVANCE_KAFKA_INTAKE_PRIVATE_KEY"),
         )
 
     def as_env(self) -> dict[str, str]:
@@ -90,6 +96,8 @@ class KafkaSettings:
             "GRIEVANCE_KAFKA_HEARTBEAT_MS": str(self.heartbeat_interval_ms),
             **({"GRIEVANCE_KAFKA_KEYS_FILE": str(self.keys_file)} if self.keys_file else {}),
             **({"GRIEVANCE_KAFKA_SIGNING_KEY": str(self.signing_key)} if self.signing_key else {}),
+            **({"GRIEVANCE_KAFKA_INTAKE_PUBLIC_KEY": str(self.intake_public_key)} if self.intake_public_key else {}),
+            **({"GRIEVANCE_KAFKA_INTAKE_PRIVATE_KEY": str(self.intake_private_key)} if self.intake_private_key else {}),
         }
 
     @property

@@ -30,6 +30,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from adapters import wire
 from adapters.backoff import wait_after
 from adapters.intake import Intake
+from adapters.kafka.intake_sealing import IntakeOpener, Unopened, withheld
 from adapters.kafka.settings import KafkaSettings
 from adapters.kafka.signatures import KeyBook, Unverified
 from engine.access import Principal
@@ -106,10 +107,13 @@ class CommandWorker:
         settings: KafkaSettings,
         *,
         keys: KeyBook,
+        opener: IntakeOpener | None = None,
     ) -> None:
         self.intake = intake
         # Who sent each message is proved by its signature, checked against these keys.
         self.keys = keys
+        # Residents' personal data comes sealed to the engine's intake key; this opens it.
+        self.opener = opener or IntakeOpener(None)
         self.consumer = consumer
         self.producer = producer
         self.settings = settings
@@ -118,7 +122,7 @@ class CommandWorker:
     @classmethod
     def connect(
         cls, intake: Intake, settings: KafkaSettings, *, keys: KeyBook, client_id: str = "grievance-worker"
-    ) -> CommandWorker:
+    ) -> CommandWorker:  # residents' data is opened with the settings' intake private key
         """A worker with its own consumer (in the workers' group) and producer (for rejected copies), applying
         commands as whoever signed each (`keys`)."""
         consumer = KafkaConsumer(
@@ -134,7 +138,8 @@ class CommandWorker:
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
         )
         producer = KafkaProducer(bootstrap_servers=settings.servers, client_id=client_id, acks="all", linger_ms=5)
-        worker = cls(intake, consumer, producer, settings, keys=keys)
+        opener = IntakeOpener.from_file(settings.intake_private_key)
+        worker = cls(intake, consumer, producer, settings, keys=keys, opener=opener)
         consumer.subscribe([settings.commands_topic], listener=_Rebalance(lambda: worker))
         return worker
 
@@ -258,6 +263,12 @@ class CommandWorker:
                 decoded.append(wire.malformed(e))
                 continue
             refusal = key_mismatch(record.key, command)
+            if refusal is None:
+                try:
+                    command = self.opener.opened(command)
+                except Unopened as unopened:
+                    refusal = Rejected(command_id=command.command_id, grievance_id=command.grievance_id,
+                                       code=unopened.code, field="resident", reason=unopened.reason)  # fmt: skip
             decoded.append(refusal)
             if refusal is None:
                 commands.append(command)
@@ -280,14 +291,15 @@ class CommandWorker:
         """Copy each rejected record to the rejected topic, with its error and source, and wait for the broker."""
         sent = [
             self.producer.send(
-                self.settings.rejected_topic, key=record.key, value=record.value,
+                # A copy never carries a resident's personal data readable, though it may have come so.
+                self.settings.rejected_topic, key=record.key, value=withheld(record.value) if record.value else None,
                 headers=rejection_headers(record, result),
             )
             for record, result in zip(records, results, strict=True)
             if isinstance(result, Rejected)
         ]  # fmt: skip
         for record, result in zip(records, results, strict=True):
-            if isinstance(result, Rejected) and result.field in ("$", "key", "signature"):
+            if isinstance(result, Rejected) and result.field in ("$", "key", "signature", "resident"):
                 # Rule refusals are logged by the intake, with their grievance and command ids.
                 log.warning("message rejected", code=result.code, field=result.field, reason=result.reason,
                             partition=record.partition, offset=record.offset)  # fmt: skip

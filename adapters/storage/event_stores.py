@@ -264,6 +264,9 @@ def _set_synchronous(pool: SQLiteConnectionPool, level: str) -> None:
         connection = create()
         raw: sqlite3.Connection = connection._sqlite_conn
         raw.execute(f"PRAGMA synchronous={level}")
+        # Deleted or overwritten content (a forgotten resident's key) is zeroed in the file, not left in free
+        # pages: the build's default is not the engine's to rely on.
+        raw.execute("PRAGMA secure_delete=ON")
         return connection
 
     pool._create_connection = create_with_pragma  # type: ignore[method-assign]

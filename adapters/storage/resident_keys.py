@@ -88,4 +88,21 @@ class ResidentKeys(SideTable):
                       (subject, erased_at))  # fmt: skip
         with self._lock:
             self._keys.pop(subject, None)
+        self._scrub()
         return bool(had)
+
+    def _scrub(self) -> None:
+        """Leave no copy of a destroyed key in the database's live files. SQLite zeroes what is overwritten
+        (secure_delete, set on every connection) and its write-ahead log is checkpointed and truncated here;
+        PostgreSQL's old row version stays until VACUUM, run here. What remains elsewhere (PostgreSQL's WAL
+        archives, replicas, backups) README states."""
+        if self.postgres:
+            with self.datastore.get_connection() as conn:
+                conn.autocommit = True
+                try:
+                    conn.execute(f"VACUUM {self.table}")
+                finally:
+                    conn.autocommit = False
+        else:
+            with self.datastore.transaction(commit=False) as cursor:
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")

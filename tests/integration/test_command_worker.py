@@ -14,7 +14,7 @@ from uuid import UUID, uuid4
 import pytest
 from kafka import TopicPartition
 
-from adapters.composition import build_chain, build_key_book
+from adapters.composition import build_chain, build_emitter, build_key_book
 from adapters.intake import Intake
 from adapters.kafka.settings import KafkaSettings
 from adapters.kafka.signatures import CommandSigner, KeyBook, KeyRole, add_key
@@ -194,3 +194,27 @@ def test_the_worker_applies_each_command_as_whoever_signed_it_and_refuses_the_un
     copies = [{k: v.decode() for k, v in r.headers} for r in read_topic(kafka, kafka.rejected_topic, expected=3)]
     codes = sorted((h["error.code"], h["error.field"]) for h in copies)
     assert codes == [("forbidden", "actor"), ("forbidden", "unit_id"), ("unsigned", "signature")]
+
+
+def test_residents_data_never_crosses_kafka_readable(chain: ServiceChain, kafka: KafkaSettings) -> None:
+    """Sealed by the producer to the engine's intake key, opened by the worker and sealed again under the
+    resident's own key; a producer that sends it in clear is refused, and the copy withholds it."""
+    sealed_gid, plain_gid = uuid4(), uuid4()
+    resident = {"resident_id": "res-7", "name": "王芳", "phone": "139 0000 1234"}
+    emitter = build_emitter(Settings(kafka=kafka))
+    try:
+        emitter.emit([json.loads(report(sealed_gid, "sealed", resident=resident))])
+    finally:
+        emitter.close()
+    produce(kafka, [(str(plain_gid).encode(), report(plain_gid, "plain", resident=resident))])
+    run_until(CommandWorker.connect(Intake(chain), kafka, keys=keys_for(kafka, chain)), kafka, 2, chain)
+
+    stored = chain.grievance(sealed_gid)
+    assert (stored.resident_name, stored.resident_phone) == ("王芳", "139 0000 1234")
+    (copy,) = read_topic(kafka, kafka.rejected_topic, expected=1)
+    assert dict(copy.headers)["error.code"] == b"unsealed_personal_data"
+    assert "王芳".encode() not in copy.value
+    assert b"0000 1234" not in copy.value
+    sealed_message = next(r for r in read_topic(kafka, kafka.commands_topic, expected=2) if b"sealed" in r.value)
+    assert "王芳".encode() not in sealed_message.value
+    assert b"hpke:v1:" in sealed_message.value

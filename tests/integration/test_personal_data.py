@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -15,6 +16,7 @@ from adapters.audit.trail import AuditTrail
 from adapters.composition import build_audit_trail, build_chain, build_tracking
 from adapters.kafka.relay import EventRelay
 from adapters.settings import Settings
+from engine.chart import OrgChart
 from engine.commands import Claim, Command, Report, Resident
 from engine.grievance import Category, ClaimMode
 from engine.personal_data import ERASED
@@ -135,3 +137,21 @@ def test_the_events_topic_only_ever_carries_personal_data_sealed(chain: ServiceC
     (sent,) = producer.values
     assert NAME.encode() not in sent
     assert b'"resident_name":"sealed:v1:' in sent
+
+
+def test_a_destroyed_key_is_not_left_in_the_sqlite_files(tmp_path: Path, yongji: OrgChart) -> None:
+    """secure_delete zeroes what the UPDATE overwrote, and the write-ahead log is checkpointed and truncated."""
+    db = tmp_path / "g.db"
+    chain = build_chain(Settings(database_url=f"sqlite:///{db}"))
+    try:
+        report(chain, "res-keyed")
+        keys: Any = chain.mapper.personal_data  # type: ignore[attr-defined]
+        (row,) = keys._execute(f"SELECT key FROM {keys.table} WHERE resident_id = ?", ("res-keyed",))
+        key = bytes(row["key"])
+        on_disk = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("g.db"))
+        assert key in on_disk
+        assert chain.forget_resident("res-keyed")
+        on_disk = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("g.db"))
+        assert key not in on_disk
+    finally:
+        chain.close()
