@@ -38,6 +38,7 @@ from adapters.logs import configure_logging
 from adapters.settings import Settings
 from adapters.storage.chart_file import load_chart
 from adapters.storage.disclosures import DisclosureLog
+from adapters.storage.key_encryption import KeyEncryptionKeys
 from adapters.storage.log_follower import keep_following
 from adapters.storage.resident_keys import ResidentKeys
 from engine.access import Principal, Role
@@ -63,7 +64,9 @@ def build_chain(settings: Settings, *, clock: Clock | None = None) -> ServiceCha
     chain = _creating_tables(
         lambda: ServiceChain(settings.store_env(), chart=chart, limits=limits, clock=clock, bounds=settings.time_bounds)
     )
-    chain.protect_personal_data(_creating_tables(lambda: ResidentKeys(chain.recorder.datastore)))  # type: ignore[attr-defined]
+    keks = KeyEncryptionKeys.from_file(settings.resident_kek_file) if settings.resident_kek_file else None
+    datastore = chain.recorder.datastore  # type: ignore[attr-defined]
+    chain.protect_personal_data(_creating_tables(lambda: ResidentKeys(datastore, keks=keks)))
     return chain
 
 

@@ -50,6 +50,8 @@ class Settings:
     # How far a command's own time may stray from the server's clock (engine/clock.py says why).
     time_bounds: TimeBounds = field(default_factory=lambda: TimeBounds())
     kafka: KafkaSettings = field(default_factory=lambda: KafkaSettings())
+    # The key-encryption keys residents' keys are wrapped under (adapters/storage/key_encryption.py).
+    resident_kek_file: Path | None = None
     # Open311's reads open to anyone, as the standard allows (they never show residents' text either way).
     open311_public: bool = False
 
@@ -97,6 +99,7 @@ class Settings:
             http_threads=int(threads),
             time_bounds=bounds,
             open311_public=public == "on",
+            resident_kek_file=Path(kek) if (kek := env.get("GRIEVANCE_RESIDENT_KEK_FILE", "").strip()) else None,
             kafka=KafkaSettings.from_variables(env),
             dashboard_cache=cache == "on",
             database_url=env.get("GRIEVANCE_DATABASE_URL", DEFAULT_DATABASE_URL),
@@ -186,6 +189,8 @@ class Settings:
             env["GRIEVANCE_LOG_LEVEL"] = self.log_level
         if self.tokens_json is not None:
             env["GRIEVANCE_API_TOKENS"] = self.tokens_json
+        if self.resident_kek_file is not None:
+            env["GRIEVANCE_RESIDENT_KEK_FILE"] = str(self.resident_kek_file)
         if self.tokens_file is not None:
             env["GRIEVANCE_API_TOKENS_FILE"] = str(self.tokens_file)
         return env

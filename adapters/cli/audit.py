@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import click
@@ -13,6 +14,7 @@ from rich.table import Table
 from adapters import composition
 from adapters.audit.export import as_html, as_json_lines
 from adapters.cli.session import (
+    EXIT_INFRASTRUCTURE,
     encoder,
     fail,
     json_option,
@@ -22,8 +24,10 @@ from adapters.cli.session import (
     parse_uuid,
     reveal_options,
     revealing,
+    settings_or_exit,
 )
-from engine.errors import GrievanceError
+from adapters.storage.key_encryption import new_key_encryption_key, retire_key_encryption_key
+from engine.errors import ConfigurationError, GrievanceError
 from engine.grievance import Grievance
 from schemas.events import EventEnvelope
 from schemas.results import History
@@ -38,6 +42,7 @@ def register(main: click.Group) -> None:
     main.add_command(export)
     main.add_command(forget_resident)
     main.add_command(disclosures)
+    main.add_command(kek)
 
 
 def print_history(gid: UUID, envelopes: list[EventEnvelope]) -> None:
@@ -172,3 +177,47 @@ def disclosures(grievance_id: str | None, limit: int, as_json: bool) -> None:
         return
     for d in entries:
         out.print(f"{d.read_at}  {d.reader} ({d.role}) read grievance {d.grievance_id} via {d.channel}: {d.reason}")
+
+
+@click.group()
+def kek() -> None:
+    """Key-encryption keys (GRIEVANCE_RESIDENT_KEK_FILE), kept off the database host: residents' keys are stored
+    wrapped under them, so a backup holds a forgotten resident's key only wrapped, and useless once its
+    key-encryption key is retired."""
+
+
+def _kek_file() -> Path:
+    path = settings_or_exit().resident_kek_file
+    if path is None:
+        fail("GRIEVANCE_RESIDENT_KEK_FILE: name the key-encryption key file", EXIT_INFRASTRUCTURE)
+    return path
+
+
+@kek.command("new")
+def kek_new() -> None:
+    """Add a fresh key-encryption key and make it the one new keys are wrapped under."""
+    out.print(f"key-encryption key {new_key_encryption_key(_kek_file())} is current")
+
+
+@kek.command("rotate")
+def kek_rotate() -> None:
+    """Wrap every stored resident's key again under the current key-encryption key."""
+    with opened() as session:
+        keys: Any = session.chain.mapper.personal_data  # type: ignore[attr-defined]
+        count, wrapping = keys.rewrap()
+    out.print(f"{count:,} keys wrapped again; key-encryption keys still in use: {', '.join(sorted(wrapping))}")
+
+
+@kek.command("retire")
+@click.argument("kek_id")
+def kek_retire(kek_id: str) -> None:
+    """Destroy a key-encryption key no stored key is wrapped under (do it once no backup still needs it)."""
+    path = _kek_file()
+    with opened() as session:
+        keys: Any = session.chain.mapper.personal_data  # type: ignore[attr-defined]
+        in_use = keys.wrapping()
+    try:
+        retire_key_encryption_key(path, kek_id, in_use)
+    except ConfigurationError as e:
+        fail(str(e))
+    out.print(f"key-encryption key {kek_id} destroyed")

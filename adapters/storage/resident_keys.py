@@ -10,6 +10,7 @@ are remembered in memory for `remember_seconds`, so a process opens a forgotten 
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import threading
 import time
@@ -20,7 +21,9 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.postgres import PostgresDatastore
 
+from adapters.storage.key_encryption import KeyEncryptionKeys
 from adapters.storage.side_table import SideTable
+from engine.errors import ConfigurationError
 from engine.personal_data import ERASED
 
 PREFIX = "sealed:v1:"
@@ -30,30 +33,69 @@ TABLE = "resident_keys"
 class ResidentKeys(SideTable):
     """The PersonalData port (engine.personal_data) on the event store's own database."""
 
-    def __init__(self, datastore: Any, *, remember_seconds: float = 5.0) -> None:
+    def __init__(self, datastore: Any, *, remember_seconds: float = 5.0, keks: KeyEncryptionKeys | None = None) -> None:
         blob = "bytea" if isinstance(datastore, PostgresDatastore) else "BLOB"
-        super().__init__(datastore, TABLE, f"resident_id TEXT PRIMARY KEY, key {blob}, erased_at TEXT")
+        super().__init__(datastore, TABLE, f"resident_id TEXT PRIMARY KEY, key {blob}, erased_at TEXT, kek_id TEXT")
         self.remember = remember_seconds
+        # Keys are stored wrapped under these when given (adapters/storage/key_encryption.py), else as they are.
+        self.keks = keks
         self._keys: dict[str, tuple[bytes | None, float]] = {}
         self._lock = threading.Lock()
+        with contextlib.suppress(Exception):  # tables made before keys were wrapped: add the column once
+            self._execute(f"ALTER TABLE {self.table} ADD COLUMN kek_id TEXT")
+
+    def _stored(self, row: Any) -> bytes | None:
+        """A row's key, unwrapped if it was stored wrapped."""
+        if row["key"] is None:
+            return None
+        key = bytes(row["key"])
+        if row["kek_id"] is None:
+            return key
+        if self.keks is None:
+            raise ConfigurationError("GRIEVANCE_RESIDENT_KEK_FILE: residents' keys are stored wrapped; name the "
+                                     "key-encryption key file")  # fmt: skip
+        return self.keks.unwrap(row["kek_id"], key)
+
+    def rewrap(self) -> tuple[int, set[str]]:
+        """Wrap every stored key again under the current key-encryption key: how many were, and the ids of the
+        key-encryption keys that still wrap some (none but the current one, after this)."""
+        if self.keks is None:
+            raise ConfigurationError("GRIEVANCE_RESIDENT_KEK_FILE: no key-encryption keys to wrap under")
+        rows = self._execute(f"SELECT resident_id, key, kek_id FROM {self.table} WHERE key IS NOT NULL")
+        count = 0
+        for row in rows:
+            if row["kek_id"] == self.keks.current:
+                continue
+            kek_id, wrapped = self.keks.wrap(self._stored(row) or b"")
+            self._execute(f"UPDATE {self.table} SET key = ?, kek_id = ? WHERE resident_id = ?",
+                          (wrapped, kek_id, row["resident_id"]))  # fmt: skip
+            count += 1
+        self._scrub()
+        return count, self.wrapping()
+
+    def wrapping(self) -> set[str]:
+        """The ids of the key-encryption keys stored keys are wrapped under."""
+        rows = self._execute(f"SELECT DISTINCT kek_id FROM {self.table} WHERE key IS NOT NULL AND kek_id IS NOT NULL")
+        return {r["kek_id"] for r in rows}
 
     def _key(self, subject: str, *, create: bool) -> bytes | None:
         with self._lock:
             known = self._keys.get(subject)
             if known is not None and time.monotonic() - known[1] < self.remember and (known[0] or not create):
                 return known[0]
-        rows = self._execute(f"SELECT key FROM {self.table} WHERE resident_id = ?", (subject,))
-        key = bytes(rows[0]["key"]) if rows and rows[0]["key"] is not None else None
+        select = f"SELECT key, kek_id FROM {self.table} WHERE resident_id = ?"
+        rows = self._execute(select, (subject,))
+        key = self._stored(rows[0]) if rows else None
         if key is None and create:
             fresh = AESGCM.generate_key(bit_length=256)
+            kek_id, stored = self.keks.wrap(fresh) if self.keks else (None, fresh)
             # Another process may create the key at the same moment: whichever is stored wins.
             # PostgreSQL names the upsert's target by an alias; SQLite by the table's own name.
             into, target = (f"{self.table} AS k", "k") if self.postgres else (self.table, self.table)
-            self._execute(f"INSERT INTO {into} (resident_id, key) VALUES (?, ?) ON CONFLICT (resident_id) "
-                          f"DO UPDATE SET key = excluded.key, erased_at = NULL WHERE {target}.key IS NULL",
-                          (subject, fresh))  # fmt: skip
-            rows = self._execute(f"SELECT key FROM {self.table} WHERE resident_id = ?", (subject,))
-            key = bytes(rows[0]["key"])
+            self._execute(f"INSERT INTO {into} (resident_id, key, kek_id) VALUES (?, ?, ?) ON CONFLICT (resident_id) "
+                          f"DO UPDATE SET key = excluded.key, kek_id = excluded.kek_id, erased_at = NULL "
+                          f"WHERE {target}.key IS NULL", (subject, stored, kek_id))  # fmt: skip
+            key = self._stored(self._execute(select, (subject,))[0])
         with self._lock:
             self._keys[subject] = (key, time.monotonic())
         return key
@@ -84,8 +126,8 @@ class ResidentKeys(SideTable):
         had = self._execute(f"SELECT key FROM {self.table} WHERE resident_id = ? AND key IS NOT NULL", (subject,))
         erased_at = datetime.now(UTC).isoformat()
         self._execute(f"INSERT INTO {self.table} (resident_id, key, erased_at) VALUES (?, NULL, ?) "
-                      "ON CONFLICT (resident_id) DO UPDATE SET key = NULL, erased_at = excluded.erased_at",
-                      (subject, erased_at))  # fmt: skip
+                      "ON CONFLICT (resident_id) DO UPDATE SET key = NULL, kek_id = NULL, "
+                      "erased_at = excluded.erased_at", (subject, erased_at))  # fmt: skip
         with self._lock:
             self._keys.pop(subject, None)
         self._scrub()

@@ -16,8 +16,10 @@ from adapters.audit.trail import AuditTrail
 from adapters.composition import build_audit_trail, build_chain, build_tracking
 from adapters.kafka.relay import EventRelay
 from adapters.settings import Settings
+from adapters.storage.key_encryption import KeyEncryptionKeys, new_key_encryption_key, retire_key_encryption_key
 from engine.chart import OrgChart
 from engine.commands import Claim, Command, Report, Resident
+from engine.errors import ConfigurationError
 from engine.grievance import Category, ClaimMode
 from engine.personal_data import ERASED
 from engine.service_chain import ServiceChain
@@ -153,5 +155,36 @@ def test_a_destroyed_key_is_not_left_in_the_sqlite_files(tmp_path: Path, yongji:
         assert chain.forget_resident("res-keyed")
         on_disk = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("g.db"))
         assert key not in on_disk
+    finally:
+        chain.close()
+
+
+def test_keys_wrapped_under_a_key_encryption_key_are_useless_in_a_backup_once_it_is_retired(
+    tmp_path: Path, yongji: OrgChart
+) -> None:
+    """A backup taken before an erasure holds the forgotten resident's key only wrapped; once the key-encryption
+    key it was wrapped under is rotated out and retired, no key anywhere opens it."""
+    keks, db = tmp_path / "keks.json", tmp_path / "g.db"
+    first = new_key_encryption_key(keks)
+    settings = Settings(database_url=f"sqlite:///{db}", resident_kek_file=keks)
+    chain = build_chain(settings)
+    try:
+        gid = report(chain, "res-backed-up")
+        keys: Any = chain.mapper.personal_data  # type: ignore[attr-defined]
+        (row,) = keys._execute(f"SELECT key, kek_id FROM {keys.table} WHERE resident_id = ?", ("res-backed-up",))
+        assert row["kek_id"] == first
+        backup = (bytes(row["key"]), row["kek_id"])  # what a backup taken now holds
+        assert chain.grievance(gid).resident_name == NAME
+        chain.forget_resident("res-backed-up")
+        report(chain, "res-other")
+        second = new_key_encryption_key(keks)
+        rotated = KeyEncryptionKeys.from_file(keks)
+        keys.keks = rotated
+        assert keys.rewrap() == (1, {second})
+        retire_key_encryption_key(keks, first, keys.wrapping())
+        left = KeyEncryptionKeys.from_file(keks)
+        assert first not in left.keys
+        with pytest.raises(ConfigurationError):
+            left.unwrap(*reversed(backup))
     finally:
         chain.close()
