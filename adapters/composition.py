@@ -40,6 +40,7 @@ from adapters.storage.chart_file import load_chart
 from adapters.storage.disclosures import DisclosureLog
 from adapters.storage.key_encryption import KeyEncryptionKeys
 from adapters.storage.log_follower import keep_following
+from adapters.storage.operator_log import OperatorLog
 from adapters.storage.resident_keys import ResidentKeys
 from engine.access import Principal, Role
 from engine.chart import OrgChart
@@ -124,6 +125,11 @@ def build_intake(chain: ServiceChain) -> Intake:
 def build_disclosures(chain: ServiceChain) -> DisclosureLog:
     """The record of every full reading of residents' personal data, beside the events."""
     return _creating_tables(lambda: DisclosureLog(chain.recorder.datastore))  # type: ignore[attr-defined]
+
+
+def build_operator_log(chain: ServiceChain) -> OperatorLog:
+    """The record of the commands operators applied at the store, beside the events."""
+    return _creating_tables(lambda: OperatorLog(chain.recorder.datastore))  # type: ignore[attr-defined]
 
 
 def build_audit_trail(chain: ServiceChain) -> AuditTrail:

@@ -55,15 +55,21 @@ class Intake:
 
     def submit_json(self, data: bytes, *, principal: Principal) -> list[Result]:
         """Decode a JSON command, or a JSON list of them, and apply it; malformed input is rejected whole."""
-        try:
-            decoded: list[Command] | Command = (
-                batch_decoder.decode(data) if data.lstrip()[:1] == b"[" else command_decoder.decode(data)
-            )
-        except wire.UNDECODABLE as e:
-            result = wire.malformed(e)
-            log.warning("command", outcome="malformed", field=result.field, reason=result.reason)
-            return [result]
-        return self.submit(decoded if isinstance(decoded, list) else [decoded], principal=principal)
+        decoded = decode_json(data)
+        return [decoded] if isinstance(decoded, Rejected) else self.submit(decoded, principal=principal)
+
+
+def decode_json(data: bytes) -> list[Command] | Rejected:
+    """The commands of a JSON command or a JSON list of them, or the one refusal of them all, naming the field."""
+    try:
+        decoded: list[Command] | Command = (
+            batch_decoder.decode(data) if data.lstrip()[:1] == b"[" else command_decoder.decode(data)
+        )
+    except wire.UNDECODABLE as e:
+        result = wire.malformed(e)
+        log.warning("command", outcome="malformed", field=result.field, reason=result.reason)
+        return result
+    return decoded if isinstance(decoded, list) else [decoded]
 
 
 def _results(commands: Sequence[CommandBase], outcomes: Sequence[Outcome | GrievanceError]) -> list[Result]:

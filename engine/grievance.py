@@ -32,6 +32,10 @@ ID_ALPHABET = "A-Z, a-z, 0-9 and . _ : @ + -"
 ID_PATTERN = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._:@+\-]{{0,{MAX_ID - 1}}}$")
 # Explicit embeddings, overrides and isolates: the bidirectional controls that reorder what follows them.
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Control characters (Unicode's Cc, but tab and line feed) and the bidirectional controls.
+CONTROL_OR_BIDI = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# A character that shows: not white space, not a format character (zero-width spaces and joiners, marks).
+VISIBLE = re.compile("[^\\s\u00ad\u061c\u180e\u200b-\u200f\u2060-\u2064\u206a-\u206f\ufeff]")
 # A report whose client chose no grievance id gets one derived from its command id (Grievance.create_id).
 REPORT_ID_NAMESPACE = UUID("0d3f6c2a-8e41-4b7a-b1c9-6f2e5a7d9c30")
 
@@ -643,14 +647,15 @@ def _text(field: str, value: str, limit: int, *, allow_empty: bool = False) -> s
     the bidirectional overrides that make text read otherwise than it is, and not only invisible characters."""
     if not isinstance(value, str):
         raise InvalidValue(field, "must be text")
-    value = unicodedata.normalize("NFC", value).strip()
-    for ch in value:
-        if ch in BIDI_CONTROLS:
-            raise InvalidValue(field, f"holds the bidirectional control U+{ord(ch):04X}, which makes text read "
-                               "otherwise than it is")  # fmt: skip
-        if unicodedata.category(ch) == "Cc" and ch not in "\n\t":
-            raise InvalidValue(field, f"holds the control character U+{ord(ch):04X}")
-    if not allow_empty and not any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in value):
+    if not unicodedata.is_normalized("NFC", value):
+        value = unicodedata.normalize("NFC", value)
+    value = value.strip()
+    # Regular expressions rather than a loop over characters: every report's title and description pass here.
+    if found := CONTROL_OR_BIDI.search(value):
+        ch = found.group()
+        what = "bidirectional control" if ch in BIDI_CONTROLS else "control character"
+        raise InvalidValue(field, f"holds the {what} U+{ord(ch):04X}, which makes text read otherwise than it is")
+    if not allow_empty and not VISIBLE.search(value):
         raise InvalidValue(field, "must not be empty (or only invisible characters)")
     if len(value) > limit:
         raise InvalidValue(field, f"is {len(value)} characters; at most {limit} are allowed")

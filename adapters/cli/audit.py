@@ -43,6 +43,7 @@ def register(main: click.Group) -> None:
     main.add_command(forget_resident)
     main.add_command(disclosures)
     main.add_command(kek)
+    main.add_command(operator_actions)
 
 
 def print_history(gid: UUID, envelopes: list[EventEnvelope]) -> None:
@@ -221,3 +222,20 @@ def kek_retire(kek_id: str) -> None:
     except ConfigurationError as e:
         fail(str(e))
     out.print(f"key-encryption key {kek_id} destroyed")
+
+
+@click.command("operator-actions")
+@click.argument("grievance_id", required=False)
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@json_option
+def operator_actions(grievance_id: str | None, limit: int, as_json: bool) -> None:
+    """The commands operators applied at the store (on one grievance, if given), newest first: who ran each,
+    as which actor, and what became of it."""
+    gid = parse_uuid(grievance_id) if grievance_id else None
+    with opened() as session:
+        entries = composition.build_operator_log(session.chain).latest(grievance_id=gid, limit=limit)
+    if as_json:
+        click.echo(encoder.encode(entries))
+        return
+    for a in entries:
+        out.print(f"{a.at}  {a.operator} ran {a.verb}: {a.kind} as {a.actor} on {a.grievance_id} ({a.outcome})")

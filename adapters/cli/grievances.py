@@ -29,6 +29,7 @@ from adapters.cli.session import (
     revealing,
 )
 from adapters.demo.tour import tour_commands
+from adapters.intake import decode_json
 from engine import commands as engine_commands
 from engine.errors import GrievanceError
 from engine.grievance import Category, Channel, ClaimMode, EscalationReason, Grievance, Rating, Status
@@ -69,7 +70,7 @@ def submit(fields: dict[str, Any], kind: type[engine_commands.Command], as_json:
         except msgspec.ValidationError as e:
             result = wire.malformed(e)
         else:
-            result = session.intake().submit_one(command, principal=session.principal)
+            (result,) = session.apply(command.kind, [command])
     print_result(result, as_json)
     if isinstance(result, Rejected):
         sys.exit(EXIT_REJECTED)
@@ -263,9 +264,8 @@ def tour() -> None:
         household = next(u for u in chart if u.level is Level.MEMBER_HOUSEHOLD)
         building = chart.parent_of(household.id)
         assert building is not None
-        intake = session.intake()
         for what, command in tour_commands(household.id, building.id):
-            result = intake.submit_one(command, principal=session.principal)
+            (result,) = session.apply("tour", [command])
             out.print(what, style="bold")
             print_result(result, as_json=False)
         gid = command.grievance_id
@@ -286,7 +286,8 @@ def submit_json(as_json: bool) -> None:
     """Apply JSON commands read from stdin (one command, or a list applied as one batch)."""
     data = sys.stdin.buffer.read()
     with opened() as session:
-        results = session.intake().submit_json(data, principal=session.principal)
+        decoded = decode_json(data)
+        results = [decoded] if isinstance(decoded, Rejected) else session.apply("submit", decoded)
     for result in results:
         print_result(result, as_json)
     if any(isinstance(r, Rejected) for r in results):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,10 +24,12 @@ from adapters.logs import configure_logging
 from adapters.settings import Settings
 from engine.access import Principal
 from engine.clock import Clock
+from engine.commands import Command
 from engine.errors import InfrastructureError
 from engine.service_chain import ServiceChain
 from projections.dashboard.queries import Dashboard
 from projections.dashboard.runner import DashboardProjection
+from schemas.results import Result
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_REJECTED = 1
@@ -67,6 +69,12 @@ class Session:
     def intake(self) -> Intake:
         """Request intake over the chain."""
         return composition.build_intake(self.chain)
+
+    def apply(self, verb: str, commands: Sequence[Command]) -> list[Result]:
+        """Apply commands as this operator, and record each with the operator who ran it."""
+        results = self.intake().submit(commands, principal=self.principal)
+        composition.build_operator_log(self.chain).record(self.principal, verb, commands, results)
+        return results
 
     def trail(self) -> AuditTrail:
         """Auditors' reading of the chain."""

@@ -227,3 +227,14 @@ def test_signing_keys_are_made_listed_and_revoked_from_the_command_line(cli: Cli
     unsigned = cli("emit", str(command), ok=False)
     assert (unsigned.returncode, unsigned.stderr.count("\n")) == (3, 1)
     assert "must be signed" in unsigned.stderr
+
+
+def test_the_cli_records_the_operator_of_every_command_it_applies(cli: Cli) -> None:
+    reported = cli.json("report", "--unit", HOUSEHOLD, "--category", "parking", "--title", "t", "--description", "d")
+    gid = reported["grievance_id"]
+    cli("claim", gid, "--unit", HOUSEHOLD, "--mode", "member", "--claimant", "member-wang", "--actor", "member-wang")
+    actions = cli.json("operator-actions", gid)
+    assert [(a["operator"], a["kind"], a["actor"], a["outcome"]) for a in reversed(actions)] == [
+        ("worker-li", "report", "worker-li", "applied"),
+        ("worker-li", "claim", "member-wang", "applied"),
+    ]
