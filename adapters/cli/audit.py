@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from adapters import composition
 from adapters.audit.export import as_html, as_json_lines
 from adapters.cli.session import (
     EXIT_INFRASTRUCTURE,
+    F,
     encoder,
     fail,
     json_option,
@@ -163,21 +165,32 @@ def forget_resident(resident_id: str) -> None:
         out.print(f"resident {resident_id}: no key was held (nothing of theirs is readable); recorded as erased")
 
 
+def record_options(f: F) -> F:
+    """A grievance id (optional), --limit and --json: the options of every record an auditor reads."""
+    f = json_option(f)
+    f = click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)(f)
+    return click.argument("grievance_id", required=False)(f)
+
+
+def print_records(entries: Sequence[Any], as_json: bool, line: Callable[[Any], str]) -> None:
+    """Records as JSON, or a line each."""
+    if as_json:
+        click.echo(encoder.encode(entries))
+        return
+    for entry in entries:
+        out.print(line(entry))
+
+
 @click.command()
-@click.argument("grievance_id", required=False)
-@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
-@json_option
+@record_options
 def disclosures(grievance_id: str | None, limit: int, as_json: bool) -> None:
     """Every full reading of residents' personal data (of one grievance, if given), newest first: who, when,
     through which channel, and why."""
     gid = parse_uuid(grievance_id) if grievance_id else None
     with opened() as session:
         entries = composition.build_disclosures(session.chain).latest(grievance_id=gid, limit=limit)
-    if as_json:
-        click.echo(encoder.encode(entries))
-        return
-    for d in entries:
-        out.print(f"{d.read_at}  {d.reader} ({d.role}) read grievance {d.grievance_id} via {d.channel}: {d.reason}")
+    print_records(entries, as_json, lambda d: f"{d.read_at}  {d.reader} ({d.role}) read grievance {d.grievance_id} "
+                  f"via {d.channel}: {d.reason}")  # fmt: skip
 
 
 @click.group()
@@ -225,17 +238,12 @@ def kek_retire(kek_id: str) -> None:
 
 
 @click.command("operator-actions")
-@click.argument("grievance_id", required=False)
-@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
-@json_option
+@record_options
 def operator_actions(grievance_id: str | None, limit: int, as_json: bool) -> None:
     """The commands operators applied at the store (on one grievance, if given), newest first: who ran each,
     as which actor, and what became of it."""
     gid = parse_uuid(grievance_id) if grievance_id else None
     with opened() as session:
         entries = composition.build_operator_log(session.chain).latest(grievance_id=gid, limit=limit)
-    if as_json:
-        click.echo(encoder.encode(entries))
-        return
-    for a in entries:
-        out.print(f"{a.at}  {a.operator} ran {a.verb}: {a.kind} as {a.actor} on {a.grievance_id} ({a.outcome})")
+    print_records(entries, as_json, lambda a: f"{a.at}  {a.operator} ran {a.verb}: {a.kind} as {a.actor} on "
+                  f"{a.grievance_id} ({a.outcome})")  # fmt: skip
