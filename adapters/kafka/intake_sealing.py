@@ -136,12 +136,13 @@ def withheld(value: bytes) -> bytes:
     except (msgspec.DecodeError, RecursionError):
         return value
     resident = document.get("resident") if isinstance(document, dict) else None
-    if isinstance(resident, dict):
-        for f in PERSONAL:
-            if isinstance(resident.get(f), str) and resident[f] and not is_sealed(resident[f]):
-                resident[f] = "[withheld]"
-        return msgspec.json.encode(document)
-    return value
+    clear = [f for f in PERSONAL if isinstance(resident, dict) and isinstance(resident.get(f), str)
+             and resident[f] and not is_sealed(resident[f])]  # fmt: skip
+    if not clear:
+        return value  # the copy is the message as it came, byte for byte
+    for f in clear:
+        resident[f] = "[withheld]"  # type: ignore[index]
+    return msgspec.json.encode(document)
 
 
 def make_intake_key(private_out: Path, public_out: Path) -> None:

@@ -292,7 +292,8 @@ class CommandWorker:
         sent = [
             self.producer.send(
                 # A copy never carries a resident's personal data readable, though it may have come so.
-                self.settings.rejected_topic, key=record.key, value=withheld(record.value) if record.value else None,
+                self.settings.rejected_topic, key=record.key,
+                value=None if record.value is None else withheld(record.value),
                 headers=rejection_headers(record, result),
             )
             for record, result in zip(records, results, strict=True)
