@@ -234,8 +234,8 @@ def main() -> None:
     broker = None if args.bootstrap else Broker(logs / "tansu.log")
     bootstrap = args.bootstrap or (broker.bootstrap if broker else "")
     prefix = f"b{uuid.uuid4().hex[:6]}"
-    # Commands come signed by an app gateway's key, as every producer's must.
-    add_key(logs / "keys.json", logs / "gateway.pem", name="bench-gateway", role=KeyRole.GATEWAY, unit_id=None,
+    # Commands come signed, as every producer's must: by an import key, since the bench plays a fixed history.
+    add_key(logs / "keys.json", logs / "gateway.pem", name="bench-import", role=KeyRole.OPERATOR, unit_id=None,
             chart=load_chart(SHIPPED_CHART))  # fmt: skip
     kafka = KafkaSettings(bootstrap_servers=bootstrap, commands_topic=f"{prefix}.commands",
                           rejected_topic=f"{prefix}.rejected", events_topic=f"{prefix}.events",

@@ -6,8 +6,10 @@ applies to every command, whatever channel it came by. Channels only authenticat
 - supervisor: reads their subtree of the chart, sends no commands;
 - auditor: reads every grievance and every history, sends no commands;
 - admin: everything, acting as themselves;
-- operator: a trusted channel (the CLI at the store; the Kafka worker until commands carry proof of who
-  sent them), whose commands act as the actor they name;
+- operator: an operator at the store (the CLI) or a signed import, whose commands act as the actor they name
+  and may bring history older than the time bounds allow;
+- gateway: an app that authenticated its users itself (on Kafka, by its signing key): its commands act as the
+  actor they name, anywhere, but within the time bounds and never escalating for lateness;
 - system: the engine's own processes (supervision), which only escalate; only they (and operators) escalate a
   grievance for being overdue.
 """
@@ -32,6 +34,7 @@ class Role(StrEnum):
     AUDITOR = "auditor"
     ADMIN = "admin"
     OPERATOR = "operator"
+    GATEWAY = "gateway"
     SYSTEM = "system"
 
     @property
@@ -50,10 +53,10 @@ class Role(StrEnum):
         return self in (Role.GRID_WORKER, Role.SUPERVISOR)
 
 
-_WRITERS = frozenset({Role.GRID_WORKER, Role.ADMIN, Role.OPERATOR, Role.SYSTEM})
-_READS_EVERYTHING = frozenset({Role.AUDITOR, Role.ADMIN, Role.OPERATOR, Role.SYSTEM})
+_WRITERS = frozenset({Role.GRID_WORKER, Role.ADMIN, Role.OPERATOR, Role.GATEWAY, Role.SYSTEM})
+_READS_EVERYTHING = frozenset({Role.AUDITOR, Role.ADMIN, Role.OPERATOR, Role.GATEWAY, Role.SYSTEM})
 # The actor a command names is believed only from these; everyone else acts as themselves.
-_VOUCHES_FOR_ACTORS = frozenset({Role.OPERATOR})
+_VOUCHES_FOR_ACTORS = frozenset({Role.OPERATOR, Role.GATEWAY})
 
 
 @dataclass(frozen=True, slots=True)

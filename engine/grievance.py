@@ -317,8 +317,10 @@ class Grievance(Aggregate):
         resident_id: str | None = None,
         resident_name: str | None = None,
         resident_phone: str | None = None,
+        received: datetime | None = None,
     ) -> Grievance:
-        """Record a new problem at `unit`; the caller has checked the unit may take reports."""
+        """Record a new problem at `unit`; the caller has checked the unit may take reports. Its limit runs from
+        `received`, when the chain got it by the server's clock (default: `at`, for a historic import)."""
         _check_common(actor, at, command_id)
         if (resident_name or resident_phone) and not resident_id:
             raise InvalidValue("resident.resident_id", "a resident's name or phone needs the resident's id")
@@ -338,7 +340,7 @@ class Grievance(Aggregate):
             channel=_choice(Channel, "channel", channel),
             title=_text("title", title, MAX_TITLE),
             description=_text("description", description, MAX_TEXT),
-            claim_due=at + limits[unit.level].claim,
+            claim_due=(received or at) + limits[unit.level].claim,
             resident_id=resident_id or None,
             resident_name=resident_name or None,
             resident_phone=resident_phone or None,
@@ -359,8 +361,9 @@ class Grievance(Aggregate):
         actor: str,
         at: datetime,
         command_id: str,
+        received: datetime | None = None,
     ) -> None:
-        """Take on a waiting problem at the unit where it waits."""
+        """Take on a waiting problem at the unit where it waits; the limit to settle runs from `received`."""
         self._check_common(actor, at, command_id)
         claim_mode = _choice(ClaimMode, "mode", mode)
         claimant = _identifier("claimant", claimant)
@@ -372,7 +375,7 @@ class Grievance(Aggregate):
             unit_id=unit_id,
             mode=claim_mode,
             claimant=claimant,
-            finish_due=at + limits[self.level].finish,
+            finish_due=(received or at) + limits[self.level].finish,
             actor=actor,
             occurred_at=at,
             command_id=command_id,
@@ -397,6 +400,7 @@ class Grievance(Aggregate):
         at: datetime,
         command_id: str,
         now: datetime,
+        received: datetime | None = None,
     ) -> None:
         """Move the problem exactly one step up: on the claimant's request, or because it is overdue by `now`,
         the server's clock (never the sender's)."""
@@ -427,7 +431,7 @@ class Grievance(Aggregate):
             to_level=parent.level,
             reason=why,
             note=note,
-            claim_due=at + limits[parent.level].claim,
+            claim_due=(received or at) + limits[parent.level].claim,
             actor=actor,
             occurred_at=at,
             command_id=command_id,
@@ -457,6 +461,7 @@ class Grievance(Aggregate):
         actor: str,
         at: datetime,
         command_id: str,
+        received: datetime | None = None,
     ) -> None:
         """Record the resident's rating; 'dissatisfied' reopens the problem where it was closed."""
         self._check_common(actor, at, command_id)
@@ -473,7 +478,7 @@ class Grievance(Aggregate):
             self._reopened(
                 unit_id=self.unit_id,
                 level=self.level,
-                claim_due=at + limits[self.level].claim,
+                claim_due=(received or at) + limits[self.level].claim,
                 actor=actor,
                 occurred_at=at,
                 command_id=command_id,

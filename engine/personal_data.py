@@ -35,5 +35,9 @@ def masked(field: str, value: str | None) -> str | None:
         return value
     if field.endswith("phone"):
         digits = [ch for ch in value if ch.isdigit()]
-        return "".join(digits[:3]) + "****" + "".join(digits[-4:]) if len(digits) >= 8 else "*" * len(digits)
-    return value[0] + "*" * (len(value) - 1)
+        if len(digits) >= 11:  # a mobile number: its carrier's prefix and last four, as 12345 lines show it
+            return "".join(digits[:3]) + "****" + "".join(digits[-4:])
+        return "*" * (len(digits) - 4) + "".join(digits[-4:]) if len(digits) > 4 else "*" * len(digits)
+    if field.endswith("_id"):
+        return value[:2] + "*" * max(len(value) - 2, 4)
+    return value[0] + "*" * (len(value) - 1) if len(value) > 1 else "*"

@@ -68,7 +68,7 @@ class ServiceChain(Application[UUID]):
         self.bounds = bounds or TimeBounds()
         self.policy = AccessPolicy(chart)
         # Each command type's handler: one call on the aggregate.
-        self._handlers: Mapping[type[Command], Callable[[Grievance, Any], None]] = {
+        self._handlers: Mapping[type[Command], Callable[[Grievance, Any, datetime | None], None]] = {
             Claim: self._claim,
             RecordProgress: self._record_progress,
             Escalate: self._escalate,
@@ -216,14 +216,28 @@ class ServiceChain(Application[UUID]):
             working[command.grievance_id] = self._load(command.grievance_id)
         grievance = working[command.grievance_id]
         at = command.occurred_at
+        historic = principal.role is Role.OPERATOR
+        received: datetime | None = None
         if isinstance(at, datetime) and at.tzinfo is not None:
             now = self.clock()
-            self.bounds.check(at, now, historic=principal.role is Role.OPERATOR)
+            self.bounds.check(at, now, historic=historic)
+            # Limits run from when the chain got the command, by the server's clock: a phone's own time, even
+            # within the lag, cannot make a grievance arrive overdue. A historic import keeps its own times.
+            received = None if historic else now
             if at > now:
                 # A phone a little fast is believed, but recorded at the server's time: else its event would stand
                 # after every other writer's command on this grievance until its own time came.
                 command = msgspec.structs.replace(command, occurred_at=now)
         self.policy.check(principal, command, grievance)
+        if (
+            grievance is not None
+            and isinstance(command, Report)
+            and not self.policy.may_read_grievance(principal, grievance)
+        ):
+            # One answer whatever the command id: which ids exist outside one's jurisdiction is not one's to learn.
+            raise AlreadyReported(
+                "grievance_id", f"grievance {command.grievance_id} cannot be reported: choose another id"
+            )
         if grievance is not None:
             seen = grievance.outcome_of(command.command_id, command.kind)
             if seen is not None:
@@ -234,14 +248,14 @@ class ServiceChain(Application[UUID]):
                 raise AlreadyReported(
                     "grievance_id", f"grievance {command.grievance_id} was reported by another command"
                 )
-            grievance = working[command.grievance_id] = self._report(command)
+            grievance = working[command.grievance_id] = self._report(command, received)
         elif grievance is None:
             raise GrievanceNotFound("grievance_id", f"no grievance {command.grievance_id}")
         else:
             handler = self._handlers.get(type(command))
             if handler is None:
                 raise InvalidValue("kind", f"{command.kind!r} is not a command of the chain")
-            handler(grievance, command)
+            handler(grievance, command, received)
         return Outcome(
             grievance.id,
             command.command_id,
@@ -254,7 +268,7 @@ class ServiceChain(Application[UUID]):
 
     # ----------------------------------------------------------------------------- handlers: one aggregate call each
 
-    def _report(self, c: Report) -> Grievance:
+    def _report(self, c: Report, received: datetime | None) -> Grievance:
         resident = c.resident
         return Grievance.report(
             c.grievance_id,
@@ -270,28 +284,30 @@ class ServiceChain(Application[UUID]):
             actor=c.actor,
             at=c.occurred_at,
             command_id=c.command_id,
+            received=received,
         )
 
-    def _claim(self, g: Grievance, c: Claim) -> None:
+    def _claim(self, g: Grievance, c: Claim, received: datetime | None) -> None:
         g.claim(unit_id=c.unit_id, mode=c.mode, claimant=c.claimant, limits=self.limits, actor=c.actor,
-                at=c.occurred_at, command_id=c.command_id)  # fmt: skip
+                at=c.occurred_at, command_id=c.command_id, received=received)  # fmt: skip
 
-    def _record_progress(self, g: Grievance, c: RecordProgress) -> None:
+    def _record_progress(self, g: Grievance, c: RecordProgress, received: datetime | None) -> None:
         g.record_progress(note=c.note, actor=c.actor, at=c.occurred_at, command_id=c.command_id)
 
-    def _escalate(self, g: Grievance, c: Escalate) -> None:
+    def _escalate(self, g: Grievance, c: Escalate, received: datetime | None) -> None:
         g.escalate(chart=self.chart, limits=self.limits, reason=c.reason, to_unit_id=c.to_unit_id, note=c.note,
-                   actor=c.actor, at=c.occurred_at, command_id=c.command_id, now=self.clock())  # fmt: skip
+                   actor=c.actor, at=c.occurred_at, command_id=c.command_id, now=self.clock(),
+                   received=received)  # fmt: skip
 
-    def _resolve(self, g: Grievance, c: Resolve) -> None:
+    def _resolve(self, g: Grievance, c: Resolve, received: datetime | None) -> None:
         g.resolve(summary=c.summary, actor=c.actor, at=c.occurred_at, command_id=c.command_id)
 
-    def _reply(self, g: Grievance, c: Reply) -> None:
+    def _reply(self, g: Grievance, c: Reply, received: datetime | None) -> None:
         g.reply(reason=c.reason, answer=c.answer, actor=c.actor, at=c.occurred_at, command_id=c.command_id)
 
-    def _rate(self, g: Grievance, c: Rate) -> None:
+    def _rate(self, g: Grievance, c: Rate, received: datetime | None) -> None:
         g.rate(rating=c.rating, comment=c.comment, limits=self.limits, actor=c.actor, at=c.occurred_at,
-               command_id=c.command_id)  # fmt: skip
+               command_id=c.command_id, received=received)  # fmt: skip
 
     def _store(self, changed: list[Grievance], tracking: Tracking | None = None) -> None:
         """What `Application.save` does for aggregates known to be Grievances, through the event store's public

@@ -117,11 +117,11 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 
 @pytest.fixture(scope="session")
 def signing_keys(tmp_path_factory: pytest.TempPathFactory, yongji: OrgChart) -> tuple[Path, Path]:
-    """A key file the workers accept and a gateway's private key in it, as a grid workers' app gateway holds
-    one: (the key file, the private key)."""
+    """A key file the workers accept and an operator's import key in it (the tests play history older than the
+    time bounds allow anyone else): (the key file, the private key)."""
     folder = tmp_path_factory.mktemp("keys")
     keys, private = folder / "kafka-keys.json", folder / "gateway.pem"
-    add_key(keys, private, name="app-gateway", role=KeyRole.GATEWAY, unit_id=None, chart=yongji)
+    add_key(keys, private, name="import-operator", role=KeyRole.OPERATOR, unit_id=None, chart=yongji)
     return keys, private
 
 

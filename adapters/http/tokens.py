@@ -22,7 +22,7 @@ from engine.errors import ConfigurationError
 log = structlog.get_logger("grievance.http")
 
 # The roles a token can carry: operators and the engine's own processes never come over HTTP.
-TOKEN_ROLES = tuple(r for r in Role if r not in (Role.OPERATOR, Role.SYSTEM))
+TOKEN_ROLES = tuple(r for r in Role if r not in (Role.OPERATOR, Role.GATEWAY, Role.SYSTEM))
 
 
 class TokenEntry(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):

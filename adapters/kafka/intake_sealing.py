@@ -3,7 +3,8 @@ leaves the producer, so that no topic, replica or backup of Kafka holds it reada
 
 The scheme is HPKE (RFC 9180: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-128-GCM, base mode, with the
 `cryptography` package). A sealed field reads `hpke:v1:<base64 of enc ‖ ciphertext>`; the info binds it to
-the resident's id and the field's name, so a sealed value cannot be moved to another resident or field. The
+the grievance, the command, the resident's id and the field's name, so a sealed value cannot be moved to
+another command, resident or field. The
 worker opens it with the intake's private key and the engine seals it again under the resident's own key
 (adapters/storage/resident_keys.py) as it stores the event; rejected copies keep it as it came, sealed.
 """
@@ -26,10 +27,16 @@ from engine.errors import ConfigurationError
 PREFIX = "hpke:v1:"
 SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_128_GCM)
 PERSONAL = ("name", "phone")
+WITHHELD = b'{"withheld": "the message may name a resident in clear and did not read as a command"}'
 
 
-def _info(resident_id: str, field: str) -> bytes:
-    return b"\n".join([b"grievance-intake/v1", resident_id.encode(), field.encode()])
+def _info(command: Report, field: str) -> bytes:
+    # Bound to the grievance, the command and the resident: a sealed value lifted into another command opens
+    # with nothing.
+    resident = command.resident.resident_id if command.resident else ""
+    parts = [b"grievance-intake/v1", str(command.grievance_id).encode(), command.command_id.encode(),
+             resident.encode(), field.encode()]  # fmt: skip
+    return b"\n".join(parts)
 
 
 def is_sealed(value: str) -> bool:
@@ -60,8 +67,7 @@ class IntakeSealer:
             return command
         r = command.resident
         fields = {
-            f: PREFIX
-            + base64.b64encode(SUITE.encrypt(v.encode(), self.public_key, info=_info(r.resident_id, f))).decode()
+            f: PREFIX + base64.b64encode(SUITE.encrypt(v.encode(), self.public_key, info=_info(command, f))).decode()
             for f in PERSONAL
             if (v := getattr(r, f)) and not is_sealed(v)
         }
@@ -112,11 +118,12 @@ class IntakeOpener:
                 raise Unopened("unreadable_personal_data", "this worker holds no intake key to open it with")
             try:
                 raw = base64.b64decode(value[len(PREFIX) :], validate=True)
-                opened[f] = SUITE.decrypt(raw, self.private_key, info=_info(r.resident_id, f)).decode()
+                opened[f] = SUITE.decrypt(raw, self.private_key, info=_info(command, f)).decode()
             except Exception:  # not base64, not sealed to our key or this resident, not UTF-8: all alike
                 raise Unopened("unreadable_personal_data", f"resident.{f} does not open with the intake key") from None
+        plain = msgspec.structs.replace(r, **opened)
         try:
-            plain: Resident = msgspec.convert(msgspec.to_builtins(msgspec.structs.replace(r, **opened)), PlainResident)
+            msgspec.convert(msgspec.to_builtins(plain), PlainResident)  # the plain fields' own constraints
         except msgspec.ValidationError as e:
             raise Unopened("malformed", f"resident, once opened: {e}") from None
         return msgspec.structs.replace(command, resident=plain)
@@ -134,8 +141,11 @@ def withheld(value: bytes) -> bytes:
     try:
         document = msgspec.json.decode(value)
     except (msgspec.DecodeError, RecursionError):
-        return value
-    resident = document.get("resident") if isinstance(document, dict) else None
+        # Unreadable: copied as it came unless it may name a resident, then withheld whole.
+        return WITHHELD if b"resident" in value else value
+    if not isinstance(document, dict):
+        return WITHHELD if b"resident" in value else value
+    resident = document.get("resident")
     clear = [f for f in PERSONAL if isinstance(resident, dict) and isinstance(resident.get(f), str)
              and resident[f] and not is_sealed(resident[f])]  # fmt: skip
     if not clear:

@@ -39,11 +39,13 @@ KEY_HEADER, AT_HEADER, SIGNATURE_HEADER = "signature.key", "signature.at", "sign
 
 
 class KeyRole(StrEnum):
-    """Whose a signing key is: a person's (signing as themselves) or a gateway's (vouching for its users)."""
+    """Whose a signing key is: a person's (signing as themselves), a gateway's (vouching for its users, within
+    the time bounds), or an operator's (a migration from an old system: history of any age, as the CLI)."""
 
     GRID_WORKER = "grid_worker"
     ADMIN = "admin"
     GATEWAY = "gateway"
+    OPERATOR = "operator"
 
 
 class KeyEntry(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -58,9 +60,7 @@ class KeyEntry(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     revoked_at: str | None = None
 
     def principal(self) -> Principal:
-        """Who signs with this key: the person, or (a gateway) an operator vouching for each command's actor."""
-        if self.role is KeyRole.GATEWAY:
-            return Principal(self.name, Role.OPERATOR)
+        """Who signs with this key: the person, or a gateway or operator vouching for each command's actor."""
         return Principal(self.name, Role(self.role.value), self.unit_id)
 
 

@@ -42,6 +42,9 @@ log = structlog.get_logger("grievance.worker")
 # What a batch's failure is retried for, whole: the store or the broker failing for a while, another worker's
 # position. Anything else is the engine failing on one of the batch's messages.
 RETRIED_FAILURES = (PersistenceError, KafkaError, InfrastructureError, OSError)
+# The most of a message's value a rejected copy carries, so that a copy (with its headers) always fits within the
+# broker's limit that its original just fitted: else the copy fails, and with it the batch, for ever.
+MAX_COPY = 512 * 1024
 _EMPTY = Rejected(command_id=None, grievance_id=None, code="malformed", field="$", reason="the message has no value")
 
 
@@ -293,8 +296,10 @@ class CommandWorker:
             self.producer.send(
                 # A copy never carries a resident's personal data readable, though it may have come so.
                 self.settings.rejected_topic, key=record.key,
-                value=None if record.value is None else withheld(record.value),
-                headers=rejection_headers(record, result),
+                value=None if record.value is None else withheld(record.value)[:MAX_COPY],
+                headers=[*rejection_headers(record, result),
+                         *([("value.truncated", str(len(record.value)).encode())]
+                           if record.value is not None and len(record.value) > MAX_COPY else [])],
             )
             for record, result in zip(records, results, strict=True)
             if isinstance(result, Rejected)

@@ -13,8 +13,16 @@ from engine.access import SUPERVISION, Principal, Role
 from engine.chart import OrgChart
 from engine.clock import PlaybackClock
 from engine.commands import Claim, Command, Escalate, Report
-from engine.errors import EscalationRefused, Forbidden, GrievanceError, GrievanceNotFound, InvalidValue
+from engine.errors import (
+    AlreadyReported,
+    EscalationRefused,
+    Forbidden,
+    GrievanceError,
+    GrievanceNotFound,
+    InvalidValue,
+)
 from engine.grievance import Category, ClaimMode, EscalationReason
+from engine.personal_data import masked
 from engine.service_chain import ServiceChain
 from tests.conftest import OPERATOR, T0
 from tests.scenario import COMMUNITY, GRID, HOUSEHOLD, STREET
@@ -83,7 +91,8 @@ def test_only_an_operators_historic_import_goes_further_back(chain: ServiceChain
 
 def test_only_supervision_escalates_for_lateness(chain: ServiceChain) -> None:
     gid = uuid4()
-    chain.apply(report(at=NOW - timedelta(hours=60), gid=gid), principal=WORKER)  # due to be claimed 36 h ago
+    # Imported with its own times, so it was due to be claimed 36 h ago.
+    chain.apply(report(at=NOW - timedelta(hours=60), gid=gid), principal=OPERATOR)
     overdue = Escalate(grievance_id=gid, command_id="late", actor="worker-li", occurred_at=NOW,
                        reason=EscalationReason.OVERDUE)  # fmt: skip
     forged = refusal(chain, overdue, WORKER)
@@ -146,3 +155,51 @@ def test_a_phone_a_little_fast_does_not_block_the_other_writers(chain: ServiceCh
     claim = Claim(grievance_id=gid, command_id="c", actor="worker-li", occurred_at=NOW, unit_id=HOUSEHOLD,
                   mode=ClaimMode.MEMBER, claimant="worker-li")  # fmt: skip
     assert chain.apply(claim, principal=WORKER).status == "claimed"
+
+
+def test_limits_run_from_when_the_chain_got_a_command_not_from_the_phones_time(chain: ServiceChain) -> None:
+    """A report stamped 71 hours back (within the lag) does not arrive overdue: the limit to claim runs from the
+    server's clock. (A backdated batch of report, claim and escalate once made a community 'miss' a claim.)"""
+    gid = uuid4()
+    chain.apply(report(at=NOW - timedelta(hours=71), gid=gid), principal=WORKER)
+    assert chain.grievance(gid).claim_due == NOW + timedelta(days=1)
+    late = Escalate(grievance_id=gid, command_id="s", actor=SUPERVISION.name, occurred_at=NOW,
+                    reason=EscalationReason.OVERDUE)  # fmt: skip
+    with pytest.raises(EscalationRefused):
+        chain.apply(late, principal=SUPERVISION)
+
+
+def test_a_report_on_an_id_outside_ones_jurisdiction_gets_one_answer_whatever_its_command_id(
+    chain: ServiceChain,
+) -> None:
+    gid = uuid4()
+    chain.apply(report(actor="secretary", unit=COMMUNITY, gid=gid), principal=OPERATOR)
+    for command_id in (f"supervision:{gid}:v1", "another", report(gid=gid).command_id):
+        refused = refusal(chain, msgspec.structs.replace(report(gid=gid), command_id=command_id), WORKER)
+        assert (type(refused), refused.field) == (AlreadyReported, "grievance_id")
+
+
+def test_a_gateway_vouches_for_its_users_within_the_time_bounds_and_never_for_lateness(chain: ServiceChain) -> None:
+    gateway = Principal("app-gateway", Role.GATEWAY)
+    chain.apply(report(actor="resident-app-user-1", unit="mh-chengdong-01-1-1-1"), principal=gateway)
+    stale = refusal(chain, report(at=NOW - timedelta(hours=73)), gateway)
+    assert (type(stale), stale.field) == (InvalidValue, "occurred_at")
+    gid = uuid4()
+    chain.apply(report(gid=gid), principal=gateway)
+    forged = Escalate(grievance_id=gid, command_id="late", actor="supervision", occurred_at=NOW,
+                      reason=EscalationReason.OVERDUE)  # fmt: skip
+    assert (type(refused := refusal(chain, forged, gateway)), refused.field) == (Forbidden, "reason")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "shown"),
+    [
+        ("resident_name", "王芳", "王*"),
+        ("resident_name", "芳", "*"),
+        ("resident_phone", "139 0000 1234", "139****1234"),
+        ("resident_phone", "6512-3456", "****3456"),
+        ("resident_id", "zhang.san@example.com", "zh*******************"),
+    ],
+)
+def test_personal_data_is_masked_so_that_little_of_it_shows(field: str, value: str, shown: str) -> None:
+    assert masked(field, value) == shown

@@ -4,13 +4,25 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
+from uuid import uuid4
 
+import msgspec
 import pytest
 
+from adapters.kafka.intake_sealing import (
+    WITHHELD,
+    IntakeOpener,
+    IntakeSealer,
+    Unopened,
+    make_intake_key,
+    withheld,
+)
 from adapters.kafka.signatures import CommandSigner, KeyBook, KeyRole, Unverified, add_key, revoke_key
 from engine.access import Role
 from engine.chart import OrgChart
+from engine.commands import Report, Resident
 from engine.errors import ConfigurationError
+from engine.grievance import Category
 from tests.conftest import T0
 from tests.scenario import GRID
 
@@ -39,7 +51,7 @@ def test_a_person_signs_as_themselves_and_a_gateway_vouches_for_its_users(keys: 
     _, book, li, gateway = keys
     worker = book.verify(TOPIC, KEY, VALUE, li.headers(TOPIC, KEY, VALUE, at=T0), T0)
     assert (worker.name, worker.role, worker.unit_id) == ("worker-li", Role.GRID_WORKER, GRID)
-    assert book.verify(TOPIC, KEY, VALUE, gateway.headers(TOPIC, KEY, VALUE, at=T0), T0).role is Role.OPERATOR
+    assert book.verify(TOPIC, KEY, VALUE, gateway.headers(TOPIC, KEY, VALUE, at=T0), T0).role is Role.GATEWAY
 
 
 def test_unsigned_altered_moved_unknown_expired_and_early_messages_are_refused(keys: Keys, tmp_path: Path,
@@ -77,3 +89,33 @@ def test_keys_are_checked_when_made_and_private_keys_never_overwritten(tmp_path:
         add_key(path, tmp_path / "b.pem", name="w", role=KeyRole.GRID_WORKER, unit_id=GRID, chart=yongji)
     with pytest.raises(ConfigurationError, match="no key"):
         revoke_key(path, "0000")
+
+
+def test_a_sealed_name_lifted_into_another_command_opens_with_nothing(tmp_path: Path) -> None:
+    make_intake_key(tmp_path / "intake.pem", tmp_path / "intake.pub.pem")
+    sealer = IntakeSealer.from_file(tmp_path / "intake.pub.pem")
+    opener = IntakeOpener.from_file(tmp_path / "intake.pem")
+    resident = Resident(resident_id="res-1", name="王芳", phone="139 0000 1234")
+    original = Report(grievance_id=uuid4(), command_id="mine", actor="w", occurred_at=T0, unit_id=GRID,
+                      category=Category.OTHER, title="t", description="d", resident=resident)  # fmt: skip
+    sealed = sealer.sealed(original)
+    assert isinstance(sealed, Report)
+    assert sealed.resident is not None
+    assert "王芳" not in sealed.resident.name
+    opened = opener.opened(sealed)
+    assert isinstance(opened, Report)
+    assert opened.resident == resident
+    lifted = msgspec.structs.replace(sealed, grievance_id=uuid4(), command_id="theirs")
+    with pytest.raises(Unopened) as refused:
+        opener.opened(lifted)
+    assert refused.value.code == "unreadable_personal_data"
+    with pytest.raises(Unopened, match="in clear"):
+        opener.opened(original)
+
+
+def test_a_rejected_copy_that_may_name_a_resident_in_clear_is_withheld() -> None:
+    name = "张三".encode()
+    assert withheld(b'{"kind": "report", "resident": {"name": "' + name + b'"}}x') == WITHHELD
+    assert withheld(b'[{"resident": {"name": "' + name + b'"}}]') == WITHHELD
+    assert name not in withheld(b'{"kind": "report", "resident": {"resident_id": "r", "name": "' + name + b'"}}')
+    assert withheld(b"{not json") == b"{not json"
