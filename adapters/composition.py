@@ -42,6 +42,7 @@ from adapters.storage.key_encryption import KeyEncryptionKeys
 from adapters.storage.log_follower import keep_following
 from adapters.storage.operator_log import OperatorLog
 from adapters.storage.resident_keys import ResidentKeys
+from adapters.storage.seen_signatures import KEPT_FOR, SeenSignatures
 from engine.access import Principal, Role
 from engine.chart import OrgChart
 from engine.clock import Clock
@@ -160,7 +161,10 @@ def build_key_book(settings: Settings, chart: OrgChart) -> KeyBook:
 
 def build_worker(settings: Settings, chain: ServiceChain) -> CommandWorker:
     """A command worker in the workers' consumer group, applying each message as whoever signed it."""
-    return CommandWorker.connect(build_intake(chain), settings.kafka, keys=build_key_book(settings, chain.chart))
+    seen = _creating_tables(lambda: SeenSignatures(chain.recorder.datastore))  # type: ignore[attr-defined]
+    seen.forget_before(chain.clock() - KEPT_FOR)
+    return CommandWorker.connect(build_intake(chain), settings.kafka, keys=build_key_book(settings, chain.chart),
+                                 seen=seen)  # fmt: skip
 
 
 def build_relay(settings: Settings, chain: ServiceChain, *, page_size: int = 1000) -> EventRelay:

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -32,7 +33,8 @@ from adapters.backoff import wait_after
 from adapters.intake import Intake
 from adapters.kafka.intake_sealing import IntakeOpener, Unopened, withheld
 from adapters.kafka.settings import KafkaSettings
-from adapters.kafka.signatures import KeyBook, Unverified
+from adapters.kafka.signatures import SIGNATURE_HEADER, KeyBook, Unverified
+from adapters.storage.seen_signatures import SeenSignatures
 from engine.access import Principal
 from engine.commands import Command, CommandBase, command_decoder
 from engine.errors import InfrastructureError
@@ -111,12 +113,15 @@ class CommandWorker:
         *,
         keys: KeyBook,
         opener: IntakeOpener | None = None,
+        seen: SeenSignatures | None = None,
     ) -> None:
         self.intake = intake
         # Who sent each message is proved by its signature, checked against these keys.
         self.keys = keys
         # Residents' personal data comes sealed to the engine's intake key; this opens it.
         self.opener = opener or IntakeOpener(None)
+        # Signatures seen, and where: the same one elsewhere in the log is a replay.
+        self.seen = seen
         self.consumer = consumer
         self.producer = producer
         self.settings = settings
@@ -124,8 +129,14 @@ class CommandWorker:
 
     @classmethod
     def connect(
-        cls, intake: Intake, settings: KafkaSettings, *, keys: KeyBook, client_id: str = "grievance-worker"
-    ) -> CommandWorker:  # residents' data is opened with the settings' intake private key
+        cls,
+        intake: Intake,
+        settings: KafkaSettings,
+        *,
+        keys: KeyBook,
+        seen: SeenSignatures | None = None,
+        client_id: str = "grievance-worker",
+    ) -> CommandWorker:  # residents' data is opened with the settings' intake private key; fmt: skip
         """A worker with its own consumer (in the workers' group) and producer (for rejected copies), applying
         commands as whoever signed each (`keys`)."""
         consumer = KafkaConsumer(
@@ -142,7 +153,7 @@ class CommandWorker:
         )
         producer = KafkaProducer(bootstrap_servers=settings.servers, client_id=client_id, acks="all", linger_ms=5)
         opener = IntakeOpener.from_file(settings.intake_private_key)
-        worker = cls(intake, consumer, producer, settings, keys=keys, opener=opener)
+        worker = cls(intake, consumer, producer, settings, keys=keys, opener=opener, seen=seen)
         consumer.subscribe([settings.commands_topic], listener=_Rebalance(lambda: worker))
         return worker
 
@@ -250,15 +261,29 @@ class CommandWorker:
         commands: list[Command] = []
         senders: list[Principal] = []
         now = self.intake.chain.clock()
+        proved: list[Principal | Unverified | None] = []
         for record in records:
             if record.value is None:
-                decoded.append(_EMPTY)
+                proved.append(None)
                 continue
             try:
-                sender = self.keys.verify(record.topic, record.key, record.value, record.headers, now)
+                proved.append(self.keys.verify(record.topic, record.key, record.value, record.headers, now))
             except Unverified as unproved:
-                decoded.append(Rejected(command_id=None, grievance_id=None, code=unproved.code, field="signature",
-                                        reason=unproved.reason))  # fmt: skip
+                proved.append(unproved)
+        # Only proved messages' signatures count as seen: a forged message cannot make a true one a "replay".
+        replayed = self._replays([r for r, p in zip(records, proved, strict=True) if isinstance(p, Principal)], now)
+        for record, sender in zip(records, proved, strict=True):
+            if record.value is None or sender is None:
+                decoded.append(_EMPTY)
+                continue
+            if isinstance(sender, Unverified):
+                decoded.append(Rejected(command_id=None, grievance_id=None, code=sender.code, field="signature",
+                                        reason=sender.reason))  # fmt: skip
+                continue
+            if _place(record) in replayed:
+                decoded.append(Rejected(command_id=None, grievance_id=None, code="replayed", field="signature",
+                                        reason="this signed message was produced before, elsewhere in the log"),
+                               )  # fmt: skip
                 continue
             try:
                 command: Command = command_decoder.decode(record.value)
@@ -289,6 +314,13 @@ class CommandWorker:
                 before_store=lambda applied: self._copy_rejected(records, merged(applied)),
             )
         )
+
+    def _replays(self, records: Sequence[Any], now: datetime) -> set[str]:
+        """The places of records whose signature was seen at another place of the log before."""
+        if self.seen is None:
+            return set()
+        signed = [(dict(r.headers or []).get(SIGNATURE_HEADER), _place(r)) for r in records]
+        return self.seen.replays([(s, p) for s, p in signed if s], now)
 
     def _copy_rejected(self, records: Sequence[Any], results: Sequence[Result]) -> None:
         """Copy each rejected record to the rejected topic, with its error and source, and wait for the broker."""
@@ -353,3 +385,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 def _next_offsets(polled: Mapping[TopicPartition, Sequence[Any]]) -> dict[TopicPartition, OffsetAndMetadata]:
     return {tp: OffsetAndMetadata(max(r.offset for r in records) + 1, "", -1) for tp, records in polled.items()}
+
+
+def _place(record: Any) -> str:
+    return f"{record.topic}[{record.partition}]@{record.offset}"

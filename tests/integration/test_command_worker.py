@@ -12,7 +12,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from kafka import TopicPartition
+from kafka import KafkaProducer, TopicPartition
 
 from adapters.composition import build_chain, build_emitter, build_key_book
 from adapters.intake import Intake
@@ -21,6 +21,7 @@ from adapters.kafka.signatures import CommandSigner, KeyBook, KeyRole, add_key
 from adapters.kafka.topics import ensure_topics
 from adapters.kafka.worker import CommandWorker, upstream_name
 from adapters.settings import Settings
+from adapters.storage.seen_signatures import SeenSignatures
 from engine.service_chain import ServiceChain
 from tests.conftest import T0
 from tests.kafka_tools import produce, read_topic, wait_for
@@ -218,3 +219,23 @@ def test_residents_data_never_crosses_kafka_readable(chain: ServiceChain, kafka:
     sealed_message = next(r for r in read_topic(kafka, kafka.commands_topic, expected=2) if b"sealed" in r.value)
     assert "王芳".encode() not in sealed_message.value
     assert b"hpke:v1:" in sealed_message.value
+
+
+def test_a_signed_message_produced_again_is_rejected_as_a_replay(chain: ServiceChain, kafka: KafkaSettings) -> None:
+    """A resolve sent before its claim is refused; someone who copies it from the topic and produces it again
+    later, when it would apply, finds it rejected as a replay. Delivered again at its own place, it is not."""
+    gid = uuid4()
+    refused_first = (str(gid).encode(), json.dumps({"kind": "resolve", "command_id": "early", "grievance_id": str(gid),
+                     "actor": "m", "occurred_at": T0.isoformat(), "summary": "done"}).encode())  # fmt: skip
+    produce(kafka, [refused_first], partition=0)
+    seen = SeenSignatures(chain.recorder.datastore)  # type: ignore[attr-defined]
+    run_until(CommandWorker.connect(Intake(chain), kafka, keys=keys_for(kafka, chain), seen=seen), kafka, 1, chain)
+    (original,) = read_topic(kafka, kafka.commands_topic, expected=1)
+    copier = KafkaProducer(bootstrap_servers=kafka.servers)
+    copier.send(kafka.commands_topic, key=original.key, value=original.value, headers=original.headers, partition=0)
+    copier.flush()
+    copier.close()
+    run_until(CommandWorker.connect(Intake(chain), kafka, keys=keys_for(kafka, chain), seen=seen), kafka, 2, chain)
+    codes = [dict(r.headers)["error.code"] for r in read_topic(kafka, kafka.rejected_topic, expected=2)]
+    assert codes[1] == b"replayed"
+    assert codes[0] != b"replayed", "the first one was refused by a rule, not as a replay"
