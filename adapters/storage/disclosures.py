@@ -44,6 +44,4 @@ class DisclosureLog(SideTable):
 
     def latest(self, *, grievance_id: UUID | None = None, limit: int = 100) -> list[Disclosure]:
         """The latest readings, newest first (of one grievance, if given)."""
-        where, params = (" WHERE grievance_id = ?", (str(grievance_id),)) if grievance_id else ("", ())
-        rows = self._execute(f"SELECT * FROM {self.table}{where} ORDER BY read_at DESC LIMIT ?", (*params, limit))
-        return [Disclosure(**{k: r[k] for k in Disclosure.__struct_fields__}) for r in rows]
+        return self._latest(Disclosure, "read_at", grievance_id, limit)

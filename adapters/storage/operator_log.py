@@ -52,6 +52,4 @@ class OperatorLog(SideTable):
 
     def latest(self, *, grievance_id: UUID | None = None, limit: int = 100) -> list[OperatorAction]:
         """The latest actions, newest first (on one grievance, if given)."""
-        where, params = (" WHERE grievance_id = ?", (str(grievance_id),)) if grievance_id else ("", ())
-        rows = self._execute(f"SELECT * FROM {self.table}{where} ORDER BY at DESC LIMIT ?", (*params, limit))
-        return [OperatorAction(**{k: r[k] for k in OperatorAction.__struct_fields__}) for r in rows]
+        return self._latest(OperatorAction, "at", grievance_id, limit)

@@ -3,9 +3,12 @@ residents' keys, the record of personal data read in full."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+from uuid import UUID
 
 from eventsourcing.postgres import PostgresDatastore
+
+R = TypeVar("R")
 
 
 class SideTable:
@@ -26,3 +29,10 @@ class SideTable:
                 return list(cursor.fetchall())
             except Exception:  # a statement that returns no rows: each driver says so its own way
                 return []
+
+    def _latest(self, record: type[R], when: str, grievance_id: UUID | None, limit: int) -> list[R]:
+        """The newest rows first, by the `when` column, as `record`s (of one grievance, if given)."""
+        where, params = (" WHERE grievance_id = ?", (str(grievance_id),)) if grievance_id else ("", ())
+        rows = self._execute(f"SELECT * FROM {self.table}{where} ORDER BY {when} DESC LIMIT ?", (*params, limit))
+        fields: tuple[str, ...] = record.__struct_fields__  # type: ignore[attr-defined]
+        return [record(**{k: r[k] for k in fields}) for r in rows]
