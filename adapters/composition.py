@@ -64,7 +64,14 @@ def build_chain(settings: Settings, *, clock: Clock | None = None) -> ServiceCha
     chart = load_chart(settings.chart_path)
     limits = settings.time_limits()
     chain = _creating_tables(
-        lambda: ServiceChain(settings.store_env(), chart=chart, limits=limits, clock=clock, bounds=settings.time_bounds)
+        lambda: ServiceChain(
+            settings.store_env(),
+            chart=chart,
+            limits=limits,
+            clock=clock,
+            bounds=settings.time_bounds,
+            decided_cache_size=settings.decided_cache_size,
+        )
     )
     keks = KeyEncryptionKeys.from_file(settings.resident_kek_file) if settings.resident_kek_file else None
     datastore = chain.recorder.datastore  # type: ignore[attr-defined]

@@ -21,6 +21,7 @@ DEFAULT_DATABASE_URL = "sqlite:///grievances.db"
 SHIPPED_CHART = Path(__file__).parent / "demo" / "charts" / "yongji.json"
 DURABILITY = {"full": ("FULL", "on"), "normal": ("NORMAL", "off"), "off": ("OFF", "off")}
 DEFAULT_HTTP_THREADS = 40
+DEFAULT_DECIDED_CACHE = 10_000
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class Settings:
     tokens_file: Path | None = None
     # Threads an HTTP server process answers store-reading requests with.
     http_threads: int = DEFAULT_HTTP_THREADS
+    # Grievances a process holds as last stored, so commands read only what came since (engine/decided_grievances.py).
+    decided_cache_size: int = DEFAULT_DECIDED_CACHE
     # How far a command's own time may stray from the server's clock (engine/clock.py says why).
     time_bounds: TimeBounds = field(default_factory=lambda: TimeBounds())
     kafka: KafkaSettings = field(default_factory=lambda: KafkaSettings())
@@ -97,6 +100,7 @@ class Settings:
             tokens_json=env.get("GRIEVANCE_API_TOKENS") or None,
             tokens_file=Path(tokens_file) if tokens_file else None,
             http_threads=int(threads),
+            decided_cache_size=_number(env, "GRIEVANCE_DECIDED_CACHE", DEFAULT_DECIDED_CACHE, 0, 10_000_000),
             time_bounds=bounds,
             open311_public=public == "on",
             resident_kek_file=Path(kek) if (kek := env.get("GRIEVANCE_RESIDENT_KEK_FILE", "").strip()) else None,
@@ -178,6 +182,7 @@ class Settings:
             "GRIEVANCE_DASHBOARD_CACHE": "on" if self.dashboard_cache else "off",
             "GRIEVANCE_ACTOR": self.actor,
             "GRIEVANCE_HTTP_THREADS": str(self.http_threads),
+            "GRIEVANCE_DECIDED_CACHE": str(self.decided_cache_size),
             "GRIEVANCE_OPEN311_PUBLIC": "on" if self.open311_public else "off",
             "GRIEVANCE_CLOCK_SKEW_MINUTES": str(int(self.time_bounds.skew.total_seconds() // 60)),
             "GRIEVANCE_MAX_LAG_HOURS": str(int(self.time_bounds.lag.total_seconds() // 3600)),

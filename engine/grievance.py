@@ -484,6 +484,18 @@ class Grievance(Aggregate):
                 command_id=command_id,
             )
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Grievance:
+        """A copy that changes apart from this one: what is changed in place (the path, the commands seen, the
+        events waiting to be stored) is copied; every value in them and every other attribute never changes in
+        place, so is shared. Copying a grievance of 5,000 events this way is a copy of one dict, not a walk."""
+        twin = object.__new__(type(self))
+        twin.__dict__.update(self.__dict__)
+        twin.path = list(self.path)
+        twin._commands = dict(self._commands)
+        twin._pending_events = list(self._pending_events)
+        memo[id(self)] = twin
+        return twin
+
     # ----------------------------------------------------------------------------- queries
 
     def due_at(self) -> datetime | None:

@@ -7,13 +7,31 @@ themselves, and the hash chain over them as stored, stay whole.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Protocol
 
 ERASED = "[erased]"
 
 
+class Sealer(Protocol):
+    """Seals the personal fields of one batch of events, under keys made ready for the batch's subjects at once."""
+
+    def seal(self, subject: str, field: str, value: str) -> str:
+        """The value as it may be stored: unreadable without the subject's key."""
+        ...
+
+    def store_keys(self) -> None:
+        """Store the keys made for the batch's new subjects, in a transaction of their own: for an event store that
+        cannot store them in the batch's own transaction (which the event store's `sealed_by` does)."""
+        ...
+
+
 class PersonalData(Protocol):
     """Seals and opens one personal field of one resident (the subject)."""
+
+    def for_batch(self, subjects: Collection[str]) -> Sealer:
+        """A sealer for a batch of events naming `subjects`, their keys read (or made) at once."""
+        ...
 
     def seal(self, subject: str, field: str, value: str) -> str:
         """The value as it may be stored: unreadable without the subject's key."""

@@ -13,7 +13,7 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent, Transcoder
 from eventsourcing.utils import resolve_topic
 
-from engine.personal_data import PersonalData
+from engine.personal_data import PersonalData, Sealer
 
 # Filled in from the stored record's columns, never from the JSON body.
 _RECORD_FIELDS = frozenset({"originator_id", "originator_version"})
@@ -53,16 +53,29 @@ class TypedEventMapper(Mapper[UUID]):
     # they are, and reads them as stored.
     personal_data: PersonalData | None = None
 
-    def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+    def to_stored_events(
+        self, domain_events: list[DomainEventProtocol[UUID]]
+    ) -> tuple[list[StoredEvent], Sealer | None]:
+        """A batch's events as stored, and the sealer their personal fields were sealed with (None if none were):
+        the keys of all the batch's residents are read at once, and those it made must be stored with the batch."""
+        sealer: Sealer | None = None
+        if self.personal_data is not None:
+            subjects = {s for e in domain_events if (s := _subject(e))}
+            if subjects:
+                sealer = self.personal_data.for_batch(subjects)
+        return [self.to_stored_event(e, sealer=sealer) for e in domain_events], sealer
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[UUID], *, sealer: Sealer | None = None) -> StoredEvent:
         cls = type(domain_event)
         fields = getattr(cls, "personal_fields", ())
         state: dict[str, Any] = vars(domain_event)
-        subject = state.get(getattr(cls, "personal_subject", ""))
-        if fields and self.personal_data is not None and subject:
+        subject = _subject(domain_event)
+        sealing = sealer or self.personal_data
+        if fields and sealing is not None and subject:
             sealed = dict(state)
             for field in fields:
                 if sealed.get(field):
-                    sealed[field] = self.personal_data.seal(subject, field, sealed[field])
+                    sealed[field] = sealing.seal(subject, field, sealed[field])
             copy = object.__new__(cls)
             object.__setattr__(copy, "__dict__", sealed)
             domain_event = copy
@@ -106,6 +119,15 @@ class TypedEventMapper(Mapper[UUID]):
         domain_event = object.__new__(cls)
         object.__setattr__(domain_event, "__dict__", state)
         return domain_event  # type: ignore[no-any-return]
+
+
+def _subject(domain_event: Any) -> str | None:
+    """Whose personal data the event holds, if its class names personal fields and the event a subject."""
+    cls = type(domain_event)
+    if not getattr(cls, "personal_fields", ()):
+        return None
+    subject: str | None = vars(domain_event).get(getattr(cls, "personal_subject", ""))
+    return subject
 
 
 @cache

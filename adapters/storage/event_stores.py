@@ -1,13 +1,14 @@
 """The library's SQLite and PostgreSQL stores, with an explicit durability setting and batch reads.
 
 The library reads one aggregate a query; a batch of commands touches hundreds of grievances, so the
-recorders here add `select_events_of`, which reads the events of many grievances in one query.
+recorders here add `select_events_after` (and `select_events_of`), which read the events of many grievances in one
+query.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -45,13 +46,38 @@ def _continued(stored_events: Sequence[StoredEvent]) -> list[tuple[UUID, int]]:
     return [(oid, v) for oid, v in first.items() if v > 1]
 
 
+def _committed(kwargs: dict[str, Any]) -> None:
+    """A batch is committed: the keys made for it (if any) may be used from now on."""
+    if (sealed_by := kwargs.get("sealed_by")) is not None:
+        sealed_by.stored()
+
+
+def _stored_event(row: Any) -> StoredEvent:
+    """A PostgreSQL row of the events table as the library's StoredEvent."""
+    return StoredEvent(
+        originator_id=row["originator_id"],
+        originator_version=row["originator_version"],
+        topic=row["topic"],
+        state=bytes(row["state"]),
+    )
+
+
 class BatchReadingSQLiteRecorder(SQLiteProcessRecorder):
     """SQLite process recorder (events, and upstream positions in the same transaction) that can read many
     aggregates' events in one query, and writes each event's chained hash in the same transaction."""
 
+    # Residents' keys made for a batch (adapters.storage.resident_keys.BatchKeys, passed as `sealed_by`) are
+    # written in the batch's own transaction.
+    stores_keys_with_events = True
+
     def __init__(self, datastore: SQLiteDatastore, *, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)
         self._parsed_ids: dict[str, UUID | str] = {}
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        returning = super().insert_events(stored_events, **kwargs)
+        _committed(kwargs)
+        return returning
 
     def convert_originator_id(self, originator_id: str) -> UUID | str:
         # SQLite keeps ids as text, and parsing one into a UUID was a sixth of a rebuild. A grievance's id
@@ -73,6 +99,8 @@ class BatchReadingSQLiteRecorder(SQLiteProcessRecorder):
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         returning = super()._insert_events(c, stored_events, **kwargs)
+        if (sealed_by := kwargs.get("sealed_by")) is not None:
+            sealed_by.store(c)
         if stored_events:
             starts = _continued(stored_events)
             previous: dict[UUID, bytes] = {}
@@ -109,6 +137,31 @@ class BatchReadingSQLiteRecorder(SQLiteProcessRecorder):
             )
             return [UUID(row["originator_id"]) for row in c.fetchall()]
 
+    def _stored_event(self, row: Any) -> StoredEvent:
+        return StoredEvent(
+            originator_id=self.convert_originator_id(row["originator_id"]),
+            originator_version=row["originator_version"],
+            topic=row["topic"],
+            state=row["state"],
+        )
+
+    def select_events_after(self, after: Mapping[UUID, int]) -> list[StoredEvent]:
+        """The stored events of each aggregate in `after` with versions above the one it names, ordered by
+        aggregate and version: one walk of the primary key per aggregate."""
+        events: list[StoredEvent] = []
+        pairs = sorted(after.items())
+        with self.datastore.transaction(commit=False) as c:
+            for i in range(0, len(pairs), SQLITE_IDS_PER_QUERY):
+                chunk = pairs[i : i + SQLITE_IDS_PER_QUERY]
+                c.execute(
+                    f"WITH a(id, v) AS (VALUES {','.join(['(?, ?)'] * len(chunk))}) SELECT e.* FROM a CROSS JOIN "
+                    f"{self.events_table_name} e ON e.originator_id = a.id AND e.originator_version > a.v "
+                    "ORDER BY e.originator_id, e.originator_version",
+                    [x for oid, v in chunk for x in (oid.hex, v)],
+                )
+                events.extend(map(self._stored_event, c.fetchall()))
+        return events
+
     def select_events_of(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
         """Every stored event of the given aggregates, ordered by aggregate and version."""
         events: list[StoredEvent] = []
@@ -120,21 +173,15 @@ class BatchReadingSQLiteRecorder(SQLiteProcessRecorder):
                     f"({','.join('?' * len(chunk))}) ORDER BY originator_id, originator_version",
                     chunk,
                 )
-                events.extend(
-                    StoredEvent(
-                        originator_id=self.convert_originator_id(row["originator_id"]),
-                        originator_version=row["originator_version"],
-                        topic=row["topic"],
-                        state=row["state"],
-                    )
-                    for row in c.fetchall()
-                )
+                events.extend(map(self._stored_event, c.fetchall()))
         return events
 
 
 class BatchReadingPostgresRecorder(PostgresProcessRecorder):
     """PostgreSQL process recorder (events, and upstream positions in the same transaction) that can read
     many aggregates' events in one query."""
+
+    stores_keys_with_events = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -150,6 +197,10 @@ class BatchReadingPostgresRecorder(PostgresProcessRecorder):
         )
         self.select_events_of_statement = SQL(
             "SELECT * FROM {schema}.{table} WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
+        self.select_events_after_statement = SQL(
+            "SELECT e.* FROM unnest(%b::uuid[], %b::bigint[]) AS a(id, v) JOIN {schema}.{table} e "
+            "ON e.originator_id = a.id AND e.originator_version > a.v ORDER BY e.originator_id, e.originator_version"
         ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
         schema, hashes = Identifier(self.datastore.schema), Identifier(HASHES_TABLE)
         self.sql_create_statements.append(
@@ -177,6 +228,8 @@ class BatchReadingPostgresRecorder(PostgresProcessRecorder):
         # As the library's PostgresApplicationRecorder: lock, notify, insert; only the insert's parameters differ.
         self._lock_table(curs)
         self._notify_channel(curs)
+        if (sealed_by := kwargs.get("sealed_by")) is not None:
+            sealed_by.store(curs)
         curs.execute(
             self.insert_events_statement,
             (
@@ -204,6 +257,11 @@ class BatchReadingPostgresRecorder(PostgresProcessRecorder):
                 prepare=False,
             )
 
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        returning: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+        _committed(kwargs)
+        return returning
+
     def select_hashes_of(self, originator_ids: Sequence[UUID]) -> dict[UUID, dict[int, bytes]]:
         """The stored hashes of the given grievances, by version."""
         found: dict[UUID, dict[int, bytes]] = {oid: {} for oid in originator_ids}
@@ -219,19 +277,20 @@ class BatchReadingPostgresRecorder(PostgresProcessRecorder):
             curs.execute(self.select_originator_ids_statement, (after or UUID(int=0), limit))
             return [row["originator_id"] for row in curs.fetchall()]
 
+    def select_events_after(self, after: Mapping[UUID, int]) -> list[StoredEvent]:
+        """The stored events of each aggregate in `after` with versions above the one it names, ordered by
+        aggregate and version."""
+        pairs = sorted(after.items())
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_events_after_statement, ([p[0] for p in pairs], [p[1] for p in pairs]),
+                         prepare=True)  # fmt: skip
+            return [_stored_event(row) for row in curs.fetchall()]
+
     def select_events_of(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
         """Every stored event of the given aggregates, ordered by aggregate and version."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(self.select_events_of_statement, [list(originator_ids)], prepare=True)
-            return [
-                StoredEvent(
-                    originator_id=row["originator_id"],
-                    originator_version=row["originator_version"],
-                    topic=row["topic"],
-                    state=bytes(row["state"]),
-                )
-                for row in curs.fetchall()
-            ]
+            return [_stored_event(row) for row in curs.fetchall()]
 
 
 class DurableSQLiteFactory(SQLiteFactory):

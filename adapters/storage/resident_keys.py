@@ -14,11 +14,13 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from eventsourcing.persistence import IntegrityError
 from eventsourcing.postgres import PostgresDatastore
 
 from adapters.storage.key_encryption import KeyEncryptionKeys
@@ -28,6 +30,14 @@ from engine.personal_data import ERASED
 
 PREFIX = "sealed:v1:"
 TABLE = "resident_keys"
+# SQLite's default limit on bound parameters is 32,766; stay well below it.
+IDS_PER_QUERY = 500
+
+
+def _sealed(key: bytes, subject: str, field: str, value: str) -> str:
+    nonce = os.urandom(12)
+    sealed = AESGCM(key).encrypt(nonce, value.encode(), f"{subject}\0{field}".encode())
+    return PREFIX + base64.b64encode(nonce + sealed).decode()
 
 
 class ResidentKeys(SideTable):
@@ -104,9 +114,39 @@ class ResidentKeys(SideTable):
         """`value` encrypted under the resident's key (made on first use)."""
         key = self._key(subject, create=True)
         assert key is not None
-        nonce = os.urandom(12)
-        sealed = AESGCM(key).encrypt(nonce, value.encode(), f"{subject}\0{field}".encode())
-        return PREFIX + base64.b64encode(nonce + sealed).decode()
+        return _sealed(key, subject, field, value)
+
+    def for_batch(self, subjects: Collection[str]) -> BatchKeys:
+        """The keys of a batch's residents, read in one query (but those remembered); keys for residents who have
+        none yet are made here, and stored with the batch by the event store (`BatchKeys.store`)."""
+        keys: dict[str, bytes] = {}
+        now = time.monotonic()
+        with self._lock:
+            for subject in subjects:
+                known = self._keys.get(subject)
+                if known is not None and known[0] is not None and now - known[1] < self.remember:
+                    keys[subject] = known[0]
+        unknown = sorted(s for s in subjects if s not in keys)
+        for i in range(0, len(unknown), IDS_PER_QUERY):
+            chunk = unknown[i : i + IDS_PER_QUERY]
+            rows = self._execute(f"SELECT resident_id, key, kek_id FROM {self.table} WHERE resident_id IN "
+                                 f"({','.join('?' * len(chunk))}) AND key IS NOT NULL", tuple(chunk))  # fmt: skip
+            found = {row["resident_id"]: key for row in rows if (key := self._stored(row)) is not None}
+            keys.update(found)
+            with self._lock:
+                self._keys.update((subject, (key, now)) for subject, key in found.items())
+        made: dict[str, tuple[bytes, str | None, bytes]] = {}
+        for subject in unknown:
+            if subject not in keys:
+                fresh = AESGCM.generate_key(bit_length=256)
+                kek_id, stored = self.keks.wrap(fresh) if self.keks else (None, fresh)
+                made[subject] = (fresh, kek_id, stored)
+        return BatchKeys(self, keys, made)
+
+    def _remember(self, keys: dict[str, bytes]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._keys.update((subject, (key, now)) for subject, key in keys.items())
 
     def open(self, subject: str, field: str, stored: str) -> str:
         """The value `seal` sealed, or "[erased]" once the resident's key is destroyed."""
@@ -148,3 +188,67 @@ class ResidentKeys(SideTable):
         else:
             with self.datastore.transaction(commit=False) as cursor:
                 cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+class BatchKeys:
+    """The keys one batch of events is sealed under (engine.personal_data.Sealer): those stored already, and those
+    made for residents new to the store, which the event store writes in the batch's own transaction (`store`). A
+    key made for a resident whose key another writer stored meanwhile fails the batch, which is then decided again
+    under the stored key; this process remembers the made keys only once the batch is committed (`stored`)."""
+
+    def __init__(
+        self, owner: ResidentKeys, keys: dict[str, bytes], made: dict[str, tuple[bytes, str | None, bytes]]
+    ) -> None:
+        self.owner = owner
+        self.keys = keys
+        self.made = made
+
+    def seal(self, subject: str, field: str, value: str) -> str:
+        """`value` encrypted under the resident's key: the stored one, or the one made for this batch."""
+        key = self.keys.get(subject)
+        if key is None:
+            if subject not in self.made:
+                return self.owner.seal(subject, field, value)  # not named when the batch was prepared
+            key = self.made[subject][0]
+        return _sealed(key, subject, field, value)
+
+    def store(self, cursor: Any) -> None:
+        """Write the made keys with `cursor`, inside the batch's transaction; raise IntegrityError, failing the batch,
+        if another writer stored a key for one of these residents since they were read."""
+        if not self.made:
+            return
+        owner, table = self.owner, self.owner.table
+        rows = [(subject, stored, kek_id) for subject, (_, kek_id, stored) in self.made.items()]
+        if owner.postgres:
+            # The upsert takes a forgotten resident's row (key NULL) and returns only the rows it wrote.
+            columns = ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+            with cursor.connection.cursor() as keys:
+                keys.execute(f"INSERT INTO {table} AS k (resident_id, key, kek_id) SELECT * FROM unnest(%s::text[], "
+                             "%s::bytea[], %s::text[]) ON CONFLICT (resident_id) DO UPDATE SET key = excluded.key, "
+                             "kek_id = excluded.kek_id, erased_at = NULL WHERE k.key IS NULL RETURNING resident_id",
+                             columns, prepare=False)  # fmt: skip
+                written = len(keys.fetchall())
+            if written != len(rows):
+                raise IntegrityError(f"{len(rows) - written} residents' keys were stored meanwhile by another writer")
+            return
+        # SQLite: the batch's transaction holds the database's only write lock already, so check, then write.
+        ids = list(self.made)
+        for i in range(0, len(ids), IDS_PER_QUERY):
+            chunk = ids[i : i + IDS_PER_QUERY]
+            cursor.execute(f"SELECT count(*) FROM {table} WHERE key IS NOT NULL AND resident_id IN "
+                           f"({','.join('?' * len(chunk))})", chunk)  # fmt: skip
+            if cursor.fetchone()[0]:
+                raise IntegrityError("residents' keys were stored meanwhile by another writer")
+        cursor.executemany(f"INSERT INTO {table} (resident_id, key, kek_id) VALUES (?, ?, ?) ON CONFLICT "
+                           "(resident_id) DO UPDATE SET key = excluded.key, kek_id = excluded.kek_id, erased_at = NULL",
+                           rows)  # fmt: skip
+
+    def store_keys(self) -> None:
+        """Store the made keys in a transaction of their own, for an event store that cannot take them with a batch."""
+        with self.owner.datastore.transaction(commit=True) as cursor:
+            self.store(cursor)
+        self.stored()
+
+    def stored(self) -> None:
+        """The batch is committed: remember the keys made for it."""
+        self.owner._remember({subject: fresh for subject, (fresh, _, _) in self.made.items()})

@@ -188,3 +188,83 @@ def test_keys_wrapped_under_a_key_encryption_key_are_useless_in_a_backup_once_it
             left.unwrap(*reversed(backup))
     finally:
         chain.close()
+
+
+def test_a_batch_naming_new_residents_stores_their_keys_with_its_events_in_one_transaction(
+    chain: ServiceChain,
+) -> None:
+    keys = chain_keys(chain)
+    reads: list[str] = []
+    execute = keys._execute
+
+    def counted(sql: str, params: Any = ()) -> Any:
+        reads.append(sql)
+        return execute(sql, params)
+
+    keys._execute = counted
+    gids = [uuid4() for _ in range(600)]
+    # 600 residents, one of whom reports twice in the batch: past SQLite's 500 ids a query.
+    commands = [_command(gid, f"res-{i % 599}", NAME, PHONE) for i, gid in enumerate(gids)]
+    results = chain.execute(commands, principal=OPERATOR)
+    assert all(not isinstance(r, Exception) for r in results)
+    assert len(reads) == 2, f"the batch read its residents' keys in two queries, and wrote none apart: {reads}"
+    assert all(sql.startswith("SELECT") for sql in reads)
+    assert len(execute(f"SELECT resident_id FROM {keys.table} WHERE key IS NOT NULL")) == 599
+    keys._keys.clear()  # read back from the table, not from what this process remembers
+    assert {chain.grievance(g).resident_name for g in gids} == {NAME}
+    assert chain.grievance(gids[0]).resident_id == chain.grievance(gids[599]).resident_id == "res-0"
+
+
+def test_a_key_another_writer_stored_meanwhile_wins_and_the_batch_is_sealed_again_under_it(
+    database_url: str,
+) -> None:
+    first, second = build_chain(Settings(database_url=database_url)), build_chain(Settings(database_url=database_url))
+    try:
+        keys = chain_keys(first)
+        prepare = keys.for_batch
+        racing = uuid4()
+        made: list[bool] = []
+
+        def the_other_writer_first(subjects: Any) -> Any:
+            prepared = prepare(subjects)
+            made.append("res-race" in prepared.made)
+            if made == [True]:
+                # Between this batch's read of the keys and its commit, another process reports for the same resident.
+                report_in(second, racing, "res-race")
+            return prepared
+
+        keys.for_batch = the_other_writer_first
+        gid = report(first, "res-race")
+        keys.for_batch = prepare
+        assert made == [True, False], "the batch failed on the key stored meanwhile, and was sealed again under it"
+        for app in (first, second):
+            chain_keys(app)._keys.clear()
+            assert app.grievance(gid).resident_name == NAME
+            assert app.grievance(racing).resident_name == NAME
+        stored = execute_in(first, f"SELECT count(*) AS n FROM {keys.table} WHERE resident_id = 'res-race'")
+        assert stored[0]["n"] == 1
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_forgotten_resident_who_reports_again_gets_a_new_key_in_a_batch(chain: ServiceChain) -> None:
+    old = report(chain, "res-back")
+    assert chain.forget_resident("res-back") is True
+    new = report(chain, "res-back", name="王秀兰")
+    chain_keys(chain)._keys.clear()
+    assert chain.grievance(old).resident_name == ERASED
+    assert chain.grievance(new).resident_name == "王秀兰"
+
+
+def chain_keys(chain: ServiceChain) -> Any:
+    return chain.mapper.personal_data  # type: ignore[attr-defined]
+
+
+def report_in(chain: ServiceChain, gid: UUID, resident: str) -> None:
+    (result,) = chain.execute([_command(gid, resident, NAME, PHONE)], principal=OPERATOR)
+    assert not isinstance(result, Exception), result
+
+
+def execute_in(chain: ServiceChain, sql: str) -> list[Any]:
+    return chain_keys(chain)._execute(sql)  # type: ignore[no-any-return]

@@ -124,6 +124,11 @@ class ChainMachine(RuleBasedStateMachine):
     def forget(self, gid: UUID) -> None:
         """Stop driving one grievance, so others get attention."""
 
+    @rule()
+    def drop_the_held_copies(self) -> None:
+        """The process restarts, or its cache fills: the next loads read whole histories, and must agree."""
+        self.chain.decided.clear()
+
     @invariant()
     def every_grievance_obeys_the_chain(self) -> None:
         for gid in self.last_status:

@@ -1,0 +1,21 @@
+"""The one settings reader: each variable read, refused with its own name when malformed, and handed down whole."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.settings import Settings
+from engine.errors import ConfigurationError
+
+
+@pytest.mark.parametrize("raw", ["-1", "many", "1e6", "99999999999"])
+def test_a_malformed_cache_size_is_refused_by_its_name(raw: str) -> None:
+    with pytest.raises(ConfigurationError, match="GRIEVANCE_DECIDED_CACHE"):
+        Settings.from_env({"GRIEVANCE_DECIDED_CACHE": raw})
+
+
+def test_the_cache_size_is_read_and_handed_down() -> None:
+    assert Settings.from_env({}).decided_cache_size == 10_000
+    settings = Settings.from_env({"GRIEVANCE_DECIDED_CACHE": "0"})
+    assert settings.decided_cache_size == 0
+    assert Settings.from_env(settings.as_env()) == settings
