@@ -1,5 +1,7 @@
-"""Engine benchmark: batched command handling, single-command latency and aggregate loading, on SQLite and
-PostgreSQL, beside the raw insert ceiling of the same database. Run: `.venv/bin/python -m bench.engine_throughput`.
+"""Engine benchmark on the traffic the chain meets (bench/traffic.py: most reports name a resident, some residents
+report again): batched and mixed command handling with reads beside, single-command latency and commands on long
+histories, on SQLite and PostgreSQL, beside the raw insert ceiling of the same database.
+Run: `.venv/bin/python -m bench.engine_throughput`.
 """
 
 from __future__ import annotations
@@ -8,9 +10,11 @@ import argparse
 import functools
 import os
 import platform
+import random
 import sqlite3
 import statistics
 import tempfile
+import threading
 import time
 import timeit
 import uuid
@@ -21,15 +25,14 @@ from uuid import uuid4
 
 import psycopg
 
-from adapters.settings import SHIPPED_CHART, Settings
-from adapters.storage.chart_file import load_chart
+from adapters.composition import build_chain
+from adapters.settings import Settings
 from bench.operator import OPERATOR
-from engine.commands import Claim, Command, RecordProgress, Report
-from engine.grievance import Category, Channel, ClaimMode
+from bench.traffic import CHART, HOUSEHOLDS, Traffic
+from engine.commands import Command
 from engine.service_chain import ServiceChain
 
-CHART = load_chart(SHIPPED_CHART)
-HOUSEHOLDS = [u.id for u in CHART if u.level == "member_household"]
+__all__ = ["CHART", "HOUSEHOLDS", "percentile", "postgres_url", "sqlite_url", "store_in_batches"]
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 PG_ADMIN = os.environ.get("GRIEVANCE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 STATE = b'{"timestamp":"2026-01-05T09:00:00Z","actor":"worker-li","occurred_at":"2026-01-05T09:00:00Z",' + b"x" * 250
@@ -55,37 +58,6 @@ def store_in_batches(
         chain.execute(batch, principal=OPERATOR)
         if on_batch:
             on_batch(done)
-
-
-def report_and_claim(n: int) -> list[Command]:
-    """n grievances reported and claimed: 2n commands, 2n events."""
-    commands: list[Command] = []
-    for i in range(n):
-        gid, unit = uuid4(), HOUSEHOLDS[i % len(HOUSEHOLDS)]
-        commands.append(
-            Report(
-                grievance_id=gid,
-                command_id=f"r{i}",
-                actor="worker-li",
-                occurred_at=T0,
-                unit_id=unit,
-                category=Category.OTHER,
-                title="Broken lamp",
-                description="Stairwell 2, since Monday.",
-            )
-        )
-        commands.append(
-            Claim(
-                grievance_id=gid,
-                command_id=f"c{i}",
-                actor="member-wang",
-                occurred_at=T0,
-                unit_id=unit,
-                mode=ClaimMode.MEMBER,
-                claimant="member-wang",
-            )
-        )
-    return commands
 
 
 def percentile(samples: list[float], p: float) -> float:
@@ -148,74 +120,88 @@ def raw_postgres(url: str, rows: int) -> float:
 
 
 def measure(url: str, durability: str, grievances: int, batch: int, raw: Callable[[], float]) -> dict[str, float]:
-    """One run in a fresh database: batched rate, single-command and load latencies, and the raw ceiling."""
-    chain = ServiceChain(Settings(database_url=url, durability=durability).store_env(), chart=CHART)
+    """One run in a fresh database, through the composition root (so residents' data is sealed, as in service):
+    batched and mixed rates with reads beside, single-command latency, commands on long histories, the ceiling."""
+    chain = build_chain(Settings(database_url=url, durability=durability))
+    traffic = Traffic()
     try:
-        commands = report_and_claim(grievances)
+        commands = traffic.report_and_claim(grievances, T0)
         started = time.perf_counter()
         for i in range(0, len(commands), batch):
             chain.execute(commands[i : i + batch], principal=OPERATOR)
         batched = len(commands) / (time.perf_counter() - started)
 
+        # The day's mix, with a supervisor's reader loading grievances beside the writer all the while.
+        mixed = traffic.mixed(grievances, T0 + timedelta(days=1))
+        reads: list[float] = []
+        writing = threading.Event()
+        writing.set()
+
+        def read_beside() -> None:
+            picker = random.Random(1)
+            while writing.is_set():
+                gid = picker.choice(traffic.claimed)[0]
+                t = time.perf_counter()
+                chain.grievance(gid)
+                reads.append((time.perf_counter() - t) * 1000)
+
+        reader = threading.Thread(target=read_beside)
+        reader.start()
+        started = time.perf_counter()
+        for i in range(0, len(mixed), batch):
+            chain.execute(mixed[i : i + batch], principal=OPERATOR)
+        mixed_rate = len(mixed) / (time.perf_counter() - started)
+        writing.clear()
+        reader.join()
+
         latencies = []
-        for command in report_and_claim(1000):
+        for command in traffic.report_and_claim(1000, T0 + timedelta(days=2)):
             t = time.perf_counter()
             chain.apply(command, principal=OPERATOR)
             latencies.append((time.perf_counter() - t) * 1000)
-
-        gid, unit = uuid4(), HOUSEHOLDS[0]
-        chain.apply(
-            Report(
-                grievance_id=gid,
-                command_id="l0",
-                actor="w",
-                occurred_at=T0,
-                unit_id=unit,
-                category=Category.OTHER,
-                channel=Channel.APP,
-                title="t",
-                description="d",
-            ),
-            principal=OPERATOR,
-        )
-        chain.apply(
-            Claim(
-                grievance_id=gid,
-                command_id="l1",
-                actor="m",
-                occurred_at=T0,
-                unit_id=unit,
-                mode=ClaimMode.MEMBER,
-                claimant="m",
-            ),
-            principal=OPERATOR,
-        )
-        chain.execute(
-            [
-                RecordProgress(
-                    grievance_id=gid, command_id=f"p{i}", actor="m", occurred_at=T0 + timedelta(minutes=i), note="n"
-                )
-                for i in range(48)
-            ],
-            principal=OPERATOR,
-        )
-        assert chain.grievance(gid).version == 50
-        loads = []
-        for _ in range(2000):
-            t = time.perf_counter()
-            chain.grievance(gid)
-            loads.append((time.perf_counter() - t) * 1000)
-        ceiling = raw()
+        figures = {
+            "batched": batched,
+            "mixed": mixed_rate,
+            "read_p99": percentile(reads, 99),
+            "single_p50": percentile(latencies, 50),
+            "single_p99": percentile(latencies, 99),
+        }
+        figures.update(on_long_histories(chain, traffic))
+        figures["ceiling"] = raw()
     finally:
         chain.close()
-    return {
-        "batched": batched,
-        "ceiling": ceiling,
-        "single_p50": percentile(latencies, 50),
-        "single_p99": percentile(latencies, 99),
-        "load_p50": percentile(loads, 50),
-        "load_p99": percentile(loads, 99),
-    }
+    return figures
+
+
+HISTORIES = (10, 1000, 5000)
+
+
+def on_long_histories(chain: ServiceChain, traffic: Traffic) -> dict[str, float]:
+    """p50 ms of a note of progress on a grievance of 10, 1,000 and 5,000 events: as the process held it last
+    (warm), and read from the store alone (cold: a process just started, or its cache full)."""
+    figures: dict[str, float] = {}
+    at = T0 + timedelta(days=3)
+    for length in HISTORIES:
+        (gid, member), *_ = traffic.claimed
+        report = traffic.report(at)
+        chain.execute([report, traffic.claim(report.grievance_id, report.unit_id, member, at)], principal=OPERATOR)
+        gid = report.grievance_id
+        notes = [traffic.progress(gid, member, at) for _ in range(length - 2)]
+        for i in range(0, len(notes), 1000):
+            chain.execute(notes[i : i + 1000], principal=OPERATOR)
+        warm: list[float] = []
+        cold: list[float] = []
+        for n in range(240):
+            held = getattr(chain, "decided", None)
+            if n % 6 == 0 and held is not None:
+                held.clear()
+            note = traffic.progress(gid, member, at)
+            t = time.perf_counter()
+            chain.apply(note, principal=OPERATOR)
+            (cold if n % 6 == 0 else warm).append((time.perf_counter() - t) * 1000)
+        figures[f"warm_{length}"] = statistics.median(warm)
+        figures[f"cold_{length}"] = statistics.median(cold)
+    return figures
 
 
 def row(label: str, durability: str, runs: list[dict[str, float]]) -> str:
@@ -224,9 +210,17 @@ def row(label: str, durability: str, runs: list[dict[str, float]]) -> str:
     low, high = min(r["batched"] for r in runs), max(r["batched"] for r in runs)
     return (
         f"| {label} | {durability} | {m['batched']:,.0f} ({low:,.0f}–{high:,.0f}) | {m['ceiling']:,.0f} | "
-        f"{m['batched'] / m['ceiling']:.2f} | {m['single_p50']:.2f} / {m['single_p99']:.2f} | "
-        f"{m['load_p50']:.3f} / {m['load_p99']:.3f} |"
+        f"{m['batched'] / m['ceiling']:.2f} | {m['mixed']:,.0f} ({m['mixed'] / m['ceiling']:.2f}) | "
+        f"{m['read_p99']:.2f} | {m['single_p50']:.2f} / {m['single_p99']:.2f} |"
     )
+
+
+def history_row(label: str, durability: str, runs: list[dict[str, float]]) -> str:
+    """A table row of the median command latencies by length of history, warm and cold."""
+    m = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+    warm = " / ".join(f"{m[f'warm_{n}']:.2f}" for n in HISTORIES)
+    cold = " / ".join(f"{m[f'cold_{n}']:.2f}" for n in HISTORIES)
+    return f"| {label} | {durability} | {warm} | {m['warm_5000'] / m['warm_10']:.2f} | {cold} |"
 
 
 def main() -> None:
@@ -234,35 +228,47 @@ def main() -> None:
     parser.add_argument("--grievances", type=int, default=10_000, help="grievances in the batched run (2 events each)")
     parser.add_argument("--batch", type=int, default=1000, help="commands per batch (one transaction)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per row, each in a fresh database; medians shown")
+    parser.add_argument("--stores", default="sqlite,postgres", help="which stores to run, comma-separated")
     args = parser.parse_args()
     events = args.grievances * 2
-    rows = []
-    for durability, sync in (("full", "FULL"), ("normal", "NORMAL")):
+    rows, histories = [], []
+    stores = args.stores.split(",")
+    for label, durability, sync in (("SQLite", "full", "FULL"), ("SQLite", "normal", "NORMAL"),
+                                    ("PostgreSQL", "full", None), ("PostgreSQL", "normal", None)):  # fmt: skip
+        if ("postgres" if sync is None else "sqlite") not in stores:
+            continue
         runs = []
         for _ in range(args.repeats):
-            with sqlite_url() as url:
-                raw = functools.partial(raw_sqlite, url, events, sync)
-                runs.append(measure(url, durability, args.grievances, args.batch, raw))
-        rows.append(row("SQLite", durability, runs))
-    for durability in ("full", "normal"):
-        runs = []
-        for _ in range(args.repeats):
-            with postgres_url() as url:
-                raw = functools.partial(raw_postgres, url, events)
-                runs.append(measure(url, durability, args.grievances, args.batch, raw))
-        rows.append(row("PostgreSQL", durability, runs))
+            if sync is None:
+                with postgres_url() as url:
+                    runs.append(measure(url, durability, args.grievances, args.batch,
+                                        functools.partial(raw_postgres, url, events)))  # fmt: skip
+            else:
+                with sqlite_url() as url:
+                    runs.append(measure(url, durability, args.grievances, args.batch,
+                                        functools.partial(raw_sqlite, url, events, sync)))  # fmt: skip
+        rows.append(row(label, durability, runs))
+        histories.append(history_row(label, durability, runs))
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"{machine_speed()}")  # fmt: skip
     print(
         f"command: python -m bench.engine_throughput --grievances {args.grievances} --batch {args.batch} "
-        f"--repeats {args.repeats}"
+        f"--repeats {args.repeats} --stores {args.stores}"
     )
     print(
         "| store | durability | batched events/s, median (range) | raw insert rows/s | ratio "
-        "| single command p50 / p99 ms | load 50-event grievance p50 / p99 ms |"
+        "| mixed commands/s, reads beside (ratio) | read p99 ms beside | single command p50 / p99 ms |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for line in rows:
+        print(line)
+    print()
+    print(
+        "| store | durability | warm p50 ms at 10 / 1,000 / 5,000 events | 5,000 ÷ 10 "
+        "| cold p50 ms at 10 / 1,000 / 5,000 |"
+    )
+    print("|---|---|---|---|---|")
+    for line in histories:
         print(line)
 
 
