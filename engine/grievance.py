@@ -187,12 +187,25 @@ class Grievance(Aggregate):
         claimant: str
         finish_due: datetime
 
+        def apply(self, grievance: Grievance) -> None:
+            grievance.status = Status.CLAIMED
+            grievance.claim_mode = self.mode
+            grievance.claimant = self.claimant
+            grievance.claimed_by = self.actor
+            grievance.claimed_at = self.occurred_at
+            grievance.finish_due = self.finish_due
+            grievance._remember(self.command_id, "claim", self.occurred_at)
+
     class ProgressRecorded(Event):
         """The claimant noted what has been done so far."""
 
         label = "进展 progress"
 
         note: str
+
+        def apply(self, grievance: Grievance) -> None:
+            grievance.progress_notes += 1
+            grievance._remember(self.command_id, "record_progress", self.occurred_at)
 
     class Escalated(Event):
         """The problem moved exactly one step up and waits at `to_unit` to be claimed by `claim_due`."""
@@ -206,12 +219,21 @@ class Grievance(Aggregate):
         note: str
         claim_due: datetime
 
+        def apply(self, grievance: Grievance) -> None:
+            grievance._arrive(self.to_unit, self.to_level, self.claim_due)
+            grievance.path.append(self.to_unit)
+            grievance._remember(self.command_id, "escalate", self.occurred_at)
+
     class Resolved(Event):
         """The problem was solved; `summary` says what was done."""
 
         label = "解决 resolved"
 
         summary: str
+
+        def apply(self, grievance: Grievance) -> None:
+            grievance._close(Status.RESOLVED, self.summary, self.actor, self.occurred_at)
+            grievance._remember(self.command_id, "resolve", self.occurred_at)
 
     class Replied(Event):
         """The problem cannot be solved here; `reason` says why and `answer` what the resident was told."""
@@ -221,6 +243,10 @@ class Grievance(Aggregate):
         reason: str
         answer: str
 
+        def apply(self, grievance: Grievance) -> None:
+            grievance._close(Status.REPLIED, self.answer, self.actor, self.occurred_at)
+            grievance._remember(self.command_id, "reply", self.occurred_at)
+
     class Rated(Event):
         """The resident rated the resolution or reply."""
 
@@ -228,6 +254,10 @@ class Grievance(Aggregate):
 
         rating: Rating
         comment: str
+
+        def apply(self, grievance: Grievance) -> None:
+            grievance.rating = self.rating
+            grievance._remember(self.command_id, "rate", self.occurred_at)
 
     class Reopened(Event):
         """A dissatisfied rating sent the problem back to wait at the unit that closed it."""
@@ -237,6 +267,11 @@ class Grievance(Aggregate):
         unit_id: str
         level: Level
         claim_due: datetime
+
+        def apply(self, grievance: Grievance) -> None:
+            grievance._arrive(self.unit_id, self.level, self.claim_due)
+            grievance.reopen_count += 1
+            grievance._remember(self.command_id, "rate", self.occurred_at)
 
     # ----------------------------------------------------------------------------- creation
 
@@ -371,7 +406,8 @@ class Grievance(Aggregate):
             raise InvalidTransition("status", f"the grievance is {self.status}; only a waiting one can be claimed")
         if unit_id != self.unit_id:
             raise InvalidValue("unit_id", f"the grievance waits at {self.unit_id!r}, not {unit_id!r}")
-        self._claimed(
+        self.trigger_event(
+            self.Claimed,
             unit_id=unit_id,
             mode=claim_mode,
             claimant=claimant,
@@ -386,7 +422,7 @@ class Grievance(Aggregate):
         self._check_common(actor, at, command_id)
         note = _text("note", note, MAX_TEXT)
         self._check_claimant(actor, "record progress on")
-        self._progress_recorded(note=note, actor=actor, occurred_at=at, command_id=command_id)
+        self.trigger_event(self.ProgressRecorded, note=note, actor=actor, occurred_at=at, command_id=command_id)
 
     def escalate(
         self,
@@ -425,7 +461,8 @@ class Grievance(Aggregate):
             self._check_claimant(actor, "escalate")
         elif not self.is_overdue(now):
             raise EscalationRefused("reason", f"the grievance is not overdue until {self.due_at():%Y-%m-%d %H:%M %Z}")
-        self._escalated(
+        self.trigger_event(
+            self.Escalated,
             from_unit=self.unit_id,
             to_unit=parent.id,
             to_level=parent.level,
@@ -442,7 +479,7 @@ class Grievance(Aggregate):
         self._check_common(actor, at, command_id)
         summary = _text("summary", summary, MAX_TEXT)
         self._check_claimant(actor, "resolve")
-        self._resolved(summary=summary, actor=actor, occurred_at=at, command_id=command_id)
+        self.trigger_event(self.Resolved, summary=summary, actor=actor, occurred_at=at, command_id=command_id)
 
     def reply(self, *, reason: str, answer: str, actor: str, at: datetime, command_id: str) -> None:
         """Close the problem unsolved, with why and what the resident was told (及时答复)."""
@@ -450,7 +487,9 @@ class Grievance(Aggregate):
         reason = _text("reason", reason, MAX_TEXT)
         answer = _text("answer", answer, MAX_TEXT)
         self._check_claimant(actor, "reply to")
-        self._replied(reason=reason, answer=answer, actor=actor, occurred_at=at, command_id=command_id)
+        self.trigger_event(
+            self.Replied, reason=reason, answer=answer, actor=actor, occurred_at=at, command_id=command_id
+        )
 
     def rate(
         self,
@@ -473,9 +512,12 @@ class Grievance(Aggregate):
             )
         if self.rating is not None:
             raise InvalidTransition("rating", f"this closure was already rated {self.rating}")
-        self._rated(rating=verdict, comment=comment, actor=actor, occurred_at=at, command_id=command_id)
+        self.trigger_event(
+            self.Rated, rating=verdict, comment=comment, actor=actor, occurred_at=at, command_id=command_id
+        )
         if verdict is Rating.DISSATISFIED:
-            self._reopened(
+            self.trigger_event(
+                self.Reopened,
                 unit_id=self.unit_id,
                 level=self.level,
                 claim_due=(received or at) + limits[self.level].claim,
@@ -522,81 +564,6 @@ class Grievance(Aggregate):
                 "command_id", f"{command_id!r} was already used for a {seen_kind} command on this grievance"
             )
         return trace
-
-    # ----------------------------------------------------------------------------- events
-
-    @event(Claimed)
-    def _claimed(
-        self,
-        *,
-        unit_id: str,
-        mode: ClaimMode,
-        claimant: str,
-        finish_due: datetime,
-        actor: str,
-        occurred_at: datetime,
-        command_id: str,
-    ) -> None:
-        self.status = Status.CLAIMED
-        self.claim_mode = mode
-        self.claimant = claimant
-        self.claimed_by = actor
-        self.claimed_at = occurred_at
-        self.finish_due = finish_due
-        self._remember(command_id, "claim", occurred_at)
-
-    @event(ProgressRecorded)
-    def _progress_recorded(self, *, note: str, actor: str, occurred_at: datetime, command_id: str) -> None:
-        self.progress_notes += 1
-        self._remember(command_id, "record_progress", occurred_at)
-
-    @event(Escalated)
-    def _escalated(
-        self,
-        *,
-        from_unit: str,
-        to_unit: str,
-        to_level: Level,
-        reason: EscalationReason,
-        note: str,
-        claim_due: datetime,
-        actor: str,
-        occurred_at: datetime,
-        command_id: str,
-    ) -> None:
-        self._arrive(to_unit, to_level, claim_due)
-        self.path.append(to_unit)
-        self._remember(command_id, "escalate", occurred_at)
-
-    @event(Resolved)
-    def _resolved(self, *, summary: str, actor: str, occurred_at: datetime, command_id: str) -> None:
-        self._close(Status.RESOLVED, summary, actor, occurred_at)
-        self._remember(command_id, "resolve", occurred_at)
-
-    @event(Replied)
-    def _replied(self, *, reason: str, answer: str, actor: str, occurred_at: datetime, command_id: str) -> None:
-        self._close(Status.REPLIED, answer, actor, occurred_at)
-        self._remember(command_id, "reply", occurred_at)
-
-    @event(Rated)
-    def _rated(self, *, rating: Rating, comment: str, actor: str, occurred_at: datetime, command_id: str) -> None:
-        self.rating = rating
-        self._remember(command_id, "rate", occurred_at)
-
-    @event(Reopened)
-    def _reopened(
-        self,
-        *,
-        unit_id: str,
-        level: Level,
-        claim_due: datetime,
-        actor: str,
-        occurred_at: datetime,
-        command_id: str,
-    ) -> None:
-        self._arrive(unit_id, level, claim_due)
-        self.reopen_count += 1
-        self._remember(command_id, "rate", occurred_at)
 
     # ----------------------------------------------------------------------------- helpers
 
