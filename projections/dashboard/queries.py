@@ -83,8 +83,8 @@ class Dashboard:
         ids = [u.id for u in self.chart.walk(unit.id)]
         return f" AND {_masked(column) if masked else column} IN ({', '.join([self.mark] * len(ids))})", ids
 
-    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        with self.views.reading() as cursor:
+    def _fetch(self, sql: str, params: Sequence[Any] = (), *, in_list_order: bool = False) -> list[Any]:
+        with self.views.reading(in_list_order=in_list_order) as cursor:
             cursor.execute(sql.replace("?", self.mark), list(params))
             return list(cursor.fetchall())
 
@@ -360,6 +360,7 @@ class Dashboard:
             f"SELECT * FROM dash_grievance WHERE 1=1{''.join(clauses)} "
             "ORDER BY reported_at DESC, grievance_id LIMIT ? OFFSET ?",
             [*params, limit + 1, offset],
+            in_list_order=walk is not Walk.OVERDUE,  # the overdue walk reads every overdue row, then sorts them
         )
         items = [_item(r, now) for r in rows[:limit]]
         return GrievancePage(offset=offset, limit=limit, more=len(rows) > limit, items=items)
