@@ -98,7 +98,20 @@ class BatchReadingSQLiteRecorder(SQLiteProcessRecorder):
         ]
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        returning = super()._insert_events(c, stored_events, **kwargs)
+        # The library inserts a row at a time, to read each one's rowid (its notification id); one executemany
+        # does the batch, and the ids follow from the last one: the transaction holds the database's write lock,
+        # so SQLite gives the rows consecutive rowids, each one more than the largest before it.
+        c.executemany(self.insert_events_statement, [
+            (s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id, s.originator_version,
+             s.topic, s.state) for s in stored_events
+        ])  # fmt: skip
+        returning: list[int] = []
+        if stored_events:
+            c.execute("SELECT last_insert_rowid()")
+            last = c.fetchone()[0]
+            returning = list(range(last - len(stored_events) + 1, last + 1))
+        if (tracking := kwargs.get("tracking")) is not None:
+            self._insert_tracking(c, tracking)
         if (sealed_by := kwargs.get("sealed_by")) is not None:
             sealed_by.store(c)
         if stored_events:
@@ -149,7 +162,7 @@ class BatchReadingSQLiteRecorder(SQLiteProcessRecorder):
         """The stored events of each aggregate in `after` with versions above the one it names, ordered by
         aggregate and version: one walk of the primary key per aggregate."""
         events: list[StoredEvent] = []
-        pairs = sorted(after.items())
+        pairs = list(after.items())
         with self.datastore.transaction(commit=False) as c:
             for i in range(0, len(pairs), SQLITE_IDS_PER_QUERY):
                 chunk = pairs[i : i + SQLITE_IDS_PER_QUERY]
@@ -280,7 +293,7 @@ class BatchReadingPostgresRecorder(PostgresProcessRecorder):
     def select_events_after(self, after: Mapping[UUID, int]) -> list[StoredEvent]:
         """The stored events of each aggregate in `after` with versions above the one it names, ordered by
         aggregate and version."""
-        pairs = sorted(after.items())
+        pairs = list(after.items())
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(self.select_events_after_statement, ([p[0] for p in pairs], [p[1] for p in pairs]),
                          prepare=True)  # fmt: skip

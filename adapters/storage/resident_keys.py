@@ -34,9 +34,9 @@ TABLE = "resident_keys"
 IDS_PER_QUERY = 500
 
 
-def _sealed(key: bytes, subject: str, field: str, value: str) -> str:
+def _sealed(cipher: AESGCM, subject: str, field: str, value: str) -> str:
     nonce = os.urandom(12)
-    sealed = AESGCM(key).encrypt(nonce, value.encode(), f"{subject}\0{field}".encode())
+    sealed = cipher.encrypt(nonce, value.encode(), f"{subject}\0{field}".encode())
     return PREFIX + base64.b64encode(nonce + sealed).decode()
 
 
@@ -114,7 +114,7 @@ class ResidentKeys(SideTable):
         """`value` encrypted under the resident's key (made on first use)."""
         key = self._key(subject, create=True)
         assert key is not None
-        return _sealed(key, subject, field, value)
+        return _sealed(AESGCM(key), subject, field, value)
 
     def for_batch(self, subjects: Collection[str]) -> BatchKeys:
         """The keys of a batch's residents, read in one query (but those remembered); keys for residents who have
@@ -202,15 +202,19 @@ class BatchKeys:
         self.owner = owner
         self.keys = keys
         self.made = made
+        self._ciphers: dict[str, AESGCM] = {}  # a resident's name and phone are sealed with one cipher
 
     def seal(self, subject: str, field: str, value: str) -> str:
         """`value` encrypted under the resident's key: the stored one, or the one made for this batch."""
-        key = self.keys.get(subject)
-        if key is None:
-            if subject not in self.made:
-                return self.owner.seal(subject, field, value)  # not named when the batch was prepared
-            key = self.made[subject][0]
-        return _sealed(key, subject, field, value)
+        cipher = self._ciphers.get(subject)
+        if cipher is None:
+            key = self.keys.get(subject)
+            if key is None:
+                if subject not in self.made:
+                    return self.owner.seal(subject, field, value)  # not named when the batch was prepared
+                key = self.made[subject][0]
+            cipher = self._ciphers[subject] = AESGCM(key)
+        return _sealed(cipher, subject, field, value)
 
     def store(self, cursor: Any) -> None:
         """Write the made keys with `cursor`, inside the batch's transaction; raise IntegrityError, failing the batch,

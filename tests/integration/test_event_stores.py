@@ -184,3 +184,22 @@ def test_nothing_is_stored_when_the_hook_before_storing_fails(stored_chain: Serv
     assert stored_chain.tracked("up") is None
     with pytest.raises(GrievanceError):
         stored_chain.grievance(gid)
+
+
+def test_the_notification_ids_a_batch_is_given_are_those_its_events_are_read_back_by(
+    stored_chain: ServiceChain,
+) -> None:
+    from eventsourcing.persistence import StoredEvent
+
+    recorder: Any = stored_chain.recorder
+    given: list[int] = []
+    for size in (3, 1, 250):
+        events = [StoredEvent(uuid4(), 1, "engine.grievance:Grievance.Reported", b"{}") for _ in range(size)]
+        ids = recorder.insert_events(events)
+        assert len(ids) == size
+        read = recorder.select_notifications(start=ids[0], limit=size)
+        assert [n.id for n in read] == list(ids), "each event is read back at the id its batch was given"
+        assert [n.originator_id for n in read] == [e.originator_id for e in events]
+        given += ids
+    assert given == sorted(given), "later batches follow earlier ones"
+    assert recorder.max_notification_id() == given[-1]
