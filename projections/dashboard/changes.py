@@ -178,16 +178,20 @@ def percentile(histogram: Mapping[int, int], p: float) -> float | None:
     raise AssertionError("unreachable: ranks never exceed the total")
 
 
+# Volunteer points (002) per counted thing: a fix counts most; a satisfied resident adds, a dissatisfied one costs.
+POINTS_WEIGHTS = {
+    "claims": 1,
+    "resolved": 10,
+    "replied": 3,
+    "satisfied": 5,
+    "basically_satisfied": 2,
+    "dissatisfied": -5,
+}
+
+
 def points_of(counts: Mapping[str, int]) -> int:
-    """Volunteer points (002): a fix counts most; a satisfied resident adds, a dissatisfied one costs."""
-    return (
-        counts.get("claims", 0)
-        + 10 * counts.get("resolved", 0)
-        + 3 * counts.get("replied", 0)
-        + 5 * counts.get("satisfied", 0)
-        + 2 * counts.get("basically_satisfied", 0)
-        - 5 * counts.get("dissatisfied", 0)
-    )
+    """Volunteer points (002) of a claimant's counts, weighted by POINTS_WEIGHTS."""
+    return sum(weight * counts.get(column, 0) for column, weight in POINTS_WEIGHTS.items())
 
 
 class Lineages:

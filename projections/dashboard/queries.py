@@ -19,6 +19,7 @@ from projections.dashboard.changes import (
     DAY_COLUMNS,
     MONTH_COLUMNS,
     POINTS_COLUMNS,
+    POINTS_WEIGHTS,
     REPORTING_TZ,
     percentile,
     points_of,
@@ -455,8 +456,14 @@ class Dashboard:
     def points(self, unit_id: str | None = None, *, limit: int = 20) -> list[PointsEntry]:
         """The volunteer points ledger of what was earned at a unit and below, most points first."""
         unit = self._unit(unit_id)
-        rows = self._fetch("SELECT * FROM dash_points WHERE unit_id = ?", [unit.id])
-        entries = [
+        # Ranked by the store: a unit high in the chart has a row for every member below it, and building an
+        # entry of each in Python to keep twenty was most of the question's time (14 ms of 900 members).
+        rows = self._fetch(
+            f"SELECT *, {POINTS_SQL} AS points FROM dash_points WHERE unit_id = ? "
+            "ORDER BY points DESC, claimant, mode LIMIT ?",
+            [unit.id, _page_limit(limit)],
+        )
+        return [
             PointsEntry(
                 claimant=r["claimant"],
                 mode=r["mode"],
@@ -465,8 +472,6 @@ class Dashboard:
             )
             for r in rows
         ]
-        entries.sort(key=lambda e: (-e.points, e.claimant, e.mode))
-        return entries[: _page_limit(limit)]
 
 
 def _durations(
@@ -483,6 +488,9 @@ def _durations(
         close_p50_hours=_hours(percentile(close, 50)),
         close_p90_hours=_hours(percentile(close, 90)),
     )
+
+
+POINTS_SQL = "(" + " + ".join(f"{weight} * {column}" for column, weight in POINTS_WEIGHTS.items()) + ")"
 
 
 def _masked(column: str) -> str:

@@ -542,9 +542,9 @@ class PostgresDashboardViews(DashboardViews, PostgresTrackingRecorder):
         # The list's masked filters (list_plan.py) have no statistics, so PostgreSQL takes them to match 0.5 % of
         # rows: at 50,000 grievances it then scanned the table and sorted 11,639 rows (41 ms) rather than walk
         # the street's index for the first 51. The views' counts chose the walk; these keep to it.
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("SET LOCAL enable_bitmapscan = off")
-        cursor.execute("SET LOCAL enable_sort = off")
+        cursor.execute("SELECT set_config('enable_seqscan', 'off', true), "
+                       "set_config('enable_bitmapscan', 'off', true), "
+                       "set_config('enable_sort', 'off', true)")  # fmt: skip
 
     def _rename_key_index(self, cursor: Any, table: str, prefix: str) -> None:
         old = f"{prefix}{table.removeprefix(LIVE_PREFIX)}_pkey"
