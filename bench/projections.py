@@ -91,6 +91,28 @@ def lifecycle(i: int) -> list[Command]:
     ]
 
 
+def dashboard_questions(dash: Dashboard) -> dict[str, Callable[[], Any]]:
+    """The questions supervisors ask of the views, by name: every query the dashboard and its list make."""
+    street = CHART.children_of("lg")[0].id
+    return {
+        "headline": lambda: dash.headline(now=NOW),
+        "counts by unit": lambda: dash.counts(),
+        "rates by unit": lambda: dash.rates(from_month="2025-01", to_month="2026-12"),
+        "funnel (settled by level)": lambda: dash.settled_by_level(),
+        "daily, a street, a month": lambda: dash.daily(street, from_day="2025-03-01", to_day="2025-03-31"),
+        "durations": lambda: dash.durations(),
+        "durations by level": lambda: dash.durations_by_level(),
+        "overdue queue of a street": lambda: dash.overdue_queue(street, now=NOW),
+        "most overdue units": lambda: dash.most_overdue_units(now=NOW),
+        "grievance list page, filtered": lambda: dash.grievances(street, now=NOW, status="resolved"),
+        "grievance list page, whole chart": lambda: dash.grievances(now=NOW),
+        "list page, whole chart, a rare status (0.1 %)": lambda: dash.grievances(now=NOW, status="claimed"),
+        "list page, a street, overdue (a third)": lambda: dash.grievances(street, now=NOW, overdue=True),
+        "list page, whole chart, a level none is at": lambda: dash.grievances(now=NOW, level="leading_group"),
+        "points ledger": lambda: dash.points(),
+    }
+
+
 def raw_read_rate(chain: Any, page: int) -> float:
     """Notifications/s read from the store in pages, without decoding them: the ceiling for a rebuild."""
     started, position, total = time.perf_counter(), 0, 0
@@ -160,26 +182,7 @@ def measure(label: str, url: str, grievances: int, page: int, lag_seconds: int) 
         started = time.perf_counter()
         events = projection.rebuild()
         rebuild = events / (time.perf_counter() - started)
-        dash = Dashboard(projection.views, CHART)
-        street = CHART.children_of("lg")[0].id
-        queries = {
-            "headline": lambda: dash.headline(now=NOW),
-            "counts by unit": lambda: dash.counts(),
-            "rates by unit": lambda: dash.rates(from_month="2025-01", to_month="2026-12"),
-            "funnel (settled by level)": lambda: dash.settled_by_level(),
-            "daily, a street, a month": lambda: dash.daily(street, from_day="2025-03-01", to_day="2025-03-31"),
-            "durations": lambda: dash.durations(),
-            "durations by level": lambda: dash.durations_by_level(),
-            "overdue queue of a street": lambda: dash.overdue_queue(street, now=NOW),
-            "most overdue units": lambda: dash.most_overdue_units(now=NOW),
-            "grievance list page, filtered": lambda: dash.grievances(street, now=NOW, status="resolved"),
-            "grievance list page, whole chart": lambda: dash.grievances(now=NOW),
-            "list page, whole chart, a rare status (0.1 %)": lambda: dash.grievances(now=NOW, status="claimed"),
-            "list page, a street, overdue (a third)": lambda: dash.grievances(street, now=NOW, overdue=True),
-            "list page, whole chart, a level none is at": lambda: dash.grievances(now=NOW, level="leading_group"),
-            "points ledger": lambda: dash.points(),
-        }
-        latencies = {name: timed(200, q) for name, q in queries.items()}
+        latencies = {name: timed(200, q) for name, q in dashboard_questions(Dashboard(projection.views, CHART)).items()}
     finally:
         chain.close()
     lag_p50, lag_p99 = lag(settings, 1000, lag_seconds)
