@@ -20,7 +20,6 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from eventsourcing.persistence import IntegrityError
 from eventsourcing.postgres import PostgresDatastore
 
 from adapters.storage.key_encryption import KeyEncryptionKeys
@@ -50,6 +49,9 @@ class ResidentKeys(SideTable):
         # Keys are stored wrapped under these when given (adapters/storage/key_encryption.py), else as they are.
         self.keks = keks
         self._keys: dict[str, tuple[bytes | None, float]] = {}
+        # When this process last forgot each resident it forgot: a batch committed just after must not bring back
+        # the key it made before.
+        self._forgotten_at: dict[str, float] = {}
         self._lock = threading.Lock()
         with contextlib.suppress(Exception):  # tables made before keys were wrapped: add the column once
             self._execute(f"ALTER TABLE {self.table} ADD COLUMN kek_id TEXT")
@@ -141,12 +143,17 @@ class ResidentKeys(SideTable):
                 fresh = AESGCM.generate_key(bit_length=256)
                 kek_id, stored = self.keks.wrap(fresh) if self.keks else (None, fresh)
                 made[subject] = (fresh, kek_id, stored)
-        return BatchKeys(self, keys, made)
+        return BatchKeys(self, keys, made, prepared_at=now)
 
-    def _remember(self, keys: dict[str, bytes]) -> None:
+    def _remember(self, keys: dict[str, bytes], *, prepared_at: float) -> None:
+        """Remember keys a batch prepared at `prepared_at` made, but those of residents forgotten since."""
         now = time.monotonic()
         with self._lock:
-            self._keys.update((subject, (key, now)) for subject, key in keys.items())
+            self._keys.update(
+                (subject, (key, now))
+                for subject, key in keys.items()
+                if self._forgotten_at.get(subject, -1.0) < prepared_at
+            )
 
     def open(self, subject: str, field: str, stored: str) -> str:
         """The value `seal` sealed, or "[erased]" once the resident's key is destroyed."""
@@ -170,6 +177,7 @@ class ResidentKeys(SideTable):
                       "erased_at = excluded.erased_at", (subject, erased_at))  # fmt: skip
         with self._lock:
             self._keys.pop(subject, None)
+            self._forgotten_at[subject] = time.monotonic()
         self._scrub()
         return bool(had)
 
@@ -197,9 +205,15 @@ class BatchKeys:
     under the stored key; this process remembers the made keys only once the batch is committed (`stored`)."""
 
     def __init__(
-        self, owner: ResidentKeys, keys: dict[str, bytes], made: dict[str, tuple[bytes, str | None, bytes]]
+        self,
+        owner: ResidentKeys,
+        keys: dict[str, bytes],
+        made: dict[str, tuple[bytes, str | None, bytes]],
+        *,
+        prepared_at: float,
     ) -> None:
         self.owner = owner
+        self.prepared_at = prepared_at
         self.keys = keys
         self.made = made
         self._ciphers: dict[str, AESGCM] = {}  # a resident's name and phone are sealed with one cipher
@@ -217,35 +231,28 @@ class BatchKeys:
         return _sealed(cipher, subject, field, value)
 
     def store(self, cursor: Any) -> None:
-        """Write the made keys with `cursor`, inside the batch's transaction; raise IntegrityError, failing the batch,
-        if another writer stored a key for one of these residents since they were read."""
+        """Write the made keys with `cursor`, inside the batch's transaction. A key another writer stored meanwhile
+        for one of these residents fails the statement itself (the table's primary key), so the database rolls
+        the whole batch back, its upstream position too, and the batch is decided again under the stored key."""
         if not self.made:
             return
         owner, table = self.owner, self.owner.table
         rows = [(subject, stored, kek_id) for subject, (_, kek_id, stored) in self.made.items()]
+        ids = [r[0] for r in rows]
+        # A forgotten resident's row (key NULL, kept as the record of the erasure) makes way for the new key; a
+        # row holding a key stays, and the insert below then meets it.
         if owner.postgres:
-            # The upsert takes a forgotten resident's row (key NULL) and returns only the rows it wrote.
-            columns = ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
             with cursor.connection.cursor() as keys:
-                keys.execute(f"INSERT INTO {table} AS k (resident_id, key, kek_id) SELECT * FROM unnest(%s::text[], "
-                             "%s::bytea[], %s::text[]) ON CONFLICT (resident_id) DO UPDATE SET key = excluded.key, "
-                             "kek_id = excluded.kek_id, erased_at = NULL WHERE k.key IS NULL RETURNING resident_id",
-                             columns, prepare=False)  # fmt: skip
-                written = len(keys.fetchall())
-            if written != len(rows):
-                raise IntegrityError(f"{len(rows) - written} residents' keys were stored meanwhile by another writer")
+                keys.execute(f"DELETE FROM {table} WHERE key IS NULL AND resident_id = ANY(%s)", [ids], prepare=False)
+                keys.execute(f"INSERT INTO {table} (resident_id, key, kek_id) SELECT * FROM unnest(%s::text[], "
+                             "%s::bytea[], %s::text[])", (ids, [r[1] for r in rows], [r[2] for r in rows]),
+                             prepare=False)  # fmt: skip
             return
-        # SQLite: the batch's transaction holds the database's only write lock already, so check, then write.
-        ids = list(self.made)
         for i in range(0, len(ids), IDS_PER_QUERY):
             chunk = ids[i : i + IDS_PER_QUERY]
-            cursor.execute(f"SELECT count(*) FROM {table} WHERE key IS NOT NULL AND resident_id IN "
-                           f"({','.join('?' * len(chunk))})", chunk)  # fmt: skip
-            if cursor.fetchone()[0]:
-                raise IntegrityError("residents' keys were stored meanwhile by another writer")
-        cursor.executemany(f"INSERT INTO {table} (resident_id, key, kek_id) VALUES (?, ?, ?) ON CONFLICT "
-                           "(resident_id) DO UPDATE SET key = excluded.key, kek_id = excluded.kek_id, erased_at = NULL",
-                           rows)  # fmt: skip
+            cursor.execute(f"DELETE FROM {table} WHERE key IS NULL AND resident_id IN ({','.join('?' * len(chunk))})",
+                           chunk)  # fmt: skip
+        cursor.executemany(f"INSERT INTO {table} (resident_id, key, kek_id) VALUES (?, ?, ?)", rows)
 
     def store_keys(self) -> None:
         """Store the made keys in a transaction of their own, for an event store that cannot take them with a batch."""
@@ -255,4 +262,5 @@ class BatchKeys:
 
     def stored(self) -> None:
         """The batch is committed: remember the keys made for it."""
-        self.owner._remember({subject: fresh for subject, (fresh, _, _) in self.made.items()})
+        self.owner._remember({subject: fresh for subject, (fresh, _, _) in self.made.items()},
+                             prepared_at=self.prepared_at)  # fmt: skip

@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+from eventsourcing.persistence import Tracking
 
 from adapters.audit.export import as_json_lines
 from adapters.audit.trail import AuditTrail
@@ -234,7 +235,12 @@ def test_a_key_another_writer_stored_meanwhile_wins_and_the_batch_is_sealed_agai
             return prepared
 
         keys.for_batch = the_other_writer_first
-        gid = report(first, "res-race")
+        # As a Kafka worker applies it: the batch's upstream position is stored with it, or not at all.
+        gid = uuid4()
+        (result,) = first.execute([_command(gid, "res-race", NAME, PHONE)], principal=OPERATOR,
+                                  tracking=Tracking("commands-partition-0", 7))  # fmt: skip
+        assert not isinstance(result, Exception), result
+        assert first.tracked("commands-partition-0") == 7
         keys.for_batch = prepare
         assert made == [True, False], "the batch failed on the key stored meanwhile, and was sealed again under it"
         for app in (first, second):
@@ -268,3 +274,12 @@ def report_in(chain: ServiceChain, gid: UUID, resident: str) -> None:
 
 def execute_in(chain: ServiceChain, sql: str) -> list[Any]:
     return chain_keys(chain)._execute(sql)  # type: ignore[no-any-return]
+
+
+def test_a_resident_forgotten_while_their_first_batch_commits_is_not_remembered_again(chain: ServiceChain) -> None:
+    keys = chain_keys(chain)
+    prepared = keys.for_batch({"res-late"})
+    assert "res-late" in prepared.made
+    keys.forget("res-late")  # lands between the batch's commit and its keys being remembered
+    prepared.stored()
+    assert "res-late" not in keys._keys
