@@ -73,7 +73,7 @@ def test_a_command_on_a_long_history_reads_only_the_events_stored_since_its_held
     progress(chain, gid, 300)
     counts = events_read(chain)
     progress(chain, gid, 1, start=300)
-    assert counts == [0], "the held copy was current: nothing to read"
+    assert counts == [1], "the held copy was current: only its own last event is read, to confirm it"
     assert chain.grievance(gid).version == 303
     chain.decided.clear()
     progress(chain, gid, 1, start=301)
@@ -94,7 +94,7 @@ def test_what_another_process_stored_meanwhile_is_read_before_deciding(
     with pytest.raises(InvalidTransition):
         # Resolved meanwhile: the stale copy would have taken the note.
         progress(first, gid, 1, start=5, at=other.tick())
-    assert counts == [1]
+    assert counts == [2], "the held copy's last event, and the one stored since"
     assert first.grievance(gid).status is Status.RESOLVED
     assert first.grievance(gid).version == held + 1
 
@@ -133,3 +133,23 @@ def test_held_copies_keep_residents_fields_sealed(database_url: str) -> None:
         assert chain.grievance(scenario.id).resident_name == "[erased]"
     finally:
         chain.close()
+
+
+def test_a_store_behind_the_held_copy_is_believed_and_the_grievance_read_whole_from_it(
+    two_processes: tuple[ServiceChain, ServiceChain],
+) -> None:
+    chain, _ = two_processes
+    gid = claimed(chain)
+    progress(chain, gid, 3)
+    assert chain.grievance(gid).version == 5
+    # The store loses its last two commits (restored from a backup; a crash with `normal` durability).
+    recorder: Any = chain.recorder
+    with recorder.datastore.transaction(commit=True) as cursor:
+        schema = getattr(recorder.datastore, "schema", None)
+        mark, key = ("%s", gid) if schema is not None else ("?", gid.hex)
+        for lost in (recorder.events_table_name, "event_hashes"):
+            table = f'"{schema}".{lost}' if schema else lost
+            cursor.execute(f"DELETE FROM {table} WHERE originator_version > 3 AND originator_id = {mark}", [key])
+    assert chain.grievance(gid).version == 3, "the store's history, not the copy this process held"
+    progress(chain, gid, 1, start=10)
+    assert [e.originator_version for e in chain.history(gid)] == [1, 2, 3, 4], "no gap written into the history"
