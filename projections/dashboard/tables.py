@@ -201,6 +201,8 @@ class DashboardViews:
     datastore: Any
     # Whether the database does its work in a server process of its own (rather than in this one).
     server_side = False
+    # Text compared by code point, as Python compares it (SQLite's default; PostgreSQL's follows the locale).
+    by_code_point = ""
     tracking_name = f"{PROJECTION}<-grievances"
     # Every table of the views is named with this prefix; views rebuilt beside these use another.
     prefix = LIVE_PREFIX
@@ -528,6 +530,7 @@ class PostgresDashboardViews(DashboardViews, PostgresTrackingRecorder):
 
     mark = "%s"
     server_side = True
+    by_code_point = ' COLLATE "C"'
 
     def _upsert_many(self, cursor: Any, upsert: Upsert, params: list[tuple[Any, ...]]) -> None:
         # One statement of column arrays, not one a row: psycopg's executemany spends tens of microseconds
