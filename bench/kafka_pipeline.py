@@ -16,11 +16,14 @@ import functools
 import json
 import os
 import platform
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,12 +34,14 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from adapters.composition import build_chain, build_views
+from adapters.http.tokens import issue
 from adapters.kafka.settings import KafkaSettings
 from adapters.kafka.signatures import CommandSigner, KeyRole, add_key
 from adapters.kafka.topics import ensure_topics
 from adapters.settings import SHIPPED_CHART, Settings
 from adapters.storage.chart_file import load_chart
 from bench.engine_throughput import HOUSEHOLDS, percentile, postgres_url
+from engine.access import Role
 from tests.kafka_broker import Broker
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
@@ -124,6 +129,58 @@ def pipeline(url: str, kafka: KafkaSettings, workers: int, logs: Path) -> Iterat
             p.terminate()
         for p in processes:
             p.wait(timeout=60)
+
+
+# What a supervisor's dashboard page asks while commands flow: the headline, counts, the overdue queue, a list page.
+PAGES = ("dashboard/headline", "dashboard/counts", "dashboard/overdue", "grievances?status=claimed")
+
+
+@contextmanager
+def serving(url: str, logs: Path) -> Iterator[tuple[str, str]]:
+    """`grievance serve` on a free port beside the pipeline, as compose.yaml runs it: (base URL, a supervisor's
+    token of the whole chart)."""
+    tokens = logs / "tokens.json"
+    token = issue(tokens, "bench-supervisor", Role.SUPERVISOR, "lg", load_chart(SHIPPED_CHART))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "GRIEVANCE_DATABASE_URL": url, "GRIEVANCE_API_TOKENS_FILE": str(tokens),
+           "GRIEVANCE_LOG_FORMAT": "json", "GRIEVANCE_LOG_LEVEL": "warning"}  # fmt: skip
+    with (logs / "serve.log").open("wb") as out:
+        server = subprocess.Popen([sys.executable, "-m", "adapters.cli", "serve", "--port", str(port), "--no-project"],
+                                  env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    base = f"http://127.0.0.1:{port}/api/v1/"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).close()
+                break
+            except urllib.error.HTTPError:
+                break  # answering, if not yet healthy (the views may be behind): serving
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"the server did not start: see {logs / 'serve.log'}") from None
+                time.sleep(0.2)
+        yield base, token
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def read_beside(base: str, token: str, stop: threading.Event, per_second: int = 20) -> list[float]:
+    """A supervisor's pages, `per_second` requests a second until `stop`: each one's milliseconds."""
+    times: list[float] = []
+    n = 0
+    while not stop.is_set():
+        request = urllib.request.Request(base + PAGES[n % len(PAGES)], headers={"Authorization": f"Bearer {token}"})
+        started = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            answer.read()
+        times.append((time.perf_counter() - started) * 1000)
+        n += 1
+        stop.wait(max(0.0, 1 / per_second - (time.perf_counter() - started)))
+    return times
 
 
 def wait_for_position(views: Any, target: int, processes: list[subprocess.Popen[bytes]], timeout: float) -> float:
@@ -249,13 +306,22 @@ def main() -> None:
             chain = build_chain(settings)
             views = build_views(settings)
             grievances = args.commands // EVENTS_PER_LIFECYCLE
-            with pipeline(url, kafka, args.workers, logs) as processes:
+            with pipeline(url, kafka, args.workers, logs) as processes, serving(url, logs) as (api, token):
                 base = warm_up(kafka, views, processes)
                 rate = sustained(kafka, views, processes, grievances, base)
                 base = views.position()
-                p50, p99, worst = steady_latency(
-                    kafka, chain, views, processes, args.rate, args.seconds, base, first=10_000_000
-                )
+                # A supervisor reads the dashboard all through the latency run, as the HTTP service beside it.
+                stop = threading.Event()
+                pages: list[float] = []
+                reader = threading.Thread(target=lambda: pages.extend(read_beside(api, token, stop)))
+                reader.start()
+                try:
+                    p50, p99, worst = steady_latency(
+                        kafka, chain, views, processes, args.rate, args.seconds, base, first=10_000_000
+                    )
+                finally:
+                    stop.set()
+                    reader.join()
             chain.close()
     finally:
         if broker:
@@ -268,8 +334,10 @@ def main() -> None:
     print(f"| kafka-python raw produce (acks=all, 300 B) | {produce_rate:,.0f} messages/s |")
     print(f"| kafka-python raw consume | {consume_rate:,.0f} messages/s |")
     print(f"| sustained produce → {args.workers} workers → PostgreSQL → projection | {rate:,.0f} commands/s |")
-    print(f"| command → projection latency at {args.rate:,}/s | p50 {p50:,.0f} ms, p99 {p99:,.0f} ms, "
-          f"max {worst:,.0f} ms |")  # fmt: skip
+    print(f"| command → projection latency at {args.rate:,}/s, the HTTP service read beside | p50 {p50:,.0f} ms, "
+          f"p99 {p99:,.0f} ms, max {worst:,.0f} ms |")  # fmt: skip
+    print(f"| a supervisor's pages meanwhile ({len(pages):,} requests over HTTP) | "
+          f"p50 {percentile(pages, 50):,.1f} ms, p99 {percentile(pages, 99):,.1f} ms |")  # fmt: skip
 
 
 if __name__ == "__main__":
