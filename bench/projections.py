@@ -29,12 +29,21 @@ from bench.engine_throughput import (
     store_in_batches,
 )
 from bench.operator import OPERATOR
-from engine.commands import Claim, Command, Rate, RecordProgress, Reply, Report, Resolve
+from engine.commands import Claim, Command, Rate, RecordProgress, Reply, Report, Resident, Resolve
 from engine.grievance import Category, ClaimMode, Rating
 from projections.dashboard.queries import Dashboard
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 NOW = T0 + timedelta(days=400)
+
+
+def resident_of(i: int) -> Resident | None:
+    """Whom grievance i's report names, as bench/traffic.py's mix does: no one for one in five; for three in ten,
+    a resident who reported an earlier grievance; else one new to the chain."""
+    if i % 5 == 4:
+        return None
+    who = i // 3 if i % 10 in (0, 3, 6) else i
+    return Resident(resident_id=f"res-{who}", name="王秀英", phone=f"139{who % 10**8:08d}")
 
 
 def lifecycle(i: int) -> list[Command]:
@@ -53,6 +62,7 @@ def lifecycle(i: int) -> list[Command]:
             category=Category.OTHER,
             title="t",
             description="d",
+            resident=resident_of(i),
         ),
         Claim(
             grievance_id=gid,
