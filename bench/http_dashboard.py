@@ -30,6 +30,7 @@ from uuid import UUID
 from adapters.composition import build_chain, build_projection
 from adapters.settings import Settings
 from bench.engine_throughput import HOUSEHOLDS, store_in_batches
+from bench.projections import resident_of
 from engine.commands import Claim, Command, Rate, Report, Resolve
 from engine.grievance import Category, ClaimMode, Rating
 from engine.levels import Level
@@ -46,7 +47,7 @@ def commands_of(i: int) -> list[Command]:
     t = T0 + timedelta(seconds=i * 25)
     out: list[Command] = [
         Report(grievance_id=gid, command_id=f"a{i}", actor="w", occurred_at=t, unit_id=unit, category=Category.OTHER,
-               title="t", description="d"),
+               title="t", description="d", resident=resident_of(i)),
         Claim(grievance_id=gid, command_id=f"b{i}", actor="m", occurred_at=t + timedelta(hours=2), unit_id=unit,
               mode=ClaimMode.MEMBER, claimant=f"m{i % 900}"),
     ]  # fmt: skip
