@@ -68,9 +68,8 @@ class _copier:  # noqa: N801 - a context manager read as a verb
 
 def measure(label: str, url: str, sizes: list[int], page: int, samples: int) -> list[str]:
     """Grow one store through `sizes`, measuring the rebuild and every question at each."""
-    settings = Settings(database_url=url, durability="normal")
+    settings = Settings(database_url=url, durability="normal", decided_cache_size=0)  # a bulk load holds nothing
     chain = build_chain(settings)
-    chain.decided.size = 0  # a bulk load holds nothing
     lines = []
     stored = 0
     try:

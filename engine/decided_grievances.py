@@ -2,8 +2,9 @@
 with a long history then reads only the events stored since, not the whole history again.
 
 The cache is only ever a starting point: every load still reads, in the same query as the rest of its batch, the
-events stored after the cached version (by this process or any other), so what is decided is never stale. Entries
-hold residents' personal fields as stored (sealed), never opened.
+cached version's own event (to confirm the store still has it) and the events stored after it (by this process or
+any other), so what is decided is never stale (engine/service_chain.py, `_load_many`). Entries hold residents'
+personal fields as stored (sealed), never opened.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ DEFAULT_SIZE = 10_000
 
 class DecidedGrievances:
     """A bounded, thread-safe map from grievance id to the grievance at its last stored version; least lately used
-    ones are dropped first. Grievances go in and come out as copies, so no caller's changes reach another."""
+        ones are dropped first. Grievances come out as copies, so no caller's changes reach what is held or another
+    caller; what goes in is held itself, and must not be changed afterwards."""
 
     def __init__(self, size: int = DEFAULT_SIZE) -> None:
         if size < 0:
