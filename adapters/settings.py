@@ -85,7 +85,7 @@ class Settings:
         if cache not in ("on", "off"):
             raise ConfigurationError(f"GRIEVANCE_DASHBOARD_CACHE: {cache!r} is not on or off")
         threads = env.get("GRIEVANCE_HTTP_THREADS", str(DEFAULT_HTTP_THREADS)).strip()
-        if not threads.isdigit() or not 1 <= int(threads) <= 400:
+        if not (threads.isascii() and threads.isdigit()) or not 1 <= int(threads) <= 400:
             raise ConfigurationError(f"GRIEVANCE_HTTP_THREADS: {threads!r} is not a whole number from 1 to 400")
         tokens_file = env.get("GRIEVANCE_API_TOKENS_FILE", "").strip()
         public = env.get("GRIEVANCE_OPEN311_PUBLIC", "off").strip().lower()
@@ -210,7 +210,8 @@ def _number(env: Mapping[str, str], name: str, default: int, low: int, high: int
     raw = env.get(name, "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # ASCII digits only: str.isdigit also takes '²' (which int() refuses) and other scripts' digits.
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         raise ConfigurationError(f"{name}: {raw!r} is not a whole number from {low} to {high}")
     return int(raw)
 

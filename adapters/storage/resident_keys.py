@@ -24,13 +24,19 @@ from eventsourcing.postgres import PostgresDatastore
 
 from adapters.storage.key_encryption import KeyEncryptionKeys
 from adapters.storage.side_table import SideTable
-from engine.errors import ConfigurationError
-from engine.personal_data import ERASED
+from engine.errors import ConfigurationError, InfrastructureError
+from engine.personal_data import ERASED, masked
 
 PREFIX = "sealed:v1:"
 TABLE = "resident_keys"
 # SQLite's default limit on bound parameters is 32,766; stay well below it.
 IDS_PER_QUERY = 500
+KEY_BYTES = 32  # AES-256
+
+
+def _damaged(row: Any) -> InfrastructureError:
+    return InfrastructureError(f"{TABLE}: the key stored for resident {masked('resident_id', row['resident_id'])} "
+                               f"is not a {KEY_BYTES * 8}-bit key: the table was edited or damaged")  # fmt: skip
 
 
 def _sealed(cipher: AESGCM, subject: str, field: str, value: str) -> str:
@@ -60,13 +66,18 @@ class ResidentKeys(SideTable):
         """A row's key, unwrapped if it was stored wrapped."""
         if row["key"] is None:
             return None
-        key = bytes(row["key"])
-        if row["kek_id"] is None:
-            return key
-        if self.keks is None:
-            raise ConfigurationError("GRIEVANCE_RESIDENT_KEK_FILE: residents' keys are stored wrapped; name the "
-                                     "key-encryption key file")  # fmt: skip
-        return self.keks.unwrap(row["kek_id"], key)
+        stored = row["key"]
+        if not isinstance(stored, bytes | bytearray | memoryview):
+            raise _damaged(row)
+        key = bytes(stored)
+        if row["kek_id"] is not None:
+            if self.keks is None:
+                raise ConfigurationError("GRIEVANCE_RESIDENT_KEK_FILE: residents' keys are stored wrapped; name the "
+                                         "key-encryption key file")  # fmt: skip
+            key = self.keks.unwrap(row["kek_id"], key)
+        if len(key) != KEY_BYTES:
+            raise _damaged(row)
+        return key
 
     def rewrap(self) -> tuple[int, set[str]]:
         """Wrap every stored key again under the current key-encryption key: how many were, and the ids of the
@@ -95,7 +106,7 @@ class ResidentKeys(SideTable):
             known = self._keys.get(subject)
             if known is not None and time.monotonic() - known[1] < self.remember and (known[0] or not create):
                 return known[0]
-        select = f"SELECT key, kek_id FROM {self.table} WHERE resident_id = ?"
+        select = f"SELECT resident_id, key, kek_id FROM {self.table} WHERE resident_id = ?"
         rows = self._execute(select, (subject,))
         key = self._stored(rows[0]) if rows else None
         if key is None and create:

@@ -283,3 +283,20 @@ def test_a_resident_forgotten_while_their_first_batch_commits_is_not_remembered_
     keys.forget("res-late")  # lands between the batch's commit and its keys being remembered
     prepared.stored()
     assert "res-late" not in keys._keys
+
+
+@pytest.mark.parametrize("damage", [b"short", "a text, not bytes", b""])
+def test_a_damaged_key_in_the_table_is_a_one_line_infrastructure_error_naming_the_table(
+    chain: ServiceChain, damage: Any
+) -> None:
+    from engine.errors import InfrastructureError
+
+    gid = report(chain, "res-damaged")
+    keys = chain_keys(chain)
+    execute_in(chain, f"SELECT 1 FROM {keys.table}")  # the table exists
+    keys._execute(f"UPDATE {keys.table} SET key = ? WHERE resident_id = ?", (damage, "res-damaged"))
+    keys._keys.clear()
+    with pytest.raises(InfrastructureError, match="resident_keys: the key stored for resident re"):
+        chain.grievance(gid)
+    with pytest.raises(InfrastructureError, match="edited or damaged"):
+        report(chain, "res-damaged")

@@ -19,3 +19,10 @@ def test_the_cache_size_is_read_and_handed_down() -> None:
     settings = Settings.from_env({"GRIEVANCE_DECIDED_CACHE": "0"})
     assert settings.decided_cache_size == 0
     assert Settings.from_env(settings.as_env()) == settings
+
+
+@pytest.mark.parametrize("name", ["GRIEVANCE_DECIDED_CACHE", "GRIEVANCE_HTTP_THREADS", "GRIEVANCE_MAX_LAG_HOURS"])
+@pytest.mark.parametrize("raw", ["²", "١٠", "５"])
+def test_digits_of_other_scripts_are_refused_by_the_variables_name(name: str, raw: str) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        Settings.from_env({name: raw})
