@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Generic, TypeVar, get_args, get_origin
 from uuid import UUID
 
 import msgspec
 
+from engine.errors import InvalidValue
 from engine.grievance import Category, Channel, ClaimMode, EscalationReason, Rating, Status
 from engine.levels import Level
+from engine.times import parse_time
 
 Identifier = Annotated[
     str,
@@ -117,9 +119,54 @@ class Rate(CommandBase, tag="rate", frozen=True):
 
 Command = Report | Claim | RecordProgress | Escalate | Resolve | Reply | Rate
 
+T = TypeVar("T")
+
+
+def _is_time(annotation: Any) -> bool:
+    return annotation is datetime or (get_origin(annotation) is Annotated and get_args(annotation)[0] is datetime)
+
+
+# The commands' time fields, read by `engine.times` rather than msgspec, whose reader insists on seconds.
+TIME_FIELDS = frozenset(f.name for kind in get_args(Command) for f in msgspec.structs.fields(kind) if _is_time(f.type))
+
+
+def times_read(document: Any) -> Any:
+    """`document` (a command's fields, or a list of them) with each time field that holds text read as RFC 3339,
+    with or without seconds; a time that is not one is msgspec's `ValidationError`, at the field's path, as any
+    other field at fault is."""
+    items = document if isinstance(document, list) else [document]
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            continue
+        for name in TIME_FIELDS & item.keys():
+            if isinstance(item[name], str):
+                try:
+                    item[name] = parse_time(name, item[name], bounded=False)
+                except InvalidValue as e:
+                    path = f"$[{i}].{name}" if isinstance(document, list) else f"$.{name}"
+                    raise msgspec.ValidationError(f"{e.reason} - at `{path}`") from None
+    return document
+
+
+class CommandDecoder(Generic[T]):
+    """Decodes JSON into `kind` (a command, or a list of them), its times read as every channel reads them."""
+
+    def __init__(self, kind: type[T]) -> None:
+        self.kind = kind
+        self._json = msgspec.json.Decoder()
+
+    def decode(self, data: bytes | str) -> T:
+        """The `kind` that JSON `data` holds; msgspec's `DecodeError` or `ValidationError` if it holds none."""
+        return self.convert(self._json.decode(data))
+
+    def convert(self, document: Any) -> T:
+        """The `kind` that decoded JSON (dicts, lists, strings) holds; `document` is read in place."""
+        return msgspec.convert(times_read(document), self.kind)
+
+
 # Built once and shared: every channel decodes with these.
-command_decoder = msgspec.json.Decoder(Command)
-batch_decoder = msgspec.json.Decoder(list[Command])
+command_decoder: CommandDecoder[Command] = CommandDecoder(Command)  # type: ignore[arg-type]
+batch_decoder: CommandDecoder[list[Command]] = CommandDecoder(list[Command])
 
 
 @dataclass(frozen=True, slots=True)

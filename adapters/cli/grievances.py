@@ -66,7 +66,7 @@ def submit(fields: dict[str, Any], kind: type[engine_commands.Command], as_json:
         fields["actor"] = fields.get("actor") or session.settings.actor
         result: Result
         try:
-            command: engine_commands.Command = msgspec.convert(fields, kind)
+            command: engine_commands.Command = msgspec.convert(engine_commands.times_read(fields), kind)
         except msgspec.ValidationError as e:
             result = wire.malformed(e)
         else:

@@ -22,10 +22,11 @@ from adapters.audit.trail import AuditTrail
 from adapters.intake import Intake
 from adapters.logs import configure_logging
 from adapters.settings import Settings
+from engine import times
 from engine.access import Principal
 from engine.clock import Clock
 from engine.commands import Command
-from engine.errors import InfrastructureError
+from engine.errors import InfrastructureError, InvalidValue
 from engine.service_chain import ServiceChain
 from projections.dashboard.queries import Dashboard
 from projections.dashboard.runner import DashboardProjection
@@ -146,14 +147,12 @@ def json_option(f: F) -> F:
 
 
 def parse_time(field: str, value: str) -> datetime:
-    """An RFC 3339 time with an offset, or a one-line failure naming the option."""
+    """An RFC 3339 time with an offset (seconds optional), as every channel reads one, or a one-line failure
+    naming the option."""
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        fail(f"{field}: {value!r} is not an RFC 3339 time")
-    if moment.tzinfo is None:
-        fail(f"{field}: must carry a timezone offset (a naive time is ambiguous)")
-    return moment
+        return times.parse_time(field, value)
+    except InvalidValue as e:
+        fail(str(e))
 
 
 def stop_on_signals() -> threading.Event:

@@ -125,7 +125,7 @@ def demo(seed: int) -> None:
             applied = year.play(on_day=lambda _day: bar.advance(task))
         out.print(f"{applied:,} commands applied; the dashboard views hold {session.runner.views.position():,} events.")
         dash = session.dashboard()
-        print_dashboard(dash, None, YEAR_END, ("2020-01", "2020-12"))
+        print_dashboard(dash, None, YEAR_END, twelve_months_to(YEAR_END))
         resolved = dash.headline(now=YEAR_END).resolved
         if resolved != RESOLVED:
             fail(f"the year ended with {resolved} resolved, not {RESOLVED}", EXIT_INFRASTRUCTURE)

@@ -18,7 +18,6 @@ from adapters.http.services import Reader, Services, services
 from engine.commands import Command, command_decoder
 from schemas.results import Rejected, Result
 
-_encoder = msgspec.json.Encoder()
 # Most commands one request may carry: a phone's queue after days offline is far fewer; a batch is one
 # transaction, and its time grows with its size.
 MAX_BATCH = 1000
@@ -29,7 +28,7 @@ def _decoded(item: Any, actor: str) -> Command | Rejected:
         return Rejected(command_id=None, grievance_id=None, code="malformed", field="$",
                         reason=f"expected a command object, got {type(item).__name__}")  # fmt: skip
     try:
-        command: Command = command_decoder.decode(_encoder.encode({**item, "actor": actor}))
+        command: Command = command_decoder.convert({**item, "actor": actor})
         return command
     except wire.UNDECODABLE as e:
         return wire.malformed(e)

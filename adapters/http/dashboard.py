@@ -3,16 +3,14 @@ reader's own unit), within the reader's jurisdiction."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from litestar import get
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from adapters.http.services import Reader, require_reader_of, services
-from engine.errors import InvalidValue
+from adapters.http.services import AsOf, Reader, moment, require_reader_of, services
 from projections.dashboard.queries import twelve_months_to
 from schemas.dashboard import (
     DayCounts,
@@ -39,17 +37,10 @@ class UnitNode(msgspec.Struct, kw_only=True, frozen=True):
     children: list[dict[str, str]]
 
 
-def _moment(svc: Any, at: datetime | None) -> datetime:
-    if at is not None and at.tzinfo is None:
-        raise InvalidValue("at", "needs a UTC offset")
-    now: datetime = at or svc.clock()
-    return now
-
-
 @get("/dashboard/headline", sync_to_thread=True, summary="Resolved, replied, open and overdue totals")
-def headline(state: State, principal: Reader, unit: Unit = None, at: FromQuery[datetime | None] = None) -> Headline:
+def headline(state: State, principal: Reader, unit: Unit = None, at: AsOf = None) -> Headline:
     svc = services(state)
-    return svc.dashboard.headline(require_reader_of(svc, principal, unit), now=_moment(svc, at))
+    return svc.dashboard.headline(require_reader_of(svc, principal, unit), now=moment(svc, at))
 
 
 @get("/dashboard/rates", sync_to_thread=True, summary="Response, resolution and satisfaction rates of a unit "
@@ -60,9 +51,11 @@ def rates(
     unit: Unit = None,
     from_month: Annotated[str | None, QueryParameter(name="from", description="YYYY-MM")] = None,
     to_month: Annotated[str | None, QueryParameter(name="to", description="YYYY-MM")] = None,
+    at: AsOf = None,
 ) -> list[UnitRates]:
     svc = services(state)
-    default_from, default_to = twelve_months_to(svc.clock())
+    # Without `from` and `to`: the twelve months before `at`, as every channel counts them.
+    default_from, default_to = twelve_months_to(moment(svc, at))
     return svc.dashboard.rates(require_reader_of(svc, principal, unit), from_month=from_month or default_from,
                                to_month=to_month or default_to)  # fmt: skip
 
@@ -108,11 +101,11 @@ def overdue(
     state: State,
     principal: Reader,
     unit: Unit = None,
-    at: FromQuery[datetime | None] = None,
+    at: AsOf = None,
     limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
 ) -> list[GrievanceItem]:
     svc = services(state)
-    return svc.dashboard.overdue_queue(require_reader_of(svc, principal, unit), now=_moment(svc, at), limit=limit)
+    return svc.dashboard.overdue_queue(require_reader_of(svc, principal, unit), now=moment(svc, at), limit=limit)
 
 
 @get("/dashboard/points", sync_to_thread=True, summary="The volunteer points ledger, most points first")

@@ -3,7 +3,6 @@ verification and exports, and the filtered list."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -14,7 +13,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from adapters import wire
 from adapters.audit.export import as_html, as_json_lines
-from adapters.http.services import Reader, Services, require_reader_of, services
+from adapters.http.services import AsOf, Reader, Services, moment, require_reader_of, services
 from adapters.storage.disclosures import Disclosure
 from engine.access import Principal
 from engine.errors import GrievanceNotFound, InvalidValue
@@ -61,7 +60,7 @@ def get_grievance(
     state: State,
     principal: Reader,
     version: Annotated[int | None, QueryParameter(ge=1, le=MAX_VERSION)] = None,
-    at: FromQuery[datetime | None] = None,
+    at: AsOf = None,
     clock: FromQuery[Literal["recorded", "occurred"]] = "recorded",
     reveal: Reveal = False,
     reason: Reason = None,
@@ -71,15 +70,14 @@ def get_grievance(
     whole = _revealing(svc, principal, grievance_id, reveal, reason, "http: grievance")
     if version is not None and at is not None:
         raise InvalidValue("version", "give version or at, not both")
-    if at is not None and at.tzinfo is None:
-        raise InvalidValue("at", "needs a UTC offset")
+    now = moment(svc, at)
     if version is not None:
         shown = svc.chain.grievance(grievance_id, version=version)
     elif at is not None:
-        shown = svc.chain.grievance_at(grievance_id, at, clock=clock)
+        shown = svc.chain.grievance_at(grievance_id, now, clock=clock)
     else:
         shown = current
-    return wire.view(shown, at or svc.clock(), reveal=whole)
+    return wire.view(shown, now, reveal=whole)
 
 
 @get("/grievances/{grievance_id:uuid}/history", sync_to_thread=True,

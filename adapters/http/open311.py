@@ -12,7 +12,7 @@ and a unit in their jurisdiction; a repeated identical request files one grievan
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -25,15 +25,15 @@ from litestar.params import Body, FromPath, FromQuery
 from adapters import wire
 from adapters.http.services import Services, services
 from engine.access import Principal
-from engine.clock import TimeBounds
 from engine.commands import Report
+from engine.errors import InvalidValue
 from engine.grievance import Category, Grievance, Status
+from engine.times import parse_time
 from schemas.dashboard import GrievanceItem
 from schemas.results import Rejected
 
 CATEGORIES = frozenset(c.value for c in Category)
 MAX_SPAN = timedelta(days=90)
-EARLIEST, LATEST = TimeBounds().earliest, datetime(9000, 1, 1, tzinfo=UTC)
 MAX_IDS = 100
 
 
@@ -80,14 +80,9 @@ def _when(value: str | None, name: str) -> datetime | None:
     if not value:
         return None
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{name}: {value!r} is not a W3C datetime") from None
-    if moment.tzinfo is None:
-        raise ValueError(f"{name}: {value!r} needs a UTC offset")
-    if not EARLIEST <= moment <= LATEST:
-        raise ValueError(f"{name}: {value!r} is outside the years the engine records ({EARLIEST:%Y} to {LATEST:%Y})")
-    return moment
+        return parse_time(name, value)  # as every channel reads a time: W3C's and RFC 3339's forms agree here
+    except InvalidValue as e:
+        raise ValueError(str(e)) from None
 
 
 @get("/requests.json", sync_to_thread=True, summary="Open311: service requests, newest first")

@@ -5,18 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Annotated
 
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, ValidationException
+from litestar.params import QueryParameter
 
 from adapters.audit.trail import AuditTrail
 from adapters.http.tokens import TokenBook
 from adapters.intake import Intake
 from adapters.storage.disclosures import DisclosureLog
 from engine.access import Principal
+from engine.errors import InvalidValue
 from engine.service_chain import ServiceChain
+from engine.times import FORM, parse_time
 from projections.dashboard.health import ViewsWatch
 from projections.dashboard.queries import Dashboard
 
@@ -70,3 +74,18 @@ def require_reader_of(svc: Services, who: Principal, unit_id: str | None) -> str
 
 # The token's holder, injected by name into every API handler that declares it.
 Reader = NamedDependency[Principal]
+
+
+# A time a question is asked as of: read by `engine.times`, as every channel reads one (seconds optional).
+AsOf = Annotated[str | None, QueryParameter(description=f"As of this time: {FORM}; default now.",
+                                            schema_extra={"format": "date-time"})]  # fmt: skip
+
+
+def moment(svc: Services, at: str | None, field: str = "at") -> datetime:
+    """The time `at` names (400 naming `field` if it names none), or the server's clock when not given."""
+    if at is None:
+        return svc.clock()
+    try:
+        return parse_time(field, at)
+    except InvalidValue as e:
+        raise ValidationException(detail=str(e), extra=[{"key": field, "message": e.reason}]) from None

@@ -17,7 +17,8 @@ import structlog
 from engine.access import Principal, Role
 from engine.chart import OrgChart
 from engine.clock import system_clock
-from engine.errors import ConfigurationError
+from engine.errors import ConfigurationError, InvalidValue
+from engine.times import parse_time
 
 log = structlog.get_logger("grievance.http")
 
@@ -40,7 +41,7 @@ class TokenEntry(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_field
 
     def valid_at(self, now: datetime) -> bool:
         """Whether the token may be used at `now`: not revoked, not expired."""
-        return self.revoked_at is None and (self.expires_at is None or datetime.fromisoformat(self.expires_at) > now)
+        return self.revoked_at is None and (self.expires_at is None or parse_time("expires_at", self.expires_at) > now)
 
 
 class TokenFile(msgspec.Struct, kw_only=True):
@@ -82,11 +83,10 @@ class TokenBook:
                 raise ConfigurationError(f"tokens[{i}].sha256: expected 64 hex digits")
             for field, value in (("expires_at", e.expires_at), ("revoked_at", e.revoked_at)):
                 try:
-                    moment = datetime.fromisoformat(value) if value else None
-                except ValueError:
-                    moment = None
-                if value and (moment is None or moment.tzinfo is None):
-                    raise ConfigurationError(f"tokens[{i}].{field}: {value!r} is not an RFC 3339 time with an offset")
+                    if value:
+                        parse_time(f"tokens[{i}].{field}", value)
+                except InvalidValue as refused:
+                    raise ConfigurationError(str(refused)) from None
             by_hash[e.sha256.lower()] = e
         return by_hash
 

@@ -31,7 +31,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from engine.access import Principal, Role
 from engine.chart import OrgChart
-from engine.errors import ConfigurationError
+from engine.errors import ConfigurationError, InvalidValue
+from engine.times import parse_time
 
 CONTEXT = b"grievance-command/v1"
 DEFAULT_KEYS_FILE = Path("kafka-keys.json")
@@ -159,8 +160,8 @@ class KeyBook:
         try:
             key_id, at = found[KEY_HEADER].decode(), found[AT_HEADER].decode()
             signature = base64.b64decode(found[SIGNATURE_HEADER], validate=True)
-            signed_at = datetime.fromisoformat(at)
-        except (UnicodeDecodeError, ValueError) as e:
+            signed_at = parse_time("signature.at", at)
+        except (UnicodeDecodeError, ValueError, InvalidValue) as e:
             raise Unverified("bad_signature", f"the signature headers do not read: {e}") from None
         known = self._keys.get(key_id)
         if known is None:
@@ -172,8 +173,6 @@ class KeyBook:
             public_key.verify(signature, signed_bytes(key_id, at, topic, key, value))
         except InvalidSignature:
             raise Unverified("bad_signature", f"the signature does not match the message for key {key_id}") from None
-        if signed_at.tzinfo is None:
-            raise Unverified("bad_signature", "signature.at carries no timezone")
         if signed_at < now - self.max_age:
             raise Unverified("expired", f"signed at {at}, more than {self.max_age} before the server's clock")
         if signed_at > now + self.skew:

@@ -51,9 +51,13 @@ LINEAGE_COLUMN_OF = {Level.STREET_COMMITTEE: "street_id", Level.COMMUNITY: "comm
 
 
 def twelve_months_to(now: datetime) -> tuple[str, str]:
-    """The default window of the rates: the twelve months ending with the month of `now` (China time)."""
-    local = now.astimezone(REPORTING_TZ)
-    return (local.replace(day=1) - timedelta(days=330)).strftime("%Y-%m"), local.strftime("%Y-%m")
+    """The rates' window as of `now`, the one rule every channel shows: the twelve months (in China time, as the
+    views count them) before the instant `now`. An as-of at the very start of a month excludes that month, so
+    as of 2021-01-01 00:00 CST the window is 2020-01 to 2020-12, the demo's year; as of 2021-01-15 it is
+    2020-02 to 2021-01."""
+    last = (now.astimezone(REPORTING_TZ) - timedelta(microseconds=1)).date()
+    first = last.year * 12 + last.month - 1 - 11
+    return f"{first // 12:04d}-{first % 12 + 1:02d}", f"{last:%Y-%m}"
 
 
 class Dashboard:
