@@ -208,6 +208,7 @@ def build_http_services(settings: Settings, *, clock: Clock | None = None) -> tu
         disclosures=build_disclosures(chain),
         watch=build_views_watch(projection),
         open311_public=settings.open311_public,
+        display_zone=settings.display_zone,
         clock=clock or (lambda: datetime.now(UTC)),
     )
     return services, projection

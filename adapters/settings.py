@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from adapters.display_zone import DEFAULT_ZONE, DisplayZone
 from adapters.kafka.settings import KafkaSettings
 from engine.clock import TimeBounds
 from engine.errors import ConfigurationError
@@ -57,6 +58,8 @@ class Settings:
     resident_kek_file: Path | None = None
     # Open311's reads open to anyone, as the standard allows (they never show residents' text either way).
     open311_public: bool = False
+    # The zone every time shown to a person is in (adapters/display_zone.py).
+    display_zone: DisplayZone = field(default_factory=lambda: DisplayZone())
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -103,6 +106,7 @@ class Settings:
             decided_cache_size=_number(env, "GRIEVANCE_DECIDED_CACHE", DEFAULT_DECIDED_CACHE, 0, 10_000_000),
             time_bounds=bounds,
             open311_public=public == "on",
+            display_zone=DisplayZone(env.get("GRIEVANCE_DISPLAY_TIMEZONE", "").strip() or DEFAULT_ZONE),
             resident_kek_file=Path(kek) if (kek := env.get("GRIEVANCE_RESIDENT_KEK_FILE", "").strip()) else None,
             kafka=KafkaSettings.from_variables(env),
             dashboard_cache=cache == "on",
@@ -184,6 +188,7 @@ class Settings:
             "GRIEVANCE_HTTP_THREADS": str(self.http_threads),
             "GRIEVANCE_DECIDED_CACHE": str(self.decided_cache_size),
             "GRIEVANCE_OPEN311_PUBLIC": "on" if self.open311_public else "off",
+            "GRIEVANCE_DISPLAY_TIMEZONE": self.display_zone.name,
             "GRIEVANCE_CLOCK_SKEW_MINUTES": str(int(self.time_bounds.skew.total_seconds() // 60)),
             "GRIEVANCE_MAX_LAG_HOURS": str(int(self.time_bounds.lag.total_seconds() // 3600)),
             **self.kafka.as_env(),

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from adapters.display_zone import DisplayZone
 from adapters.storage.hash_chain import BrokenLink
 from engine.chart import OrgChart
 from engine.grievance import Grievance
@@ -22,16 +23,12 @@ def as_json_lines(envelopes: Sequence[EventEnvelope]) -> bytes:
     return b"".join(_encoder.encode(e) + b"\n" for e in envelopes)
 
 
-def _when(t: datetime) -> str:
-    return t.strftime("%Y-%m-%d %H:%M:%S %z")
-
-
-def _details(payload: dict[str, Any], chart: OrgChart) -> str:
+def _details(payload: dict[str, Any], chart: OrgChart, zone: DisplayZone) -> str:
     parts = []
     for key, value in payload.items():
         if value in (None, "", [], {}):
             continue
-        shown = str(value)
+        shown = zone.detail(key, value)
         if isinstance(value, str) and value in chart:
             shown = f"{chart.unit(value).name} ({value})"
         parts.append(f"<dt>{escape(key)}</dt><dd>{escape(shown)}</dd>")
@@ -39,9 +36,15 @@ def _details(payload: dict[str, Any], chart: OrgChart) -> str:
 
 
 def as_html(
-    grievance_id: Any, envelopes: Sequence[EventEnvelope], broken: BrokenLink | None, chart: OrgChart, now: datetime
+    grievance_id: Any,
+    envelopes: Sequence[EventEnvelope],
+    broken: BrokenLink | None,
+    chart: OrgChart,
+    now: datetime,
+    zone: DisplayZone,
 ) -> str:
-    """A printable report: what happened, who did it and when, each event's hash, and the chain's verdict."""
+    """A printable report: what happened, who did it and when (in the display zone, labelled), each event's hash,
+    and the chain's verdict."""
     if broken is None:
         verdict = f'<p class="ok">✔ 链条完整 The hash chain of all {len(envelopes)} events is intact.</p>'
     else:
@@ -51,8 +54,8 @@ def as_html(
         )
     rows = "\n".join(
         f"<tr><td>{e.version}</td><td>{escape(Grievance.label_of(e.type))}</td>"
-        f"<td>{_when(e.occurred_at)}</td><td>{_when(e.recorded_at)}</td><td>{escape(e.actor)}</td>"
-        f"<td>{_details(e.payload, chart)}</td><td><code>{escape((e.hash or 'missing')[:16])}</code></td></tr>"
+        f"<td>{zone.second(e.occurred_at)}</td><td>{zone.second(e.recorded_at)}</td><td>{escape(e.actor)}</td>"
+        f"<td>{_details(e.payload, chart, zone)}</td><td><code>{escape((e.hash or 'missing')[:16])}</code></td></tr>"
         for e in envelopes
     )
     return f"""<!doctype html>
@@ -65,7 +68,7 @@ th {{ background: #f3f3f3; }} dl {{ margin: 0; display: grid; grid-template-colu
 dt {{ color: #666; }} dd {{ margin: 0; }} .ok {{ color: #1a7f37; }} .broken {{ color: #b42318; font-weight: bold; }}
 </style></head><body>
 <h1>诉求审计报告 Audit report</h1>
-<p>Grievance <code>{escape(str(grievance_id))}</code> · {len(envelopes)} events · generated {_when(now)}</p>
+<p>Grievance <code>{escape(str(grievance_id))}</code> · {len(envelopes)} events · generated {zone.second(now)}</p>
 {verdict}
 <table><thead><tr><th>v</th><th>事件 event</th><th>发生 occurred</th><th>记录 recorded</th><th>操作人 actor</th>
 <th>内容 details</th><th>hash</th></tr></thead>

@@ -28,6 +28,7 @@ from adapters.cli.session import (
     revealing,
     settings_or_exit,
 )
+from adapters.display_zone import DisplayZone
 from adapters.storage.key_encryption import new_key_encryption_key, retire_key_encryption_key
 from engine.errors import ConfigurationError, GrievanceError
 from engine.grievance import Grievance
@@ -48,18 +49,19 @@ def register(main: click.Group) -> None:
     main.add_command(operator_actions)
 
 
-def print_history(gid: UUID, envelopes: list[EventEnvelope]) -> None:
-    """The timeline as a table: version, event, times, actor, details and the start of each hash."""
+def print_history(gid: UUID, envelopes: list[EventEnvelope], zone: DisplayZone) -> None:
+    """The timeline as a table: version, event, times (both in the display zone, labelled), actor, details and
+    the start of each hash."""
     table = Table(title=f"grievance {gid}")
     for column in ("v", "event", "occurred", "recorded", "actor", "details", "hash"):
         table.add_column(column, overflow="fold")
     for env in envelopes:
-        details = ", ".join(f"{k}={v}" for k, v in env.payload.items())
+        details = ", ".join(f"{k}={zone.detail(k, v)}" for k, v in env.payload.items())
         table.add_row(
             str(env.version),
             Grievance.label_of(env.type),
-            f"{env.occurred_at:%Y-%m-%d %H:%M:%S}",
-            f"{env.recorded_at:%Y-%m-%d %H:%M:%S}",
+            zone.second(env.occurred_at),
+            zone.second(env.recorded_at),
             env.actor,
             details,
             (env.hash or "missing")[:12],
@@ -82,7 +84,7 @@ def history(grievance_id: str, reveal: bool, reason: str | None, as_json: bool) 
     if as_json:
         click.echo(encoder.encode(History(grievance_id=gid, events=envelopes)))
     else:
-        print_history(gid, envelopes)
+        print_history(gid, envelopes, session.settings.display_zone)
 
 
 @click.command()
@@ -141,7 +143,7 @@ def export(grievance_id: str, fmt: str, output: Path | None, now: str | None, re
             data = as_json_lines(envelopes)
         else:
             at = parse_time("now", now) if now else datetime.now(UTC)
-            data = as_html(gid, envelopes, broken, session.chain.chart, at).encode()
+            data = as_html(gid, envelopes, broken, session.chain.chart, at, session.settings.display_zone).encode()
     if output:
         output.write_bytes(data)
         out.print(f"wrote {len(envelopes)} events to {output}")
@@ -189,8 +191,9 @@ def disclosures(grievance_id: str | None, limit: int, as_json: bool) -> None:
     gid = parse_uuid(grievance_id) if grievance_id else None
     with opened() as session:
         entries = composition.build_disclosures(session.chain).latest(grievance_id=gid, limit=limit)
-    print_records(entries, as_json, lambda d: f"{d.read_at}  {d.reader} ({d.role}) read grievance {d.grievance_id} "
-                  f"via {d.channel}: {d.reason}")  # fmt: skip
+    zone = session.settings.display_zone
+    print_records(entries, as_json, lambda d: f"{zone.second(d.read_at)}  {d.reader} ({d.role}) read grievance "
+                  f"{d.grievance_id} via {d.channel}: {d.reason}")  # fmt: skip
 
 
 @click.group()
@@ -245,5 +248,6 @@ def operator_actions(grievance_id: str | None, limit: int, as_json: bool) -> Non
     gid = parse_uuid(grievance_id) if grievance_id else None
     with opened() as session:
         entries = composition.build_operator_log(session.chain).latest(grievance_id=gid, limit=limit)
-    print_records(entries, as_json, lambda a: f"{a.at}  {a.operator} ran {a.verb}: {a.kind} as {a.actor} on "
-                  f"{a.grievance_id} ({a.outcome})")  # fmt: skip
+    zone = session.settings.display_zone
+    print_records(entries, as_json, lambda a: f"{zone.second(a.at)}  {a.operator} ran {a.verb}: {a.kind} as "
+                  f"{a.actor} on {a.grievance_id} ({a.outcome})")  # fmt: skip

@@ -222,6 +222,7 @@ def show(
 
 
 def print_view(view: GrievanceView, session: Session) -> None:
+    zone = session.settings.display_zone
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
@@ -237,14 +238,14 @@ def print_view(view: GrievanceView, session: Session) -> None:
         ("description", view.description),
         (
             "reported",
-            f"{view.reported_at:%Y-%m-%d %H:%M %Z} by {view.reported_by} at {view.reported_unit} via {view.channel}",
+            f"{zone.minute(view.reported_at)} by {view.reported_by} at {view.reported_unit} via {view.channel}",
         ),
         ("path", " → ".join(view.path)),
     ]
-    if view.claimant:
-        rows.append(("claimed", f"by {view.claimant} ({view.claim_mode}) at {view.claimed_at:%Y-%m-%d %H:%M %Z}"))
+    if view.claimant and view.claimed_at:
+        rows.append(("claimed", f"by {view.claimant} ({view.claim_mode}) at {zone.minute(view.claimed_at)}"))
     if view.due_at:
-        rows.append(("due", f"{view.due_at:%Y-%m-%d %H:%M %Z}" + ("  OVERDUE" if view.overdue else "")))
+        rows.append(("due", zone.minute(view.due_at) + ("  OVERDUE" if view.overdue else "")))
     if view.closing_text:
         rows.append(("resolution" if view.status == "resolved" else "reply", view.closing_text))
     if view.rating:
@@ -271,7 +272,7 @@ def tour() -> None:
         gid = command.grievance_id
         envelopes = session.trail().history(gid)
     out.print(f"\nIts history, as an auditor sees it (grievance history {gid}):")
-    print_history(gid, envelopes)
+    print_history(gid, envelopes, session.settings.display_zone)
 
 
 @click.command()

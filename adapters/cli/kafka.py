@@ -188,10 +188,11 @@ def key_list(path: Path | None, as_json: bool) -> None:
     if as_json:
         click.echo(msgspec.json.encode(entries))
         return
+    zone = settings_or_exit().display_zone
     for entry in entries:
-        state = f"revoked {entry.revoked_at}" if entry.revoked_at else "in use"
+        state = f"revoked {zone.minute(entry.revoked_at)}" if entry.revoked_at else "in use"
         where = f" of {entry.unit_id}" if entry.unit_id else ""
-        out.print(f"{entry.key_id}  {entry.name}  {entry.role}{where}  added {entry.added_at}  {state}")
+        out.print(f"{entry.key_id}  {entry.name}  {entry.role}{where}  added {zone.minute(entry.added_at)}  {state}")
 
 
 @key.command("revoke")
@@ -203,7 +204,8 @@ def key_revoke(key_id: str, path: Path | None) -> None:
         entry = revoke_key(_keys_file(path), key_id)
     except ConfigurationError as e:
         fail(str(e))
-    out.print(f"key {entry.key_id} ({entry.name}) revoked at {entry.revoked_at}")
+    when = settings_or_exit().display_zone.minute(entry.revoked_at) if entry.revoked_at else "now"
+    out.print(f"key {entry.key_id} ({entry.name}) revoked at {when}")
 
 
 @key.command("intake")

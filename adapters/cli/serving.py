@@ -165,8 +165,10 @@ def token_list(path: Path | None, as_json: bool) -> None:
     if as_json:
         click.echo(msgspec.json.encode([msgspec.structs.replace(e, sha256=e.sha256[:12]) for e in entries]))
         return
+    zone = settings_or_exit().display_zone
     for entry in entries:
-        state = f"revoked {entry.revoked_at}" if entry.revoked_at else f"expires {entry.expires_at or 'never'}"
+        state = (f"revoked {zone.minute(entry.revoked_at)}" if entry.revoked_at
+                 else f"expires {zone.minute(entry.expires_at) if entry.expires_at else 'never'}")  # fmt: skip
         where = f" of {entry.unit_id}" if entry.unit_id else ""
         out.print(f"{entry.sha256[:12]}…  {entry.name}  {entry.role}{where}  {state}")
 
@@ -180,5 +182,7 @@ def token_revoke(holder: str, path: Path | None) -> None:
         revoked = revoke(_token_file(path), holder)
     except ConfigurationError as e:
         fail(str(e))
+    zone = settings_or_exit().display_zone
     for entry in revoked:
-        out.print(f"token {entry.sha256[:12]}… of {entry.name} revoked at {entry.revoked_at}")
+        when = zone.minute(entry.revoked_at) if entry.revoked_at else "now"
+        out.print(f"token {entry.sha256[:12]}… of {entry.name} revoked at {when}")

@@ -15,6 +15,7 @@ from rich.table import Table
 from adapters import composition
 from adapters.cli.session import EXIT_INFRASTRUCTURE, fail, json_option, opened, out, parse_time, stop_on_signals
 from adapters.demo.year import RESOLVED, YEAR_END, YEAR_START, YongjiYear
+from adapters.display_zone import DisplayZone
 from engine.clock import PlaybackClock
 from engine.commands import Outcome
 from engine.errors import GrievanceError
@@ -35,11 +36,14 @@ def _percent(rate: float | None) -> str:
     return "—" if rate is None else f"{rate:.1%}"
 
 
-def print_dashboard(dashboard: Dashboard, unit_id: str | None, now: datetime, months: tuple[str, str]) -> None:
-    """The headline, the three rates of each unit below, the funnel, and the most overdue units."""
+def print_dashboard(
+    dashboard: Dashboard, unit_id: str | None, now: datetime, months: tuple[str, str], zone: DisplayZone
+) -> None:
+    """The headline, the three rates of each unit below, the funnel, and the most overdue units; `now` shown in
+    the display zone."""
     head = dashboard.headline(unit_id, now=now)
     unit = dashboard.chart.unit(head.unit_id)
-    table = Table(title=f"{unit.name} ({unit.id}) as of {now:%Y-%m-%d %H:%M %Z}")
+    table = Table(title=f"{unit.name} ({unit.id}) as of {zone.minute(now)}")
     for column in (
         "resolved 已解决",
         "replied 已答复",
@@ -125,7 +129,7 @@ def demo(seed: int) -> None:
             applied = year.play(on_day=lambda _day: bar.advance(task))
         out.print(f"{applied:,} commands applied; the dashboard views hold {session.runner.views.position():,} events.")
         dash = session.dashboard()
-        print_dashboard(dash, None, YEAR_END, twelve_months_to(YEAR_END))
+        print_dashboard(dash, None, YEAR_END, twelve_months_to(YEAR_END), session.settings.display_zone)
         resolved = dash.headline(now=YEAR_END).resolved
         if resolved != RESOLVED:
             fail(f"the year ended with {resolved} resolved, not {RESOLVED}", EXIT_INFRASTRUCTURE)
@@ -160,7 +164,7 @@ def dashboard(
                 }
                 click.echo(msgspec.json.encode(document))
             else:
-                print_dashboard(dash, unit_id, now, (from_month, to_month))
+                print_dashboard(dash, unit_id, now, (from_month, to_month), session.settings.display_zone)
         except GrievanceError as e:
             fail(str(e))
 
@@ -261,6 +265,7 @@ def supervise(at: str | None, every: float | None) -> None:
             now = session.chain.clock()
             results = supervision.sweep()
             escalated = sum(isinstance(r, Outcome) and not r.duplicate for r in results)
-            out.print(f"{now:%Y-%m-%d %H:%M %Z}: {escalated} escalated, {len(results) - escalated} already handled")
+            shown = session.settings.display_zone.minute(now)
+            out.print(f"{shown}: {escalated} escalated, {len(results) - escalated} already handled")
             if every is None or stop.wait(every):
                 return

@@ -121,7 +121,7 @@ def get_history_report(
     _readable(svc, principal, grievance_id)
     whole = _revealing(svc, principal, grievance_id, reveal, reason, "http: history.html")
     report = as_html(grievance_id, svc.trail.history(grievance_id, reveal=whole), svc.trail.verify(grievance_id),
-                     svc.chain.chart, svc.clock())  # fmt: skip
+                     svc.chain.chart, svc.clock(), svc.display_zone)  # fmt: skip
     return Response(report, media_type="text/html; charset=utf-8")
 
 

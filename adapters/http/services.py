@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated
 
@@ -14,6 +14,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.params import QueryParameter
 
 from adapters.audit.trail import AuditTrail
+from adapters.display_zone import DisplayZone
 from adapters.http.tokens import TokenBook
 from adapters.intake import Intake
 from adapters.storage.disclosures import DisclosureLog
@@ -42,6 +43,8 @@ class Services:
     clock: Callable[[], datetime]
     # Whether Open311's reads are open to anyone (GRIEVANCE_OPEN311_PUBLIC).
     open311_public: bool = False
+    # The zone the page and the HTML reports show times in (GRIEVANCE_DISPLAY_TIMEZONE).
+    display_zone: DisplayZone = field(default_factory=lambda: DisplayZone())
 
 
 def services(state: State) -> Services:
