@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from engine.errors import ConfigurationError
+from engine.errors import ConfigurationError, InvalidValue
+from engine.times import parse_time
 
 DEFAULT_ZONE = "Asia/Shanghai"
 
@@ -37,21 +38,29 @@ class DisplayZone:
 
     def minute(self, moment: datetime | str) -> str:
         """`moment` to the minute, in this zone, labelled: `2021-01-01 00:00 CST`."""
-        local = _moment(moment).astimezone(self.zone)
-        return f"{local:%Y-%m-%d %H:%M} {self.label(local)}"
+        return self._written(moment, "%Y-%m-%d %H:%M")
 
     def second(self, moment: datetime | str) -> str:
         """`moment` to the second, in this zone, labelled: `2021-01-01 00:00:00 CST`."""
-        local = _moment(moment).astimezone(self.zone)
-        return f"{local:%Y-%m-%d %H:%M:%S} {self.label(local)}"
+        return self._written(moment, "%Y-%m-%d %H:%M:%S")
+
+    def _written(self, moment: datetime | str, form: str) -> str:
+        if isinstance(moment, str):
+            # The stores' own records (disclosures, operator actions, token and key files) keep their times as
+            # RFC 3339 text; one that is none (a file edited by hand) is shown as it is rather than stop a listing.
+            try:
+                read = parse_time("time", moment, bounded=False)
+            except InvalidValue:
+                return moment
+        else:
+            read = moment
+        local = read.astimezone(self.zone)
+        return f"{local:{form}} {self.label(local)}"
 
     def detail(self, key: str, value: object) -> str:
         """An event's detail as shown: its times (`claim_due`, `finish_due`, any `…_at`) in this zone."""
         if isinstance(value, str) and key.endswith(("_due", "_at")):
-            try:
-                return self.minute(value)
-            except ValueError:
-                pass
+            return self.minute(value)
         return str(value)
 
     def labels(self, year: int) -> dict[int, str]:
@@ -70,9 +79,3 @@ def offset_label(offset: timedelta) -> str:
     """`UTC+08:00` for an offset of eight hours."""
     minutes = int(offset.total_seconds() // 60)
     return f"UTC{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-
-
-def _moment(moment: datetime | str) -> datetime:
-    # The stores' own records (disclosures, operator actions, token and key files) keep their times as RFC 3339
-    # text the engine wrote itself.
-    return datetime.fromisoformat(moment) if isinstance(moment, str) else moment

@@ -181,7 +181,13 @@ class KeyBook:
 
 
 def check_entry(entry: KeyEntry, chart: OrgChart, where: str) -> None:
-    """A key entry's role names a unit where it must, and its public key is one."""
+    """A key entry's role names a unit where it must, its public key is one, and its times are times."""
+    for name, value in (("added_at", entry.added_at), ("revoked_at", entry.revoked_at)):
+        try:
+            if value is not None:
+                parse_time(f"{where}.{name}", value)
+        except InvalidValue as e:
+            raise ConfigurationError(str(e)) from None
     if entry.role is KeyRole.GRID_WORKER and (entry.unit_id is None or entry.unit_id not in chart):
         raise ConfigurationError(f"{where}.unit_id: a grid worker's key needs a unit of the chart")
     try:

@@ -109,7 +109,8 @@ def test_a_grievance_climbs_and_is_answered_from_the_command_line(cli: Cli) -> N
                 "--at",
                 "2026-03-02T08:30:00",
             ],
-            "error: occurred_at: Expected `datetime` with a timezone component [malformed]",
+            "error: occurred_at: '2026-03-02T08:30:00' carries no timezone offset (add Z or one like +08:00): a time "
+            "without one is ambiguous [malformed]",
         ),
         (
             ["show", "6d1f0c1e-0000-4000-8000-000000000000"],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
@@ -17,7 +19,18 @@ from adapters.kafka.intake_sealing import (
     make_intake_key,
     withheld,
 )
-from adapters.kafka.signatures import CommandSigner, KeyBook, KeyRole, Unverified, add_key, revoke_key
+from adapters.kafka.signatures import (
+    AT_HEADER,
+    KEY_HEADER,
+    SIGNATURE_HEADER,
+    CommandSigner,
+    KeyBook,
+    KeyRole,
+    Unverified,
+    add_key,
+    revoke_key,
+    signed_bytes,
+)
 from engine.access import Role
 from engine.chart import OrgChart
 from engine.commands import Report, Resident
@@ -119,3 +132,23 @@ def test_a_rejected_copy_that_may_name_a_resident_in_clear_is_withheld() -> None
     assert withheld(b'[{"resident": {"name": "' + name + b'"}}]') == WITHHELD
     assert name not in withheld(b'{"kind": "report", "resident": {"resident_id": "r", "name": "' + name + b'"}}')
     assert withheld(b"{not json") == b"{not json"
+
+
+def test_signature_at_is_read_as_every_other_time_and_the_key_files_times_are_checked(
+    keys: Keys, yongji: OrgChart
+) -> None:
+    path, book, li, _ = keys
+    for when, verdict in (("2026-03-02T08:30+08:00", None), ("2026-03-02T00:30Z", None),
+                          ("2026-03-02T08:30:00", "bad_signature")):  # fmt: skip
+        signature = li.private_key.sign(signed_bytes(li.key_id, when, TOPIC, KEY, VALUE))
+        headers = [(KEY_HEADER, li.key_id.encode()), (AT_HEADER, when.encode()),
+                   (SIGNATURE_HEADER, base64.b64encode(signature))]  # fmt: skip
+        if verdict is None:
+            assert book.verify(TOPIC, KEY, VALUE, headers, T0).name == "worker-li"
+        else:
+            assert refusal(book, headers) == verdict
+    document = json.loads(path.read_text())
+    document["keys"][0]["added_at"] = "yesterday"
+    path.write_text(json.dumps(document))
+    with pytest.raises(ConfigurationError, match=r"keys\[0\]\.added_at: 'yesterday' is not a time"):
+        KeyBook(path, yongji, max_age=timedelta(hours=72), skew=timedelta(minutes=5))

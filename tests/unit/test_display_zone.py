@@ -67,3 +67,7 @@ def test_the_html_report_shows_its_times_in_the_zone_labelled() -> None:
     assert html.count("2021-01-01 00:00:00 CST") == 3  # occurred, recorded, generated
     assert "2021-01-02 00:00 CST" in html
     assert "+0000" not in html
+
+
+def test_a_recorded_time_that_is_none_is_shown_as_it_is_rather_than_stop_a_listing() -> None:
+    assert DisplayZone().minute("last Tuesday") == "last Tuesday"
