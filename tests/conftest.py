@@ -167,4 +167,5 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     done = grievance(db, "demo")
     assert done.returncode == 0, done.stderr
     assert "1,115" in done.stdout
+    (db.parent / "demo.out").write_text(done.stdout, encoding="utf-8")  # what it printed, for tests to read
     return db

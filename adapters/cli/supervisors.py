@@ -137,9 +137,9 @@ def demo(seed: int) -> None:
 
 @click.command()
 @click.option("--unit", "unit_id", help="A unit of the chart (default: the leading group).")
-@click.option("--at", "at", help="As of this time (RFC 3339); default now.")
-@click.option("--from-month", help="First month of the rates (YYYY-MM); default: twelve months to --at.")
-@click.option("--to-month", help="Last month of the rates (YYYY-MM); default: the month of --at.")
+@click.option("--at", "at", help="As of this time (RFC 3339 with an offset, seconds optional); default now.")
+@click.option("--from-month", help="First month of the rates (YYYY-MM); default: of the twelve before --at.")
+@click.option("--to-month", help="Last month of the rates (YYYY-MM); default: the last to begin before --at.")
 @click.option("--catch-up/--no-catch-up", default=True, show_default=True,
               help="Bring the views up to date with the events first.")  # fmt: skip
 @json_option

@@ -3,6 +3,9 @@ Open311 GeoReport v2 under /open311/v2. Built from Services; nothing connects at
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+from html import escape
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -35,8 +38,13 @@ def health(state: State) -> Response[ViewsHealth]:
 
 
 @get("/", sync_to_thread=False, include_in_schema=False)
-def page() -> Response[bytes]:
-    return Response((STATIC / "index.html").read_bytes(), media_type="text/html; charset=utf-8")
+def page(state: State) -> Response[bytes]:
+    # The page shows its times in the display zone, with the labels the CLI and the reports use.
+    zone = services(state).display_zone
+    labels = escape(json.dumps(zone.labels(datetime.now(UTC).year)))
+    meta = f'<meta name="display-zone" content="{escape(zone.name)}" data-labels="{labels}">\n</head>'
+    html = (STATIC / "index.html").read_text(encoding="utf-8").replace("</head>", meta, 1)
+    return Response(html.encode(), media_type="text/html; charset=utf-8")
 
 
 def create_app(svc: Services, *, debug: bool = False) -> Litestar:

@@ -7,7 +7,7 @@ const T = {
         resolved: "已解决", replied: "已答复", open: "办理中", overdue: "超期", rates: "三率（按单位）",
         unit: "单位", response: "响应率", resolution: "解决率", satisfaction: "满意率",
         daily: "每日上报与办结", funnel: "七级链条办结分布", queue: "超期队列", title_: "诉求", status: "状态",
-        due: "期限", refreshed: "更新于", reported: "上报", closed: "办结", badToken: "令牌无效或无权查看",
+        due: "期限", refreshed: "更新于", atForm: "年-月-日 时:分", now: "现在", badAt: "请按 年-月-日 时:分 填写，如 2021-01-01 00:00", reported: "上报", closed: "办结", badToken: "令牌无效或无权查看",
         levels: { member_household: "党员中心户", building_group: "楼栋党小组", grid_branch: "网格党支部",
                   community: "社区党组织", joint_committee: "联合党委", street_committee: "街道党工委",
                   leading_group: "领导小组" },
@@ -17,6 +17,7 @@ const T = {
         rates: "The three rates, by unit", unit: "Unit", response: "Response", resolution: "Resolution",
         satisfaction: "Satisfaction", daily: "Reports and closures per day", funnel: "Settled at each of the seven steps",
         queue: "Overdue queue", title_: "Grievance", status: "Status", due: "Due", refreshed: "Refreshed",
+        atForm: "yyyy-mm-dd hh:mm", now: "now", badAt: "Write it as yyyy-mm-dd hh:mm, e.g. 2021-01-01 00:00",
         reported: "reported", closed: "closed", badToken: "The token is not valid or may not see this",
         levels: { member_household: "Member household", building_group: "Building group", grid_branch: "Grid branch",
                   community: "Community", joint_committee: "Joint committee", street_committee: "Street committee",
@@ -34,20 +35,64 @@ const $ = (id) => document.getElementById(id);
 const pct = (r) => (r === null || r === undefined ? "—" : (r * 100).toFixed(1) + "%");
 const token = () => localStorage.getItem("grievance-token");
 
-function asOf() {  // the input shows China Standard Time, whatever the browser's own zone
-  const v = $("at").value;
-  return v ? new Date(v + ":00+08:00") : new Date();
+// Every time on the page is in the server's display zone (GRIEVANCE_DISPLAY_TIMEZONE), whatever the browser's
+// own, with the labels the CLI and the reports use ("2021-01-01 00:00 CST").
+const zoneMeta = document.querySelector('meta[name="display-zone"]');
+const ZONE = zoneMeta ? zoneMeta.content : "Asia/Shanghai";
+const LABELS = zoneMeta ? JSON.parse(zoneMeta.dataset.labels) : { 480: "CST" };
+const wallClock = new Intl.DateTimeFormat("en-US", { timeZone: ZONE, hourCycle: "h23", year: "numeric",
+  month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+const pad = (n) => String(n).padStart(2, "0");
+function wall(d) {  // the zone's wall clock at instant d: {year, month, day, hour, minute, second}
+  const p = Object.fromEntries(wallClock.formatToParts(d).map((x) => [x.type, x.value]));
+  return { year: +p.year, month: +p.month, day: +p.day, hour: +p.hour % 24, minute: +p.minute, second: +p.second };
 }
-function isoWithOffset(d) {  // China Standard Time, as the projections count days
-  const cst = new Date(d.getTime() + 8 * 3600e3);
-  return cst.toISOString().slice(0, 19) + "+08:00";
+function offsetOf(d) {  // minutes the zone is ahead of UTC at instant d
+  const w = wall(d);
+  return Math.round((Date.UTC(w.year, w.month - 1, w.day, w.hour, w.minute, w.second) - d.getTime()) / 60e3);
 }
-function month(d, back) {
-  const cst = new Date(d.getTime() + 8 * 3600e3);
-  const m = new Date(Date.UTC(cst.getUTCFullYear(), cst.getUTCMonth() - back, 1));
-  return m.toISOString().slice(0, 7);
+function offsetText(minutes) {
+  const a = Math.abs(minutes);
+  return (minutes < 0 ? "-" : "+") + pad(Math.floor(a / 60)) + ":" + pad(a % 60);
 }
-function day(d, back) {
+function zoneLabel(d) { const m = offsetOf(d); return LABELS[m] || "UTC" + offsetText(m); }
+function wallText(d) { const w = wall(d); return `${w.year}-${pad(w.month)}-${pad(w.day)} ${pad(w.hour)}:${pad(w.minute)}`; }
+function shownTime(d) { return wallText(d) + " " + zoneLabel(d); }  // as the CLI and the reports write it
+function instantAt(year, month, dayOf, hour, minute) {  // the instant the zone's wall clock reads so
+  const guess = Date.UTC(year, month - 1, dayOf, hour, minute);
+  const first = new Date(guess - offsetOf(new Date(guess)) * 60e3);
+  return new Date(guess - offsetOf(first) * 60e3);
+}
+function isoWithOffset(d) {  // RFC 3339 in the display zone, for the API's `at`
+  const w = wall(d);
+  return `${w.year}-${pad(w.month)}-${pad(w.day)}T${pad(w.hour)}:${pad(w.minute)}:${pad(w.second)}` +
+    offsetText(offsetOf(d));
+}
+// The as-of field: written yyyy-mm-dd hh:mm in both languages (no browser's own date format, which follows
+// the browser's language rather than the page's), and read back beside it in the page's language.
+const AT_FORM = /^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T]+(\d{1,2}):(\d{2}))?\s*$/;
+function asOf() {
+  const m = AT_FORM.exec($("at").value);
+  if (!m) return new Date();
+  return instantAt(+m[1], +m[2], +m[3], +(m[4] || 0), +(m[5] || 0));
+}
+function atIsValid() {
+  const v = $("at").value, m = AT_FORM.exec(v);
+  const ok = !v.trim() || (m && +m[2] >= 1 && +m[2] <= 12 && +m[3] >= 1 && +m[3] <= 31 && +(m[4] || 0) < 24 &&
+    +(m[5] || 0) < 60 && wall(asOf()).day === +m[3]);
+  $("at").setCustomValidity(ok ? "" : T[lang].badAt);
+  $("at").setAttribute("aria-invalid", ok ? "false" : "true");
+  $("at").title = ok ? "" : T[lang].badAt;
+  return ok;
+}
+function showAsOf() {  // the chosen as-of, in the page's language and the display zone, labelled
+  const at = asOf();
+  const when = new Intl.DateTimeFormat(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: ZONE, dateStyle: "long",
+    timeStyle: "short", hourCycle: "h23" }).format(at);
+  $("at-shown").dateTime = isoWithOffset(at);
+  $("at-shown").textContent = ($("at").value.trim() ? "" : T[lang].now + " · ") + when + " " + zoneLabel(at);
+}
+function day(d, back) {  // the views count days in China Standard Time, whatever the display zone
   return new Date(d.getTime() + 8 * 3600e3 - back * 86400e3).toISOString().slice(0, 10);
 }
 
@@ -61,6 +106,12 @@ async function api(path) {
 function translate() {
   document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
   document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = T[lang][el.dataset.i18n]; });
+  document.querySelectorAll("[data-i18n-placeholder]").forEach((el) => {
+    el.placeholder = T[lang][el.dataset.i18nPlaceholder];
+  });
+  $("at").lang = document.documentElement.lang;
+  atIsValid();
+  showAsOf();
   $("lang").textContent = lang === "zh" ? "English" : "中文";
   document.title = T[lang].title;
 }
@@ -90,7 +141,8 @@ async function show(unitId) {
   for (const k of ["resolved", "replied", "open", "overdue"]) $("h-" + k).textContent = head[k].toLocaleString();
 
   const [rates, counts, days, funnel, queue] = await Promise.all([
-    api(`/dashboard/rates?unit=${encodeURIComponent(unit)}&from=${month(at, 11)}&to=${month(at, 0)}`),
+    // The window is the server's rule (the twelve months before the as-of), as the CLI and the demo show it.
+    api(`/dashboard/rates?unit=${encodeURIComponent(unit)}&${atQ}`),
     api(`/dashboard/counts?unit=${encodeURIComponent(unit)}`),
     api(`/dashboard/daily?unit=${encodeURIComponent(unit)}&from=${day(at, 89)}&to=${day(at, 0)}`),
     api(`/dashboard/funnel?unit=${encodeURIComponent(unit)}`),
@@ -137,12 +189,13 @@ async function show(unitId) {
 
   $("queue").tBodies[0].replaceChildren(...queue.map((g) => {
     const tr = document.createElement("tr");
-    const due = g.due_at ? isoWithOffset(new Date(g.due_at)).slice(0, 16).replace("T", " ") : "";
+    const due = g.due_at ? shownTime(new Date(g.due_at)) : "";
     [g.title, g.unit_id, T[lang].statuses[g.status] || g.status, due]
       .forEach((text) => tr.append(Object.assign(document.createElement("td"), { textContent: text })));
     return tr;
   }));
-  $("refreshed").textContent = new Date().toLocaleString(lang === "zh" ? "zh-CN" : "en-GB");
+  $("refreshed").textContent = shownTime(new Date());
+  showAsOf();
   const url = new URL(location.href);
   url.searchParams.set("unit", unit);
   history.replaceState(null, "", url);
@@ -162,7 +215,9 @@ function failed(err) {
 
 function start() {
   translate();
-  if (params.get("at")) $("at").value = isoWithOffset(new Date(params.get("at"))).slice(0, 16);
+  // ?at= as the API takes it; a "+" left unencoded in the address arrives as a space.
+  const atParam = params.get("at") && new Date(params.get("at").trim().replace(" ", "+"));
+  if (atParam && !isNaN(atParam)) $("at").value = wallText(atParam);
   if (!token()) { $("signin").hidden = false; return; }
   $("signin").hidden = true;
   $("board").hidden = false;
@@ -182,6 +237,7 @@ $("lang").onclick = () => {
   translate();
   if (token()) show(unit).catch(failed);
 };
-$("at").onchange = () => show(unit).catch(failed);
+$("at").onchange = () => { if (atIsValid()) { showAsOf(); show(unit).catch(failed); } };
+$("at").oninput = () => { if (atIsValid()) showAsOf(); };
 setInterval(() => { if (token() && !document.hidden) show(unit).catch(failed); }, REFRESH_MS);
 start();
