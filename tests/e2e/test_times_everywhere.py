@@ -151,3 +151,13 @@ def test_the_page_shows_the_same_window_and_its_date_in_its_own_language(demo_db
         page.locator("#at").dispatch_event("change")
         expect(page.locator("#at")).to_have_attribute("aria-invalid", "true")
         browser.close()
+
+
+def test_history_html_shows_its_times_in_the_display_zone_labelled(api: TestClient[Any]) -> None:
+    gid = api.get("/api/v1/grievances", params={"unit": "lg", "limit": 1}).json()["items"][0]["grievance_id"]
+    html = api.get(f"/api/v1/grievances/{gid}/history.html").text
+    occurred = api.get(f"/api/v1/grievances/{gid}/history").json()["events"][0]["occurred_at"]
+    assert occurred.endswith("+08:00")  # machine output keeps RFC 3339 with the offset
+    assert f"<td>{occurred[:10]} {occurred[11:19]} CST</td>" in html
+    assert "+0000" not in html
+    assert "+0800" not in html
