@@ -37,7 +37,13 @@ UnitId = Annotated[
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=4000, pattern=r"\S")]
 OptionalText = Annotated[str, msgspec.Meta(max_length=4000)]
-AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True, description="An RFC 3339 time with a UTC offset.")]
+AwareDatetime = Annotated[
+    datetime,
+    msgspec.Meta(
+        tz=True,
+        description="An RFC 3339 time with a UTC offset (Z or ±hh:mm); in a command, the seconds may be left out.",
+    ),
+]
 
 
 class CommandBase(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True, tag_field="kind"):

@@ -17,7 +17,13 @@ Identifier = Annotated[
         description="An id: 1-100 characters of A-Z, a-z, 0-9 and . _ : @ + -, starting with a letter or digit.",
     ),
 ]
-AwareDatetime = Annotated[datetime, Meta(tz=True, description="An RFC 3339 time with a UTC offset.")]
+AwareDatetime = Annotated[
+    datetime,
+    Meta(
+        tz=True,
+        description="An RFC 3339 time with a UTC offset (Z or ±hh:mm); in a command, the seconds may be left out.",
+    ),
+]
 Version = Annotated[int, Meta(ge=1)]
 
 # The engine's vocabularies, spelt out for the wire (a test keeps them equal to the engine's enums).
