@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from engine.errors import InvalidValue
+from engine.times import EARLIEST
 
 Clock = Callable[[], datetime]
 
@@ -30,9 +31,8 @@ class TimeBounds:
 
     skew: timedelta = timedelta(minutes=5)
     lag: timedelta = timedelta(hours=72)
-    # Even a historic import goes no further back: the service chains began in the 2010s, and a year such as
-    # 0001 is a phone's reset clock or an attack, which no calendar arithmetic downstream should meet.
-    earliest: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    # Even a historic import goes no further back than any time from outside may (engine/times.py says why).
+    earliest: datetime = EARLIEST
 
     def check(self, at: datetime, now: datetime, *, historic: bool = False) -> None:
         """Refuse (`InvalidValue` on `occurred_at`) a time ahead of `now` by more than the skew, before
