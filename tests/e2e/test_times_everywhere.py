@@ -5,6 +5,7 @@ gives the same window of rates in the demo, the CLI's dashboard, the API and the
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,6 +102,8 @@ def test_report_and_show_take_the_same_forms(demo_copy: Path) -> None:
     assert "2021-01-01 00:00:00 CST" in history.stdout
     assert "UTC" not in history.stdout
     assert "+08" not in history.stdout
+    actions = grievance(demo_copy, "operator-actions", gid)
+    assert re.match(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} CST  ", actions.stdout), actions.stdout
     elsewhere = grievance(demo_copy, "show", gid, "--at", "2021-01-01T00:00Z", "--clock", "occurred", "--json")
     assert json.loads(elsewhere.stdout)["reported_at"] == "2021-01-01T00:00:00+08:00"  # machine output: RFC 3339
 
