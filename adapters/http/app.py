@@ -70,6 +70,7 @@ def create_app(svc: Services, *, debug: bool = False) -> Litestar:
         path="/open311/v2",
         route_handlers=[open311.service_list, open311.request_list, open311.one_request, open311.file_request],
         tags=["open311"],
+        exception_handlers={open311.Open311Error: open311.error_response},
     )
     assets = create_static_files_router(path="/assets", directories=[STATIC, PLOTLY], name="assets")
     state: dict[str, Any] = {"services": svc}
