@@ -11,7 +11,9 @@ import msgspec
 from litestar import Litestar, Response, Router, get
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.enums import MediaType
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 
@@ -26,7 +28,9 @@ PLOTLY = Path(str(files("plotly") / "package_data"))
 
 
 @get("/health", sync_to_thread=True, tags=["service"], summary="Health: the store answers, and the dashboard views "
-     "are kept (503 while their runner is dead, stuck or far behind; events they set aside are listed)")  # fmt: skip
+     "are kept (503 while their runner is dead, stuck or far behind; events they set aside are listed)",
+     responses={503: ResponseSpec(data_container=ViewsHealth, description="the dashboard views are not being kept",
+                                  generate_examples=False)})  # fmt: skip
 def health(state: State) -> Response[ViewsHealth]:
     views = services(state).watch.health()
     # Anyone may ask: the count of events set aside, not which grievances they belong to (`projections status`).
@@ -36,7 +40,8 @@ def health(state: State) -> Response[ViewsHealth]:
 
 @get("/", sync_to_thread=False, include_in_schema=False)
 def page() -> Response[bytes]:
-    return Response((STATIC / "index.html").read_bytes(), media_type="text/html; charset=utf-8")
+    # Litestar adds `; charset=utf-8` to every text/ type itself.
+    return Response((STATIC / "index.html").read_bytes(), media_type=MediaType.HTML)
 
 
 def create_app(svc: Services, *, debug: bool = False) -> Litestar:
@@ -70,7 +75,7 @@ def create_app(svc: Services, *, debug: bool = False) -> Litestar:
         path="/open311/v2",
         route_handlers=[open311.service_list, open311.request_list, open311.one_request, open311.file_request],
         tags=["open311"],
-        exception_handlers={open311.Open311Error: open311.error_response},
+        exception_handlers=open311.EXCEPTION_HANDLERS,
     )
     assets = create_static_files_router(path="/assets", directories=[STATIC, PLOTLY], name="assets")
     state: dict[str, Any] = {"services": svc}

@@ -7,13 +7,15 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from litestar import Response, get
+from litestar import Response
 from litestar.datastructures import State
+from litestar.enums import MediaType
 from litestar.exceptions import PermissionDeniedException
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from adapters import wire
 from adapters.audit.export import as_html, as_json_lines
+from adapters.http.problems import api_get as get
 from adapters.http.services import Reader, Services, require_reader_of, services
 from adapters.storage.disclosures import Disclosure
 from engine.access import Principal
@@ -114,7 +116,7 @@ def get_history_lines(
     return Response(as_json_lines(svc.trail.history(grievance_id, reveal=whole)), media_type="application/jsonl")
 
 
-@get("/grievances/{grievance_id:uuid}/history.html", sync_to_thread=True, media_type="text/html",
+@get("/grievances/{grievance_id:uuid}/history.html", sync_to_thread=True, media_type=MediaType.HTML,
      summary="The history as a readable HTML report with the chain's verdict")  # fmt: skip
 def get_history_report(
     grievance_id: FromPath[UUID], state: State, principal: Reader, reveal: Reveal = False, reason: Reason = None
@@ -124,7 +126,7 @@ def get_history_report(
     whole = _revealing(svc, principal, grievance_id, reveal, reason, "http: history.html")
     report = as_html(grievance_id, svc.trail.history(grievance_id, reveal=whole), svc.trail.verify(grievance_id),
                      svc.chain.chart, svc.clock())  # fmt: skip
-    return Response(report, media_type="text/html; charset=utf-8")
+    return Response(report, media_type=MediaType.HTML)  # Litestar adds the charset to text/ types itself
 
 
 @get("/grievances", sync_to_thread=True, summary="Grievances at a unit and below, filtered and paged")

@@ -21,8 +21,10 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.enums import RequestEncodingType
+from litestar.exceptions import ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, FromPath, QueryParameter
+from litestar.types import ExceptionHandlersMap
 
 from adapters import wire
 from adapters.http.services import Services, services
@@ -101,16 +103,29 @@ class FiledRequest(msgspec.Struct, kw_only=True, frozen=True):
     account_id: None
 
 
-ERRORS = {status: ResponseSpec(data_container=list[ErrorEntry], media_type=JSON_UTF8, description=what)
-          for status, what in ((400, "a parameter is not as the spec says (its name leads the description)"),
-                               (403, "the api_key is missing or not valid"))}  # fmt: skip
-NOT_FOUND = {404: ResponseSpec(data_container=list[ErrorEntry], media_type=JSON_UTF8, description="no such request")}
+def _errors(description: str) -> ResponseSpec:
+    return ResponseSpec(data_container=list[ErrorEntry], media_type=JSON_UTF8, description=description,
+                        generate_examples=False)  # fmt: skip
+
+
+BAD_ARGUMENT = {400: _errors("an argument is not as the spec says (the description starts with its name)")}
+ERRORS = {**BAD_ARGUMENT, 403: _errors("the api_key is missing or not valid")}
+NOT_FOUND = {404: _errors("no such request")}
 
 
 def error_response(_: Request[Any, Any, Any], exc: Open311Error) -> Response[list[ErrorEntry]]:
     """An Open311Error as the spec's error body."""
     return Response([ErrorEntry(code=exc.status, description=exc.description)], status_code=exc.status,
                     media_type=JSON_UTF8)  # fmt: skip
+
+
+def invalid_response(request: Request[Any, Any, Any], exc: ValidationException) -> Response[list[ErrorEntry]]:
+    """Litestar's own refusal of a body or argument, in the spec's error body like every other."""
+    return error_response(request, Open311Error(400, f"$: {exc.detail}"))
+
+
+# The router's: every error under /open311/v2 in the spec's body.
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {Open311Error: error_response, ValidationException: invalid_response}
 
 
 def w3(moment: datetime) -> str:
@@ -161,7 +176,7 @@ W3CTime = Annotated[str | None, QueryParameter(
     "at most 90 days", schema_extra={"format": "date-time"})]  # fmt: skip
 
 
-@get("/services.json", sync_to_thread=False, media_type=JSON_UTF8, responses=ERRORS,
+@get("/services.json", sync_to_thread=False, media_type=JSON_UTF8, responses=BAD_ARGUMENT,
      summary="Open311 GET Service List: the grievance categories")  # fmt: skip
 def service_list(jurisdiction_id: Jurisdiction = None) -> list[Service]:
     return [Service(service_code=c.value, service_name=c.label, description=c.label, metadata=False,
@@ -288,9 +303,7 @@ def one_request(
     media_type=JSON_UTF8,
     responses={
         **ERRORS,
-        404: ResponseSpec(
-            data_container=list[ErrorEntry], media_type=JSON_UTF8, description="service_code was not found"
-        ),
+        404: _errors("service_code was not found"),
     },
     summary="Open311 POST Service Request: file a grievance (a grid worker's api_key; address_id: the unit)",
 )
