@@ -5,6 +5,7 @@ every refusal is a problem naming a field, and a refused request stores nothing.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -45,13 +46,17 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     services.tokens = TokenBook([TokenEntry(name=f"{k}-1", role=r, unit_id=None if r is Role.ADMIN else "st-chengxi",
                                             sha256=digest(f"fuzz-{k}")) for k, r in TOKENS.items()],
                                 services.chain.chart)  # fmt: skip
-    services.intake.submit_json(
-        b'{"kind": "report", "command_id": "seed", "grievance_id": "%s", "actor": "a", "occurred_at": "%s", '
-        b'"unit_id": "%s", "category": "parking", "title": "t", "description": "d"}'
-        % (str(uuid4()).encode(), T0.isoformat().encode(), HOUSEHOLD.encode()),
-        principal=OPERATOR,
-    )
+    # One long ago, one within Open311's default 90 days, so that its list answers with a request.
+    for n, at in enumerate((T0, services.clock() - timedelta(hours=1))):
+        services.intake.submit_json(
+            b'{"kind": "report", "command_id": "seed-%d", "grievance_id": "%s", "actor": "a", "occurred_at": "%s", '
+            b'"unit_id": "%s", "category": "parking", "title": "t", "description": "d"}'
+            % (n, str(uuid4()).encode(), at.isoformat().encode(), HOUSEHOLD.encode()),
+            principal=OPERATOR,
+        )
     projection.catch_up()
+    # Open311's reads open to anyone, so that their answers (not only their 403s) are checked too.
+    services.open311_public = True
     app = create_app(services)
     yield app, services
     services.chain.close()
