@@ -274,7 +274,9 @@ def _reader(svc: Services, api_key: str | None) -> Principal | None:
 
 
 def _may_see(svc: Services, reader: Principal | None, found: ServiceRequestItem) -> bool:
-    return reader is None or svc.chain.policy.covers(reader, found.item.unit_id)
+    """As the API's reads: a request that passed through the reader's subtree, which an escalation only climbs
+    from where it was reported, so where it was reported or where it is now."""
+    return reader is None or svc.chain.policy.covers_any(reader, [found.reported_unit, found.item.unit_id])
 
 
 @get("/requests/{request_id:str}", sync_to_thread=True, media_type=JSON_UTF8, responses={**ERRORS, **NOT_FOUND},

@@ -17,11 +17,12 @@ import pytest
 from georeport import GeoReport
 
 from tests.http_server import served
-from tests.scenario import BUILDING, HOUSEHOLD
+from tests.scenario import BUILDING, GRID, HOUSEHOLD
 
 TOKENS = {
     "gw-token": ("grid-worker-li", "grid_worker", "gr-chengxi-03-2"),
     "admin-token": ("admin-qian", "admin", None),
+    "other-grid": ("grid-worker-zhao", "grid_worker", "gr-chengxi-03-1"),
 }
 # Every field GET Service Requests' "Response" table names, in its order.
 REQUEST_FIELDS = ["service_request_id", "status", "status_notes", "service_name", "service_code", "description",
@@ -299,6 +300,33 @@ def test_filing_names_a_missing_or_unknown_service_code_as_the_spec_says(tmp_pat
         ]
         assert httpx.post(url, data=form).status_code == 400
         assert httpx.post(url, data={**form, "service_code": "safety", "api_key": "nope"}).status_code == 403
+
+
+def test_a_request_escalated_out_of_the_readers_jurisdiction_is_still_theirs(tmp_path: Path) -> None:
+    """GET Service Request and GET Service Requests read with an api_key show what the API would show its
+    holder: a request reported in their grid, though escalated to the community above it."""
+    with served(f"sqlite:///{tmp_path}/g.db", TOKENS, tmp_path / "serve.log") as base:
+        now, gid = datetime.now(UTC).replace(microsecond=0), str(uuid4())
+        _command(base, "report", now - timedelta(hours=2), grievance_id=gid, unit_id=HOUSEHOLD, category="safety",
+                 title="路灯", description="路灯坏了")  # fmt: skip
+        for n, (unit, mode) in enumerate(((HOUSEHOLD, "member"), (BUILDING, "group"), (GRID, "organisation"))):
+            _command(base, "claim", now - timedelta(minutes=90 - 20 * n), grievance_id=gid, unit_id=unit, mode=mode,
+                     claimant="admin-qian")  # fmt: skip
+            _command(base, "escalate", now - timedelta(minutes=80 - 20 * n), grievance_id=gid)
+        worker = {"api_key": "gw-token"}
+        url = base + f"/open311/v2/requests/{gid}.json"
+        for _ in range(200):
+            one = httpx.get(url, params=worker)
+            if one.status_code == 200 and "escalated 3 times" in one.json()[0]["status_notes"]:
+                break
+            time.sleep(0.05)
+        (request,) = one.json()
+        assert (request["address_id"], request["agency_responsible"]) == (HOUSEHOLD, "城西第3社区党组织")
+        listed = httpx.get(base + "/open311/v2/requests.json", params=worker).json()
+        assert [r["service_request_id"] for r in listed] == [gid]
+        elsewhere = {"api_key": "other-grid"}
+        assert httpx.get(url, params=elsewhere).status_code == 404, "nobody else's"
+        assert httpx.get(base + "/open311/v2/requests.json", params=elsewhere).json() == []
 
 
 def test_open311_reads_are_off_unless_turned_on(tmp_path: Path) -> None:
