@@ -85,7 +85,13 @@ def _settle(o: Open311) -> None:
     """Claim the escalated one at the building and resolve it there."""
     claim = {"mode": "group", "claimant": "admin-qian"}
     o.times["reclaimed"] = o.now - timedelta(minutes=30)
-    _command(o.base, "claim", o.times["reclaimed"], grievance_id=o.escalated, unit_id=BUILDING, **claim)
+    claimed = _command(o.base, "claim", o.times["reclaimed"], grievance_id=o.escalated, unit_id=BUILDING, **claim)
+    # Claimed: now it "can be expected to be fulfilled" by the claim's deadline.
+    one = _one(o, o.escalated, lambda r: r["status_notes"].startswith("claimed"))
+    finish_due = datetime.fromisoformat(o.get(f"/requests/{o.escalated}.json").json()[0]["expected_datetime"])
+    assert finish_due > o.now, claimed
+    assert one["service_notice"] == f"to be settled at 城西第3社区2网格1号楼党小组 by {w3(finish_due)}"
+    assert one["updated_datetime"] == w3(o.times["reclaimed"])
     o.times["resolved"] = o.now - timedelta(minutes=20)
     _command(o.base, "resolve", o.times["resolved"], grievance_id=o.escalated, summary="清走了")
 
