@@ -27,8 +27,8 @@ STATIC = Path(__file__).parent / "static"
 PLOTLY = Path(str(files("plotly") / "package_data"))
 
 
-@get("/health", sync_to_thread=True, tags=["service"], summary="Health: the store answers, and the dashboard views "
-     "are kept (503 while their runner is dead, stuck or far behind; events they set aside are listed)",
+@get("/api/v1/health", sync_to_thread=True, tags=["service"], summary="Health: the store answers, and the dashboard "
+     "views are kept (503 while their runner is dead, stuck or far behind; events they set aside are listed)",
      responses={503: ResponseSpec(data_container=ViewsHealth, description="the dashboard views are not being kept",
                                   generate_examples=False)})  # fmt: skip
 def health(state: State) -> Response[ViewsHealth]:
@@ -49,7 +49,6 @@ def create_app(svc: Services, *, debug: bool = False) -> Litestar:
     api = Router(
         path="/api/v1",
         route_handlers=[
-            health,
             commands.post_commands,
             grievances.get_grievance,
             grievances.get_history,
@@ -80,7 +79,8 @@ def create_app(svc: Services, *, debug: bool = False) -> Litestar:
     assets = create_static_files_router(path="/assets", directories=[STATIC, PLOTLY], name="assets")
     state: dict[str, Any] = {"services": svc}
     return Litestar(
-        route_handlers=[api, open311_router, assets, page],
+        # /health beside the API's router, not in it: anyone may ask, and its document asks no token.
+        route_handlers=[api, health, open311_router, assets, page],
         state=State(state),
         plugins=[problem_details_plugin()],
         openapi_config=OpenAPIConfig(

@@ -86,6 +86,11 @@ def _filled(path: str, gid: str) -> str:
     return path.replace("{grievance_id}", gid).replace("{unit_id}", STREET).replace("{request_id}", gid + ".json")
 
 
+def _required(path: str) -> dict[str, str]:
+    """The query parameters a path cannot go without."""
+    return {"from": "2026-01-01", "to": "2026-01-31"} if path.endswith("/daily") else {}
+
+
 def test_every_route_sends_one_content_type_and_the_one_documented(client: TestClient[Any]) -> None:
     """Each GET of the OpenAPI document, the page, the assets and the document itself: one media type, with at
     most one charset (text/html once was `text/html; charset=utf-8; charset=utf-8`), as documented."""
@@ -95,9 +100,7 @@ def test_every_route_sends_one_content_type_and_the_one_documented(client: TestC
     for path, operations in document["paths"].items():
         if "get" not in operations:
             continue
-        params = {"from": "2026-01-01", "to": "2026-01-31"} if path.endswith("/daily") else {}
-        params["api_key"] = "admin"
-        answer = client.get(_filled(path, gid), params=params)
+        answer = client.get(_filled(path, gid), params={**_required(path), "api_key": "admin"})
         assert answer.status_code == 200, f"{path}: {answer.text}"
         documented = operations["get"]["responses"]["200"]["content"]
         seen[path] = answer.headers["content-type"]
@@ -113,3 +116,14 @@ def test_every_route_sends_one_content_type_and_the_one_documented(client: TestC
     assert seen["/api/v1/grievances/{grievance_id}/history.html"] == "text/html; charset=utf-8"
     assert seen["/"] == "text/html; charset=utf-8"
     assert seen["/open311/v2/requests.json"] == "application/json; charset=utf-8"
+
+
+def test_the_document_asks_a_token_exactly_where_the_server_does(client: TestClient[Any]) -> None:
+    """An operation whose document lists bearer security answers 401 without a token; one that lists none (the
+    health check, Open311, whose key is its own `api_key`) answers without one."""
+    gid = _report(client)
+    document = client.get("/schema/openapi.json").json()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            answer = client.request(method, _filled(path, gid), params=_required(path), headers={"Authorization": ""})
+            assert (answer.status_code == 401) == bool(operation.get("security")), (method, path, answer.text)
