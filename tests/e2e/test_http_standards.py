@@ -127,3 +127,30 @@ def test_the_document_asks_a_token_exactly_where_the_server_does(client: TestCli
         for method, operation in operations.items():
             answer = client.request(method, _filled(path, gid), params=_required(path), headers={"Authorization": ""})
             assert (answer.status_code == 401) == bool(operation.get("security")), (method, path, answer.text)
+
+
+def _formats(schema: Any) -> set[str]:
+    if isinstance(schema, list):
+        return set().union(*(_formats(s) for s in schema))
+    if not isinstance(schema, dict):
+        return set()
+    return ({schema["format"]} if "format" in schema else set()) | _formats(list(schema.values()))
+
+
+def test_every_time_parameter_is_documented_as_a_date_time(client: TestClient[Any]) -> None:
+    """Times in (`at`, Open311's `start_date` and `end_date`) are RFC 3339 date-times, days are dates, months a
+    pattern: a client generated from the document sends what the server reads."""
+    document = client.get("/schema/openapi.json").json()
+    times = {}
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                name, schema = parameter["name"], parameter["schema"]
+                if name in ("at", "start_date", "end_date"):
+                    times[(path, name)] = _formats(schema)
+                elif path.endswith("/daily") and name in ("from", "to"):
+                    assert _formats(schema) == {"date"}, (path, name)
+                elif path.endswith("/rates") and name in ("from", "to"):
+                    assert schema["pattern"] == r"^\d{4}-(0[1-9]|1[0-2])$", (path, name)
+    assert len(times) >= 5
+    assert all(formats == {"date-time"} for formats in times.values()), times
