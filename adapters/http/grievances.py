@@ -4,9 +4,10 @@ verification and exports, and the filtered list."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
+import msgspec
 from litestar import Response
 from litestar.datastructures import State
 from litestar.enums import MediaType
@@ -27,6 +28,15 @@ from schemas.results import GrievanceView, History
 
 # More versions than any grievance's history holds, and within every store's integer range.
 MAX_VERSION = 10_000_000
+
+
+class Verification(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    """A history's chain recomputed: intact, or the first version whose link is broken and why."""
+
+    grievance_id: UUID
+    intact: bool
+    version: int | None = None
+    reason: str | None = None
 
 
 def _readable(svc: Services, who: Principal, grievance_id: UUID) -> Grievance:
@@ -96,13 +106,13 @@ def get_history(
 
 
 @get("/grievances/{grievance_id:uuid}/verify", sync_to_thread=True, summary="Recompute the history's hash chain")
-def get_verification(grievance_id: FromPath[UUID], state: State, principal: Reader) -> dict[str, Any]:
+def get_verification(grievance_id: FromPath[UUID], state: State, principal: Reader) -> Verification:
     svc = services(state)
     _readable(svc, principal, grievance_id)
     broken = svc.trail.verify(grievance_id)
     if broken is None:
-        return {"grievance_id": str(grievance_id), "intact": True}
-    return {"grievance_id": str(grievance_id), "intact": False, "version": broken.version, "reason": broken.reason}
+        return Verification(grievance_id=grievance_id, intact=True)
+    return Verification(grievance_id=grievance_id, intact=False, version=broken.version, reason=broken.reason)
 
 
 @get("/grievances/{grievance_id:uuid}/history.jsonl", sync_to_thread=True, media_type="application/jsonl",
