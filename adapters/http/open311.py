@@ -74,7 +74,7 @@ class Service(msgspec.Struct, kw_only=True, frozen=True):
 
 class ServiceRequest(msgspec.Struct, kw_only=True, frozen=True):
     """A request of GET Service Requests and GET Service Request: a grievance, with none of a resident's words
-    or personal data (`description`, `address`'s free text, `media_url` are never shown)."""
+    or personal data (`description` and `media_url` are never given; `address` is the chart unit's name)."""
 
     service_request_id: str
     status: Literal["open", "closed"]
