@@ -126,6 +126,16 @@ class GrievancePage(msgspec.Struct, kw_only=True, frozen=True):
     items: list[GrievanceItem]
 
 
+class ServiceRequestItem(msgspec.Struct, kw_only=True, frozen=True):
+    """A grievance as Open311 reads it: the list's item, the unit where it was reported (the item's unit is
+    where it is now), when its last event occurred, and how often it was escalated."""
+
+    item: GrievanceItem
+    reported_unit: str
+    updated_at: AwareDatetime
+    escalations: int
+
+
 class PointsEntry(msgspec.Struct, kw_only=True, frozen=True):
     """A member's, group's or organisation's volunteer points and what earned them."""
 

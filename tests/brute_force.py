@@ -35,12 +35,13 @@ def recompute(chain: ServiceChain, grievance_ids: Iterable[UUID], *, own: bool =
     f = Figures()
     for gid in grievance_ids:
         state: Any = None
-        arrived = reported = 0
+        arrived = reported = updated = 0
         for e in chain.history(gid):
             before = None if state is None else (state.unit_id, state.status.value, state.claimant, state.claim_mode,
                                                   state.claim_due, state.level.value)  # fmt: skip
             state = e.mutate(state)  # type: ignore[attr-defined]
             at = int(e.occurred_at.timestamp())  # type: ignore[attr-defined]
+            updated = max(updated, at)
             day = day_of(e.occurred_at)  # type: ignore[attr-defined]
             month = day[:7]
             kind = type(e).__name__
@@ -87,7 +88,7 @@ def recompute(chain: ServiceChain, grievance_ids: Iterable[UUID], *, own: bool =
             "version": state.version, "status": state.status.value, "unit_id": state.unit_id,
             "level": state.level.value, "claimant": state.claimant, "rating": state.rating and state.rating.value,
             "reopen_count": state.reopen_count, "due_at": state.due_at() and int(state.due_at().timestamp()),
-            **_lineage(chain, state.unit_id),
+            "updated_at": updated, **_lineage(chain, state.unit_id),
         }  # fmt: skip
     return f if own else _rolled_up(f, chain)
 
@@ -114,6 +115,9 @@ def _lineage(chain: ServiceChain, unit_id: str) -> dict[str, str | None]:
         "community_id": levels.get("community"),
         "grid_id": levels.get("grid_branch"),
     }
+
+
+INTEGER_COLUMNS = ("version", "reopen_count", "due_at", "updated_at")
 
 
 def stored(views: Any) -> Figures:
@@ -149,7 +153,7 @@ def stored(views: Any) -> Figures:
         c.execute("SELECT * FROM dash_grievance")
         for r in c.fetchall():
             f.rows[UUID(r["grievance_id"])] = {
-                k: (int(r[k]) if k in ("version", "reopen_count", "due_at") and r[k] is not None else r[k])
+                k: (int(r[k]) if k in INTEGER_COLUMNS and r[k] is not None else r[k])
                 for k in (
                     "version",
                     "status",
@@ -159,6 +163,7 @@ def stored(views: Any) -> Figures:
                     "rating",
                     "reopen_count",
                     "due_at",
+                    "updated_at",
                     "street_id",
                     "community_id",
                     "grid_id",

@@ -14,7 +14,9 @@ import msgspec
 from litestar import Litestar, Response, Router, get
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.enums import MediaType
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 
@@ -28,8 +30,10 @@ STATIC = Path(__file__).parent / "static"
 PLOTLY = Path(str(files("plotly") / "package_data"))
 
 
-@get("/health", sync_to_thread=True, tags=["service"], summary="Health: the store answers, and the dashboard views "
-     "are kept (503 while their runner is dead, stuck or far behind; events they set aside are listed)")  # fmt: skip
+@get("/api/v1/health", sync_to_thread=True, tags=["service"], summary="Health: the store answers, and the dashboard "
+     "views are kept (503 while their runner is dead, stuck or far behind; events they set aside are listed)",
+     responses={503: ResponseSpec(data_container=ViewsHealth, description="the dashboard views are not being kept",
+                                  generate_examples=False)})  # fmt: skip
 def health(state: State) -> Response[ViewsHealth]:
     views = services(state).watch.health()
     # Anyone may ask: the count of events set aside, not which grievances they belong to (`projections status`).
@@ -40,11 +44,12 @@ def health(state: State) -> Response[ViewsHealth]:
 @get("/", sync_to_thread=False, include_in_schema=False)
 def page(state: State) -> Response[bytes]:
     # The page shows its times in the display zone, with the labels the CLI and the reports use.
+    # Litestar adds `; charset=utf-8` to every text/ type itself.
     zone = services(state).display_zone
     labels = escape(json.dumps(zone.labels(datetime.now(UTC).year)))
     meta = f'<meta name="display-zone" content="{escape(zone.name)}" data-labels="{labels}">\n</head>'
     html = (STATIC / "index.html").read_text(encoding="utf-8").replace("</head>", meta, 1)
-    return Response(html.encode(), media_type="text/html; charset=utf-8")
+    return Response(html.encode(), media_type=MediaType.HTML)
 
 
 def create_app(svc: Services, *, debug: bool = False) -> Litestar:
@@ -52,7 +57,6 @@ def create_app(svc: Services, *, debug: bool = False) -> Litestar:
     api = Router(
         path="/api/v1",
         route_handlers=[
-            health,
             commands.post_commands,
             grievances.get_grievance,
             grievances.get_history,
@@ -78,11 +82,13 @@ def create_app(svc: Services, *, debug: bool = False) -> Litestar:
         path="/open311/v2",
         route_handlers=[open311.service_list, open311.request_list, open311.one_request, open311.file_request],
         tags=["open311"],
+        exception_handlers=open311.EXCEPTION_HANDLERS,
     )
     assets = create_static_files_router(path="/assets", directories=[STATIC, PLOTLY], name="assets")
     state: dict[str, Any] = {"services": svc}
     return Litestar(
-        route_handlers=[api, open311_router, assets, page],
+        # /health beside the API's router, not in it: anyone may ask, and its document asks no token.
+        route_handlers=[api, health, open311_router, assets, page],
         state=State(state),
         plugins=[problem_details_plugin()],
         openapi_config=OpenAPIConfig(

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar import get
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, QueryParameter
 
+from adapters.http.problems import api_get as get
 from adapters.http.services import AsOf, Reader, moment, require_reader_of, services
 from projections.dashboard.queries import twelve_months_to
 from schemas.dashboard import (
@@ -23,6 +23,9 @@ from schemas.dashboard import (
     UnitRates,
 )
 
+# The formats of the month and day parameters, for the OpenAPI document (the queries check them).
+MONTH = {"pattern": r"^\d{4}-(0[1-9]|1[0-2])$"}
+DAY = {"format": "date"}
 Unit = Annotated[str | None, QueryParameter(description="A unit id; default: your own unit (the leading group for "
                                                     "auditors and admins).")]  # fmt: skip
 
@@ -49,8 +52,8 @@ def rates(
     state: State,
     principal: Reader,
     unit: Unit = None,
-    from_month: Annotated[str | None, QueryParameter(name="from", description="YYYY-MM")] = None,
-    to_month: Annotated[str | None, QueryParameter(name="to", description="YYYY-MM")] = None,
+    from_month: Annotated[str | None, QueryParameter(name="from", description="YYYY-MM", schema_extra=MONTH)] = None,
+    to_month: Annotated[str | None, QueryParameter(name="to", description="YYYY-MM", schema_extra=MONTH)] = None,
     at: AsOf = None,
 ) -> list[UnitRates]:
     svc = services(state)
@@ -70,8 +73,8 @@ def counts(state: State, principal: Reader, unit: Unit = None) -> list[UnitCount
 def daily(
     state: State,
     principal: Reader,
-    from_day: Annotated[str, QueryParameter(name="from", description="YYYY-MM-DD")],
-    to_day: Annotated[str, QueryParameter(name="to", description="YYYY-MM-DD")],
+    from_day: Annotated[str, QueryParameter(name="from", description="YYYY-MM-DD", schema_extra=DAY)],
+    to_day: Annotated[str, QueryParameter(name="to", description="YYYY-MM-DD", schema_extra=DAY)],
     unit: Unit = None,
 ) -> list[DayCounts]:
     svc = services(state)

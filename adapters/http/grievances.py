@@ -3,16 +3,19 @@ verification and exports, and the filtered list."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from litestar import Response, get
+import msgspec
+from litestar import Response
 from litestar.datastructures import State
+from litestar.enums import MediaType
 from litestar.exceptions import PermissionDeniedException
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from adapters import wire
 from adapters.audit.export import as_html, as_json_lines
+from adapters.http.problems import api_get as get
 from adapters.http.services import AsOf, Reader, Services, moment, require_reader_of, services
 from adapters.storage.disclosures import Disclosure
 from engine.access import Principal
@@ -24,6 +27,15 @@ from schemas.results import GrievanceView, History
 
 # More versions than any grievance's history holds, and within every store's integer range.
 MAX_VERSION = 10_000_000
+
+
+class Verification(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    """A history's chain recomputed: intact, or the first version whose link is broken and why."""
+
+    grievance_id: UUID
+    intact: bool
+    version: int | None = None
+    reason: str | None = None
 
 
 def _readable(svc: Services, who: Principal, grievance_id: UUID) -> Grievance:
@@ -92,13 +104,13 @@ def get_history(
 
 
 @get("/grievances/{grievance_id:uuid}/verify", sync_to_thread=True, summary="Recompute the history's hash chain")
-def get_verification(grievance_id: FromPath[UUID], state: State, principal: Reader) -> dict[str, Any]:
+def get_verification(grievance_id: FromPath[UUID], state: State, principal: Reader) -> Verification:
     svc = services(state)
     _readable(svc, principal, grievance_id)
     broken = svc.trail.verify(grievance_id)
     if broken is None:
-        return {"grievance_id": str(grievance_id), "intact": True}
-    return {"grievance_id": str(grievance_id), "intact": False, "version": broken.version, "reason": broken.reason}
+        return Verification(grievance_id=grievance_id, intact=True)
+    return Verification(grievance_id=grievance_id, intact=False, version=broken.version, reason=broken.reason)
 
 
 @get("/grievances/{grievance_id:uuid}/history.jsonl", sync_to_thread=True, media_type="application/jsonl",
@@ -112,7 +124,7 @@ def get_history_lines(
     return Response(as_json_lines(svc.trail.history(grievance_id, reveal=whole)), media_type="application/jsonl")
 
 
-@get("/grievances/{grievance_id:uuid}/history.html", sync_to_thread=True, media_type="text/html",
+@get("/grievances/{grievance_id:uuid}/history.html", sync_to_thread=True, media_type=MediaType.HTML,
      summary="The history as a readable HTML report with the chain's verdict")  # fmt: skip
 def get_history_report(
     grievance_id: FromPath[UUID], state: State, principal: Reader, reveal: Reveal = False, reason: Reason = None
@@ -122,7 +134,7 @@ def get_history_report(
     whole = _revealing(svc, principal, grievance_id, reveal, reason, "http: history.html")
     report = as_html(grievance_id, svc.trail.history(grievance_id, reveal=whole), svc.trail.verify(grievance_id),
                      svc.chain.chart, svc.clock(), svc.display_zone)  # fmt: skip
-    return Response(report, media_type="text/html; charset=utf-8")
+    return Response(report, media_type=MediaType.HTML)  # Litestar adds the charset to text/ types itself
 
 
 @get("/grievances", sync_to_thread=True, summary="Grievances at a unit and below, filtered and paged")

@@ -83,6 +83,9 @@ class GrievanceRow:
     rating: str | None
     escalations: int
     reopen_count: int
+    # When its last event occurred, whatever it was (an escalation, a progress note): Open311's
+    # `updated_datetime`.
+    updated_at: int
     # Where the current unit sits: its street committee, community and grid (None above them), so a
     # supervisor's subtree is one indexed equality rather than a list of hundreds of units.
     street_id: str | None = None
@@ -352,7 +355,7 @@ def _apply(e: Any, row: GrievanceRow | None, c: PageChanges) -> GrievanceRow:
             level=str(e.level), unit_id=e.unit_id, category=str(e.category), channel=str(e.channel),
             title=e.title, reported_unit=e.unit_id, reported_at=at, arrived_at=at,
             claim_due=int(e.claim_due.timestamp()), claimed_at=None, finish_due=None, claim_mode=None,
-            claimant=None, closed_at=None, rating=None, escalations=0, reopen_count=0,
+            claimant=None, closed_at=None, rating=None, escalations=0, reopen_count=0, updated_at=at,
         )  # fmt: skip
         row.street_id, row.community_id, row.grid_id = c.lineages(row.unit_id)
         c.status_counts[(row.unit_id, WAITING)] += 1
@@ -364,7 +367,7 @@ def _apply(e: Any, row: GrievanceRow | None, c: PageChanges) -> GrievanceRow:
         raise LookupError(f"event {kind} v{e.originator_version} of {e.originator_id} before its report")
     if e.originator_version != row.version + 1:
         raise LookupError(f"event v{e.originator_version} of {e.originator_id} after v{row.version}: out of order")
-    row.version = e.originator_version
+    row.version, row.updated_at = e.originator_version, max(row.updated_at, at)
     handler = _HANDLERS.get(kind)
     if handler is not None:  # ProgressRecorded changes nothing a supervisor counts beyond the version
         handler(e, row, c, at, day)

@@ -34,6 +34,7 @@ from schemas.dashboard import (
     Headline,
     LevelSettled,
     PointsEntry,
+    ServiceRequestItem,
     UnitCounts,
     UnitDurations,
     UnitRates,
@@ -456,7 +457,7 @@ class Dashboard:
         start: datetime,
         end: datetime,
         limit: int = 1000,
-    ) -> list[GrievanceItem]:
+    ) -> list[ServiceRequestItem]:
         """Grievances reported from `start` to `end` inclusive (or exactly `ids`), of the given categories and statuses,
         newest first: what the Open311 requests list asks."""
         clauses: list[str] = []
@@ -475,7 +476,7 @@ class Dashboard:
             f"SELECT * FROM dash_grievance WHERE 1=1{''.join(clauses)} ORDER BY reported_at DESC, grievance_id LIMIT ?",
             [*params, max(1, min(limit, 1000))],
         )
-        return [_item(r, now) for r in rows]
+        return [_service_request(r, now) for r in rows]
 
     def points(self, unit_id: str | None = None, *, limit: int = 20) -> list[PointsEntry]:
         """The volunteer points ledger of what was earned at a unit and below, most points first."""
@@ -540,6 +541,13 @@ def _page_limit(limit: int) -> int:
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidValue("limit", f"must be between 1 and {MAX_PAGE}")
     return limit
+
+
+def _service_request(r: Any, now: datetime) -> ServiceRequestItem:
+    updated = _time(r["updated_at"])
+    assert updated is not None
+    return ServiceRequestItem(item=_item(r, now), reported_unit=r["reported_unit"], updated_at=updated,
+                              escalations=int(r["escalations"]))  # fmt: skip
 
 
 def _item(r: Any, now: datetime) -> GrievanceItem:
