@@ -372,11 +372,13 @@ def not_an_object(reason: str = "a command is a JSON object with a kind") -> Rej
     return Rejected(command_id=None, grievance_id=None, code="malformed", field="$", reason=reason)
 
 
+KINDS = {str(k.__struct_config__.tag): k for k in get_args(engine_commands.Command)}
+
+
 def decode_command(item: dict[str, Any]) -> engine_commands.Command | list[Rejected]:
     """One command, decoded exactly as every channel decodes it, or every required field it lacks (msgspec
     names only the first), or the first value it refuses."""
-    kinds = {str(k.__struct_config__.tag): k for k in get_args(engine_commands.Command)}
-    kind = kinds.get(item.get("kind"))  # type: ignore[arg-type]
+    kind = KINDS.get(item.get("kind"))  # type: ignore[arg-type]
     if kind is not None:
         present = set(item)
         missing = [f.encode_name for f in msgspec.structs.fields(kind) if f.required and f.encode_name not in present]

@@ -3,10 +3,12 @@ terminal: in a fresh copy of the repository with its own SQLite store, so the RE
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -60,7 +62,15 @@ def newcomer(tmp_path: Path, kafka_broker: Broker) -> tuple[Path, dict[str, str]
     """A fresh copy of the repository and the environment of a newcomer's terminal; the broker is the one the
     Kafka section names (`GRIEVANCE_KAFKA_BOOTSTRAP`), and `PORT` a free one for the HTTP section."""
     clone = tmp_path / "clone"
-    shutil.copytree(ROOT, clone, ignore=UNCOPIED)
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=False)
+    if tracked.returncode == 0 and tracked.stdout:
+        # What a clone holds, not what sessions in this checkout left (a store, key files, tokens).
+        for name in tracked.stdout.decode().split("\0"):
+            if name and (ROOT / name).is_file():
+                (clone / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / name, clone / name)
+    else:  # an export without git: the tree less what builds and runs leave
+        shutil.copytree(ROOT, clone, ignore=UNCOPIED)
     env = {k: v for k, v in os.environ.items() if k.startswith(KEPT)}
     env |= {"PATH": "/usr/local/bin:/usr/bin:/bin", "GRIEVANCE_KAFKA_BOOTSTRAP": kafka_broker.bootstrap,
             "PORT": str(free_port())}  # fmt: skip
@@ -80,12 +90,28 @@ def session_script(blocks: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_session(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The session in a process group of its own, so that what a failed or hung block left running in the
+    background (a worker, a server) is stopped with it."""
+    session = subprocess.Popen(["bash", "-c", script], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    try:
+        stdout, stderr = session.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        os.killpg(session.pid, signal.SIGKILL)
+        stdout, stderr = session.communicate()
+        stderr += "\n@@ the session did not end within 600 s (a block left something in the foreground?)"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(session.pid, signal.SIGTERM)
+    return subprocess.CompletedProcess(session.args, session.returncode, stdout, stderr)
+
+
 def test_every_shell_block_of_the_readme_runs_as_written(newcomer: tuple[Path, dict[str, str]]) -> None:
     clone, env = newcomer
     blocks = shell_blocks()
     assert blocks[0].strip() == INSTALL, "the README's first block is the install; the session starts with it"
-    done = subprocess.run(["bash", "-c", session_script(blocks)], cwd=clone, env=env, capture_output=True,
-                          text=True, timeout=600, check=False)  # fmt: skip
+    done = run_session(session_script(blocks), clone, env)
     finished = re.findall(r"^@@ block (\d+) done$", done.stdout, re.M)
     where = f"blocks done: {len(finished)} of {len(blocks)}\n--- stdout\n{done.stdout[-4000:]}\n--- stderr\n"
     assert done.returncode == 0, where + done.stderr[-6000:]
