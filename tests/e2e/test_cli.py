@@ -322,3 +322,24 @@ def test_a_batch_fills_in_what_the_verbs_do_and_says_which_commands_were_refused
     done = cli("submit", stdin=json.dumps([claim]), ok=False)
     assert done.returncode == 1
     assert done.stderr.startswith("error: command 0: status: ")
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["claim"], "error: grievance_id: Missing argument 'GRIEVANCE_ID' (see grievance claim --help) [usage]"),
+        (["show", "x", "--version", "0"],
+         "error: --version: Invalid value for '--version': 0 is not in the range x>=1 (see grievance show --help) "
+         "[usage]"),
+        (["nope"], "error: command line: No such command 'nope' (see grievance --help) [usage]"),
+        (["projections", "rebuild", "--pages"],
+         "error: --pages: No such option '--pages'. Did you mean '--page-size'? (see grievance projections "
+         "rebuild --help) [usage]"),
+    ],
+)  # fmt: skip
+def test_a_command_line_click_cannot_parse_is_one_line_too(args: list[str], line: str) -> None:
+    env = {**os.environ, "GRIEVANCE_DATABASE_URL": "sqlite:///unused.db"}
+    installed = str(Path(sys.executable).parent / "grievance")  # as a user runs it: the help it names is theirs
+    done = subprocess.run([installed, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [line]
