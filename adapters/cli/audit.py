@@ -15,6 +15,7 @@ from rich.table import Table
 from adapters import composition
 from adapters.audit.export import as_html, as_json_lines
 from adapters.cli.session import (
+    EXIT_BROKEN,
     EXIT_INFRASTRUCTURE,
     F,
     encoder,
@@ -24,6 +25,7 @@ from adapters.cli.session import (
     out,
     parse_time,
     parse_uuid,
+    refuse,
     reveal_options,
     revealing,
     settings_or_exit,
@@ -34,8 +36,6 @@ from engine.errors import ConfigurationError, GrievanceError
 from engine.grievance import Grievance
 from schemas.events import EventEnvelope
 from schemas.results import History
-
-EXIT_BROKEN = 4
 
 
 def register(main: click.Group) -> None:
@@ -80,7 +80,7 @@ def history(grievance_id: str, reveal: bool, reason: str | None, as_json: bool) 
         try:
             envelopes = session.trail().history(gid, reveal=revealing(session, gid, reveal, reason, "history"))
         except GrievanceError as e:
-            fail(str(e))
+            refuse(e)
     if as_json:
         click.echo(encoder.encode(History(grievance_id=gid, events=envelopes)))
     else:
@@ -97,14 +97,14 @@ def verify(grievance_id: str | None, everything: bool, as_json: bool) -> None:
     Exit 0 when intact, 4 when a link is broken (1 for a bad argument).
     """
     if bool(grievance_id) == everything:
-        fail("give a grievance id or --all")
+        fail("grievance_id: give a grievance id or --all")
     with opened() as session:
         trail = session.trail()
         if grievance_id:
             try:
                 broken = [b for b in [trail.verify(parse_uuid(grievance_id))] if b is not None]
             except GrievanceError as e:
-                fail(str(e))
+                refuse(e)
             checked = 1
         else:
             counted = [0]
@@ -138,7 +138,7 @@ def export(grievance_id: str, fmt: str, output: Path | None, now: str | None, re
             envelopes = trail.history(gid, reveal=revealing(session, gid, reveal, reason, "export"))
             broken = trail.verify(gid)
         except GrievanceError as e:
-            fail(str(e))
+            refuse(e)
         if fmt == "jsonl":
             data = as_json_lines(envelopes)
         else:
@@ -236,7 +236,7 @@ def kek_retire(kek_id: str) -> None:
     try:
         retire_key_encryption_key(path, kek_id, in_use)
     except ConfigurationError as e:
-        fail(str(e))
+        fail(str(e), error_code="configuration")
     out.print(f"key-encryption key {kek_id} destroyed")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 from uuid import uuid4
 
 import click
@@ -15,6 +15,7 @@ from rich.table import Table
 from adapters import wire
 from adapters.cli.audit import print_history
 from adapters.cli.session import (
+    EXIT_PARTLY_REFUSED,
     EXIT_REJECTED,
     F,
     Session,
@@ -25,11 +26,12 @@ from adapters.cli.session import (
     out,
     parse_time,
     parse_uuid,
+    refuse,
     reveal_options,
     revealing,
 )
 from adapters.demo.tour import tour_commands
-from adapters.intake import decode_json
+from adapters.settings import Settings
 from engine import commands as engine_commands
 from engine.errors import GrievanceError
 from engine.grievance import Category, Channel, ClaimMode, EscalationReason, Grievance, Rating, Status
@@ -57,13 +59,27 @@ def command_options(f: F) -> F:
     return json_option(f)
 
 
-def submit(fields: dict[str, Any], kind: type[engine_commands.Command], as_json: bool) -> None:
-    """Validate the fields as a command, apply it as this operator, print the result; exit 1 if it was refused."""
+def fill_in(fields: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """What an operator at the terminal may leave out: the actor ($GRIEVANCE_ACTOR, else the login name), the time
+    (now) and a command id (a new one); a report's grievance id derives from its command id, so a retry finds it."""
     fields["command_id"] = fields.get("command_id") or str(uuid4())
     if fields.get("occurred_at") is None:
         fields["occurred_at"] = datetime.now(UTC).isoformat()
+    fields["actor"] = fields.get("actor") or settings.actor
+    if fields.get("kind") == "report" and not fields.get("grievance_id") and isinstance(fields["command_id"], str):
+        fields["grievance_id"] = str(Grievance.create_id(fields["command_id"]))
+    return fields
+
+
+def submit(
+    fields: dict[str, Any], kind: type[engine_commands.Command], as_json: bool, *, id_alone: bool = False,
+    detail: str = "",
+) -> None:  # fmt: skip
+    """Validate the fields as a command, apply it as this operator, print the result; exit 1 if it was refused.
+    Plain output is the readable line (with `detail`, what the command said), or with `id_alone` the grievance id
+    alone on stdout, for a script's `$(...)`, and the readable line on stderr."""
     with opened() as session:
-        fields["actor"] = fields.get("actor") or session.settings.actor
+        fill_in(fields, session.settings)
         result: Result
         try:
             command: engine_commands.Command = msgspec.convert(engine_commands.times_read(fields), kind)
@@ -71,22 +87,40 @@ def submit(fields: dict[str, Any], kind: type[engine_commands.Command], as_json:
             result = wire.malformed(e)
         else:
             (result,) = session.apply(command.kind, [command])
-    print_result(result, as_json)
+    if as_json:
+        click.echo(encoder.encode(result))
+    elif isinstance(result, Accepted):
+        click.echo(result.grievance_id if id_alone else readable(result, detail))
+        if id_alone:
+            click.echo(readable(result, detail), err=True)
+    else:
+        print_result(result, as_json=False)
     if isinstance(result, Rejected):
         sys.exit(EXIT_REJECTED)
 
 
-def print_result(result: Result, as_json: bool) -> None:
+def readable(result: Accepted, detail: str = "") -> str:
+    """An applied command's line for a person: what it said (`detail`) and where the grievance stands now."""
+    again = " (a repeat: nothing new stored)" if result.duplicate else ""
+    return (
+        f"{result.kind}: grievance {result.grievance_id}{detail} is {result.status} at {result.unit_id} "
+        f"({result.level}), version {result.version}{again}"
+    )
+
+
+def refusal(result: Rejected) -> str:
+    """A refused command's line: the field, the reason and the stable code."""
+    return f"{result.field}: {result.reason} [{result.code}]"
+
+
+def print_result(result: Result, as_json: bool, prefix: str = "") -> None:
+    """One command's result: its message with `as_json`, else a line on stdout (applied) or stderr (refused)."""
     if as_json:
         click.echo(encoder.encode(result))
     elif isinstance(result, Accepted):
-        again = " (a repeat: nothing new stored)" if result.duplicate else ""
-        out.print(
-            f"{result.kind}: grievance {result.grievance_id} is {result.status} at {result.unit_id} "
-            f"({result.level}), version {result.version}{again}"
-        )
+        out.print(prefix + readable(result))
     else:
-        click.echo(f"error: {result.field}: {result.reason} [{result.code}]", err=True)
+        click.echo(f"error: {prefix}{refusal(result)}", err=True)
 
 
 @click.command()
@@ -110,13 +144,16 @@ def report(
     resident_phone: str,
     **fields: Any,
 ) -> None:
-    """Report a resident's problem at a unit; it waits there to be claimed."""
+    """Report a resident's problem at a unit; it waits there to be claimed.
+
+    Prints the grievance id alone (so that ID=$(grievance report ...) works), the readable line on stderr.
+    """
     if resident_id or resident_name or resident_phone:
         fields["resident"] = {"resident_id": resident_id or "", "name": resident_name, "phone": resident_phone}
-    fields["command_id"] = fields.get("command_id") or str(uuid4())
-    # Derived from the command id, a retried report lands on the same grievance.
-    fields["grievance_id"] = grievance_id or str(Grievance.create_id(fields["command_id"]))
-    submit(fields, engine_commands.Report, as_json)
+    # Without one, the grievance id derives from the command id (fill_in), so a retried report finds it.
+    fields["kind"], fields["grievance_id"] = "report", grievance_id
+    # The id alone on stdout, so that `ID=$(grievance report ...)` works; the readable line goes to stderr.
+    submit(fields, engine_commands.Report, as_json, id_alone=True)
 
 
 def grievance_argument(f: F) -> F:
@@ -180,7 +217,7 @@ def reply(as_json: bool, **fields: Any) -> None:
 @command_options
 def rate(as_json: bool, **fields: Any) -> None:
     """Record the resident's rating; dissatisfied reopens the grievance."""
-    submit(fields, engine_commands.Rate, as_json)
+    submit(fields, engine_commands.Rate, as_json, detail=f" rated {fields['rating']},")
 
 
 @click.command()
@@ -202,7 +239,7 @@ def show(
 ) -> None:  # fmt: skip
     """A grievance's current state, or its state at a past version or time."""
     if version is not None and at is not None:
-        fail("give --version or --at, not both")
+        fail("version: give --version or --at, not both")
     gid = parse_uuid(grievance_id)
     with opened() as session:
         chain = session.chain
@@ -213,7 +250,7 @@ def show(
                 else chain.grievance(gid, version=version)
             )
         except GrievanceError as e:
-            fail(str(e))
+            refuse(e)
         view = wire.view(grievance, chain.clock(), reveal=revealing(session, gid, reveal, reason, "show"))
     if as_json:
         click.echo(encoder.encode(view))
@@ -284,12 +321,72 @@ def schema() -> None:
 @click.command("submit")
 @json_option
 def submit_json(as_json: bool) -> None:
-    """Apply JSON commands read from stdin (one command, or a list applied as one batch)."""
+    """Apply JSON commands read from stdin: one command, or a list applied as one batch.
+
+    What a single verb fills in, this does too for each command that leaves it out: the actor
+    ($GRIEVANCE_ACTOR, else the login name), occurred_at (now), a command id, and a report's grievance id
+    (from its command id). If any command is malformed, none is applied and every malformed one is named
+    (exit 1). Otherwise the batch is one transaction of the commands the rules accept: each refused one
+    stores nothing and is named; exit 0 if all were applied, 1 if none, 5 if some were refused.
+    """
     data = sys.stdin.buffer.read()
     with opened() as session:
-        decoded = decode_json(data)
-        results = [decoded] if isinstance(decoded, Rejected) else session.apply("submit", decoded)
-    for result in results:
-        print_result(result, as_json)
-    if any(isinstance(r, Rejected) for r in results):
-        sys.exit(EXIT_REJECTED)
+        items = batch_items(data)
+        if isinstance(items, Rejected):
+            print_result(items, as_json, "input: ")
+            sys.exit(EXIT_REJECTED)
+        decoded = [decode_command(fill_in(dict(item), session.settings)) if isinstance(item, dict) else
+                   [not_an_object()] for item in items]  # fmt: skip
+        if not items:
+            print_result(not_an_object("the list holds no commands"), as_json, "input: ")
+            sys.exit(EXIT_REJECTED)
+        malformed = [(i, msgspec.structs.replace(r, command_id=items[i].get("command_id") if named(items[i]) else None))
+                     for i, c in enumerate(decoded) if isinstance(c, list) for r in c]  # fmt: skip
+        for i, r in malformed:
+            print_result(r, as_json, f"command {i}{named(items[i])}: ")
+        if malformed:
+            sys.exit(EXIT_REJECTED)
+        results = session.apply("submit", [c for c in decoded if not isinstance(c, list)])
+    for i, result in enumerate(results):
+        print_result(result, as_json, f"command {i}{named(items[i])}: ")
+    refused = sum(isinstance(r, Rejected) for r in results)
+    if refused:
+        sys.exit(EXIT_REJECTED if refused == len(results) else EXIT_PARTLY_REFUSED)
+
+
+def batch_items(data: bytes) -> list[Any] | Rejected:
+    """The JSON objects of the input, one command or a list of them, or the refusal of input that is neither."""
+    try:
+        parsed = msgspec.json.decode(data)
+    except wire.UNDECODABLE as e:
+        return wire.malformed(e)
+    return parsed if isinstance(parsed, list) else [parsed]
+
+
+def named(item: Any) -> str:
+    """The command id an input command gave itself, to name it by beside its place in the batch."""
+    given = item.get("command_id") if isinstance(item, dict) else None
+    return f" ({given})" if isinstance(given, str) and given else ""
+
+
+def not_an_object(reason: str = "a command is a JSON object with a kind") -> Rejected:
+    return Rejected(command_id=None, grievance_id=None, code="malformed", field="$", reason=reason)
+
+
+KINDS = {str(k.__struct_config__.tag): k for k in get_args(engine_commands.Command)}
+
+
+def decode_command(item: dict[str, Any]) -> engine_commands.Command | list[Rejected]:
+    """One command, decoded exactly as every channel decodes it, or every required field it lacks (msgspec
+    names only the first), or the first value it refuses."""
+    kind = KINDS.get(item.get("kind"))  # type: ignore[arg-type]
+    if kind is not None:
+        present = set(item)
+        missing = [f.encode_name for f in msgspec.structs.fields(kind) if f.required and f.encode_name not in present]
+        if missing:
+            return [Rejected(command_id=None, grievance_id=None, code="malformed", field=name,
+                             reason=f"Object missing required field `{name}`") for name in missing]  # fmt: skip
+    try:
+        return engine_commands.command_decoder.decode(encoder.encode(item))
+    except wire.UNDECODABLE as e:
+        return [wire.malformed(e)]

@@ -47,9 +47,9 @@ def reaching_kafka(settings: KafkaSettings) -> Iterator[None]:
         yield
     except KafkaTimeoutError as e:
         where = f"{settings.bootstrap_servers} (GRIEVANCE_KAFKA_BOOTSTRAP)"
-        fail(f"cannot reach Kafka at {where}: {e}", EXIT_INFRASTRUCTURE)
+        fail(f"GRIEVANCE_KAFKA_BOOTSTRAP: cannot reach Kafka at {where}: {e}", EXIT_INFRASTRUCTURE)
     except KafkaError as e:
-        fail(f"Kafka failed: {e}", EXIT_INFRASTRUCTURE)
+        fail(f"kafka: Kafka failed: {e}", EXIT_INFRASTRUCTURE)
 
 
 @click.command()
@@ -107,9 +107,9 @@ def emit(source: BinaryIO, key: Path | None, as_json: bool) -> None:
         items = _commands_in(data)
         commands = [validated(item, i) for i, item in enumerate(items)]
     except MalformedCommand as e:
-        fail(f"command {e.index}: {e.field}: {e.reason} [malformed]")
+        fail(f"command {e.index}: {e.field}: {e.reason}", error_code="malformed")
     if not commands:
-        fail("no commands in the input")
+        fail("source: no commands in the input")
     settings = settings_or_exit()
     with infrastructure_failures_exit():
         emitter = composition.build_emitter(settings, key)
@@ -171,7 +171,7 @@ def key_add(name: str, role: str, unit_id: str | None, private_out: Path, path: 
     try:
         entry = add_key(keys, private_out, name=name, role=KeyRole(role), unit_id=unit_id, chart=chart)
     except ConfigurationError as e:
-        fail(str(e))
+        fail(str(e), error_code="configuration")
     out.print(f"key {entry.key_id} for {name} ({role}{' of ' + unit_id if unit_id else ''}): private key in "
               f"{private_out}, public key in {keys}")  # fmt: skip
 
@@ -184,7 +184,7 @@ def key_list(path: Path | None, as_json: bool) -> None:
     try:
         entries = read_keys(_keys_file(path)).keys
     except ConfigurationError as e:
-        fail(str(e))
+        fail(str(e), error_code="configuration")
     if as_json:
         click.echo(msgspec.json.encode(entries))
         return
@@ -203,7 +203,7 @@ def key_revoke(key_id: str, path: Path | None) -> None:
     try:
         entry = revoke_key(_keys_file(path), key_id)
     except ConfigurationError as e:
-        fail(str(e))
+        fail(str(e), error_code="configuration")
     when = settings_or_exit().display_zone.minute(entry.revoked_at) if entry.revoked_at else "now"
     out.print(f"key {entry.key_id} ({entry.name}) revoked at {when}")
 
@@ -218,5 +218,5 @@ def key_intake(private_out: Path, public_out: Path) -> None:
     try:
         make_intake_key(private_out, public_out)
     except ConfigurationError as e:
-        fail(str(e))
+        fail(str(e), error_code="configuration")
     out.print(f"intake key: private half in {private_out} (the workers'), public half in {public_out} (producers')")

@@ -2,12 +2,47 @@
 
 from __future__ import annotations
 
+from typing import IO, Any
+
 import click
 
 from adapters.cli import audit, check, grievances, kafka, serving, supervisors
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class OneLineError(click.UsageError):
+    """What click refuses on a command line (a missing option, a bad value), as every other refusal is shown:
+    `error: FIELD: REASON [code]` on one line."""
+
+    def __init__(self, refused: click.UsageError) -> None:
+        super().__init__(" ".join(refused.format_message().split()), refused.ctx)
+        param = getattr(refused, "param", None)
+        named = getattr(refused, "option_name", None)
+        self.field = (param.opts[0] if param.opts else param.name) if param else named or "command line"
+        self.help = f" (see {refused.ctx.command_path} --help)" if refused.ctx else ""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.field}: {self.message.rstrip('.')}{self.help} [usage]", err=True)
+
+
+class Commands(click.Group):
+    """The `grievance` group, whose command-line refusals are one line like the rest."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as refused:
+            raise OneLineError(refused) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OneLineError:
+            raise
+        except click.UsageError as refused:
+            raise OneLineError(refused) from None
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="grievance-chain")
 def main() -> None:
     """The party-building service chain's grievance engine (党建服务链条).

@@ -146,7 +146,7 @@ def token_add(
         secret = issue(path, name, Role(role), unit_id, chart, expires_in=expires,
                        reveals_personal_data=reveals_personal_data)  # fmt: skip
     except ConfigurationError as e:
-        fail(str(e))
+        fail(str(e), error_code="configuration")
     click.echo(secret)
     until = f", valid {expires_in_days} days" if expires_in_days else ", valid until revoked"
     click.echo(f"(for {name}, {role}{' of ' + unit_id if unit_id else ''}{until}; only its hash is in {path})",
@@ -161,7 +161,7 @@ def token_list(path: Path | None, as_json: bool) -> None:
     try:
         entries = read_file(_token_file(path)).tokens
     except ConfigurationError as e:
-        fail(str(e))
+        fail(str(e), error_code="configuration")
     if as_json:
         click.echo(msgspec.json.encode([msgspec.structs.replace(e, sha256=e.sha256[:12]) for e in entries]))
         return
@@ -181,7 +181,7 @@ def token_revoke(holder: str, path: Path | None) -> None:
     try:
         revoked = revoke(_token_file(path), holder)
     except ConfigurationError as e:
-        fail(str(e))
+        fail(str(e), error_code="configuration")
     zone = settings_or_exit().display_zone
     for entry in revoked:
         when = zone.minute(entry.revoked_at) if entry.revoked_at else "now"

@@ -26,7 +26,7 @@ from engine import times
 from engine.access import Principal
 from engine.clock import Clock
 from engine.commands import Command
-from engine.errors import InfrastructureError, InvalidValue
+from engine.errors import GrievanceError, InfrastructureError, InvalidValue
 from engine.service_chain import ServiceChain
 from projections.dashboard.queries import Dashboard
 from projections.dashboard.runner import DashboardProjection
@@ -34,6 +34,8 @@ from schemas.results import Result
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_REJECTED = 1
+# `submit`: a batch of which the rules refused some commands and the rest were stored.
+EXIT_PARTLY_REFUSED = 5
 EXIT_INFRASTRUCTURE = 3
 # Off a terminal (pipes, CI logs) rich would assume 80 columns and squeeze the dashboard tables.
 # No markup: what is printed holds residents' and workers' own words, where "[urgent]" must stay on the page.
@@ -41,10 +43,20 @@ out = Console(markup=False, highlight=False, soft_wrap=True, width=None if sys.s
 encoder = msgspec.json.Encoder()
 
 
-def fail(message: str, code: int = EXIT_REJECTED) -> NoReturn:
-    """One clear line on stderr and a non-zero exit."""
-    click.echo(f"error: {message}", err=True)
+EXIT_BROKEN = 4
+# The bracketed code of a line that names none: what scripts can tell apart by exit code alone.
+_CODES = {EXIT_REJECTED: "invalid_value", EXIT_INFRASTRUCTURE: "infrastructure", EXIT_BROKEN: "broken"}
+
+
+def fail(message: str, code: int = EXIT_REJECTED, *, error_code: str | None = None) -> NoReturn:
+    """One clear line on stderr, `error: FIELD: REASON [code]` (the message is "FIELD: REASON"), and exit `code`."""
+    click.echo(f"error: {message} [{error_code or _CODES.get(code, 'error')}]", err=True)
     sys.exit(code)
+
+
+def refuse(error: GrievanceError) -> NoReturn:
+    """A refused command or question: its field, reason and stable code on one line, and exit 1."""
+    fail(str(error), error_code=error.code)
 
 
 @dataclass
@@ -152,7 +164,7 @@ def parse_time(field: str, value: str) -> datetime:
     try:
         return times.parse_time(field, value)
     except InvalidValue as e:
-        fail(str(e))
+        refuse(e)
 
 
 def stop_on_signals() -> threading.Event:

@@ -13,7 +13,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from adapters import composition
-from adapters.cli.session import EXIT_INFRASTRUCTURE, fail, json_option, opened, out, parse_time, stop_on_signals
+from adapters.cli.session import (
+    EXIT_INFRASTRUCTURE,
+    fail,
+    json_option,
+    opened,
+    out,
+    parse_time,
+    refuse,
+    stop_on_signals,
+)
 from adapters.demo.year import RESOLVED, YEAR_END, YEAR_START, YongjiYear
 from adapters.display_zone import DisplayZone
 from engine.clock import PlaybackClock
@@ -113,8 +122,9 @@ def demo(seed: int) -> None:
     with opened(views=True, clock=clock) as session:
         if session.chain.recorder.max_notification_id():
             fail(
-                f"the store at {session.settings.redacted_url()} already holds events; the demo needs an empty "
-                "one (remove the file or set GRIEVANCE_DATABASE_URL)"
+                f"GRIEVANCE_DATABASE_URL: the store at {session.settings.redacted_url()} already holds events; the "
+                "demo needs an empty one (remove the file or set GRIEVANCE_DATABASE_URL)",
+                error_code="not_empty",
             )
         year = YongjiYear(
             session.chain,
@@ -132,7 +142,7 @@ def demo(seed: int) -> None:
         print_dashboard(dash, None, YEAR_END, twelve_months_to(YEAR_END), session.settings.display_zone)
         resolved = dash.headline(now=YEAR_END).resolved
         if resolved != RESOLVED:
-            fail(f"the year ended with {resolved} resolved, not {RESOLVED}", EXIT_INFRASTRUCTURE)
+            fail(f"resolved: the year ended with {resolved} resolved, not {RESOLVED}", EXIT_INFRASTRUCTURE)
 
 
 @click.command()
@@ -166,7 +176,7 @@ def dashboard(
             else:
                 print_dashboard(dash, unit_id, now, (from_month, to_month), session.settings.display_zone)
         except GrievanceError as e:
-            fail(str(e))
+            refuse(e)
 
 
 @click.group()
@@ -254,7 +264,7 @@ def print_set_aside(health: ViewsHealth) -> None:
 def supervise(at: str | None, every: float | None) -> None:
     """Escalate grievances past their limit one step (督办); safe to run in several processes at once."""
     if at and every:
-        fail("give --at or --every, not both")
+        fail("every: give --at or --every, not both")
     # A sweep as of a past time runs the process on that time's clock: overdue is the server's to judge.
     clock = PlaybackClock(parse_time("at", at)) if at else None
     with opened(views=True, log_level="info", clock=clock) as session:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -114,7 +115,7 @@ def test_a_grievance_climbs_and_is_answered_from_the_command_line(cli: Cli) -> N
         ),
         (
             ["show", "6d1f0c1e-0000-4000-8000-000000000000"],
-            "error: grievance_id: no grievance 6d1f0c1e-0000-4000-8000-000000000000",
+            "error: grievance_id: no grievance 6d1f0c1e-0000-4000-8000-000000000000 [not_found]",
         ),
     ],
 )
@@ -140,7 +141,7 @@ def test_a_batch_from_stdin_applies_the_good_and_reports_the_bad(cli: Cli, tmp_p
         {**base, "kind": "rate", "command_id": "b2", "rating": "satisfied"},
     ]
     done = cli("submit", "--json", stdin=json.dumps(batch), ok=False)
-    assert done.returncode == 1
+    assert done.returncode == 5  # some refused, the rest stored
     results = [json.loads(line) for line in done.stdout.splitlines()]
     assert [r["result"] for r in results] == ["accepted", "rejected"]
     assert results[1]["field"] == "status"
@@ -157,7 +158,8 @@ def test_a_broken_setting_is_one_line_and_exit_3(tmp_path: Path) -> None:
     done = cli("show", "6d1f0c1e-0000-4000-8000-000000000000", ok=False)
     assert done.returncode == 3
     assert done.stderr.strip().splitlines() == [
-        "error: GRIEVANCE_DATABASE_URL: scheme 'mysql' is not supported; use sqlite:/// or postgresql://"
+        "error: GRIEVANCE_DATABASE_URL: scheme 'mysql' is not supported; use sqlite:/// or postgresql:// "
+        "[infrastructure]"
     ]
 
 
@@ -239,3 +241,106 @@ def test_the_cli_records_the_operator_of_every_command_it_applies(cli: Cli) -> N
         ("worker-li", "report", "worker-li", "applied"),
         ("worker-li", "claim", "member-wang", "applied"),
     ]
+
+
+def test_report_prints_the_grievance_id_alone_and_rate_repeats_the_rating(cli: Cli) -> None:
+    done = cli("report", "--unit", HOUSEHOLD, "--category", "parking", "--title", "t", "--description", "d")
+    gid = done.stdout.strip()
+    assert str(UUID(gid)) == gid  # what `ID=$(grievance report ...)` captures
+    assert done.stderr.strip() == f"report: grievance {gid} is waiting at {HOUSEHOLD} (member_household), version 1"
+    cli("claim", gid, "--unit", HOUSEHOLD, "--mode", "member", "--claimant", "member-wang", "--actor", "member-wang")
+    cli("resolve", gid, "--summary", "done", "--actor", "member-wang")
+    rated = cli("rate", gid, "--rating", "basically_satisfied")
+    assert rated.stdout.strip() == (
+        f"rate: grievance {gid} rated basically_satisfied, is resolved at {HOUSEHOLD} (member_household), version 4"
+    )
+
+
+ERROR_LINE = re.compile(r"^error: [\w$.\[\]()@:+ -]+?: .+ \[[a-z_]+\]$")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["show", "{gid}", "--version", "99"],
+        ["show", "{gid}", "--version", "1", "--at", "2026-03-02T09:00:00+08:00"],
+        ["show", "{gid}", "--at", "yesterday"],
+        ["show", "{gid}", "--reveal"],
+        ["show", "not-a-uuid"],
+        ["history", "6d1f0c1e-0000-4000-8000-000000000000"],
+        ["verify"],
+        ["dashboard", "--unit", "st-chengxii"],
+        ["supervise", "--at", "2026-03-02T09:00:00+08:00", "--every", "60"],
+        ["projections", "rebuild", "nonsense"],
+    ],
+)
+def test_every_refusal_of_the_command_line_is_field_reason_and_code(cli: Cli, args: list[str]) -> None:
+    gid = cli("report", "--unit", HOUSEHOLD, "--category", "parking", "--title", "t", "--description", "d").stdout
+    done = cli(*[a.format(gid=gid.strip()) for a in args], ok=False)
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert ERROR_LINE.match(line), line
+
+
+def test_a_malformed_batch_names_every_malformed_command_and_stores_nothing(cli: Cli) -> None:
+    gid = str(uuid4())
+    batch = [
+        {"kind": "report", "command_id": "r-1", "grievance_id": gid, "unit_id": HOUSEHOLD, "category": "neighbours",
+         "title": "t", "description": "d"},
+        {"kind": "claim", "command_id": "c-1", "grievance_id": gid},
+        {"kind": "rate", "grievance_id": gid, "rating": "meh"},
+        "claim",
+    ]  # fmt: skip
+    done = cli("submit", stdin=json.dumps(batch), ok=False)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        "error: command 1 (c-1): unit_id: Object missing required field `unit_id` [malformed]",
+        "error: command 1 (c-1): mode: Object missing required field `mode` [malformed]",
+        "error: command 1 (c-1): claimant: Object missing required field `claimant` [malformed]",
+        "error: command 2: rating: Invalid enum value 'meh' [malformed]",
+        "error: command 3: $: a command is a JSON object with a kind [malformed]",
+    ]
+    assert cli("show", gid, ok=False).returncode == 1  # not even the good report was stored
+
+
+def test_a_batch_fills_in_what_the_verbs_do_and_says_which_commands_were_refused(cli: Cli) -> None:
+    """Actor from GRIEVANCE_ACTOR, occurred_at now, a command id, a report's id from its command id; exit 5 when
+    some were refused and the rest stored, 1 when all were."""
+    report = {"kind": "report", "command_id": "phone-1", "unit_id": HOUSEHOLD, "category": "neighbours", "title": "t",
+              "description": "d"}  # fmt: skip
+    done = cli("submit", stdin=json.dumps(report))
+    gid = done.stdout.split()[5]
+    assert done.stdout.startswith(f"command 0 (phone-1): report: grievance {gid} is waiting")
+    assert cli.json("history", gid)["events"][0]["actor"] == "worker-li"
+    resolve = {"kind": "resolve", "grievance_id": gid, "summary": "done"}
+    claim = {"kind": "claim", "grievance_id": gid, "unit_id": HOUSEHOLD, "mode": "member", "claimant": "member-wang"}
+    done = cli("submit", stdin=json.dumps([resolve, claim]), ok=False)
+    assert done.returncode == 5
+    assert done.stderr.startswith("error: command 0: status: ")
+    assert done.stderr.strip().endswith("[invalid_transition]")
+    assert done.stdout.startswith(f"command 1: claim: grievance {gid} is claimed")
+    done = cli("submit", stdin=json.dumps([claim]), ok=False)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: command 0: status: ")
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["claim"], "error: grievance_id: Missing argument 'GRIEVANCE_ID' (see grievance claim --help) [usage]"),
+        (["show", "x", "--version", "0"],
+         "error: --version: Invalid value for '--version': 0 is not in the range x>=1 (see grievance show --help) "
+         "[usage]"),
+        (["nope"], "error: command line: No such command 'nope' (see grievance --help) [usage]"),
+        (["projections", "rebuild", "--pages"],
+         "error: --pages: No such option '--pages'. Did you mean '--page-size'? (see grievance projections "
+         "rebuild --help) [usage]"),
+    ],
+)  # fmt: skip
+def test_a_command_line_click_cannot_parse_is_one_line_too(args: list[str], line: str) -> None:
+    env = {**os.environ, "GRIEVANCE_DATABASE_URL": "sqlite:///unused.db"}
+    installed = str(Path(sys.executable).parent / "grievance")  # as a user runs it: the help it names is theirs
+    done = subprocess.run([installed, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [line]

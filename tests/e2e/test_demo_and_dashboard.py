@@ -26,7 +26,7 @@ def test_the_demo_year_ends_with_1115_resolved(demo_db: Path) -> None:
 def test_the_demo_refuses_a_store_that_already_holds_events(demo_db: Path) -> None:
     done = grievance(demo_db, "demo")
     assert done.returncode == 1
-    assert done.stderr.strip().startswith("error: the store at sqlite:///")
+    assert done.stderr.strip().startswith("error: GRIEVANCE_DATABASE_URL: the store at sqlite:///")
     assert len(done.stderr.strip().splitlines()) == 1
 
 
@@ -40,15 +40,15 @@ def test_rebuild_and_status_from_the_command_line(demo_db: Path) -> None:
     assert grievance(demo_db, "dashboard", "--at", "2021-01-01T00:00:00+08:00", "--json").stdout == before
     wrong = grievance(demo_db, "projections", "rebuild", "nonsense")
     assert wrong.returncode == 1
-    assert wrong.stderr.strip() == "error: name: no projection 'nonsense'; there is: dashboard"
+    assert wrong.stderr.strip() == "error: name: no projection 'nonsense'; there is: dashboard [invalid_value]"
 
 
 def test_dashboard_errors_name_the_field(demo_db: Path) -> None:
     done = grievance(demo_db, "dashboard", "--unit", "nowhere", "--at", "2021-01-01T00:00:00+08:00")
     assert done.returncode == 1
-    assert done.stderr.strip() == "error: unit_id: no unit 'nowhere' in the organisation chart"
+    assert done.stderr.strip() == "error: unit_id: no unit 'nowhere' in the organisation chart [unknown_unit]"
     done = grievance(demo_db, "dashboard", "--from-month", "2020-13", "--at", "2021-01-01T00:00:00+08:00")
-    assert done.stderr.strip() == "error: from_month: '2020-13' is not a month like 2020-06"
+    assert done.stderr.strip() == "error: from_month: '2020-13' is not a month like 2020-06 [invalid_value]"
 
 
 def test_a_supervision_sweep_from_the_command_line(demo_db: Path) -> None:
