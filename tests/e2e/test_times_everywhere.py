@@ -114,7 +114,7 @@ def test_a_display_zone_that_is_none_is_one_line_and_exit_3(demo_db: Path, monke
     assert done.returncode == 3
     assert done.stderr.strip().splitlines() == [
         "error: GRIEVANCE_DISPLAY_TIMEZONE: 'China/Beijing' is not an IANA time zone (such as Asia/Shanghai, "
-        "Asia/Hong_Kong or UTC)"
+        "Asia/Hong_Kong or UTC) [infrastructure]"
     ]
 
 
