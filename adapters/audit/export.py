@@ -12,6 +12,7 @@ import msgspec
 from adapters.storage.hash_chain import BrokenLink
 from engine.chart import OrgChart
 from engine.grievance import Grievance
+from engine.levels import Level, label
 from schemas.events import EventEnvelope
 
 _encoder = msgspec.json.Encoder()
@@ -26,6 +27,9 @@ def _when(t: datetime) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S %z")
 
 
+LEVELS = frozenset(lv.value for lv in Level)
+
+
 def _details(payload: dict[str, Any], chart: OrgChart) -> str:
     parts = []
     for key, value in payload.items():
@@ -34,6 +38,8 @@ def _details(payload: dict[str, Any], chart: OrgChart) -> str:
         shown = str(value)
         if isinstance(value, str) and value in chart:
             shown = f"{chart.unit(value).name} ({value})"
+        elif isinstance(value, str) and value in LEVELS:
+            shown = f"{label(Level(value))} ({value})"
         parts.append(f"<dt>{escape(key)}</dt><dd>{escape(shown)}</dd>")
     return f"<dl>{''.join(parts)}</dl>"
 

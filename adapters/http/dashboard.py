@@ -13,11 +13,13 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from adapters.http.services import Reader, require_reader_of, services
 from engine.errors import InvalidValue
+from engine.levels import Level
 from projections.dashboard.queries import twelve_months_to
 from schemas.dashboard import (
     DayCounts,
     GrievanceItem,
     Headline,
+    LevelLabel,
     LevelSettled,
     PointsEntry,
     UnitCounts,
@@ -42,7 +44,8 @@ class UnitNode(msgspec.Struct, kw_only=True, frozen=True):
 def _moment(svc: Any, at: datetime | None) -> datetime:
     if at is not None and at.tzinfo is None:
         raise InvalidValue("at", "needs a UTC offset")
-    now: datetime = at or svc.clock()
+    # Without one, the latest activity's: a store of a past year shows that year, not twelve empty months.
+    now: datetime = at or svc.dashboard.default_as_of(svc.clock())
     return now
 
 
@@ -62,7 +65,7 @@ def rates(
     to_month: Annotated[str | None, QueryParameter(name="to", description="YYYY-MM")] = None,
 ) -> list[UnitRates]:
     svc = services(state)
-    default_from, default_to = twelve_months_to(svc.clock())
+    default_from, default_to = twelve_months_to(svc.dashboard.default_as_of(svc.clock()))
     return svc.dashboard.rates(require_reader_of(svc, principal, unit), from_month=from_month or default_from,
                                to_month=to_month or default_to)  # fmt: skip
 
@@ -130,3 +133,8 @@ def chart_unit(unit_id: FromPath[str], state: State, principal: Reader) -> UnitN
     return UnitNode(id=unit.id, name=unit.name, level=unit.level.value, parent=unit.parent,
                     children=[{"id": c.id, "name": c.name, "level": c.level.value}
                               for c in svc.chain.chart.children_of(unit.id)])  # fmt: skip
+
+
+@get("/chart/levels", sync_to_thread=False, summary="The seven steps of the chain, lowest first, with their names")
+def chart_levels(principal: Reader) -> list[LevelLabel]:
+    return [LevelLabel(level=lv.value, rank=lv.rank, zh=lv.chinese, en=lv.english) for lv in Level]

@@ -43,8 +43,8 @@ PROJECTION = "dashboard"
 # have tables of their own. 4: the views record the chart they are totalled along. 5: grievances are
 # counted by category too. 6: events that cannot be projected are set aside in a table of their own. 7: the
 # points ledger is kept by the unit where the points were earned, rolled up the chart. 8: a unit's list index
-# holds the list's whole order (newest first, then by id).
-VIEWS_VERSION = 8
+# holds the list's whole order (newest first, then by id). 9: the funnel counts the closures later reopened too.
+VIEWS_VERSION = 9
 LINEAGE_COLUMNS = ("street_id", "community_id", "grid_id")
 LIVE_PREFIX, BESIDE_PREFIX = "dash_", "dashnew_"
 IDS_PER_QUERY = 500
