@@ -27,6 +27,11 @@ class Level(StrEnum):
         return _CHINESE[self]
 
     @property
+    def english(self) -> str:
+        """The name in English, as DOMAIN.md translates it."""
+        return _ENGLISH[self]
+
+    @property
     def above(self) -> Level | None:
         """The next link up, or None at the leading group."""
         i = _ORDER.index(self)
@@ -44,6 +49,22 @@ _CHINESE: dict[Level, str] = {
     Level.STREET_COMMITTEE: "街道共建委员会",
     Level.LEADING_GROUP: "城市基层党建工作领导小组",
 }
+
+_ENGLISH: dict[Level, str] = {
+    Level.MEMBER_HOUSEHOLD: "Model member household",
+    Level.BUILDING_GROUP: "Building party group",
+    Level.GRID_BRANCH: "Grid party branch",
+    Level.COMMUNITY: "Community party organisation",
+    Level.JOINT_COMMITTEE: "Community joint-building committee",
+    Level.STREET_COMMITTEE: "Street co-building committee",
+    Level.LEADING_GROUP: "City leading group for grassroots party building",
+}
+
+
+def label(level: Level) -> str:
+    """The level's names for a person, Chinese then English, as every channel shows them."""
+    return f"{level.chinese} {level.english}"
+
 
 # Residents bring problems to the lower links (DOMAIN.md rule 1); the community office's
 # one-stop counter (一站式受理) takes them too. Higher links only receive escalations.

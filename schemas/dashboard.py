@@ -9,6 +9,11 @@ import msgspec
 
 from schemas.common import AwareDatetime, LevelName
 
+# A row of a table by unit: the unit and everything below it (the table's first row is the headline's, then one
+# for each unit directly below), or what is at the unit itself and not below it, so that the rows below and the
+# unit's own row add up to the first.
+Scope = Literal["unit_and_below", "unit_itself"]
+
 
 class Headline(msgspec.Struct, kw_only=True, frozen=True):
     """The figures a leading group reports: resolved, replied, open (waiting or claimed), overdue."""
@@ -24,11 +29,13 @@ class Headline(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class UnitCounts(msgspec.Struct, kw_only=True, frozen=True):
-    """Grievances where they stand now, at a unit and everything below it."""
+    """Grievances (each counted once, where it stands now), at a unit and everything below it, or at the unit
+    itself (`scope`)."""
 
     unit_id: str
     name: str
     level: LevelName
+    scope: Scope = "unit_and_below"
     waiting: int
     claimed: int
     resolved: int
@@ -41,11 +48,14 @@ class UnitRates(msgspec.Struct, kw_only=True, frozen=True):
     response_rate: claims within the claim limit ÷ (claims + waits that ran out unclaimed);
     resolution_rate: resolved ÷ (resolved + replied), so a reply is not counted as a fix;
     satisfaction_rate: (satisfied + basically satisfied) ÷ rated.
+    `resolved` and `replied` count closures in the months (a grievance closed, reopened and closed again counts
+    twice), not grievances; `scope` says whether the row is of the unit and below or of the unit itself.
     """
 
     unit_id: str
     name: str
     level: LevelName
+    scope: Scope = "unit_and_below"
     from_month: str
     to_month: str
     reported: int
@@ -67,11 +77,13 @@ class UnitRates(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class UnitDurations(msgspec.Struct, kw_only=True, frozen=True):
-    """Time to claim (from arriving at a unit) and to close (from the report), in hours, within 2 %."""
+    """Time to claim (from arriving at a unit) and to close (from the report), in hours, within 2 %; `claims`
+    and `closes` count claims and closures, of the unit and below or of the unit itself (`scope`)."""
 
     unit_id: str
     name: str
     level: LevelName
+    scope: Scope = "unit_and_below"
     claims: int
     claim_p50_hours: float | None
     claim_p90_hours: float | None
@@ -91,11 +103,24 @@ class DayCounts(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class LevelSettled(msgspec.Struct, kw_only=True, frozen=True):
-    """How many grievances one of the seven steps settled (resolved or replied)."""
+    """The closures (resolutions and replies) one of the seven steps made, and how many of them a resident's
+    rating later reopened. Closures less the reopened ones, summed over the steps, are the grievances the
+    headline counts as resolved and replied."""
 
     level: LevelName
     resolved: int
     replied: int
+    reopened_resolved: int = 0
+    reopened_replied: int = 0
+
+
+class LevelLabel(msgspec.Struct, kw_only=True, frozen=True):
+    """One of the seven steps, with its names for a person (Chinese, English)."""
+
+    level: LevelName
+    rank: int
+    zh: str
+    en: str
 
 
 class GrievanceItem(msgspec.Struct, kw_only=True, frozen=True):
@@ -106,6 +131,7 @@ class GrievanceItem(msgspec.Struct, kw_only=True, frozen=True):
     status: str
     level: LevelName
     unit_id: str
+    unit_name: str
     category: str
     title: str
     claimant: str | None

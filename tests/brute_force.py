@@ -79,6 +79,8 @@ def recompute(chain: ServiceChain, grievance_ids: Iterable[UUID], *, own: bool =
                 f.months[(unit, month)][e.rating.value] += 1
                 f.points[(unit, claimant, mode.value)][e.rating.value] += 1
             elif isinstance(e, Grievance.Reopened):
+                if _status in ("resolved", "replied"):
+                    f.settled[(unit, level)][f"reopened_{_status}"] += 1
                 arrived = at
         f.status[(state.unit_id, state.status.value)] += 1
         f.categories[(state.unit_id, state.category.value)] += 1

@@ -13,6 +13,7 @@ from adapters.display_zone import DisplayZone
 from adapters.storage.hash_chain import BrokenLink
 from engine.chart import OrgChart
 from engine.grievance import Grievance
+from engine.levels import Level, label
 from schemas.events import EventEnvelope
 
 _encoder = msgspec.json.Encoder()
@@ -23,6 +24,9 @@ def as_json_lines(envelopes: Sequence[EventEnvelope]) -> bytes:
     return b"".join(_encoder.encode(e) + b"\n" for e in envelopes)
 
 
+LEVELS = frozenset(lv.value for lv in Level)
+
+
 def _details(payload: dict[str, Any], chart: OrgChart, zone: DisplayZone) -> str:
     parts = []
     for key, value in payload.items():
@@ -31,6 +35,8 @@ def _details(payload: dict[str, Any], chart: OrgChart, zone: DisplayZone) -> str
         shown = zone.detail(key, value)
         if isinstance(value, str) and value in chart:
             shown = f"{chart.unit(value).name} ({value})"
+        elif isinstance(value, str) and value in LEVELS:
+            shown = f"{label(Level(value))} ({value})"
         parts.append(f"<dt>{escape(key)}</dt><dd>{escape(shown)}</dd>")
     return f"<dl>{''.join(parts)}</dl>"
 

@@ -28,10 +28,10 @@ from adapters.display_zone import DisplayZone
 from engine.clock import PlaybackClock
 from engine.commands import Outcome
 from engine.errors import GrievanceError
-from engine.levels import Level
+from engine.levels import Level, label
 from projections.dashboard.queries import Dashboard, twelve_months_to
 from projections.dashboard.tables import PROJECTION
-from schemas.dashboard import ViewsHealth
+from schemas.dashboard import LevelSettled, ViewsHealth
 
 
 def progress_bar() -> Progress:
@@ -43,6 +43,20 @@ def progress_bar() -> Progress:
 
 def _percent(rate: float | None) -> str:
     return "—" if rate is None else f"{rate:.1%}"
+
+
+def _unit_cell(name: str, unit_id: str, scope: str) -> str:
+    return f"{name} ({unit_id}) itself 本级" if scope == "unit_itself" else f"{name} ({unit_id})"
+
+
+def _settled_cells(steps: list[LevelSettled]) -> tuple[str, ...]:
+    """Closures resolved and replied, those later reopened, and what stands settled now (resolved / replied)."""
+    resolved, replied = sum(s.resolved for s in steps), sum(s.replied for s in steps)
+    again_resolved, again_replied = sum(s.reopened_resolved for s in steps), sum(s.reopened_replied for s in steps)
+    return (
+        f"{resolved:,}", f"{replied:,}", f"{again_resolved:,} / {again_replied:,}",
+        f"{resolved - again_resolved:,} / {replied - again_replied:,}",
+    )  # fmt: skip
 
 
 def print_dashboard(
@@ -67,7 +81,10 @@ def print_dashboard(
     )
     out.print(table)
 
-    rates = Table(title=f"Rates {months[0]} to {months[1]}: response, resolution, satisfaction")
+    rates = Table(
+        title=f"Rates {months[0]} to {months[1]}: response, resolution, satisfaction "
+        "(reported: grievances reported in these months)"
+    )
     for column in (
         "unit",
         "level",
@@ -80,17 +97,22 @@ def print_dashboard(
         rates.add_column(column, justify="left" if column in ("unit", "level") else "right")
     for r in dashboard.rates(unit_id, from_month=months[0], to_month=months[1]):
         rates.add_row(
-            f"{r.name} ({r.unit_id})", r.level, f"{r.reported:,}", _percent(r.response_rate),
-            _percent(r.resolution_rate), _percent(r.satisfaction_rate),
+            _unit_cell(r.name, r.unit_id, r.scope), Level(r.level).chinese, f"{r.reported:,}",
+            _percent(r.response_rate), _percent(r.resolution_rate), _percent(r.satisfaction_rate),
             f"{r.claims_by_organisation} / {r.claims_by_group} / {r.claims_by_member}",
         )  # fmt: skip
     out.print(rates)
 
-    funnel = Table(title="Settled at each step of the chain")
-    for column in ("level", "", "resolved", "replied"):
-        funnel.add_column(column, justify="right" if column in ("resolved", "replied") else "left")
-    for step in dashboard.settled_by_level(unit_id):
-        funnel.add_row(step.level, Level(step.level).chinese, str(step.resolved), str(step.replied))
+    funnel = Table(
+        title="Settled at each step of the chain (closures; a closure later reopened counts until it is reopened)"
+    )
+    for column in ("step", "resolved 已解决", "replied 已答复", "reopened later 重新办理", "settled now 现已办结"):
+        funnel.add_column(column, justify="left" if column == "step" else "right")
+    steps = dashboard.settled_by_level(unit_id)
+    for step in steps:
+        funnel.add_row(label(Level(step.level)), *_settled_cells([step]))
+    funnel.add_section()
+    funnel.add_row("total 合计 (= the headline's grievances)", *_settled_cells(steps))
     out.print(funnel)
 
     overdue = dashboard.most_overdue_units(now=now, limit=5)
@@ -147,7 +169,12 @@ def demo(seed: int) -> None:
 
 @click.command()
 @click.option("--unit", "unit_id", help="A unit of the chart (default: the leading group).")
-@click.option("--at", "at", help="As of this time (RFC 3339 with an offset, seconds optional); default now.")
+@click.option(
+    "--at",
+    "at",
+    help="As of this time (RFC 3339 with an offset, seconds optional); default now, or the end of the latest day "
+    "with activity when nothing happened in the twelve months to now.",
+)
 @click.option("--from-month", help="First month of the rates (YYYY-MM); default: of the twelve before --at.")
 @click.option("--to-month", help="Last month of the rates (YYYY-MM); default: the last to begin before --at.")
 @click.option("--catch-up/--no-catch-up", default=True, show_default=True,
@@ -157,17 +184,20 @@ def dashboard(
     unit_id: str | None, at: str | None, from_month: str | None, to_month: str | None, catch_up: bool, as_json: bool
 ) -> None:
     """The headline, the three rates by unit, the funnel and the most overdue units."""
-    now = parse_time("at", at) if at else datetime.now(UTC)
-    default_from, default_to = twelve_months_to(now)
-    to_month, from_month = to_month or default_to, from_month or default_from
+    named = parse_time("at", at) if at else None
     with opened(views=True) as session:
         if catch_up:
             session.runner.catch_up()
         dash = session.dashboard()
+        # Without --at, the latest activity's: a store of a past year shows that year, not twelve empty months.
+        now = named or dash.default_as_of(datetime.now(UTC))
+        default_from, default_to = twelve_months_to(now)
+        to_month, from_month = to_month or default_to, from_month or default_from
         try:
             if as_json:
                 document = {
                     "headline": dash.headline(unit_id, now=now),
+                    "counts": dash.counts(unit_id),
                     "rates": dash.rates(unit_id, from_month=from_month, to_month=to_month),
                     "settled_by_level": dash.settled_by_level(unit_id),
                     "overdue_queue": dash.overdue_queue(unit_id, now=now, limit=20),

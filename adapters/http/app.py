@@ -74,6 +74,7 @@ def create_app(svc: Services, *, debug: bool = False) -> Litestar:
             dashboard.overdue,
             dashboard.points,
             dashboard.chart_unit,
+            dashboard.chart_levels,
         ],
         dependencies={"principal": Provide(principal, sync_to_thread=False)},
         security=[{"bearer": []}],

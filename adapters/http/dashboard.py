@@ -3,6 +3,7 @@ reader's own unit), within the reader's jurisdiction."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import msgspec
@@ -10,12 +11,14 @@ from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from adapters.http.problems import api_get as get
-from adapters.http.services import AsOf, Reader, moment, require_reader_of, services
+from adapters.http.services import AsOf, Reader, Services, moment, require_reader_of, services
+from engine.levels import Level
 from projections.dashboard.queries import twelve_months_to
 from schemas.dashboard import (
     DayCounts,
     GrievanceItem,
     Headline,
+    LevelLabel,
     LevelSettled,
     PointsEntry,
     UnitCounts,
@@ -40,10 +43,15 @@ class UnitNode(msgspec.Struct, kw_only=True, frozen=True):
     children: list[dict[str, str]]
 
 
+def _as_of(svc: Services, at: str | None) -> datetime:
+    # Without one, the latest activity's: a store of a past year shows that year, not twelve empty months.
+    return moment(svc, at) if at is not None else svc.dashboard.default_as_of(svc.clock())
+
+
 @get("/dashboard/headline", sync_to_thread=True, summary="Resolved, replied, open and overdue totals")
 def headline(state: State, principal: Reader, unit: Unit = None, at: AsOf = None) -> Headline:
     svc = services(state)
-    return svc.dashboard.headline(require_reader_of(svc, principal, unit), now=moment(svc, at))
+    return svc.dashboard.headline(require_reader_of(svc, principal, unit), now=_as_of(svc, at))
 
 
 @get("/dashboard/rates", sync_to_thread=True, summary="Response, resolution and satisfaction rates of a unit "
@@ -58,7 +66,7 @@ def rates(
 ) -> list[UnitRates]:
     svc = services(state)
     # Without `from` and `to`: the twelve months before `at`, as every channel counts them.
-    default_from, default_to = twelve_months_to(moment(svc, at))
+    default_from, default_to = twelve_months_to(_as_of(svc, at))
     return svc.dashboard.rates(require_reader_of(svc, principal, unit), from_month=from_month or default_from,
                                to_month=to_month or default_to)  # fmt: skip
 
@@ -108,7 +116,7 @@ def overdue(
     limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
 ) -> list[GrievanceItem]:
     svc = services(state)
-    return svc.dashboard.overdue_queue(require_reader_of(svc, principal, unit), now=moment(svc, at), limit=limit)
+    return svc.dashboard.overdue_queue(require_reader_of(svc, principal, unit), now=_as_of(svc, at), limit=limit)
 
 
 @get("/dashboard/points", sync_to_thread=True, summary="The volunteer points ledger, most points first")
@@ -126,3 +134,8 @@ def chart_unit(unit_id: FromPath[str], state: State, principal: Reader) -> UnitN
     return UnitNode(id=unit.id, name=unit.name, level=unit.level.value, parent=unit.parent,
                     children=[{"id": c.id, "name": c.name, "level": c.level.value}
                               for c in svc.chain.chart.children_of(unit.id)])  # fmt: skip
+
+
+@get("/chart/levels", sync_to_thread=False, summary="The seven steps of the chain, lowest first, with their names")
+def chart_levels(principal: Reader) -> list[LevelLabel]:
+    return [LevelLabel(level=lv.value, rank=lv.rank, zh=lv.chinese, en=lv.english) for lv in Level]

@@ -23,7 +23,7 @@ from projections.dashboard.tables import DashboardViews
 
 REMEMBERED = (
     "headline", "counts", "rates", "durations", "durations_by_level", "settled_by_level", "daily",
-    "overdue_queue", "grievances", "points", "service_requests",
+    "overdue_queue", "grievances", "points", "service_requests", "latest_activity_day",
 )  # fmt: skip
 
 

@@ -50,11 +50,14 @@ MONTH_COLUMNS = (
     "claims_member",
 )
 DAY_COLUMNS = ("reported", "claimed", "resolved", "replied")
-SETTLED_COLUMNS = ("resolved", "replied")
+# Closures by the step that made them, and those of them a resident later reopened (by the closure's outcome):
+# closures less reopened ones are the grievances that stand settled, as the headline counts them.
+SETTLED_COLUMNS = ("resolved", "replied", "reopened_resolved", "reopened_replied")
 POINTS_COLUMNS = ("claims", "resolved", "replied", "satisfied", "basically_satisfied", "dissatisfied")
 DAY = 86_400
 # Plain strings: a row's status is one, and comparing two plain strings is the cheapest comparison there is.
 WAITING, CLAIMED = Status.WAITING.value, Status.CLAIMED.value
+RESOLVED, REPLIED = Status.RESOLVED.value, Status.REPLIED.value
 _UTC_OFFSET = int(REPORTING_TZ.utcoffset(None).total_seconds())
 _DAY_NAMES: dict[int, str] = {}
 
@@ -427,6 +430,8 @@ def _rated(e: Any, row: GrievanceRow, c: PageChanges, at: int, day: str) -> None
 
 
 def _reopened(e: Any, row: GrievanceRow, c: PageChanges, at: int, day: str) -> None:
+    if row.status in (RESOLVED, REPLIED):
+        c.settled[(row.unit_id, row.level)][f"reopened_{row.status}"] += 1
     _move(c, row, e.unit_id, WAITING)
     row.reopen_count += 1
     _arrive(row, at, epoch(e.claim_due))

@@ -21,6 +21,7 @@ from projections.dashboard.changes import (
     POINTS_COLUMNS,
     POINTS_WEIGHTS,
     REPORTING_TZ,
+    SETTLED_COLUMNS,
     percentile,
     points_of,
 )
@@ -34,6 +35,7 @@ from schemas.dashboard import (
     Headline,
     LevelSettled,
     PointsEntry,
+    Scope,
     ServiceRequestItem,
     UnitCounts,
     UnitDurations,
@@ -124,6 +126,21 @@ class Dashboard:
 
     # ----------------------------------------------------------------------------- queries
 
+    def latest_activity_day(self) -> str | None:
+        """The latest day (China time, YYYY-MM-DD) on which anything was reported, claimed or closed, or None."""
+        rows = self._fetch("SELECT MAX(day) AS day FROM dash_unit_day WHERE unit_id = ?", [self.chart.root.id])
+        return None if not rows or rows[0]["day"] is None else str(rows[0]["day"])
+
+    def default_as_of(self, now: datetime) -> datetime:
+        """The moment a dashboard shows when nobody names one: `now`, unless nothing happened in the rates'
+        months to `now` (a store of past years, as the demo's), then the end of the latest day with activity,
+        so that a supervisor's first look shows figures rather than a blank year."""
+        latest = self.latest_activity_day()
+        if latest is None or latest[:7] >= twelve_months_to(now)[0]:
+            return now
+        end = datetime.fromisoformat(latest).replace(tzinfo=REPORTING_TZ) + timedelta(days=1)
+        return min(end, now)
+
     def headline(self, unit_id: str | None = None, *, now: datetime) -> Headline:
         """Resolved, replied, open and overdue grievances at a unit and below, as of `now`."""
         unit = self._unit(unit_id)
@@ -179,12 +196,10 @@ class Dashboard:
         unit = self._unit(unit_id)
         shown = self._with_children(unit)
         grouped = self._totals(shown, "dash_status_count", ["n"], by=["status"])
-        out = []
-        for u in shown:
-            by_status = Counter({r["status"]: int(r["n"]) for r in grouped[u.id]})
-            out.append(
-                UnitCounts(unit_id=u.id, name=u.name, level=u.level.value, **{s: by_status[s] for s in STATUSES})
-            )
+        by_unit = {u.id: Counter({r["status"]: int(r["n"]) for r in grouped[u.id]}) for u in shown}
+        out = [_unit_counts(u, "unit_and_below", by_unit[u.id]) for u in shown]
+        if len(shown) > 1:
+            out.append(_unit_counts(unit, "unit_itself", _less(by_unit[unit.id], [by_unit[u.id] for u in shown[1:]])))
         return out
 
     def rates(self, unit_id: str | None = None, *, from_month: str, to_month: str) -> list[UnitRates]:
@@ -201,14 +216,21 @@ class Dashboard:
             where=" AND t.month >= ? AND t.month <= ?",
             params=[from_month, to_month],
         )
+        totals = {
+            u.id: Counter({c: int(grouped[u.id][0][c] or 0) for c in MONTH_COLUMNS} if grouped[u.id] else {})
+            for u in shown
+        }
+        rows: list[tuple[Unit, Scope, Counter[str]]] = [(u, "unit_and_below", totals[u.id]) for u in shown]
+        if len(shown) > 1:
+            rows.append((unit, "unit_itself", _less(totals[unit.id], [totals[u.id] for u in shown[1:]])))
         out = []
-        for u in shown:
-            t = Counter({c: int(grouped[u.id][0][c] or 0) for c in MONTH_COLUMNS} if grouped[u.id] else {})
+        for u, scope, t in rows:
             out.append(
                 UnitRates(
                     unit_id=u.id,
                     name=u.name,
                     level=u.level.value,
+                    scope=scope,
                     from_month=from_month,
                     to_month=to_month,
                     reported=t["reported"],
@@ -236,12 +258,15 @@ class Dashboard:
         unit = self._unit(unit_id)
         shown = self._with_children(unit)
         grouped = self._totals(shown, "dash_duration", ["n"], by=["measure", "bucket"])
-        out = []
+        histograms: dict[str, dict[str, Counter[int]]] = {u.id: {"claim": Counter(), "close": Counter()} for u in shown}
         for u in shown:
-            histograms: dict[str, dict[int, int]] = {"claim": {}, "close": {}}
             for r in grouped[u.id]:
-                histograms[r["measure"]][int(r["bucket"])] = int(r["n"])
-            out.append(_durations(u.id, u.name, u.level, histograms["claim"], histograms["close"]))
+                histograms[u.id][r["measure"]][int(r["bucket"])] = int(r["n"])
+        out = [_durations(u.id, u.name, u.level, histograms[u.id]["claim"], histograms[u.id]["close"]) for u in shown]
+        if len(shown) > 1:
+            below = shown[1:]
+            own = {m: _less(histograms[unit.id][m], [histograms[u.id][m] for u in below]) for m in ("claim", "close")}
+            out.append(_durations(unit.id, unit.name, unit.level, own["claim"], own["close"], scope="unit_itself"))
         return out
 
     def durations_by_level(self) -> list[UnitDurations]:
@@ -258,14 +283,16 @@ class Dashboard:
         ]
 
     def settled_by_level(self, unit_id: str | None = None) -> list[LevelSettled]:
-        """The funnel: how many grievances each of the seven steps resolved or replied to, at a unit and below."""
+        """The funnel: the closures each of the seven steps made at a unit and below, and how many of them were
+        reopened later."""
         unit = self._unit(unit_id)
-        rows = self._fetch("SELECT level, resolved, replied FROM dash_settled WHERE unit_id = ?", [unit.id])
+        rows = self._fetch(f"SELECT level, {', '.join(SETTLED_COLUMNS)} FROM dash_settled WHERE unit_id = ?",
+                           [unit.id])  # fmt: skip
         found = {r["level"]: r for r in rows}
         return [
-            LevelSettled(level=lv.value, resolved=int(r["resolved"]), replied=int(r["replied"]))
+            LevelSettled(level=lv.value, **{c: int(r[c]) for c in SETTLED_COLUMNS})
             if (r := found.get(lv.value))
-            else LevelSettled(level=lv.value, resolved=0, replied=0)
+            else LevelSettled(level=lv.value, **dict.fromkeys(SETTLED_COLUMNS, 0))
             for lv in Level
         ]
 
@@ -290,7 +317,7 @@ class Dashboard:
             f"SELECT * FROM dash_grievance WHERE due_at < ?{where} ORDER BY due_at, grievance_id LIMIT ?",
             [_epoch(now), *params, _page_limit(limit)],
         )
-        return [_item(r, now) for r in rows]
+        return [_item(r, now, self.chart) for r in rows]
 
     def overdue_below_the_top(self, now: datetime, *, limit: int) -> list[tuple[UUID, int]]:
         """(grievance id, version) of open grievances past their limit at `now` that can still climb (not at the
@@ -377,7 +404,7 @@ class Dashboard:
             [*params, limit + 1, offset],
             in_list_order=self._in_index_order(walk, unit),
         )
-        items = [_item(r, now) for r in rows[:limit]]
+        items = [_item(r, now, self.chart) for r in rows[:limit]]
         return GrievancePage(offset=offset, limit=limit, more=len(rows) > limit, items=items)
 
     def _in_index_order(self, walk: Walk, unit: Unit) -> bool:
@@ -476,7 +503,7 @@ class Dashboard:
             f"SELECT * FROM dash_grievance WHERE 1=1{''.join(clauses)} ORDER BY reported_at DESC, grievance_id LIMIT ?",
             [*params, max(1, min(limit, 1000))],
         )
-        return [_service_request(r, now) for r in rows]
+        return [_service_request(r, now, self.chart) for r in rows]
 
     def points(self, unit_id: str | None = None, *, limit: int = 20) -> list[PointsEntry]:
         """The volunteer points ledger of what was earned at a unit and below, most points first."""
@@ -499,13 +526,30 @@ class Dashboard:
         ]
 
 
+def _unit_counts(unit: Unit, scope: Scope, by_status: Counter[str]) -> UnitCounts:
+    return UnitCounts(
+        unit_id=unit.id, name=unit.name, level=unit.level.value, scope=scope, waiting=by_status["waiting"],
+        claimed=by_status["claimed"], resolved=by_status["resolved"], replied=by_status["replied"],
+    )  # fmt: skip
+
+
+def _less(total: Counter[Any], parts: Iterable[Counter[Any]]) -> Counter[Any]:
+    """What of a unit's total is its own: the total less its parts (the units directly below it)."""
+    own = Counter(total)
+    for part in parts:
+        own.subtract(part)
+    return +own
+
+
 def _durations(
-    unit_id: str, name: str, level: Level, claim: Mapping[int, int], close: Mapping[int, int]
-) -> UnitDurations:
+    unit_id: str, name: str, level: Level, claim: Mapping[int, int], close: Mapping[int, int],
+    scope: Scope = "unit_and_below",
+) -> UnitDurations:  # fmt: skip
     return UnitDurations(
         unit_id=unit_id,
         name=name,
         level=level.value,
+        scope=scope,
         claims=sum(claim.values()),
         claim_p50_hours=_hours(percentile(claim, 50)),
         claim_p90_hours=_hours(percentile(claim, 90)),
@@ -543,14 +587,14 @@ def _page_limit(limit: int) -> int:
     return limit
 
 
-def _service_request(r: Any, now: datetime) -> ServiceRequestItem:
+def _service_request(r: Any, now: datetime, chart: OrgChart) -> ServiceRequestItem:
     updated = _time(r["updated_at"])
     assert updated is not None
-    return ServiceRequestItem(item=_item(r, now), reported_unit=r["reported_unit"], updated_at=updated,
+    return ServiceRequestItem(item=_item(r, now, chart), reported_unit=r["reported_unit"], updated_at=updated,
                               escalations=int(r["escalations"]))  # fmt: skip
 
 
-def _item(r: Any, now: datetime) -> GrievanceItem:
+def _item(r: Any, now: datetime, chart: OrgChart) -> GrievanceItem:
     due = r["due_at"]
     reported = _time(r["reported_at"])
     assert reported is not None
@@ -560,6 +604,7 @@ def _item(r: Any, now: datetime) -> GrievanceItem:
         status=r["status"],
         level=r["level"],
         unit_id=r["unit_id"],
+        unit_name=chart.unit(r["unit_id"]).name if r["unit_id"] in chart else r["unit_id"],
         category=r["category"],
         title=r["title"],
         claimant=r["claimant"],

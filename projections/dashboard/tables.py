@@ -44,7 +44,7 @@ PROJECTION = "dashboard"
 # counted by category too. 6: events that cannot be projected are set aside in a table of their own. 7: the
 # points ledger is kept by the unit where the points were earned, rolled up the chart. 8: a unit's list index
 # holds the list's whole order (newest first, then by id). 9: a grievance's row keeps when its last event
-# occurred (Open311's updated_datetime).
+# occurred (Open311's updated_datetime), and the funnel counts the closures later reopened too.
 VIEWS_VERSION = 9
 LINEAGE_COLUMNS = ("street_id", "community_id", "grid_id")
 LIVE_PREFIX, BESIDE_PREFIX = "dash_", "dashnew_"

@@ -48,6 +48,8 @@ SCOPED_BY_UNIT = {
     "/api/v1/chart/units/{unit_id}": {},
 }
 AUDITORS_ONLY = {"/api/v1/audit/disclosures"}
+# Of no place: what every reader with a token may see (the names of the chain's seven steps).
+ANY_READER = {"/api/v1/chart/levels"}
 OPEN_TO_ALL = {"/api/v1/health", "/open311/v2/services.json", "/open311/v2/requests.json",
                "/open311/v2/requests/{request_id}"}  # fmt: skip
 WRITES = {"/api/v1/commands", "/open311/v2/requests.json"}
@@ -90,7 +92,7 @@ def test_every_route_says_how_it_is_scoped(client: tuple[TestClient[Any], dict[s
     c, _ = client
     for method, path in _routes(c):
         if method == "GET":
-            known = SCOPED_BY_GRIEVANCE | set(SCOPED_BY_UNIT) | OPEN_TO_ALL | AUDITORS_ONLY
+            known = SCOPED_BY_GRIEVANCE | set(SCOPED_BY_UNIT) | OPEN_TO_ALL | AUDITORS_ONLY | ANY_READER
             assert path in known, f"{path}: how is it scoped?"
         else:
             assert path in WRITES, f"{method} {path}: a write the application's policy must check"
@@ -112,6 +114,9 @@ def test_every_read_answers_inside_and_hides_outside(
         asked = c.get(path.format(unit_id=unit), headers=headers,
                       params={**params, **({} if "{unit_id}" in path else {"unit": unit})})  # fmt: skip
         assert asked.status_code == (200 if visible else 403), (path, role, where, asked.text)
+    for path in sorted(ANY_READER):
+        assert c.get(path, headers=headers).status_code == 200, (path, role)
+        assert c.get(path).status_code == 401, path
     for path in sorted(AUDITORS_ONLY):
         asked = c.get(path, headers=headers)
         assert asked.status_code == (200 if role in READS_EVERYTHING else 403), (path, role, asked.text)

@@ -138,12 +138,17 @@ def test_roll_ups_equal_the_sum_of_their_children(store: tuple[ServiceChain, Das
     now = T0 + timedelta(days=400)
     own_figures = recompute(chain, ids, own=True)
     for unit in [chain.chart.root, *chain.chart.children_of("lg"), chain.chart.unit("cm-chengxi-03")]:
-        parent, *children = dash.counts(unit.id)
+        parent, *children, itself = dash.counts(unit.id)
+        assert [c.unit_id for c in children] == [c.id for c in chain.chart.children_of(unit.id)]
+        assert (itself.unit_id, itself.scope) == (unit.id, "unit_itself")
         own = {s: n for (u, s), n in own_figures.status.items() if u == unit.id}
         for status in ("waiting", "claimed", "resolved", "replied"):
-            assert getattr(parent, status) == own.get(status, 0) + sum(getattr(c, status) for c in children)
-        parent_rates, *child_rates = dash.rates(unit.id, from_month="2026-01", to_month="2027-12")
-        assert parent_rates.claims >= sum(c.claims for c in child_rates)
+            assert getattr(itself, status) == own.get(status, 0)
+            assert getattr(parent, status) == getattr(itself, status) + sum(getattr(c, status) for c in children)
+        parent_rates, *child_rates, own_rates = dash.rates(unit.id, from_month="2026-01", to_month="2027-12")
+        own_months = sum((m for (u, _), m in own_figures.months.items() if u == unit.id), Counter[str]())
+        assert own_rates.claims == own_months["claims"]
+        assert parent_rates.claims == own_rates.claims + sum(c.claims for c in child_rates)
     root_durations = dash.durations()[0]
     by_level = dash.durations_by_level()
     assert sum(d.claims for d in by_level) == root_durations.claims

@@ -8,9 +8,8 @@ const T = {
         unit: "单位", response: "响应率", resolution: "解决率", satisfaction: "满意率",
         daily: "每日上报与办结", funnel: "七级链条办结分布", queue: "超期队列", title_: "诉求", status: "状态",
         due: "期限", refreshed: "更新于", atForm: "年-月-日 时:分", now: "现在", badAt: "请按 年-月-日 时:分 填写，如 2021-01-01 00:00", reported: "上报", closed: "办结", badToken: "令牌无效或无权查看",
-        levels: { member_household: "党员中心户", building_group: "楼栋党小组", grid_branch: "网格党支部",
-                  community: "社区党组织", joint_committee: "联合党委", street_committee: "街道党工委",
-                  leading_group: "领导小组" },
+        itself: "（本级）", window: "三率统计月份", days: "每日图表", history: "查看经过", close: "关闭",
+        closures: "办结次数（含后被重新办理的）", settledNow: "现已办结",
         statuses: { waiting: "待认领", claimed: "已认领", resolved: "已解决", replied: "已答复" } },
   en: { title: "Service chain · Supervisors' dashboard", asOf: "As of", signOut: "Sign out", token: "API token",
         signIn: "Open", resolved: "Resolved", replied: "Replied", open: "Open", overdue: "Overdue",
@@ -19,9 +18,8 @@ const T = {
         queue: "Overdue queue", title_: "Grievance", status: "Status", due: "Due", refreshed: "Refreshed",
         atForm: "yyyy-mm-dd hh:mm", now: "now", badAt: "Write it as yyyy-mm-dd hh:mm, e.g. 2021-01-01 00:00",
         reported: "reported", closed: "closed", badToken: "The token is not valid or may not see this",
-        levels: { member_household: "Member household", building_group: "Building group", grid_branch: "Grid branch",
-                  community: "Community", joint_committee: "Joint committee", street_committee: "Street committee",
-                  leading_group: "Leading group" },
+        itself: " (itself)", window: "Rates over", days: "Daily chart", history: "History", close: "Close",
+        closures: "Closures (counting those later reopened)", settledNow: "settled now",
         statuses: { waiting: "waiting", claimed: "claimed", resolved: "resolved", replied: "replied" } },
 };
 const REFRESH_MS = 30000;
@@ -30,6 +28,8 @@ let lang = params.get("lang") || localStorage.getItem("lang") || "zh";
 let unit = params.get("unit");
 let trail = [];  // [{id, name}] from the reader's own unit down to the one shown
 let ratesClickable = false;
+let levels = null;  // the seven steps' names, from the engine (GET /chart/levels)
+let shownAt = null;  // the "as of" the figures are of: the picker's, or the server's default
 
 const $ = (id) => document.getElementById(id);
 const pct = (r) => (r === null || r === undefined ? "—" : (r * 100).toFixed(1) + "%");
@@ -71,9 +71,9 @@ function isoWithOffset(d) {  // RFC 3339 in the display zone, for the API's `at`
 // The as-of field: written yyyy-mm-dd hh:mm in both languages (no browser's own date format, which follows
 // the browser's language rather than the page's), and read back beside it in the page's language.
 const AT_FORM = /^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T]+(\d{1,2}):(\d{2}))?\s*$/;
-function asOf() {
+function asOf() {  // the picked as-of, or null when none is: the server's default (the latest activity's)
   const m = AT_FORM.exec($("at").value);
-  if (!m) return new Date();
+  if (!m) return null;
   return instantAt(+m[1], +m[2], +m[3], +(m[4] || 0), +(m[5] || 0));
 }
 function atIsValid() {
@@ -85,12 +85,12 @@ function atIsValid() {
   $("at").title = ok ? "" : T[lang].badAt;
   return ok;
 }
-function showAsOf() {  // the chosen as-of, in the page's language and the display zone, labelled
-  const at = asOf();
+function showAsOf() {  // the as-of shown, in the page's language and the display zone, labelled
+  const at = asOf() || shownAt || new Date();
   const when = new Intl.DateTimeFormat(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: ZONE, dateStyle: "long",
     timeStyle: "short", hourCycle: "h23" }).format(at);
   $("at-shown").dateTime = isoWithOffset(at);
-  $("at-shown").textContent = ($("at").value.trim() ? "" : T[lang].now + " · ") + when + " " + zoneLabel(at);
+  $("at-shown").textContent = ($("at").value.trim() || shownAt ? "" : T[lang].now + " · ") + when + " " + zoneLabel(at);
 }
 function day(d, back) {  // the views count days in China Standard Time, whatever the display zone
   return new Date(d.getTime() + 8 * 3600e3 - back * 86400e3).toISOString().slice(0, 10);
@@ -128,49 +128,91 @@ function crumbs() {
   });
 }
 
+function cell(content) {
+  const td = document.createElement("td");
+  td.append(content);
+  return td;
+}
+
+function levelName(level) {
+  const found = levels && levels.find((l) => l.level === level);
+  return found ? found[lang] : level;
+}
+
+// Whole counts step by whole numbers, from zero, however few there are.
+function countAxis(values) {
+  const top = Math.max(1, ...values);
+  return { rangemode: "tozero", range: [0, top * 1.08], tickformat: ",d", dtick: top <= 8 ? 1 : undefined };
+}
+
+async function openHistory(g) {
+  const res = await fetch(`/api/v1/grievances/${g.grievance_id}/history.html`,
+                          { headers: { Authorization: "Bearer " + token() } });
+  if (res.status === 401 || res.status === 403) throw Object.assign(new Error("auth"), { status: res.status });
+  if (!res.ok) throw new Error(res.statusText);
+  $("history-title").textContent = g.title;
+  $("history-frame").srcdoc = await res.text();
+  $("history").showModal();
+}
+
 async function show(unitId) {
   unit = unitId;
   const q = unit ? "unit=" + encodeURIComponent(unit) : "";
-  const at = asOf();
-  const atQ = "at=" + encodeURIComponent(isoWithOffset(at));
+  const picked = asOf();
+  const atQ = picked ? "at=" + encodeURIComponent(isoWithOffset(picked)) : "";
+  if (!levels) levels = await api("/chart/levels");
   const head = await api(`/dashboard/headline?${q}&${atQ}`);
   unit = head.unit_id;
+  const at = new Date(head.as_of);  // without a pick, the server's default: the latest activity's, if not now
+  shownAt = at;
   const node = await api(`/chart/units/${encodeURIComponent(unit)}`);
   if (!trail.length || trail[trail.length - 1].id !== unit) trail.push({ id: node.id, name: node.name });
   crumbs();
   for (const k of ["resolved", "replied", "open", "overdue"]) $("h-" + k).textContent = head[k].toLocaleString();
 
+  const fromDay = day(at, 89), toDay = day(at, 0);
   const [rates, counts, days, funnel, queue] = await Promise.all([
     // The window is the server's rule (the twelve months before the as-of), as the CLI and the demo show it.
     api(`/dashboard/rates?unit=${encodeURIComponent(unit)}&${atQ}`),
     api(`/dashboard/counts?unit=${encodeURIComponent(unit)}`),
-    api(`/dashboard/daily?unit=${encodeURIComponent(unit)}&from=${day(at, 89)}&to=${day(at, 0)}`),
+    api(`/dashboard/daily?unit=${encodeURIComponent(unit)}&from=${fromDay}&to=${toDay}`),
     api(`/dashboard/funnel?unit=${encodeURIComponent(unit)}`),
-    api(`/dashboard/overdue?unit=${encodeURIComponent(unit)}&${atQ}&limit=20`),
+    api(`/dashboard/overdue?unit=${encodeURIComponent(unit)}&at=${encodeURIComponent(isoWithOffset(at))}&limit=20`),
   ]);
-  const openOf = Object.fromEntries(counts.map((c) => [c.unit_id, c.waiting + c.claimed]));
-  const below = rates.filter((r) => r.unit_id !== unit);
+  $("window").textContent = `${T[lang].asOf} ${shownTime(at)} · ${T[lang].window} ${rates[0].from_month} – ` +
+    `${rates[0].to_month} · ${T[lang].days} ${fromDay} – ${toDay}`;
+  const key = (r) => r.unit_id + "/" + r.scope;
+  const openOf = Object.fromEntries(counts.map((c) => [key(c), c.waiting + c.claimed]));
+  // The units directly below, then what waits or was settled at the unit itself: the rows add up to the headline.
+  const below = rates.filter((r) => r.unit_id !== unit || r.scope === "unit_itself");
   const shown = below.length ? below : rates;
-  const names = shown.map((r) => r.name);
+  const nameOf = (r) => (r.scope === "unit_itself" ? r.name + T[lang].itself : r.name);
+  const names = shown.map(nameOf);
   Plotly.react("rates-chart", ["response_rate", "resolution_rate", "satisfaction_rate"].map((k, i) => ({
     type: "bar", name: T[lang][["response", "resolution", "satisfaction"][i]], x: names,
-    y: shown.map((r) => r[k]), customdata: shown.map((r) => r.unit_id),
-  })), { barmode: "group", yaxis: { tickformat: ".0%", range: [0, 1] }, margin: { t: 10, b: 80 } },
+    y: shown.map((r) => r[k]), customdata: shown.map((r) => (r.scope === "unit_itself" ? null : r.unit_id)),
+  })), { barmode: "group", yaxis: { tickformat: ".0%", range: [0, 1] }, margin: { t: 10, b: 80, l: 45, r: 10 },
+         legend: { orientation: "h", y: 1.12 } },
   { displaylogo: false, responsive: true });
   if (!ratesClickable) {  // Plotly keeps listeners across redraws: one is enough
-    $("rates-chart").on("plotly_click", (ev) => drill(ev.points[0].customdata));
+    $("rates-chart").on("plotly_click", (ev) => { if (ev.points[0].customdata) drill(ev.points[0].customdata); });
     ratesClickable = true;
   }
 
   const body = $("units").tBodies[0];
   body.replaceChildren(...shown.map((r) => {
     const tr = document.createElement("tr");
-    const a = Object.assign(document.createElement("a"), { textContent: r.name });
+    const a = Object.assign(document.createElement("a"), { textContent: nameOf(r) });
     a.dataset.unit = r.unit_id;
-    if (r.unit_id !== unit && r.level !== "member_household") a.onclick = () => drill(r.unit_id);
+    a.dataset.scope = r.scope;
+    if (r.scope !== "unit_itself" && r.unit_id !== unit && r.level !== "member_household") {
+      a.href = "#";
+      a.onclick = (ev) => { ev.preventDefault(); drill(r.unit_id); };
+    }
+    if (r.scope === "unit_itself") tr.className = "itself";
     const cells = [a, pct(r.response_rate), pct(r.resolution_rate), pct(r.satisfaction_rate),
-                   (openOf[r.unit_id] ?? 0).toLocaleString()];
-    tr.append(...cells.map((c) => { const td = document.createElement("td"); td.append(c); return td; }));
+                   (openOf[key(r)] ?? 0).toLocaleString()];
+    tr.append(...cells.map(cell));
     return tr;
   }));
 
@@ -178,20 +220,28 @@ async function show(unitId) {
   const byDay = Object.fromEntries(days.map((d) => [d.day, d]));
   const span = Array.from({ length: 90 }, (_, i) => day(at, 89 - i));
   const of = (d, f) => (byDay[d] ? f(byDay[d]) : 0);
+  const reportedY = span.map((d) => of(d, (x) => x.reported));
+  const closedY = span.map((d) => of(d, (x) => x.resolved + x.replied));
   Plotly.react("daily-chart", [
-    { type: "scatter", mode: "lines", name: T[lang].reported, x: span, y: span.map((d) => of(d, (x) => x.reported)) },
-    { type: "scatter", mode: "lines", name: T[lang].closed, x: span,
-      y: span.map((d) => of(d, (x) => x.resolved + x.replied)) },
-  ], { margin: { t: 10 } }, { displaylogo: false, responsive: true });
+    { type: "scatter", mode: "lines", name: T[lang].reported, x: span, y: reportedY },
+    { type: "scatter", mode: "lines", name: T[lang].closed, x: span, y: closedY },
+  ], { margin: { t: 10, l: 40, r: 10 }, yaxis: countAxis([...reportedY, ...closedY]),
+       legend: { orientation: "h", y: 1.12 } }, { displaylogo: false, responsive: true });
+  const closures = funnel.map((f) => f.resolved + f.replied);
   Plotly.react("funnel-chart", [{
-    type: "funnel", y: funnel.map((f) => T[lang].levels[f.level] || f.level), x: funnel.map((f) => f.resolved + f.replied),
-  }], { margin: { t: 10, l: 120 } }, { displaylogo: false, responsive: true });
+    type: "funnel", y: funnel.map((f) => levelName(f.level)), x: closures, textinfo: "value",
+  }], { margin: { t: 10, l: 10, r: 10 }, yaxis: { automargin: true } }, { displaylogo: false, responsive: true });
+  const reopened = funnel.reduce((n, f) => n + f.reopened_resolved + f.reopened_replied, 0);
+  $("funnel-note").textContent = `${T[lang].closures}: ${closures.reduce((a, b) => a + b, 0).toLocaleString()} − ` +
+    `${reopened.toLocaleString()} = ${T[lang].settledNow} ${(head.resolved + head.replied).toLocaleString()}`;
 
   $("queue").tBodies[0].replaceChildren(...queue.map((g) => {
     const tr = document.createElement("tr");
     const due = g.due_at ? shownTime(new Date(g.due_at)) : "";
-    [g.title, g.unit_id, T[lang].statuses[g.status] || g.status, due]
-      .forEach((text) => tr.append(Object.assign(document.createElement("td"), { textContent: text })));
+    const a = Object.assign(document.createElement("a"), { textContent: g.title, href: "#", title: T[lang].history });
+    a.dataset.grievance = g.grievance_id;
+    a.onclick = (ev) => { ev.preventDefault(); openHistory(g).catch(failed); };
+    tr.append(cell(a), cell(g.unit_name), cell(T[lang].statuses[g.status] || g.status), cell(due));
     return tr;
   }));
   $("refreshed").textContent = shownTime(new Date());
@@ -207,6 +257,7 @@ function failed(err) {
   if (err.status === 401 || err.status === 403) {
     $("board").hidden = true;
     $("signin").hidden = false;
+    $("signout").hidden = !token();
     $("signin-error").textContent = T[lang].badToken;
   } else {
     console.error(err);
@@ -218,8 +269,9 @@ function start() {
   // ?at= as the API takes it; a "+" left unencoded in the address arrives as a space.
   const atParam = params.get("at") && new Date(params.get("at").trim().replace(" ", "+"));
   if (atParam && !isNaN(atParam)) $("at").value = wallText(atParam);
-  if (!token()) { $("signin").hidden = false; return; }
+  if (!token()) { $("signin").hidden = false; $("signout").hidden = true; return; }
   $("signin").hidden = true;
+  $("signout").hidden = false;
   $("board").hidden = false;
   show(unit).catch(failed);
 }
@@ -239,5 +291,6 @@ $("lang").onclick = () => {
 };
 $("at").onchange = () => { if (atIsValid()) { showAsOf(); show(unit).catch(failed); } };
 $("at").oninput = () => { if (atIsValid()) showAsOf(); };
+$("history-close").onclick = () => $("history").close();
 setInterval(() => { if (token() && !document.hidden) show(unit).catch(failed); }, REFRESH_MS);
 start();
