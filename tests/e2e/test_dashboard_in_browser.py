@@ -80,7 +80,7 @@ def test_the_dashboard_after_the_demo(demo_db: Path, tmp_path: Path) -> None:
             assert name in funnel
         expect(page.locator("#funnel-note")).to_contain_text("1,263")  # 1,115 resolved + 148 replied
         # Whole counts: the daily chart's y axis has no fractional ticks.
-        ticks = page.locator("#daily-chart .ytick text").all_inner_texts()
+        ticks = page.locator("#daily-chart .ytick text").all_text_contents()  # SVG text has no innerText
         assert ticks, "the daily chart has a y axis"
         assert all(t.replace(",", "").isdigit() for t in ticks), ticks
         assert len(set(ticks)) == len(ticks), ticks
