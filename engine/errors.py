@@ -80,6 +80,28 @@ class Forbidden(GrievanceError):
     code = "forbidden"
 
 
+class UnknownResident(GrievanceError):
+    """No report has ever named this resident: there is nothing of theirs to erase."""
+
+    code = "unknown_resident"
+
+
+class BrokenHistory(GrievanceError):
+    """A grievance's stored events no longer replay: one is missing, out of order or unreadable. Nothing is
+    decided on it; `grievance verify` names every broken link."""
+
+    code = "broken_history"
+
+    def __init__(self, grievance_id: object, version: int, reason: str) -> None:
+        super().__init__(
+            "grievance_id",
+            f"grievance {grievance_id}'s stored history is broken at version {version}: {reason} "
+            f"(`grievance verify {grievance_id}` checks every link)",
+        )
+        self.grievance_id = grievance_id
+        self.version = version
+
+
 class InfrastructureError(Exception):
     """The process cannot do its work: a setting is wrong, or the store kept failing."""
 

@@ -11,7 +11,7 @@ from typing import Any, Protocol, cast
 from uuid import UUID
 
 import msgspec
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import Application
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent, Tracking, TrackingRecorder, Transcoder
 
@@ -20,7 +20,15 @@ from engine.chart import OrgChart
 from engine.clock import Clock, TimeBounds, system_clock
 from engine.commands import Claim, Command, Escalate, Outcome, Rate, RecordProgress, Reply, Report, Resolve
 from engine.decided_grievances import DEFAULT_SIZE, DecidedGrievances
-from engine.errors import AlreadyReported, ConcurrentWriteConflict, GrievanceError, GrievanceNotFound, InvalidValue
+from engine.errors import (
+    AlreadyReported,
+    BrokenHistory,
+    ConcurrentWriteConflict,
+    GrievanceError,
+    GrievanceNotFound,
+    InvalidValue,
+    UnknownResident,
+)
 from engine.grievance import Grievance
 from engine.levels import REPORTING_LEVELS
 from engine.limits import TimeLimits
@@ -38,6 +46,28 @@ def replay(grievance: Any, events: Iterable[Any]) -> Any:
     for domain_event in events:
         grievance = domain_event.mutate(grievance)
     return grievance
+
+
+def _read(grievance_id: UUID, expected: int, stored: StoredEvent, to_domain_event: Callable[[StoredEvent], Any]) -> Any:
+    """The domain event of `stored`, which must be the grievance's event number `expected`."""
+    if stored.originator_version != expected:
+        raise BrokenHistory(
+            grievance_id, expected, f"event {expected} is missing (the next one stored is {stored.originator_version})"
+        )
+    try:
+        return to_domain_event(stored)
+    except Exception as e:  # whatever a damaged row makes the decoder raise, it is a broken link, not a crash
+        raise BrokenHistory(grievance_id, expected, f"event {expected} cannot be read ({type(e).__name__})") from e
+
+
+def _mutated(grievance_id: UUID, domain_event: Any, state: Any) -> Any:
+    """`state` with `domain_event` applied; an event that does not fit its grievance is a broken link."""
+    try:
+        return domain_event.mutate(state)
+    except Exception as e:  # an event that no longer fits (a first event lost, say): a broken link, not a crash
+        raise BrokenHistory(
+            grievance_id, domain_event.originator_version, f"the event does not follow ({type(e).__name__})"
+        ) from e
 
 
 class ReadsManyAggregates(Protocol):
@@ -101,9 +131,14 @@ class ServiceChain(Application[UUID]):
 
     def forget_resident(self, resident_id: str) -> bool:
         """Erase a resident: their name and phone open as ERASED everywhere from now on, while the events and
-        their hashes stay whole. Whether a key of theirs was held (none is, where nothing is sealed)."""
+        their hashes stay whole. Whether their key was destroyed now (False: erased before, or nothing is sealed
+        here); a resident no report ever named is refused, so that a typo is not recorded as an erasure."""
         personal_data: PersonalData | None = cast(TypedEventMapper, self.mapper).personal_data
-        return personal_data is not None and personal_data.forget(resident_id)
+        if personal_data is None:
+            return False
+        if not personal_data.knows(resident_id):
+            raise UnknownResident("resident_id", f"no report has named resident {resident_id!r}: nothing to erase")
+        return personal_data.forget(resident_id)
 
     def sealed_mapper(self) -> Mapper[UUID]:
         """A mapper that reads events with residents' personal fields as stored, sealed: for readers that must
@@ -156,7 +191,7 @@ class ServiceChain(Application[UUID]):
                 # Back off a little, at random, so racing writers stop colliding in lockstep.
                 time.sleep(random.uniform(0, 0.002 * 2**attempt))
             upstream_at = self.tracked(tracking.application_name) if tracking else None
-            working = self._load_many({c.grievance_id for c in commands if isinstance(c.grievance_id, UUID)})
+            working = self._load_many({c.grievance_id for c in commands if isinstance(c.grievance_id, UUID)}, broken={})
             new_ids = {gid for gid, g in working.items() if g is None}
             results: list[Outcome | GrievanceError] = []
             for i, command in enumerate(commands):
@@ -198,13 +233,15 @@ class ServiceChain(Application[UUID]):
                 raise GrievanceNotFound("grievance_id", f"no grievance {grievance_id}")
             self.decided.put(found)
             return self._opened(found)
-        try:
-            grievance: Grievance = self.repository.get(grievance_id, version=version, projector_func=replay)
-        except AggregateNotFoundError:
-            raise GrievanceNotFound("grievance_id", f"no grievance {grievance_id}") from None
-        if version is not None and grievance.version != version:
-            raise InvalidValue("version", f"the grievance has {grievance.version} versions; {version} does not exist")
-        return grievance
+        state: Any = None
+        for domain_event in self.history(grievance_id):
+            if domain_event.originator_version > version:
+                break
+            state = _mutated(grievance_id, domain_event, state)
+        if state is None or state.version != version:
+            last = state.version if state is not None else 0
+            raise InvalidValue("version", f"the grievance has {last} versions; {version} does not exist")
+        return state  # type: ignore[no-any-return]
 
     def grievance_at(self, grievance_id: UUID, at: datetime, *, clock: str = "recorded") -> Grievance:
         """The grievance as it stood at `at`: by when events were stored (`recorded`) or happened (`occurred`)."""
@@ -217,19 +254,19 @@ class ServiceChain(Application[UUID]):
             when = domain_event.timestamp if clock == "recorded" else domain_event.occurred_at  # type: ignore[attr-defined]
             if when > at:
                 break
-            state = domain_event.mutate(state)  # type: ignore[attr-defined]
+            state = _mutated(grievance_id, domain_event, state)
         if state is None:
             raise GrievanceNotFound("at", f"grievance {grievance_id} had not been reported by {at.isoformat()}")
         return state  # type: ignore[no-any-return]
 
     def history(self, grievance_id: UUID) -> Iterator[DomainEventProtocol[UUID]]:
-        """Every stored event of one grievance, oldest first."""
-        events = iter(self.events.get(grievance_id))
-        first = next(events, None)
-        if first is None:
+        """Every stored event of one grievance, oldest first; a missing or unreadable one raises `BrokenHistory`
+        where it is, so no reader is shown a history with a hole in it as if it were whole."""
+        stored = self.recorder.select_events(self._checked_id(grievance_id))
+        if not stored:
             raise GrievanceNotFound("grievance_id", f"no grievance {grievance_id}")
-        yield first
-        yield from events
+        for expected, event in enumerate(stored, start=1):
+            yield _read(grievance_id, expected, event, self.mapper.to_domain_event)
 
     # ----------------------------------------------------------------------------- deciding
 
@@ -355,7 +392,9 @@ class ServiceChain(Application[UUID]):
             if grievance is not None and not (gid in new_ids and grievance.resident_id):
                 self.decided.put(grievance)
 
-    def _load_many(self, grievance_ids: set[UUID]) -> dict[UUID, Grievance | None]:
+    def _load_many(
+        self, grievance_ids: set[UUID], *, broken: dict[UUID, BrokenHistory] | None = None
+    ) -> dict[UUID, Grievance | None]:
         """The grievances a batch touches (None for ids not reported yet), with personal fields as stored: each from
         its copy held here, brought up to date with the events stored since, in one query where the store can.
 
@@ -376,12 +415,22 @@ class ServiceChain(Application[UUID]):
             stored_events += self._events_after(dict.fromkeys(behind, 0))
             found.update(dict.fromkeys(behind))
         to_domain_event = self._deciding_mapper.to_domain_event
+        broken_now: dict[UUID, BrokenHistory] = {}
         for stored in stored_events:
-            held = found[_uuid(stored.originator_id)]
-            if held is not None and stored.originator_version <= held.version:
+            held = found[gid := _uuid(stored.originator_id)]
+            if gid in broken_now or (held is not None and stored.originator_version <= held.version):
                 continue  # the held copy's own last event, read to confirm the store still has it
-            domain_event: Any = to_domain_event(stored)
-            found[domain_event.originator_id] = domain_event.mutate(held)
+            expected = held.version + 1 if held is not None else 1
+            try:
+                found[gid] = _mutated(gid, _read(gid, expected, stored, to_domain_event), held)
+            except BrokenHistory as at_fault:
+                broken_now[gid] = at_fault
+        if broken_now and broken is None:
+            raise next(iter(broken_now.values()))
+        for gid, error in broken_now.items():
+            del found[gid]  # not decided on: each of its commands is refused with the error when it is reached
+            if broken is not None:
+                broken[gid] = error
         return found
 
     def _events_after(self, after: Mapping[UUID, int]) -> Sequence[StoredEvent]:

@@ -15,6 +15,7 @@ from rich.table import Table
 from adapters import wire
 from adapters.cli.audit import print_history
 from adapters.cli.session import (
+    EXIT_BROKEN,
     EXIT_PARTLY_REFUSED,
     EXIT_REJECTED,
     F,
@@ -33,7 +34,7 @@ from adapters.cli.session import (
 from adapters.demo.tour import tour_commands
 from adapters.settings import Settings
 from engine import commands as engine_commands
-from engine.errors import GrievanceError
+from engine.errors import BrokenHistory, GrievanceError
 from engine.grievance import Category, Channel, ClaimMode, EscalationReason, Grievance, Rating, Status
 from engine.levels import Level
 from schemas.export import json_schema
@@ -96,7 +97,8 @@ def submit(
     else:
         print_result(result, as_json=False)
     if isinstance(result, Rejected):
-        sys.exit(EXIT_REJECTED)
+        # A command on a grievance whose stored history is broken exits as `verify` does on a broken link.
+        sys.exit(EXIT_BROKEN if result.code == BrokenHistory.code else EXIT_REJECTED)
 
 
 def readable(result: Accepted, detail: str = "") -> str:

@@ -26,7 +26,7 @@ from engine import times
 from engine.access import Principal
 from engine.clock import Clock
 from engine.commands import Command
-from engine.errors import GrievanceError, InfrastructureError, InvalidValue
+from engine.errors import BrokenHistory, GrievanceError, InfrastructureError, InvalidValue
 from engine.service_chain import ServiceChain
 from projections.dashboard.queries import Dashboard
 from projections.dashboard.runner import DashboardProjection
@@ -55,8 +55,9 @@ def fail(message: str, code: int = EXIT_REJECTED, *, error_code: str | None = No
 
 
 def refuse(error: GrievanceError) -> NoReturn:
-    """A refused command or question: its field, reason and stable code on one line, and exit 1."""
-    fail(str(error), error_code=error.code)
+    """A refused command or question: its field, reason and stable code on one line, and exit 1 (4 when the
+    grievance's stored history is broken, as `verify` exits on a broken link)."""
+    fail(str(error), EXIT_BROKEN if isinstance(error, BrokenHistory) else EXIT_REJECTED, error_code=error.code)
 
 
 @dataclass

@@ -250,6 +250,10 @@ def rebuild(name: str | None, page_size: int) -> None:
             events = runner.rebuild(on_page=lambda _count, position: bar.update(task, completed=position))
         seconds = time.perf_counter() - started
         out.print(f"{events:,} events projected in {seconds:.1f} s ({events / max(seconds, 1e-9):,.0f} events/s).")
+        aside, _ = runner.set_aside(limit=1)
+        if aside:
+            out.print(f"{aside:,} events set aside as unreadable: `grievance projections status` lists them, "
+                      "`grievance verify --all` names their grievances.")  # fmt: skip
 
 
 @projections.command()

@@ -51,7 +51,7 @@ _MEANINGS = {
     403: "the token's role or jurisdiction does not cover the request",
     404: "no such resource, or none the token may see",
     413: "a batch of more commands than one request may carry",
-    422: "refused by a rule of the chain (`code` says which)",
+    422: "refused by a rule of the chain, or the grievance's stored history is broken (`code` says which)",
     503: "the dashboard views are not being kept (their runner is dead, stuck or far behind)",
 }
 
