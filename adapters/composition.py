@@ -37,6 +37,7 @@ from adapters.kafka.worker import CommandWorker
 from adapters.logs import configure_logging
 from adapters.settings import Settings
 from adapters.storage.chart_file import load_chart
+from adapters.storage.connection_probe import probe_postgres
 from adapters.storage.disclosures import DisclosureLog
 from adapters.storage.key_encryption import KeyEncryptionKeys
 from adapters.storage.log_follower import keep_following
@@ -59,13 +60,24 @@ log = structlog.get_logger("grievance.views")
 T = TypeVar("T")
 
 
+def build_chart(settings: Settings) -> OrgChart:
+    """The organisation chart GRIEVANCE_CHART names (the shipped Yongji chart by default); a broken one is a
+    `ConfigurationError` naming the setting, the file and the unit at fault."""
+    try:
+        return load_chart(settings.chart_path)
+    except ConfigurationError as e:
+        raise ConfigurationError(f"GRIEVANCE_CHART: {e}") from None
+
+
 def build_chain(settings: Settings, *, clock: Clock | None = None) -> ServiceChain:
     """A ServiceChain on the configured store, chart and limits, sealing residents' personal data."""
-    chart = load_chart(settings.chart_path)
+    chart = build_chart(settings)
     limits = settings.time_limits()
+    if "POSTGRES_DBNAME" in (env := settings.store_env()):
+        probe_postgres(env)
     chain = _creating_tables(
         lambda: ServiceChain(
-            settings.store_env(),
+            env,
             chart=chart,
             limits=limits,
             clock=clock,

@@ -28,7 +28,6 @@ from adapters.kafka.intake_sealing import make_intake_key
 from adapters.kafka.settings import KafkaSettings
 from adapters.kafka.signatures import DEFAULT_KEYS_FILE, KeyRole, add_key, read_keys, revoke_key
 from adapters.kafka.topics import ensure_topics
-from adapters.storage.chart_file import load_chart
 from engine.errors import ConfigurationError
 
 
@@ -167,7 +166,7 @@ def key_add(name: str, role: str, unit_id: str | None, private_out: Path, path: 
     """Make a signing key: its private half to --private-key, its public half appended to the key file."""
     keys = _keys_file(path)
     with infrastructure_failures_exit():
-        chart = load_chart(settings_or_exit().chart_path)
+        chart = composition.build_chart(settings_or_exit())
     try:
         entry = add_key(keys, private_out, name=name, role=KeyRole(role), unit_id=unit_id, chart=chart)
     except ConfigurationError as e:

@@ -24,7 +24,6 @@ from adapters.cli.session import (
 )
 from adapters.http.tokens import TOKEN_ROLES, issue, read_file, revoke
 from adapters.logs import configure_logging
-from adapters.storage.chart_file import load_chart
 from engine.access import Role
 from engine.errors import ConfigurationError
 from projections.dashboard.runner import DashboardProjection
@@ -140,7 +139,7 @@ def token_add(
     settings = settings_or_exit()
     path = _token_file(path)
     with infrastructure_failures_exit():
-        chart = load_chart(settings.chart_path)
+        chart = composition.build_chart(settings)
     try:
         expires = timedelta(days=expires_in_days) if expires_in_days else None
         secret = issue(path, name, Role(role), unit_id, chart, expires_in=expires,
