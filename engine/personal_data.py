@@ -41,6 +41,10 @@ class PersonalData(Protocol):
         """The value as sealed by `seal`, or ERASED once the subject's key is gone."""
         ...
 
+    def knows(self, subject: str) -> bool:
+        """Whether any stored event ever named the subject (their key is held, or was destroyed)."""
+        ...
+
     def forget(self, subject: str) -> bool:
         """Destroy the subject's key, so their sealed fields open as ERASED; whether a key was held."""
         ...

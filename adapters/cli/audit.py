@@ -160,11 +160,14 @@ def forget_resident(resident_id: str) -> None:
     were sent sealed, so they become unreadable too.
     """
     with opened() as session:
-        had_key = session.chain.forget_resident(resident_id)
+        try:
+            had_key = session.chain.forget_resident(resident_id)
+        except GrievanceError as e:
+            refuse(e)
     if had_key:
         out.print(f"resident {resident_id}: key destroyed; their name and phone now read [erased]")
     else:
-        out.print(f"resident {resident_id}: no key was held (nothing of theirs is readable); recorded as erased")
+        out.print(f"resident {resident_id}: already erased; their name and phone read [erased]")
 
 
 def record_options(f: F) -> F:
@@ -213,7 +216,11 @@ def _kek_file() -> Path:
 @kek.command("new")
 def kek_new() -> None:
     """Add a fresh key-encryption key and make it the one new keys are wrapped under."""
-    out.print(f"key-encryption key {new_key_encryption_key(_kek_file())} is current")
+    try:
+        kid = new_key_encryption_key(_kek_file())
+    except ConfigurationError as e:
+        fail(str(e), EXIT_INFRASTRUCTURE)
+    out.print(f"key-encryption key {kid} is current")
 
 
 @kek.command("rotate")

@@ -7,6 +7,7 @@ from typing import IO, Any
 import click
 
 from adapters.cli import audit, check, grievances, kafka, serving, supervisors
+from adapters.cli.session import EXIT_INFRASTRUCTURE, fail
 
 
 class OneLineError(click.UsageError):
@@ -40,6 +41,11 @@ class Commands(click.Group):
             raise
         except click.UsageError as refused:
             raise OneLineError(refused) from None
+        except OSError as e:
+            # A file a verb reads or writes (a key, a token file, an export) that is missing, unwritable or in a
+            # directory that does not exist: what the system said, about which file, as one line.
+            where = f"{e.filename}: " if e.filename else ""
+            fail(f"{where}{e.strerror or e}", EXIT_INFRASTRUCTURE)
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -17,6 +17,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
@@ -64,7 +65,7 @@ class KeyEncryptionKeys:
 def new_key_encryption_key(path: Path) -> str:
     """Add a fresh key-encryption key to the file at `path` (made if missing, readable by its owner only) and
     make it current; its id."""
-    document = json.loads(path.read_text()) if path.exists() else {"keys": {}}
+    document = _read(path) if path.exists() else {"keys": {}}
     kid = f"kek-{datetime.now(UTC):%Y%m%d%H%M%S}-{secrets.token_hex(2)}"
     document["keys"][kid] = base64.b64encode(os.urandom(32)).decode()
     document["current"] = kid
@@ -74,7 +75,7 @@ def new_key_encryption_key(path: Path) -> str:
 
 def retire_key_encryption_key(path: Path, kid: str, in_use: set[str]) -> None:
     """Destroy a key-encryption key that no stored key is wrapped under any more."""
-    document = json.loads(path.read_text())
+    document = _read(path)
     if kid == document.get("current"):
         raise ConfigurationError(f"{kid}: the current key-encryption key cannot be retired; add a new one first")
     if kid in in_use:
@@ -83,6 +84,17 @@ def retire_key_encryption_key(path: Path, kid: str, in_use: set[str]) -> None:
         raise ConfigurationError(f"{kid}: no such key-encryption key in {path}")
     del document["keys"][kid]
     _write(path, document)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """The key file's document, or a `ConfigurationError` naming the file if it is not one."""
+    try:
+        document = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ConfigurationError(f"{path}: not a key-encryption key file ({e})") from None
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), dict):
+        raise ConfigurationError(f"{path}: not a key-encryption key file (expected an object with 'keys')")
+    return document
 
 
 def _write(path: Path, document: dict[str, object]) -> None:

@@ -179,6 +179,10 @@ class ResidentKeys(SideTable):
         except InvalidTag:
             return ERASED  # sealed under a key destroyed since (the resident was forgotten, then came back)
 
+    def knows(self, subject: str) -> bool:
+        """Whether a key was ever made for the resident: every report naming one makes it, erasure keeps the row."""
+        return bool(self._execute(f"SELECT 1 FROM {self.table} WHERE resident_id = ?", (subject,)))
+
     def forget(self, subject: str) -> bool:
         """Destroy the resident's key; whether there was one to destroy."""
         had = self._execute(f"SELECT key FROM {self.table} WHERE resident_id = ? AND key IS NOT NULL", (subject,))

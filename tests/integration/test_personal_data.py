@@ -20,7 +20,7 @@ from adapters.settings import Settings
 from adapters.storage.key_encryption import KeyEncryptionKeys, new_key_encryption_key, retire_key_encryption_key
 from engine.chart import OrgChart
 from engine.commands import Claim, Command, Report, Resident
-from engine.errors import ConfigurationError
+from engine.errors import ConfigurationError, UnknownResident
 from engine.grievance import Category, ClaimMode
 from engine.personal_data import ERASED
 from engine.service_chain import ServiceChain
@@ -113,7 +113,10 @@ def test_a_resident_forgotten_then_reporting_again_gets_a_new_key(chain: Service
     new = report(chain, "res-4", name="张伟")
     assert chain.grievance(old).resident_name == ERASED
     assert chain.grievance(new).resident_name == "张伟"
-    assert chain.forget_resident("nobody") is False
+    assert chain.forget_resident("res-4") is True  # the new key
+    assert chain.forget_resident("res-4") is False  # erased before: nothing more to destroy
+    with pytest.raises(UnknownResident, match="no report has named resident 'nobody'"):
+        chain.forget_resident("nobody")
 
 
 class Sent:
