@@ -153,11 +153,12 @@ def kafka(kafka_broker: Broker, signing_keys: tuple[Path, Path], intake_key: tup
     )
 
 
-def grievance(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`grievance ARGS` on the SQLite file `db`, as a user runs it."""
-    env = {**os.environ, "GRIEVANCE_DATABASE_URL": f"sqlite:///{db}"}
+def grievance(db: Path, *args: str, input: str | None = None,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """`grievance ARGS` on the SQLite file `db` (unless `env` names another store), as a user runs it."""
+    env = {**os.environ, "GRIEVANCE_DATABASE_URL": f"sqlite:///{db}", **(env or {})}
     return subprocess.run([sys.executable, "-m", "adapters.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=300, check=False)  # fmt: skip
+                          input=input, timeout=300, check=False)  # fmt: skip
 
 
 @pytest.fixture(scope="session")
