@@ -207,7 +207,10 @@ def test_a_forgotten_resident_reads_erased_and_the_history_still_verifies(cli: C
     assert (payload()["resident_name"], payload()["resident_phone"]) == ("[erased]", "[erased]")
     assert "intact" in cli("verify", gid).stdout
     again = cli("forget-resident", "res-9")
-    assert "no key was held" in again.stdout
+    assert again.stdout.strip() == "resident res-9: already erased; their name and phone read [erased]"
+    unknown = cli("forget-resident", "res-never", ok=False)
+    assert unknown.returncode == 1
+    assert "[unknown_resident]" in unknown.stderr
 
 
 def test_signing_keys_are_made_listed_and_revoked_from_the_command_line(cli: Cli, tmp_path: Path) -> None:
