@@ -89,7 +89,7 @@ def submit(
         else:
             (result,) = session.apply(command.kind, [command])
     if as_json:
-        click.echo(encoder.encode(result))
+        print_result(result, as_json=True)
     elif isinstance(result, Accepted):
         click.echo(result.grievance_id if id_alone else readable(result, detail))
         if id_alone:
@@ -116,9 +116,12 @@ def refusal(result: Rejected) -> str:
 
 
 def print_result(result: Result, as_json: bool, prefix: str = "") -> None:
-    """One command's result: its message with `as_json`, else a line on stdout (applied) or stderr (refused)."""
+    """One command's result: its message with `as_json`, else a line on stdout (applied); a refusal is also its
+    one line on stderr, with `--json` too, so a script's log says why whatever it asked stdout for."""
     if as_json:
         click.echo(encoder.encode(result))
+        if isinstance(result, Rejected):
+            click.echo(f"error: {prefix}{refusal(result)}", err=True)
     elif isinstance(result, Accepted):
         out.print(prefix + readable(result))
     else:
