@@ -138,22 +138,23 @@ def new_signing_key(path: Path, name: str) -> Signer:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise CheckpointError(str(path), "exists; a signing key is never overwritten") from None
+        raise CheckpointError("file", f"{path} exists; a signing key is never overwritten") from None
     except OSError as e:
-        raise CheckpointError(str(path), f"cannot be written: {e.strerror}") from None
+        raise CheckpointError("file", f"{path} cannot be written: {e.strerror}") from None
     with os.fdopen(fd, "w") as f:
         f.write(signer.encoded() + "\n")
     return signer
 
 
-def load_signing_key(path: Path) -> Signer:
+def load_signing_key(path: Path, field: str = "key") -> Signer:
     """The signing key in `path`."""
     try:
-        return Signer.parse(path.read_text(), field=str(path))
+        text = path.read_text()
     except OSError as e:
-        raise CheckpointError(str(path), f"cannot be read: {e.strerror}") from None
+        raise CheckpointError(field, f"{path} cannot be read: {e.strerror}") from None
     except UnicodeDecodeError:
-        raise CheckpointError(str(path), "not a note signing key (PRIVATE+KEY+...)") from None
+        raise CheckpointError(field, f"{path} is not a note signing key (PRIVATE+KEY+...)") from None
+    return Signer.parse(text, field=field)
 
 
 @dataclass(frozen=True)

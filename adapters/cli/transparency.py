@@ -1,0 +1,162 @@
+"""Auditors' commands of the Merkle log: signing keys, signed checkpoints, proofs, and the check of the store
+against a checkpoint held elsewhere."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import NoReturn
+from uuid import UUID
+
+import click
+
+from adapters import composition
+from adapters.audit.checkpoint import (
+    CheckpointError,
+    SignedCheckpoint,
+    Verifier,
+    load_signing_key,
+    new_signing_key,
+    parse_note,
+    read_note,
+    verified,
+)
+from adapters.audit.transparency import NotExtended, Verdict, proof_document
+from adapters.cli.session import EXIT_BROKEN, F, encoder, fail, json_option, opened, out, parse_uuid, refuse
+from engine.errors import GrievanceError
+
+
+def register(main: click.Group) -> None:
+    """Add these commands to the `grievance` group."""
+    main.add_command(checkpoint_key)
+    main.add_command(checkpoint)
+    main.add_command(prove)
+
+
+def refuse_checkpoint(e: CheckpointError) -> NoReturn:
+    fail(f"{e.field}: {e.reason}", error_code="bad_checkpoint")
+
+
+def checkpoint_options(f: F) -> F:
+    """--checkpoint FILE and --verifier-key KEY (repeatable): a checkpoint note and the keys it must be signed by."""
+    f = click.option("--verifier-key", "verifier_keys", multiple=True, metavar="KEY",
+                     help="A verifier key (name+hash+key) the checkpoint must be signed by.")(f)  # fmt: skip
+    return click.option("--checkpoint", "checkpoint_file", type=click.Path(dir_okay=False, path_type=Path),
+                        help="A signed checkpoint note, taken earlier and kept off the database host.")(f)  # fmt: skip
+
+
+def read_checkpoint(path: Path, verifier_keys: tuple[str, ...]) -> tuple[SignedCheckpoint, bool]:
+    """The checkpoint in `path`, its signature checked when verifier keys are given; and whether it was."""
+    try:
+        note = read_note(path)
+        if not verifier_keys:
+            return parse_note(note), False
+        verifiers = [Verifier.parse(k, "--verifier-key") for k in verifier_keys]
+        return verified(note, verifiers), True
+    except CheckpointError as e:
+        refuse_checkpoint(e)
+
+
+@click.command("checkpoint-key")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--name", required=True, help="The log's origin, e.g. grievances.example.org/log.")
+def checkpoint_key(file: Path, name: str) -> None:
+    """Make an Ed25519 signing key for checkpoints in FILE (readable by its owner only; keep it off the database
+    host) and print its verifier key, which auditors check checkpoints with."""
+    try:
+        signer = new_signing_key(file, name)
+    except CheckpointError as e:
+        refuse_checkpoint(e)
+    click.echo(signer.verifier.encoded())
+
+
+@click.command()
+@click.option("--key", "key_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The signing key file (from checkpoint-key).")  # fmt: skip
+def checkpoint(key_file: Path) -> None:
+    """Sign the Merkle log's current head and print it as a checkpoint note (C2SP tlog-checkpoint)."""
+    try:
+        signer = load_signing_key(key_file)
+    except CheckpointError as e:
+        refuse_checkpoint(e)
+    with opened() as session:
+        signed = composition.build_transparency(session.chain).checkpoint(signer)
+    click.echo(signed.note(), nl=False)
+
+
+@click.command()
+@click.argument("grievance_id")
+@checkpoint_options
+@json_option
+def prove(grievance_id: str, checkpoint_file: Path | None, verifier_keys: tuple[str, ...], as_json: bool) -> None:
+    """Each event of a grievance that a checkpoint covers, with what recomputes its chained hash and its RFC 9162
+    inclusion proof against the checkpoint's root.
+
+    Exit 4 when the store's log no longer has the checkpoint's root.
+    """
+    gid = parse_uuid(grievance_id)
+    if checkpoint_file is None:
+        fail("--checkpoint: give the checkpoint to prove against")
+    signed, _ = read_checkpoint(checkpoint_file, verifier_keys)
+    with opened() as session:
+        try:
+            proved = composition.build_transparency(session.chain).prove(gid, signed.checkpoint)
+        except GrievanceError as e:
+            refuse(e)
+        except NotExtended as e:
+            fail(f"checkpoint: {e.finding.reason}", EXIT_BROKEN, error_code=e.finding.kind)
+    if as_json:
+        click.echo(encoder.encode(proof_document(gid, signed, proved)))
+        return
+    out.print(f"checkpoint: {signed.checkpoint.origin}, {signed.checkpoint.size:,} leaves, "
+              f"root {signed.checkpoint.root.hex()}")  # fmt: skip
+    for p in proved:
+        out.print(f"v{p.version}  leaf {p.leaf_index:,}  hash {p.chained_hash.hex()[:16]}  "
+                  f"{len(p.inclusion_proof)} proof hashes")  # fmt: skip
+
+
+def verify_against_checkpoint(grievance_id: UUID | None, signed: SignedCheckpoint, signature_checked: bool,
+                              as_json: bool) -> None:  # fmt: skip
+    """`verify ... --checkpoint`: whether the store (or one grievance) is an append-only extension of it; exit 4
+    naming what is wrong when not."""
+    cp = signed.checkpoint
+    with opened() as session:
+        transparency = composition.build_transparency(session.chain)
+        try:
+            verdict: Verdict = (
+                transparency.verify_grievance(grievance_id, cp) if grievance_id else transparency.verify_all(cp)
+            )
+        except GrievanceError as e:
+            refuse(e)
+    if as_json:
+        click.echo(encoder.encode({
+            "checkpoint": {"origin": cp.origin, "tree_size": cp.size, "root_hash": cp.root.hex(),
+                           "signature_checked": signature_checked},
+            "grievance_id": grievance_id, "events": verdict.events, "unseen": verdict.unseen,
+            "findings": [{"kind": f.kind, "reason": f.reason, "leaf_index": f.leaf_index,
+                          "grievance_id": f.grievance_id, "version": f.version} for f in verdict.findings],
+        }))  # fmt: skip
+    else:
+        print_verdict(grievance_id, verdict, signed, signature_checked)
+    if verdict.findings:
+        sys.exit(EXIT_BROKEN)
+
+
+def print_verdict(grievance_id: UUID | None, verdict: Verdict, signed: SignedCheckpoint, checked: bool) -> None:
+    cp = signed.checkpoint
+    against = f"checkpoint {cp.origin} of {cp.size:,} leaves"
+    if not checked:
+        out.print("note: the checkpoint's signature was not checked (give --verifier-key)")
+    for f in verdict.findings:
+        out.print(f"broken: {f.kind}: {f.reason}")
+    subject = f"grievance {grievance_id}" if grievance_id else "the store"
+    if not verdict.findings:
+        out.print(f"intact: {subject}'s {verdict.events:,} events extend {against} append-only")
+    else:
+        out.print(f"{subject} is not an append-only extension of {against}")
+    if grievance_id is not None:
+        out.print("unseen: events of this grievance deleted together with their hashes leave it no trace to check; "
+                  "verify --all --checkpoint finds them")  # fmt: skip
+    elif verdict.unseen:
+        out.print(f"unseen: {verdict.unseen:,} events were written after the checkpoint; a change to them shows only "
+                  "against a later checkpoint")  # fmt: skip

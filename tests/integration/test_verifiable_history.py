@@ -1,0 +1,295 @@
+"""Verifiable history on SQLite and PostgreSQL: a checkpoint signed before someone with database access rewrites
+the store shows each rewrite the hash chain alone lets through (a tail cut, a grievance deleted, an event edited
+with its chain recomputed, a forged append inside the checkpoint, events reordered, a rollback), named by
+`grievance verify --checkpoint` with exit 4; and `grievance prove` gives proofs that check offline."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from uuid import UUID
+
+import pytest
+from eventsourcing.persistence import StoredEvent
+
+from adapters.audit.checkpoint import Signer, new_signing_key, parse_note
+from adapters.composition import build_chain, build_transparency
+from adapters.settings import Settings
+from adapters.storage.hash_chain import GENESIS, link
+from adapters.storage.merkle_log import leaf_hash, verify_inclusion
+from engine.service_chain import ServiceChain
+from tests.integration.test_tamper_evidence import tamper
+from tests.scenario import Scenario
+
+ORIGIN = "grievances.test/log"
+
+
+@pytest.fixture
+def chain(database_url: str) -> Iterator[ServiceChain]:
+    app = build_chain(Settings(database_url=database_url))
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def key(tmp_path: Path) -> tuple[Path, Signer]:
+    path = tmp_path / "notary.key"
+    return path, new_signing_key(path, ORIGIN)
+
+
+@pytest.fixture
+def lives(chain: ServiceChain) -> list[UUID]:
+    """Three grievances of seven events each, stored one after another: leaves 0-6, 7-13 and 14-20."""
+    return [Scenario(chain).answered_then_reopened() for _ in range(3)]
+
+
+class Cli:
+    def __init__(self, database_url: str, key: tuple[Path, Signer], tmp_path: Path) -> None:
+        self.env = {"GRIEVANCE_DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"}
+        self.key_file, self.signer = key
+        self.folder = tmp_path
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "adapters.cli", *args], env=self.env, capture_output=True,
+                              text=True, timeout=120)  # fmt: skip
+
+    def checkpoint(self, name: str = "old.checkpoint") -> Path:
+        done = self("checkpoint", "--key", str(self.key_file))
+        assert done.returncode == 0, done.stderr
+        path = self.folder / name
+        path.write_text(done.stdout)
+        return path
+
+    def verify(self, checkpoint: Path, *args: str) -> tuple[int, dict[str, Any]]:
+        done = self("verify", *(args or ("--all",)), "--checkpoint", str(checkpoint), "--verifier-key",
+                    self.signer.verifier.encoded(), "--json")  # fmt: skip
+        assert done.returncode in (0, 4), done.stderr
+        return done.returncode, json.loads(done.stdout)
+
+
+@pytest.fixture
+def cli(database_url: str, key: tuple[Path, Signer], tmp_path: Path) -> Cli:
+    return Cli(database_url, key, tmp_path)
+
+
+def is_sqlite(database_url: str) -> bool:
+    return urlsplit(database_url).scheme == "sqlite"
+
+
+def kinds(report: dict[str, Any]) -> list[str]:
+    return [f["kind"] for f in report["findings"]]
+
+
+def test_an_untouched_store_extends_its_checkpoint_and_says_what_it_cannot_see(
+    chain: ServiceChain, lives: list[UUID], cli: Cli
+) -> None:
+    old = cli.checkpoint()
+    signed = parse_note(old.read_text())
+    assert signed.signed_by(cli.signer.verifier)
+    assert (signed.checkpoint.origin, signed.checkpoint.size) == (ORIGIN, 21)
+    Scenario(chain).answered_then_reopened()
+    code, report = cli.verify(old)
+    assert (code, report["events"], report["unseen"], report["findings"]) == (0, 28, 7, [])
+    text = cli("verify", "--all", "--checkpoint", str(old))
+    assert text.returncode == 0, text.stderr
+    assert "intact: the store's 28 events extend checkpoint grievances.test/log of 21 leaves append-only" in text.stdout
+    assert "unseen: 7 events were written after the checkpoint" in text.stdout
+    assert "signature was not checked" in text.stdout
+    for gid in lives:
+        assert cli.verify(old, str(gid))[0] == 0
+
+
+def test_a_tail_cut_is_named(lives: list[UUID], cli: Cli, database_url: str) -> None:
+    old = cli.checkpoint()
+    last = lives[2]
+    for table in ("stored_events", "event_hashes"):
+        tamper(database_url, f"DELETE FROM {table} WHERE originator_id = %s AND originator_version >= 6", last)
+    assert cli("verify", "--all").returncode == 0, "the hash chain alone cannot see it"
+    code, report = cli.verify(old)
+    assert (code, kinds(report)) == (4, ["tail_cut"])
+    assert report["findings"][0]["leaf_index"] == 19
+    reason = report["findings"][0]["reason"]
+    assert "the store holds 19 events, the checkpoint covers 21: the last 2 were deleted" in reason
+    assert cli.verify(old, str(last))[0] == 0, "a grievance's own check sees no leaf it lost with its hash rows"
+
+
+def test_a_deleted_grievance_is_named(lives: list[UUID], cli: Cli, database_url: str) -> None:
+    old = cli.checkpoint()
+    for table in ("stored_events", "event_hashes"):
+        tamper(database_url, f"DELETE FROM {table} WHERE originator_id = %s", lives[1])
+    assert cli("verify", "--all").returncode == 0, "the hash chain alone cannot see it"
+    code, report = cli.verify(old)
+    assert (code, kinds(report)[0]) == (4, "events_removed")
+    first = report["findings"][0]
+    assert first["leaf_index"] == 7
+    assert f"7 events before grievance {lives[2]} version 1 (inside the checkpoint) were deleted" in first["reason"]
+
+
+def test_a_deleted_grievance_whose_hashes_remain_is_named_by_id(lives: list[UUID], cli: Cli, database_url: str) -> None:
+    old = cli.checkpoint()
+    tamper(database_url, "DELETE FROM stored_events WHERE originator_id = %s", lives[1])
+    code, report = cli.verify(old)
+    assert (code, kinds(report)[0]) == (4, "events_removed")
+    assert report["findings"][0]["grievance_id"] == str(lives[1])
+    code, one = cli.verify(old, str(lives[1]))
+    assert (code, kinds(one)) == (4, ["event_missing"] * 7)
+
+
+def rechain(chain: ServiceChain, database_url: str, gid: UUID) -> None:
+    """Recompute a grievance's chained hashes from its stored events, as someone covering an edit would."""
+    previous = GENESIS
+    for event in chain.recorder.select_events(gid):
+        previous = link(previous, event)
+        tamper(database_url, "UPDATE event_hashes SET hash = %s WHERE originator_id = %s AND originator_version = %s",
+               previous, gid, event.originator_version)  # fmt: skip
+
+
+def test_an_edited_event_with_its_chain_recomputed_is_named(
+    chain: ServiceChain, lives: list[UUID], cli: Cli, database_url: str
+) -> None:
+    old = cli.checkpoint()
+    gid = lives[0]
+    tamper(database_url, "UPDATE stored_events SET state = %s WHERE originator_id = %s AND originator_version = 1",
+           b'{"title": "nothing happened"}', gid)  # fmt: skip
+    rechain(chain, database_url, gid)
+    assert cli("verify", "--all").returncode == 0, "the hash chain alone cannot see it"
+    code, report = cli.verify(old)
+    assert (code, kinds(report)[0]) == (4, "event_altered")
+    first = report["findings"][0]
+    assert (first["leaf_index"], first["grievance_id"], first["version"]) == (0, str(gid), 1)
+    code, one = cli.verify(old, str(gid))
+    assert code == 4
+    assert [(f["kind"], f["version"]) for f in one["findings"]] == [("event_altered", v) for v in range(1, 8)]
+    assert cli.verify(old, str(lives[1]))[0] == 0
+
+
+def forged_event(chain: ServiceChain, gid: UUID) -> tuple[StoredEvent, bytes]:
+    """An eighth event for a grievance of seven, chained as the engine would: what a forger with the code writes."""
+    events = list(chain.recorder.select_events(gid))
+    previous = GENESIS
+    for e in events:
+        previous = link(previous, e)
+    forged = StoredEvent(originator_id=gid, originator_version=8, topic=events[-1].topic, state=events[-1].state)
+    return forged, link(previous, forged)
+
+
+def test_a_forged_append_inside_the_checkpoint_is_named(
+    chain: ServiceChain, lives: list[UUID], cli: Cli, database_url: str
+) -> None:
+    old = cli.checkpoint()
+    gid = lives[0]
+    forged, chained = forged_event(chain, gid)
+    nid = "rowid" if is_sqlite(database_url) else "notification_id"
+    # Room made after the grievance's seventh event, so the forgery stands inside the checkpoint at leaf 7.
+    tamper(database_url, f"UPDATE stored_events SET {nid} = {nid} + 1000 WHERE {nid} > 7")
+    tamper(database_url, f"INSERT INTO stored_events ({nid}, originator_id, originator_version, topic, state) "
+           "VALUES (8, %s, 8, %s, %s)", gid, forged.topic, forged.state)  # fmt: skip
+    tamper(database_url, "INSERT INTO event_hashes (originator_id, originator_version, hash) VALUES (%s, 8, %s)",
+           gid, chained)  # fmt: skip
+    assert cli("verify", "--all").returncode == 0, "the hash chain alone cannot see it"
+    code, report = cli.verify(old)
+    assert (code, kinds(report)[0]) == (4, "forged")
+    first = report["findings"][0]
+    assert (first["leaf_index"], first["grievance_id"], first["version"]) == (7, str(gid), 8)
+    assert "inside the checkpoint" in first["reason"]
+    assert kinds(cli.verify(old, str(gid))[1]) == ["not_in_log"]
+
+
+def test_a_forged_append_after_the_checkpoint_shows_against_the_log(
+    chain: ServiceChain, lives: list[UUID], cli: Cli, database_url: str
+) -> None:
+    old = cli.checkpoint()
+    forged, chained = forged_event(chain, lives[1])
+    tamper(database_url, "INSERT INTO stored_events (originator_id, originator_version, topic, state) "
+           "VALUES (%s, 8, %s, %s)", lives[1], forged.topic, forged.state)  # fmt: skip
+    tamper(database_url, "INSERT INTO event_hashes (originator_id, originator_version, hash) VALUES (%s, 8, %s)",
+           lives[1], chained)  # fmt: skip
+    code, report = cli.verify(old)
+    assert (code, kinds(report)) == (4, ["forged"])
+    assert "leaf 21 (after the checkpoint)" in report["findings"][0]["reason"]
+
+
+def test_reordered_events_are_named(lives: list[UUID], cli: Cli, database_url: str) -> None:
+    old = cli.checkpoint()
+    nid = "rowid" if is_sqlite(database_url) else "notification_id"
+    for a, b in ((3, 1003), (17, 3), (1003, 17)):
+        tamper(database_url, f"UPDATE stored_events SET {nid} = %s WHERE {nid} = %s", b, a)
+    code, report = cli.verify(old)
+    assert (code, kinds(report)[0]) == (4, "reordered")
+    assert report["findings"][0]["leaf_index"] == 2
+
+
+def roll_back(database_url: str, size: int) -> None:
+    """The store as a copy taken when it held `size` events: its later events, hashes and log nodes gone."""
+    nid = "rowid" if is_sqlite(database_url) else "notification_id"
+    tamper(database_url, "DELETE FROM event_hashes WHERE leaf_index >= %s", size)
+    tamper(database_url, f"DELETE FROM stored_events WHERE {nid} > %s", size)
+    tamper(database_url, "DELETE FROM log_nodes WHERE (idx + 1) << level > %s", size)
+
+
+def test_a_rollback_to_an_earlier_copy_is_named_and_so_is_writing_over_it(
+    chain: ServiceChain, lives: list[UUID], cli: Cli, database_url: str
+) -> None:
+    old = cli.checkpoint()
+    roll_back(database_url, 14)
+    assert cli("verify", "--all").returncode == 0, "the hash chain alone cannot see it"
+    code, report = cli.verify(old)
+    assert (code, kinds(report)) == (4, ["rolled_back"])
+    reason = report["findings"][0]["reason"]
+    assert "the store holds 14 events and its log 14 leaves, fewer than the checkpoint's 21" in reason
+    # Written since: the rolled-back store grows past the checkpoint again, its log consistent with itself.
+    reopened = build_chain(Settings(database_url=database_url))
+    try:
+        Scenario(reopened).answered_then_reopened()
+    finally:
+        reopened.close()
+    code, report = cli.verify(old)
+    assert (code, kinds(report)) == (4, ["log_rewritten"])
+    proof = cli("prove", str(lives[0]), "--checkpoint", str(old), "--json")
+    assert proof.returncode == 4
+    assert proof.stderr.startswith("error: checkpoint: the store's log of 21 leaves does not have the checkpoint's")
+
+
+def test_a_proof_checks_offline_against_the_checkpoint(chain: ServiceChain, lives: list[UUID], cli: Cli) -> None:
+    old = cli.checkpoint()
+    Scenario(chain).answered_then_reopened()
+    done = cli("prove", str(lives[1]), "--checkpoint", str(old), "--verifier-key", cli.signer.verifier.encoded(),
+               "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    signed = parse_note(doc["checkpoint"])
+    assert signed.signed_by(cli.signer.verifier)
+    root, size = signed.checkpoint.root, signed.checkpoint.size
+    previous = GENESIS
+    assert [e["leaf_index"] for e in doc["events"]] == list(range(7, 14))
+    for e in doc["events"]:
+        event = StoredEvent(originator_id=lives[1], originator_version=e["version"], topic=e["topic"],
+                            state=base64.b64decode(e["state"]))  # fmt: skip
+        previous = link(previous, event)
+        assert previous.hex() == e["chained_hash"]
+        proof = [bytes.fromhex(h) for h in e["inclusion_proof"]]
+        assert verify_inclusion(e["leaf_index"], size, leaf_hash(previous), proof, root)
+    assert build_transparency(chain).head()[0] == 28
+
+
+def test_a_bad_checkpoint_or_key_is_one_line(lives: list[UUID], cli: Cli, tmp_path: Path) -> None:
+    old = cli.checkpoint()
+    forged = tmp_path / "forged.checkpoint"
+    forged.write_text(old.read_text().replace("\n21\n", "\n20\n"))
+    done = cli("verify", "--all", "--checkpoint", str(forged), "--verifier-key", cli.signer.verifier.encoded())
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: checkpoint: not signed by grievances.test/log+")
+    assert done.stderr.rstrip().endswith("[bad_checkpoint]")
+    again = cli("checkpoint-key", str(cli.key_file), "--name", ORIGIN)
+    assert (again.returncode, again.stderr.strip()) == (
+        1, f"error: file: {cli.key_file} exists; a signing key is never overwritten [bad_checkpoint]"
+    )  # fmt: skip
+    missing = cli("checkpoint", "--key", str(tmp_path / "nope.key"))
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("error: key: ")
