@@ -323,15 +323,14 @@ class Transparency:
                     oid,
                     v,
                 )
-            named = f": leaf {i} was grievance {owner[0]} version {owner[1]}" if owner else ""
-            gone = "deleted" if owner is None else "deleted (their hashes kept)"
-            return Finding(
-                "events_removed",
-                f"{recorded - i:,} events before grievance {oid} version {v} ({where}) were {gone}{named}",
-                i,
-                owner[0] if owner else oid,
-                owner[1] if owner else v,
-            )
+            removed = f"{recorded - i:,} events before grievance {oid} version {v} ({where}) were deleted"
+            if owner is None:
+                return Finding("events_removed", f"{removed}, their hashes too", i, oid, v)
+            if not self.store.select_events_of([owner[0]]):
+                return Finding("grievance_deleted", f"grievance {owner[0]} is gone, its hashes kept; leaf {i} was its "
+                               f"version {owner[1]}: {removed}", i, owner[0], owner[1])  # fmt: skip
+            return Finding("events_removed", f"{removed}: leaf {i} was grievance {owner[0]} version {owner[1]}", i,
+                           owner[0], owner[1])  # fmt: skip
         if recorded < i:
             return Finding(
                 "reordered",

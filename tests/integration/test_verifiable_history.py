@@ -128,15 +128,20 @@ def test_a_deleted_grievance_is_named(lives: list[UUID], cli: Cli, database_url:
     assert (code, kinds(report)[0]) == (4, "events_removed")
     first = report["findings"][0]
     assert first["leaf_index"] == 7
-    assert f"7 events before grievance {lives[2]} version 1 (inside the checkpoint) were deleted" in first["reason"]
+    assert (
+        f"7 events before grievance {lives[2]} version 1 (inside the checkpoint) were deleted, their hashes too"
+        in (first["reason"])
+    )
 
 
 def test_a_deleted_grievance_whose_hashes_remain_is_named_by_id(lives: list[UUID], cli: Cli, database_url: str) -> None:
     old = cli.checkpoint()
     tamper(database_url, "DELETE FROM stored_events WHERE originator_id = %s", lives[1])
     code, report = cli.verify(old)
-    assert (code, kinds(report)[0]) == (4, "events_removed")
-    assert report["findings"][0]["grievance_id"] == str(lives[1])
+    assert (code, kinds(report)[0]) == (4, "grievance_deleted")
+    first = report["findings"][0]
+    assert (first["leaf_index"], first["grievance_id"], first["version"]) == (7, str(lives[1]), 1)
+    assert f"grievance {lives[1]} is gone, its hashes kept; leaf 7 was its version 1" in first["reason"]
     code, one = cli.verify(old, str(lives[1]))
     assert (code, kinds(one)) == (4, ["event_missing"] * 7)
 
