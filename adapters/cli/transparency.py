@@ -85,18 +85,30 @@ def checkpoint(key_file: Path) -> None:
 
 
 @click.command()
-@click.argument("grievance_id")
+@click.argument("grievance_id", required=False)
 @checkpoint_options
+@click.option("--consistency", is_flag=True, help="Prove that the --from checkpoint is a prefix of --checkpoint.")
+@click.option("--from", "from_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --consistency: the older checkpoint.")  # fmt: skip
 @json_option
-def prove(grievance_id: str, checkpoint_file: Path | None, verifier_keys: tuple[str, ...], as_json: bool) -> None:
+def prove(grievance_id: str | None, checkpoint_file: Path | None, verifier_keys: tuple[str, ...], consistency: bool,
+          from_file: Path | None, as_json: bool) -> None:  # fmt: skip
     """Each event of a grievance that a checkpoint covers, with what recomputes its chained hash and its RFC 9162
-    inclusion proof against the checkpoint's root.
+    inclusion proof against the checkpoint's root; or, with --consistency, the RFC 9162 consistency proof between
+    two checkpoints.
 
     Exit 4 when the store's log no longer has the checkpoint's root.
     """
-    gid = parse_uuid(grievance_id)
     if checkpoint_file is None:
         fail("--checkpoint: give the checkpoint to prove against")
+    if consistency:
+        if grievance_id or from_file is None:
+            fail("--from: --consistency proves between two checkpoints: give --from OLD and --checkpoint NEW")
+        prove_consistency(from_file, checkpoint_file, verifier_keys, as_json)
+        return
+    if not grievance_id:
+        fail("grievance_id: give a grievance id, or --consistency")
+    gid = parse_uuid(grievance_id)
     signed, _ = read_checkpoint(checkpoint_file, verifier_keys)
     with opened() as session:
         try:
@@ -113,6 +125,25 @@ def prove(grievance_id: str, checkpoint_file: Path | None, verifier_keys: tuple[
     for p in proved:
         out.print(f"v{p.version}  leaf {p.leaf_index:,}  hash {p.chained_hash.hex()[:16]}  "
                   f"{len(p.inclusion_proof)} proof hashes")  # fmt: skip
+
+
+def prove_consistency(from_file: Path, to_file: Path, verifier_keys: tuple[str, ...], as_json: bool) -> None:
+    """`prove --consistency`: the proof that the older checkpoint is a prefix of the newer, from the store's log."""
+    old, _ = read_checkpoint(from_file, verifier_keys)
+    new, _ = read_checkpoint(to_file, verifier_keys)
+    with opened() as session:
+        try:
+            proof = composition.build_transparency(session.chain).consistency(old.checkpoint, new.checkpoint)
+        except NotExtended as e:
+            fail(f"checkpoint: {e.finding.reason}", EXIT_BROKEN, error_code=e.finding.kind)
+    if as_json:
+        click.echo(encoder.encode({"from": old.note(), "to": new.note(), "old_size": old.checkpoint.size,
+                                   "new_size": new.checkpoint.size, "proof": [h.hex() for h in proof]}))  # fmt: skip
+        return
+    out.print(f"consistent: {old.checkpoint.size:,} leaves are a prefix of {new.checkpoint.size:,} "
+              f"({len(proof)} proof hashes)")  # fmt: skip
+    for h in proof:
+        out.print(h.hex())
 
 
 def verify_against_checkpoint(grievance_id: UUID | None, signed: SignedCheckpoint, signature_checked: bool,

@@ -22,7 +22,7 @@ from adapters.audit.checkpoint import Signer, new_signing_key, parse_note
 from adapters.composition import build_chain, build_transparency
 from adapters.settings import Settings
 from adapters.storage.hash_chain import GENESIS, link
-from adapters.storage.merkle_log import leaf_hash, verify_inclusion
+from adapters.storage.merkle_log import leaf_hash, verify_consistency, verify_inclusion
 from engine.service_chain import ServiceChain
 from tests.integration.test_tamper_evidence import tamper
 from tests.scenario import Scenario
@@ -298,3 +298,33 @@ def test_a_bad_checkpoint_or_key_is_one_line(lives: list[UUID], cli: Cli, tmp_pa
     missing = cli("checkpoint", "--key", str(tmp_path / "nope.key"))
     assert missing.returncode == 1
     assert missing.stderr.startswith("error: key: ")
+
+
+def test_a_consistency_proof_joins_two_checkpoints_and_a_rewrite_between_them_has_none(
+    chain: ServiceChain, lives: list[UUID], cli: Cli, database_url: str
+) -> None:
+    old = cli.checkpoint()
+    Scenario(chain).answered_then_reopened()
+    new = cli.checkpoint("new.checkpoint")
+    done = cli("prove", "--consistency", "--from", str(old), "--checkpoint", str(new), "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    a, b = parse_note(doc["from"]).checkpoint, parse_note(doc["to"]).checkpoint
+    assert (doc["old_size"], doc["new_size"]) == (a.size, b.size) == (21, 28)
+    assert verify_consistency(21, 28, [bytes.fromhex(h) for h in doc["proof"]], a.root, b.root)
+    # The store rolled back to 14 events and written again past 21: a checkpoint now is no extension of the old one.
+    roll_back(database_url, 14)
+    reopened = build_chain(Settings(database_url=database_url))
+    try:
+        for _ in range(2):
+            Scenario(reopened).answered_then_reopened()
+    finally:
+        reopened.close()
+    rewritten = cli.checkpoint("rewritten.checkpoint")
+    refused = cli("prove", "--consistency", "--from", str(old), "--checkpoint", str(rewritten))
+    assert refused.returncode == 4
+    assert refused.stderr.strip() == ("error: checkpoint: the checkpoint of 21 leaves is not a prefix of the one of "
+                                      "28 leaves: the log was rewritten between them [not_consistent]")  # fmt: skip
+    backwards = cli("prove", "--consistency", "--from", str(new), "--checkpoint", str(old))
+    assert backwards.returncode == 4
+    assert "[rolled_back]" in backwards.stderr
