@@ -281,6 +281,21 @@ def test_a_proof_checks_offline_against_the_checkpoint(chain: ServiceChain, live
         proof = [bytes.fromhex(h) for h in e["inclusion_proof"]]
         assert verify_inclusion(e["leaf_index"], size, leaf_hash(previous), proof, root)
     assert build_transparency(chain).head()[0] == 28
+    # The auditor's own check, with no database: intact as printed, broken by any altered byte of the bytes stored.
+    document = cli.folder / "proof.json"
+    document.write_text(done.stdout)
+    offline = [sys.executable, "-m", "adapters.audit.offline", str(document), "--verifier-key",
+               cli.signer.verifier.encoded()]  # fmt: skip
+    ok = subprocess.run(offline, capture_output=True, text=True, timeout=60, check=False)
+    assert ok.returncode == 0, ok.stderr
+    assert f"intact: grievance {lives[1]}'s 7 events are in the signed log as shown" in ok.stdout
+    state = base64.b64decode(doc["events"][2]["state"])
+    doc["events"][2]["state"] = base64.b64encode(state.replace(b"1", b"2", 1)).decode()
+    document.write_text(json.dumps(doc))
+    broken = subprocess.run(offline, capture_output=True, text=True, timeout=60, check=False)
+    assert (broken.returncode, broken.stderr.strip()) == (
+        4, "error: events[2].chained_hash: version 3's stored bytes recompute another hash [broken]"
+    )  # fmt: skip
 
 
 def test_a_bad_checkpoint_or_key_is_one_line(lives: list[UUID], cli: Cli, tmp_path: Path) -> None:
