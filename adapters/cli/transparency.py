@@ -132,6 +132,8 @@ def prove(grievance_id: str | None, checkpoint_file: Path | None, verifier_keys:
     for p in proved:
         out.print(f"v{p.version}  leaf {p.leaf_index:,}  hash {p.chained_hash.hex()[:16]}  "
                   f"{len(p.inclusion_proof)} proof hashes")  # fmt: skip
+    if not proved:
+        out.print("no event of this grievance is in the checkpoint: it was written after; prove against a later one")
 
 
 def prove_consistency(from_file: Path, to_file: Path, verifier_keys: tuple[str, ...], as_json: bool) -> None:
