@@ -26,9 +26,21 @@ from adapters.audit.checkpoint import (
     read_note,
     verified,
 )
+from adapters.audit.notary import Notary
 from adapters.audit.transparency import NotExtended, Verdict, proof_document
 from adapters.audit.witness import NotConsistent, Witness
-from adapters.cli.session import EXIT_BROKEN, F, encoder, fail, json_option, opened, out, parse_uuid, refuse
+from adapters.cli.session import (
+    EXIT_BROKEN,
+    F,
+    encoder,
+    fail,
+    json_option,
+    opened,
+    out,
+    parse_uuid,
+    refuse,
+    stop_on_signals,
+)
 from engine.errors import GrievanceError
 
 
@@ -38,6 +50,7 @@ def register(main: click.Group) -> None:
     main.add_command(checkpoint)
     main.add_command(prove)
     main.add_command(witness)
+    main.add_command(notary)
 
 
 def refuse_checkpoint(e: CheckpointError) -> NoReturn:
@@ -269,3 +282,46 @@ def consistency_from(proof_file: Path | None) -> Callable[[Checkpoint, Checkpoin
             return composition.build_transparency(session.chain).consistency(old, new)
 
     return from_document if proof_file is not None else from_store
+
+
+@click.command()
+@click.option(
+    "--key",
+    "key_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The signing key file (from checkpoint-key).",
+)
+@click.option("--every", required=True, type=click.FloatRange(min=0.1), help="Seconds between heads signed.")
+@click.option(
+    "--dir",
+    "directory",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where each checkpoint is published: `latest`, and `checkpoint.<size>` for each.",
+)
+def notary(key_file: Path, every: float, directory: Path) -> None:
+    """Sign the Merkle log's head every so many seconds while it grows, and publish each checkpoint in a directory;
+    stop on SIGTERM or Ctrl-C. Exit 4, signing nothing, when the head does not extend the last one published."""
+    try:
+        signer = load_signing_key(key_file)
+        directory.mkdir(parents=True, exist_ok=True)
+    except CheckpointError as e:
+        refuse_checkpoint(e)
+    except OSError as e:
+        fail(f"--dir: {directory} cannot be made: {e.strerror}")
+    with opened(log_level="info") as session:
+        keeper = Notary(signer, composition.build_transparency(session.chain), directory)
+        stop = stop_on_signals()
+        while True:
+            try:
+                signed = keeper.sign_if_grown()
+            except NotExtended as e:
+                fail(f"checkpoint: {e.finding.reason}", EXIT_BROKEN, error_code=e.finding.kind)
+            except CheckpointError as e:
+                refuse_checkpoint(e)
+            if signed is not None:
+                cp = signed.checkpoint
+                out.print(f"checkpoint of {cp.size:,} leaves, root {cp.root.hex()}, published in {directory}")
+            if stop.wait(every):
+                return
