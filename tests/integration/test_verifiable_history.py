@@ -248,6 +248,7 @@ def test_a_rollback_to_an_earlier_copy_is_named_and_so_is_writing_over_it(
     assert cli("verify", "--all").returncode == 0, "the hash chain alone cannot see it"
     code, report = cli.verify(old)
     assert (code, kinds(report)) == (4, ["rolled_back"])
+    assert kinds(cli.verify(old, str(lives[0]))[1])[0] == "rolled_back"
     reason = report["findings"][0]["reason"]
     assert "the store holds 14 events and its log 14 leaves, fewer than the checkpoint's 21" in reason
     # Written since: the rolled-back store grows past the checkpoint again, its log consistent with itself.
