@@ -26,6 +26,7 @@ from eventsourcing.persistence import (
 from litestar import Litestar
 
 from adapters.audit.trail import AuditTrail
+from adapters.audit.transparency import LoggedStore, Transparency
 from adapters.http.app import create_app
 from adapters.http.services import Services
 from adapters.http.tokens import TokenBook
@@ -155,6 +156,11 @@ def build_operator_log(chain: ServiceChain) -> OperatorLog:
 def build_audit_trail(chain: ServiceChain) -> AuditTrail:
     """Auditors' reading of the chain's histories and hash chains."""
     return AuditTrail(chain)
+
+
+def build_transparency(chain: ServiceChain) -> Transparency:
+    """The store's Merkle log: its heads, signed checkpoints, proofs and checks against a checkpoint."""
+    return Transparency(cast(LoggedStore, chain.recorder))
 
 
 def build_tracking(settings: Settings) -> TrackingRecorder:

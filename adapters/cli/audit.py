@@ -30,6 +30,7 @@ from adapters.cli.session import (
     revealing,
     settings_or_exit,
 )
+from adapters.cli.transparency import checkpoint_options, read_checkpoint, verify_against_checkpoint
 from adapters.display_zone import DisplayZone
 from adapters.storage.key_encryption import new_key_encryption_key, retire_key_encryption_key
 from engine.errors import ConfigurationError, GrievanceError
@@ -90,14 +91,22 @@ def history(grievance_id: str, reveal: bool, reason: str | None, as_json: bool) 
 @click.command()
 @click.argument("grievance_id", required=False)
 @click.option("--all", "everything", is_flag=True, help="Verify every grievance in the store.")
+@checkpoint_options
 @json_option
-def verify(grievance_id: str | None, everything: bool, as_json: bool) -> None:
-    """Recompute the hash chain of one grievance (or --all) and name the first broken link.
+def verify(grievance_id: str | None, everything: bool, checkpoint_file: Path | None, verifier_keys: tuple[str, ...],
+           as_json: bool) -> None:  # fmt: skip
+    """Recompute the hash chain of one grievance (or --all) and name the first broken link; with --checkpoint,
+    check that the store is an append-only extension of that checkpoint.
 
-    Exit 0 when intact, 4 when a link is broken (1 for a bad argument).
+    Exit 0 when intact, 4 when a link is broken or the store departs from the checkpoint (1 for a bad argument).
     """
     if bool(grievance_id) == everything:
         fail("grievance_id: give a grievance id or --all")
+    if checkpoint_file is not None:
+        signed, signature_checked = read_checkpoint(checkpoint_file, verifier_keys)
+        gid = parse_uuid(grievance_id) if grievance_id else None
+        verify_against_checkpoint(gid, signed, signature_checked, as_json)
+        return
     with opened() as session:
         trail = session.trail()
         if grievance_id:

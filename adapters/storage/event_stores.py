@@ -8,7 +8,7 @@ query.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -25,6 +25,8 @@ from eventsourcing.utils import Environment, EnvType
 from psycopg.sql import SQL, Identifier
 
 from adapters.storage.hash_chain import chain, originator_uuid
+from adapters.storage.log_nodes import NODES_TABLE, Backfill, PostgresLogNodes, SQLiteLogNodes
+from adapters.storage.merkle_log import NodeKey
 from engine.errors import ConfigurationError
 
 SYNCHRONOUS_LEVELS = ("FULL", "NORMAL", "OFF")
@@ -35,6 +37,8 @@ SQLITE_IDS_PER_QUERY = 500
 # Grievance ids parsed lately, for reads of the log: about 5 MiB.
 PARSED_IDS = 20_000
 HASHES_TABLE = "event_hashes"
+# Events a page when a store made before the Merkle log gets its leaves.
+BACKFILL_PAGE = 2000
 
 
 def _continued(stored_events: Sequence[StoredEvent]) -> list[tuple[UUID, int]]:
@@ -71,6 +75,7 @@ class BatchReadingSQLiteRecorder(SQLiteProcessRecorder):
     stores_keys_with_events = True
 
     def __init__(self, datastore: SQLiteDatastore, *, events_table_name: str = "stored_events") -> None:
+        self.log = SQLiteLogNodes()
         super().__init__(datastore, events_table_name=events_table_name)
         self._parsed_ids: dict[str, UUID | str] = {}
 
@@ -94,8 +99,41 @@ class BatchReadingSQLiteRecorder(SQLiteProcessRecorder):
         return [
             *super().construct_create_table_statements(),
             f"CREATE TABLE IF NOT EXISTS {HASHES_TABLE} (originator_id TEXT, originator_version INTEGER, "
-            "hash BLOB NOT NULL, PRIMARY KEY (originator_id, originator_version)) WITHOUT ROWID",
+            "hash BLOB NOT NULL, leaf_index INTEGER, PRIMARY KEY (originator_id, originator_version)) WITHOUT ROWID",
+            self.log.create_statement,
         ]
+
+    def _create_table(self, c: Any) -> None:
+        super()._create_table(c)
+        # A store made before the Merkle log: its hashes' table gains the leaf index.
+        c.execute(f"SELECT name FROM pragma_table_info('{HASHES_TABLE}')")
+        if "leaf_index" not in {row[0] for row in c.fetchall()}:
+            c.execute(f"ALTER TABLE {HASHES_TABLE} ADD COLUMN leaf_index INTEGER")
+        c.execute(f"SELECT EXISTS (SELECT 1 FROM {NODES_TABLE}), EXISTS (SELECT 1 FROM {self.events_table_name})")
+        has_log, has_events = c.fetchone()
+        if has_events and not has_log:
+            self._backfill_log(c)
+
+    def _backfill_log(self, c: Any) -> None:
+        # Events stored before the log existed become its first leaves, in the order stored, in this transaction.
+        backfill, after = Backfill(), 0
+        while True:
+            c.execute(f"SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state, h.hash FROM "
+                      f"{self.events_table_name} e LEFT JOIN {HASHES_TABLE} h ON h.originator_id = e.originator_id "
+                      "AND h.originator_version = e.originator_version WHERE e.rowid > ? ORDER BY e.rowid LIMIT ?",
+                      (after, BACKFILL_PAGE))  # fmt: skip
+            rows = c.fetchall()
+            if not rows:
+                return
+            after = rows[-1][0]
+            hashed, made = backfill.page([(self._stored_event(r), None if r["hash"] is None else bytes(r["hash"]))
+                                          for r in rows])  # fmt: skip
+            c.executemany(
+                f"INSERT INTO {HASHES_TABLE} (originator_id, originator_version, hash, leaf_index) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (originator_id, originator_version) DO UPDATE SET leaf_index = excluded.leaf_index",
+                [(oid.hex, v, h, i) for oid, v, h, i in hashed],
+            )
+            c.executemany(f"INSERT INTO {NODES_TABLE} VALUES (?, ?, ?)", [(n.level, n.index, n.hash) for n in made])
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         # The library inserts a row at a time, to read each one's rowid (its notification id); one executemany
@@ -123,11 +161,45 @@ class BatchReadingSQLiteRecorder(SQLiteProcessRecorder):
                 c.execute(f"SELECT originator_id, hash FROM {HASHES_TABLE} WHERE {clauses}",
                           [x for oid, v in chunk for x in (oid.hex, v - 1)])  # fmt: skip
                 previous.update((UUID(row["originator_id"]), bytes(row["hash"])) for row in c.fetchall())
+            rows = chain(stored_events, previous)
+            # Leaves in the order of the rows' rowids, which are the events' notification ids.
+            first = self.log.append(c, [h for _, _, h in rows])
             c.executemany(
-                f"INSERT INTO {HASHES_TABLE} VALUES (?, ?, ?)",
-                [(oid.hex, v, h) for oid, v, h in chain(stored_events, previous)],
+                f"INSERT INTO {HASHES_TABLE} (originator_id, originator_version, hash, leaf_index) VALUES (?, ?, ?, ?)",
+                [(oid.hex, v, h, first + i) for i, (oid, v, h) in enumerate(rows)],
             )
         return returning
+
+    def log_size(self) -> int:
+        """The number of leaves in the Merkle log."""
+        with self.datastore.transaction(commit=False) as c:
+            return self.log.size(c)
+
+    def nodes(self, keys: Iterable[NodeKey]) -> Mapping[NodeKey, bytes]:
+        """Stored complete subtrees of the Merkle log (a merkle_log.NodeSource)."""
+        with self.datastore.transaction(commit=False) as c:
+            return self.log.nodes(c, keys)
+
+    def select_leaves_of(self, originator_ids: Sequence[UUID]) -> dict[UUID, dict[int, int]]:
+        """The Merkle log's leaf index of each stored hash of the given grievances, by version."""
+        found: dict[UUID, dict[int, int]] = {oid: {} for oid in originator_ids}
+        with self.datastore.transaction(commit=False) as c:
+            for i in range(0, len(originator_ids), SQLITE_IDS_PER_QUERY):
+                chunk = [oid.hex for oid in originator_ids[i : i + SQLITE_IDS_PER_QUERY]]
+                c.execute(f"SELECT originator_id, originator_version, leaf_index FROM {HASHES_TABLE} WHERE leaf_index "
+                          f"IS NOT NULL AND originator_id IN ({','.join('?' * len(chunk))})", chunk)  # fmt: skip
+                for row in c.fetchall():
+                    found[UUID(row[0])][row[1]] = row[2]
+        return found
+
+    def select_leaf_owner(self, leaf_index: int) -> tuple[UUID, int] | None:
+        """The grievance and version whose hash was appended as this leaf, if its row remains (a scan: for
+        naming what a failed check found, not for routine reads)."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT originator_id, originator_version FROM {HASHES_TABLE} WHERE leaf_index = ?",
+                      (leaf_index,))  # fmt: skip
+            row = c.fetchone()
+            return None if row is None else (UUID(row[0]), row[1])
 
     def select_hashes_of(self, originator_ids: Sequence[UUID]) -> dict[UUID, dict[int, bytes]]:
         """The stored hashes of the given grievances, by version."""
@@ -219,15 +291,48 @@ class BatchReadingPostgresRecorder(PostgresProcessRecorder):
         self.sql_create_statements.append(
             SQL(
                 "CREATE TABLE IF NOT EXISTS {schema}.{hashes} (originator_id {id_type} NOT NULL, originator_version "
-                "bigint NOT NULL, hash bytea NOT NULL, PRIMARY KEY (originator_id, originator_version))"
+                "bigint NOT NULL, hash bytea NOT NULL, leaf_index bigint, "
+                "PRIMARY KEY (originator_id, originator_version))"
             ).format(schema=schema, hashes=hashes, id_type=Identifier(self.datastore.originator_id_type))
         )
+        # A store made before the Merkle log: its hashes' table gains the leaf index.
+        self.sql_create_statements.append(
+            SQL("ALTER TABLE {schema}.{hashes} ADD COLUMN IF NOT EXISTS leaf_index bigint").format(
+                schema=schema, hashes=hashes
+            )
+        )
+        self.log = PostgresLogNodes(self.datastore.schema)
+        self.sql_create_statements.append(self.log.create_statement)
         self.select_previous_hashes_statement = SQL(
             "SELECT h.originator_id, h.hash FROM {schema}.{hashes} h JOIN unnest(%b::uuid[], %b::bigint[]) AS p(id, v) "
             "ON h.originator_id = p.id AND h.originator_version = p.v"
         ).format(schema=schema, hashes=hashes)
         self.insert_hashes_statement = SQL(
-            "INSERT INTO {schema}.{hashes} SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::bytea[])"
+            "INSERT INTO {schema}.{hashes} (originator_id, originator_version, hash, leaf_index) "
+            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::bytea[], %b::bigint[])"
+        ).format(schema=schema, hashes=hashes)
+        self.select_leaves_of_statement = SQL(
+            "SELECT originator_id, originator_version, leaf_index FROM {schema}.{hashes} "
+            "WHERE originator_id = ANY(%s) AND leaf_index IS NOT NULL"
+        ).format(schema=schema, hashes=hashes)
+        table = Identifier(self.events_table_name)
+        self.select_log_and_events_statement = SQL(
+            "SELECT EXISTS (SELECT 1 FROM {schema}.{nodes}) AS has_log, EXISTS (SELECT 1 FROM {schema}.{table}) "
+            "AS has_events"
+        ).format(schema=schema, nodes=Identifier(NODES_TABLE), table=table)
+        self.select_backfill_page_statement = SQL(
+            "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state, h.hash FROM "
+            "{schema}.{table} e LEFT JOIN {schema}.{hashes} h ON h.originator_id = e.originator_id AND "
+            "h.originator_version = e.originator_version WHERE e.notification_id > %s "
+            "ORDER BY e.notification_id LIMIT %s"
+        ).format(schema=schema, table=table, hashes=hashes)
+        self.upsert_leaf_indexes_statement = SQL(
+            "INSERT INTO {schema}.{hashes} (originator_id, originator_version, hash, leaf_index) "
+            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::bytea[], %b::bigint[]) "
+            "ON CONFLICT (originator_id, originator_version) DO UPDATE SET leaf_index = excluded.leaf_index"
+        ).format(schema=schema, hashes=hashes)
+        self.select_leaf_owner_statement = SQL(
+            "SELECT originator_id, originator_version FROM {schema}.{hashes} WHERE leaf_index = %s"
         ).format(schema=schema, hashes=hashes)
         self.select_hashes_of_statement = SQL("SELECT * FROM {schema}.{hashes} WHERE originator_id = ANY(%s)").format(
             schema=schema, hashes=hashes
@@ -237,26 +342,47 @@ class BatchReadingPostgresRecorder(PostgresProcessRecorder):
             "SELECT originator_id FROM {schema}.{hashes}) ids WHERE originator_id > %s ORDER BY originator_id LIMIT %s"
         ).format(schema=schema, hashes=hashes, table=Identifier(self.events_table_name))
 
+    def create_table(self) -> None:
+        super().create_table()
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(self.select_log_and_events_statement)
+            row = curs.fetchone()
+            if row is not None and row["has_events"] and not row["has_log"]:
+                # Events stored before the log existed become its first leaves, in the order stored, under the
+                # lock writers take: a second process starting at once finds the log built.
+                self._lock_table(curs)
+                curs.execute(self.select_log_and_events_statement)
+                again = curs.fetchone()
+                if again is not None and not again["has_log"]:
+                    self._backfill_log(curs)
+
+    def _backfill_log(self, curs: Any) -> None:
+        backfill, after = Backfill(), 0
+        while True:
+            curs.execute(self.select_backfill_page_statement, (after, BACKFILL_PAGE))
+            rows = curs.fetchall()
+            if not rows:
+                return
+            after = rows[-1]["notification_id"]
+            hashed, made = backfill.page([(_stored_event(r), None if r["hash"] is None else bytes(r["hash"]))
+                                          for r in rows])  # fmt: skip
+            columns = list(zip(*hashed, strict=True))
+            curs.execute(self.upsert_leaf_indexes_statement, [list(c) for c in columns])
+            self.log.insert(curs, made)
+
     def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         # As the library's PostgresApplicationRecorder: lock, notify, insert; only the insert's parameters differ.
+        # The events' hashes, chained to the stored ones, and the Merkle log's leaves are made after the same lock,
+        # which keeps both serial: leaf indexes follow the order of the insert below, whose rows take their
+        # notification ids in that order, so leaf i is the i-th event stored. Everything that can fail in Python
+        # (a node of the log missing) fails before anything is written: the library commits whatever was sent
+        # when an exception that is not the database's ends this method.
         self._lock_table(curs)
         self._notify_channel(curs)
-        if (sealed_by := kwargs.get("sealed_by")) is not None:
-            sealed_by.store(curs)
-        curs.execute(
-            self.insert_events_statement,
-            (
-                [e.originator_id for e in stored_events],
-                [e.originator_version for e in stored_events],
-                [e.topic for e in stored_events],
-                [e.state for e in stored_events],
-            ),
-        )
-        # The events' hashes, chained to the stored ones, on a cursor of their own: the library reads the
-        # insert's RETURNING rows from `curs` afterwards. The table lock above keeps the chain serial.
         starts = _continued(stored_events)
-        with curs.connection.cursor() as hashing:
+        with curs.connection.cursor() as hashing, curs.connection.cursor() as logging:
             previous: dict[UUID, bytes] = {}
+            self.log.start_append(logging)
             if starts:
                 # Never prepared: a statement prepared inside a pipeline whose transaction then fails
                 # (a concurrent writer's version) is lost on the server but not in psycopg's cache.
@@ -264,11 +390,26 @@ class BatchReadingPostgresRecorder(PostgresProcessRecorder):
                                 ([oid for oid, _ in starts], [v - 1 for _, v in starts]), prepare=False)  # fmt: skip
                 previous = {row["originator_id"]: bytes(row["hash"]) for row in hashing.fetchall()}
             rows = chain(stored_events, previous)
+            first, made = self.log.append(logging, [h for _, _, h in rows])
+            if (sealed_by := kwargs.get("sealed_by")) is not None:
+                sealed_by.store(curs)
+            curs.execute(
+                self.insert_events_statement,
+                (
+                    [e.originator_id for e in stored_events],
+                    [e.originator_version for e in stored_events],
+                    [e.topic for e in stored_events],
+                    [e.state for e in stored_events],
+                ),
+            )
+            # On cursors of their own: the library reads the insert's RETURNING rows from `curs` afterwards.
             hashing.execute(
                 self.insert_hashes_statement,
-                ([oid for oid, _, _ in rows], [v for _, v, _ in rows], [h for _, _, h in rows]),
+                ([oid for oid, _, _ in rows], [v for _, v, _ in rows], [h for _, _, h in rows],
+                 list(range(first, first + len(rows)))),
                 prepare=False,
-            )
+            )  # fmt: skip
+            self.log.insert(logging, made)
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         returning: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
@@ -283,6 +424,33 @@ class BatchReadingPostgresRecorder(PostgresProcessRecorder):
             for row in curs.fetchall():
                 found[row["originator_id"]][row["originator_version"]] = bytes(row["hash"])
         return found
+
+    def log_size(self) -> int:
+        """The number of leaves in the Merkle log."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            return self.log.size(curs)
+
+    def nodes(self, keys: Iterable[NodeKey]) -> Mapping[NodeKey, bytes]:
+        """Stored complete subtrees of the Merkle log (a merkle_log.NodeSource)."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            return self.log.nodes(curs, keys)
+
+    def select_leaves_of(self, originator_ids: Sequence[UUID]) -> dict[UUID, dict[int, int]]:
+        """The Merkle log's leaf index of each stored hash of the given grievances, by version."""
+        found: dict[UUID, dict[int, int]] = {oid: {} for oid in originator_ids}
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_leaves_of_statement, [list(originator_ids)])
+            for row in curs.fetchall():
+                found[row["originator_id"]][row["originator_version"]] = row["leaf_index"]
+        return found
+
+    def select_leaf_owner(self, leaf_index: int) -> tuple[UUID, int] | None:
+        """The grievance and version whose hash was appended as this leaf, if its row remains (a scan: for
+        naming what a failed check found, not for routine reads)."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_leaf_owner_statement, (leaf_index,))
+            row = curs.fetchone()
+            return None if row is None else (row["originator_id"], row["originator_version"])
 
     def select_originator_ids(self, after: UUID | None, limit: int) -> list[UUID]:
         """Ids of grievances with stored events or hashes, in order, after `after`."""
