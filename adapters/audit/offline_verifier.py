@@ -1,0 +1,205 @@
+"""The auditor's check of a grievance's proof (`grievance prove --json`), with no access to the database.
+
+It checks the checkpoint's signature by the log's key (and each witness's cosignature asked for), recomputes every
+event's chained hash from its stored bytes, checks each inclusion proof against the checkpoint's root, and that the
+versions run 1..n. Only the standard library and `cryptography` are imported, so it runs where the engine is not
+installed: `python -m adapters.audit.offline_verifier PROVE.json --verifier-key KEY`, or as the one file that
+`grievance offline-verifier FILE` writes. Exit 0 with a one-line summary, 4 naming the first failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+from uuid import UUID
+
+from adapters.audit.checkpoint import CheckpointError, SignedCheckpoint, Verifier, parse_note
+from adapters.audit.cosignature import CosignerKey
+from adapters.storage.chained_hash import GENESIS, chained_hash
+from adapters.storage.merkle_log import HASH_SIZE, leaf_hash, verify_inclusion
+
+EXIT_REJECTED = 1
+EXIT_USAGE = 2
+EXIT_BROKEN = 4
+
+
+class Broken(Exception):
+    """The proof does not show what it claims; `field` names where in the document it first fails."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Proved:
+    """What a proof that checks shows: a grievance's first `events` events are leaves of the signed checkpoint."""
+
+    grievance_id: UUID
+    events: int
+    first_leaf: int
+    last_leaf: int
+    signed: SignedCheckpoint
+    log_key: Verifier
+    witnesses: tuple[tuple[CosignerKey, int], ...]
+
+    def summary(self) -> str:
+        cp = self.signed.checkpoint
+        cosigned = "".join(f"; cosigned by {k.name} at {t}" for k, t in self.witnesses)
+        return (
+            f"verified: grievance {self.grievance_id}: versions 1-{self.events} are leaves {self.first_leaf}-"
+            f"{self.last_leaf} of checkpoint {cp.origin} of {cp.size} leaves, signed by {self.log_key.name}{cosigned}"
+        )
+
+
+_JSON_NAMES = {str: "string", int: "integer", list: "array"}
+
+
+def _member(obj: dict[str, object], key: str, kind: type, field: str) -> object:
+    value = obj.get(key)
+    # JSON's true and false are Python ints too; a count is never one.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise Broken(field, f"missing, or not a JSON {_JSON_NAMES[kind]}")
+    return value
+
+
+def _hex32(value: object, field: str) -> bytes:
+    """A 32-byte hash in lower-case hex, as `prove` writes it: any other spelling of it is refused, so that no
+    changed character leaves the proof intact."""
+    if isinstance(value, str) and len(value) == 2 * HASH_SIZE:
+        try:
+            raw = bytes.fromhex(value)
+        except ValueError:
+            pass
+        else:
+            if raw.hex() == value:
+                return raw
+    raise Broken(field, "not a 32-byte hash in lower-case hex")
+
+
+def _base64(value: str, field: str) -> bytes:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except binascii.Error:
+        raise Broken(field, "not base64") from None
+    if base64.b64encode(raw).decode() != value:
+        raise Broken(field, "not base64 in its one canonical spelling")
+    return raw
+
+
+def check(document: object, log_key: Verifier, witness_keys: Sequence[CosignerKey] = ()) -> Proved:
+    """Everything the proof claims, checked in order; the first failure raised as Broken."""
+    if not isinstance(document, dict):
+        raise Broken("document", "not a JSON object")
+    gid_text = str(_member(document, "grievance_id", str, "grievance_id"))
+    try:
+        grievance_id = UUID(gid_text)
+    except ValueError:
+        raise Broken("grievance_id", f"{gid_text[:40]!r} is not a UUID") from None
+    if str(grievance_id) != gid_text:
+        raise Broken("grievance_id", "not a UUID in its canonical spelling")
+    note = str(_member(document, "checkpoint", str, "checkpoint"))
+    try:
+        signed = parse_note(note)
+    except CheckpointError as e:
+        raise Broken(e.field, e.reason) from None
+    if signed.note() != note:
+        raise Broken("checkpoint", "its signatures are not in their canonical base64 spelling")
+    cp = signed.checkpoint
+    if not signed.signed_by(log_key):
+        raise Broken("checkpoint", f"not signed by {log_key.encoded()}")
+    if cp.origin != log_key.name:
+        raise Broken("checkpoint", f"its origin {cp.origin!r} is not the log key's name {log_key.name!r}")
+    witnesses = []
+    for key in witness_keys:
+        timestamp = key.timestamp_of(signed)
+        if timestamp is None:
+            raise Broken("checkpoint", f"no valid cosignature by {key.encoded()}")
+        witnesses.append((key, timestamp))
+    if _member(document, "tree_size", int, "tree_size") != cp.size:
+        raise Broken("tree_size", f"not the checkpoint's size {cp.size}")
+    if _hex32(document.get("root_hash"), "root_hash") != cp.root:
+        raise Broken("root_hash", "not the checkpoint's root hash")
+    events = _member(document, "events", list, "events")
+    assert isinstance(events, list)
+    if not events:
+        raise Broken("events", "none: the checkpoint covers none of this grievance's events, so nothing is proved")
+    previous, last_leaf = GENESIS, -1
+    for i, event in enumerate(events):
+        at = f"events[{i}]"
+        if not isinstance(event, dict):
+            raise Broken(at, "not a JSON object")
+        if _member(event, "version", int, f"{at}.version") != i + 1:
+            raise Broken(f"{at}.version", f"not {i + 1}: the versions must run 1..n with none missing")
+        leaf = _member(event, "leaf_index", int, f"{at}.leaf_index")
+        assert isinstance(leaf, int)
+        if not last_leaf < leaf < cp.size:
+            raise Broken(f"{at}.leaf_index", f"{leaf} is not after leaf {last_leaf} and inside the checkpoint")
+        topic = str(_member(event, "topic", str, f"{at}.topic"))
+        state = _base64(str(_member(event, "state", str, f"{at}.state")), f"{at}.state")
+        previous = chained_hash(previous, grievance_id, i + 1, topic, state)
+        if _hex32(event.get("chained_hash"), f"{at}.chained_hash") != previous:
+            raise Broken(f"{at}.chained_hash", "not the hash its topic, stored bytes and the event before it chain to")
+        proof = _member(event, "inclusion_proof", list, f"{at}.inclusion_proof")
+        assert isinstance(proof, list)
+        path = [_hex32(h, f"{at}.inclusion_proof[{j}]") for j, h in enumerate(proof)]
+        if not verify_inclusion(leaf, cp.size, leaf_hash(previous), path, cp.root):
+            raise Broken(f"{at}.inclusion_proof", f"does not prove leaf {leaf} in the checkpoint's root")
+        last_leaf = leaf
+    first = _member(events[0], "leaf_index", int, "events[0].leaf_index")
+    assert isinstance(first, int)
+    return Proved(grievance_id, len(events), first, last_leaf, signed, log_key, tuple(witnesses))
+
+
+def _fail(message: str, code: int, error_code: str) -> NoReturn:
+    print(f"error: {message} [{error_code}]", file=sys.stderr)
+    sys.exit(code)
+
+
+class _Arguments(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        _fail(f"command line: {message} (see --help)", EXIT_USAGE, "usage")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Check one proof file; print the summary and return 0, or print the first failure and exit 4."""
+    parser = _Arguments(
+        prog="offline_verifier", description="Check a grievance's proof (grievance prove --json) without the database."
+    )
+    parser.add_argument("proof", type=Path, help="The proof file: the JSON of grievance prove --json.")
+    parser.add_argument("--verifier-key", required=True, metavar="KEY", help="The log's verifier key (name+hash+key).")
+    parser.add_argument("--witness-key", action="append", default=[], metavar="KEY",
+                        help="A witness's key whose cosignature the checkpoint must carry (repeatable).")  # fmt: skip
+    args = parser.parse_args(argv)
+    try:
+        log_key = Verifier.parse(args.verifier_key, "--verifier-key")
+        witness_keys = [CosignerKey.parse(k, "--witness-key") for k in args.witness_key]
+    except CheckpointError as e:
+        _fail(f"{e.field}: {e.reason}", EXIT_REJECTED, "invalid_value")
+    try:
+        text = args.proof.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        _fail(f"proof: {args.proof} cannot be read: {getattr(e, 'strerror', None) or e}", EXIT_REJECTED,
+              "invalid_value")  # fmt: skip
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as e:
+        _fail(f"proof: not JSON ({e.msg} at line {e.lineno})", EXIT_BROKEN, "broken")
+    try:
+        proved = check(document, log_key, witness_keys)
+    except Broken as e:
+        _fail(f"{e.field}: {e.reason}", EXIT_BROKEN, "broken")
+    print(proved.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
