@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 ED25519 = b"\x01"
+# C2SP tlog-cosignature: a witness's timestamped Ed25519 signature, cosignature/v1.
+COSIGNATURE = b"\x04"
 SIGNATURE_PREFIX = "\u2014 "
 PRIVATE_PREFIX = "PRIVATE+KEY+"
 
@@ -33,9 +35,9 @@ class CheckpointError(ValueError):
         self.reason = reason
 
 
-def _key_hash(name: str, public: bytes) -> bytes:
-    """C2SP signed-note: the first four bytes of SHA-256(name ‖ 0x0A ‖ 0x01 ‖ public key)."""
-    return hashlib.sha256(name.encode() + b"\n" + ED25519 + public).digest()[:4]
+def _key_hash(name: str, public: bytes, kind: bytes = ED25519) -> bytes:
+    """C2SP signed-note: the first four bytes of SHA-256(name ‖ 0x0A ‖ signature type ‖ public key)."""
+    return hashlib.sha256(name.encode() + b"\n" + kind + public).digest()[:4]
 
 
 def _check_name(field: str, name: str) -> str:
@@ -261,3 +263,51 @@ def read_note(path: Path, field: str = "checkpoint") -> str:
         raise CheckpointError(field, f"{path} cannot be read: {e.strerror}") from None
     except UnicodeDecodeError:
         raise CheckpointError(field, f"{path} is not UTF-8 text") from None
+
+
+def cosignature_message(text: str, timestamp: int) -> bytes:
+    """C2SP tlog-cosignature: what a witness signs, `cosignature/v1`, `time <timestamp>`, then the note's text."""
+    return f"cosignature/v1\ntime {timestamp}\n{text}".encode()
+
+
+@dataclass(frozen=True)
+class Cosigner:
+    """A witness's public key, which checks its cosignatures (signature type 0x04)."""
+
+    name: str
+    public: bytes
+
+    @property
+    def key_hash(self) -> bytes:
+        return _key_hash(self.name, self.public, COSIGNATURE)
+
+    def encoded(self) -> str:
+        """`<name>+<8 hex of key hash>+<base64(0x04 ‖ public key)>`."""
+        return f"{self.name}+{self.key_hash.hex()}+{base64.b64encode(COSIGNATURE + self.public).decode()}"
+
+    def cosigned_at(self, signed: SignedCheckpoint) -> int | None:
+        """The time this witness cosigned the checkpoint at, or None if it did not."""
+        for name, h, blob in signed.signatures:
+            if name == self.name and h == self.key_hash and len(blob) == 72:
+                timestamp = int.from_bytes(blob[:8], "big")
+                try:
+                    Ed25519PublicKey.from_public_bytes(self.public).verify(
+                        blob[8:], cosignature_message(signed.text, timestamp)
+                    )
+                except InvalidSignature:
+                    continue
+                return timestamp
+        return None
+
+    @classmethod
+    def of(cls, signer: Signer) -> Cosigner:
+        return cls(signer.name, signer.verifier.public)
+
+
+def cosign(signed: SignedCheckpoint, signer: Signer, timestamp: int) -> SignedCheckpoint:
+    """The checkpoint with this witness's cosignature added, as of `timestamp` (seconds since the epoch)."""
+    cosigner = Cosigner.of(signer)
+    blob = timestamp.to_bytes(8, "big") + signer.sign(cosignature_message(signed.text, timestamp))
+    return SignedCheckpoint(
+        signed.checkpoint, signed.text, (*signed.signatures, (signer.name, cosigner.key_hash, blob))
+    )

@@ -22,9 +22,11 @@ from adapters.storage.merkle_log import (
     Head,
     MissingNode,
     NodeKey,
+    consistency_proof,
     inclusion_proof,
     leaf_hash,
     tree_head,
+    verify_consistency,
     verify_inclusion,
 )
 from engine.errors import GrievanceNotFound
@@ -114,6 +116,22 @@ class Transparency:
             proof = inclusion_proof(index, checkpoint.size, self.store)
             proved.append(ProvedEvent(e.originator_version, index, previous, e.topic, bytes(e.state), proof))
         return proved
+
+    def consistency(self, old: Checkpoint, new: Checkpoint) -> list[bytes]:
+        """The RFC 9162 consistency proof that `old` is a prefix of `new`, from the store's log; refused (as
+        NotExtended) when the log no longer has `new`'s root or the proof does not join the two."""
+        if old.size > new.size:
+            raise NotExtended(Finding("rolled_back", f"the older checkpoint has {old.size:,} leaves, more than the "
+                                      f"newer one's {new.size:,}"))  # fmt: skip
+        self._require_root(new)
+        proof = consistency_proof(old.size, new.size, self.store)
+        if not verify_consistency(old.size, new.size, proof, old.root, new.root):
+            reason = (
+                f"the checkpoint of {old.size:,} leaves is not a prefix of the one of {new.size:,} leaves: "
+                "the log was rewritten between them"
+            )
+            raise NotExtended(Finding("not_consistent", reason))
+        return proof
 
     def _require_root(self, checkpoint: Checkpoint) -> None:
         size = self.store.log_size()

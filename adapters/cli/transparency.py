@@ -3,7 +3,10 @@ against a checkpoint held elsewhere."""
 
 from __future__ import annotations
 
+import json
 import sys
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 from uuid import UUID
@@ -12,7 +15,9 @@ import click
 
 from adapters import composition
 from adapters.audit.checkpoint import (
+    Checkpoint,
     CheckpointError,
+    Cosigner,
     SignedCheckpoint,
     Verifier,
     load_signing_key,
@@ -22,6 +27,7 @@ from adapters.audit.checkpoint import (
     verified,
 )
 from adapters.audit.transparency import NotExtended, Verdict, proof_document
+from adapters.audit.witness import NotConsistent, Witness
 from adapters.cli.session import EXIT_BROKEN, F, encoder, fail, json_option, opened, out, parse_uuid, refuse
 from engine.errors import GrievanceError
 
@@ -31,6 +37,7 @@ def register(main: click.Group) -> None:
     main.add_command(checkpoint_key)
     main.add_command(checkpoint)
     main.add_command(prove)
+    main.add_command(witness)
 
 
 def refuse_checkpoint(e: CheckpointError) -> NoReturn:
@@ -85,18 +92,30 @@ def checkpoint(key_file: Path) -> None:
 
 
 @click.command()
-@click.argument("grievance_id")
+@click.argument("grievance_id", required=False)
 @checkpoint_options
+@click.option("--consistency", is_flag=True, help="Prove that the --from checkpoint is a prefix of --checkpoint.")
+@click.option("--from", "from_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --consistency: the older checkpoint.")  # fmt: skip
 @json_option
-def prove(grievance_id: str, checkpoint_file: Path | None, verifier_keys: tuple[str, ...], as_json: bool) -> None:
+def prove(grievance_id: str | None, checkpoint_file: Path | None, verifier_keys: tuple[str, ...], consistency: bool,
+          from_file: Path | None, as_json: bool) -> None:  # fmt: skip
     """Each event of a grievance that a checkpoint covers, with what recomputes its chained hash and its RFC 9162
-    inclusion proof against the checkpoint's root.
+    inclusion proof against the checkpoint's root; or, with --consistency, the RFC 9162 consistency proof between
+    two checkpoints.
 
     Exit 4 when the store's log no longer has the checkpoint's root.
     """
-    gid = parse_uuid(grievance_id)
     if checkpoint_file is None:
         fail("--checkpoint: give the checkpoint to prove against")
+    if consistency:
+        if grievance_id or from_file is None:
+            fail("--from: --consistency proves between two checkpoints: give --from OLD and --checkpoint NEW")
+        prove_consistency(from_file, checkpoint_file, verifier_keys, as_json)
+        return
+    if not grievance_id:
+        fail("grievance_id: give a grievance id, or --consistency")
+    gid = parse_uuid(grievance_id)
     signed, _ = read_checkpoint(checkpoint_file, verifier_keys)
     with opened() as session:
         try:
@@ -113,6 +132,25 @@ def prove(grievance_id: str, checkpoint_file: Path | None, verifier_keys: tuple[
     for p in proved:
         out.print(f"v{p.version}  leaf {p.leaf_index:,}  hash {p.chained_hash.hex()[:16]}  "
                   f"{len(p.inclusion_proof)} proof hashes")  # fmt: skip
+
+
+def prove_consistency(from_file: Path, to_file: Path, verifier_keys: tuple[str, ...], as_json: bool) -> None:
+    """`prove --consistency`: the proof that the older checkpoint is a prefix of the newer, from the store's log."""
+    old, _ = read_checkpoint(from_file, verifier_keys)
+    new, _ = read_checkpoint(to_file, verifier_keys)
+    with opened() as session:
+        try:
+            proof = composition.build_transparency(session.chain).consistency(old.checkpoint, new.checkpoint)
+        except NotExtended as e:
+            fail(f"checkpoint: {e.finding.reason}", EXIT_BROKEN, error_code=e.finding.kind)
+    if as_json:
+        click.echo(encoder.encode({"from": old.note(), "to": new.note(), "old_size": old.checkpoint.size,
+                                   "new_size": new.checkpoint.size, "proof": [h.hex() for h in proof]}))  # fmt: skip
+        return
+    out.print(f"consistent: {old.checkpoint.size:,} leaves are a prefix of {new.checkpoint.size:,} "
+              f"({len(proof)} proof hashes)")  # fmt: skip
+    for h in proof:
+        out.print(h.hex())
 
 
 def verify_against_checkpoint(grievance_id: UUID | None, signed: SignedCheckpoint, signature_checked: bool,
@@ -160,3 +198,72 @@ def print_verdict(grievance_id: UUID | None, verdict: Verdict, signed: SignedChe
     elif verdict.unseen:
         out.print(f"unseen: {verdict.unseen:,} events were written after the checkpoint; a change to them shows only "
                   "against a later checkpoint")  # fmt: skip
+
+
+@click.command()
+@click.argument("checkpoint_file", metavar="CHECKPOINT", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--key",
+    "key_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The witness's own signing key file (from checkpoint-key, with the witness's name).",
+)
+@click.option("--log-key", required=True, help="The log's verifier key: only its checkpoints are cosigned.")
+@click.option(
+    "--state",
+    "state_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where the last checkpoint cosigned is kept; default KEY.state.",
+)
+@click.option(
+    "--proof",
+    "proof_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="prove --consistency --json output from the last checkpoint cosigned; default: ask the store.",
+)
+def witness(
+    checkpoint_file: Path, key_file: Path, log_key: str, state_file: Path | None, proof_file: Path | None
+) -> None:
+    """Cosign CHECKPOINT (C2SP tlog-cosignature) once it is shown consistent with the last checkpoint this witness
+    cosigned, and print it with the cosignature added; the first is taken on trust.
+
+    Exit 4, cosigning nothing, when the log is not an append-only extension of the last one cosigned.
+    """
+    try:
+        signer = load_signing_key(key_file)
+        log = Verifier.parse(log_key, "--log-key")
+        new = parse_note(read_note(checkpoint_file))
+        keeper = Witness(signer, state_file or key_file.with_name(key_file.name + ".state"))
+        first = keeper.last() is None
+        cosigned = keeper.witness(new, log, consistency_from(proof_file), int(time.time()))
+    except CheckpointError as e:
+        refuse_checkpoint(e)
+    except NotConsistent as e:
+        fail(f"checkpoint: {e.reason}", EXIT_BROKEN, error_code=e.kind)
+    except NotExtended as e:
+        fail(f"checkpoint: {e.finding.reason}", EXIT_BROKEN, error_code=e.finding.kind)
+    click.echo(cosigned.note(), nl=False)
+    trust = " (the first: taken on trust)" if first else ""
+    click.echo(f"cosigned {new.checkpoint.size:,} leaves{trust} as {Cosigner.of(signer).encoded()}", err=True)
+
+
+def consistency_from(proof_file: Path | None) -> Callable[[Checkpoint, Checkpoint], Sequence[bytes]]:
+    """Where a witness's consistency proofs come from: a prove --consistency document, or the store."""
+
+    def from_document(old: Checkpoint, new: Checkpoint) -> Sequence[bytes]:
+        assert proof_file is not None
+        try:
+            doc = json.loads(proof_file.read_text(encoding="utf-8"))
+            if (doc["old_size"], doc["new_size"]) != (old.size, new.size):
+                raise CheckpointError("--proof", f"proves {doc['old_size']} to {doc['new_size']} leaves, not "
+                                      f"{old.size} to {new.size}")  # fmt: skip
+            return [bytes.fromhex(h) for h in doc["proof"]]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise CheckpointError("--proof", f"{proof_file} is not prove --consistency --json output: {e}") from None
+
+    def from_store(old: Checkpoint, new: Checkpoint) -> Sequence[bytes]:
+        with opened() as session:
+            return composition.build_transparency(session.chain).consistency(old, new)
+
+    return from_document if proof_file is not None else from_store

@@ -25,7 +25,7 @@ from eventsourcing.utils import Environment, EnvType
 from psycopg.sql import SQL, Identifier
 
 from adapters.storage.hash_chain import chain, originator_uuid
-from adapters.storage.log_nodes import PostgresLogNodes, SQLiteLogNodes
+from adapters.storage.log_nodes import NODES_TABLE, Backfill, PostgresLogNodes, SQLiteLogNodes
 from adapters.storage.merkle_log import NodeKey
 from engine.errors import ConfigurationError
 
@@ -37,6 +37,8 @@ SQLITE_IDS_PER_QUERY = 500
 # Grievance ids parsed lately, for reads of the log: about 5 MiB.
 PARSED_IDS = 20_000
 HASHES_TABLE = "event_hashes"
+# Events a page when a store made before the Merkle log gets its leaves.
+BACKFILL_PAGE = 2000
 
 
 def _continued(stored_events: Sequence[StoredEvent]) -> list[tuple[UUID, int]]:
@@ -107,6 +109,31 @@ class BatchReadingSQLiteRecorder(SQLiteProcessRecorder):
         c.execute(f"SELECT name FROM pragma_table_info('{HASHES_TABLE}')")
         if "leaf_index" not in {row[0] for row in c.fetchall()}:
             c.execute(f"ALTER TABLE {HASHES_TABLE} ADD COLUMN leaf_index INTEGER")
+        c.execute(f"SELECT EXISTS (SELECT 1 FROM {NODES_TABLE}), EXISTS (SELECT 1 FROM {self.events_table_name})")
+        has_log, has_events = c.fetchone()
+        if has_events and not has_log:
+            self._backfill_log(c)
+
+    def _backfill_log(self, c: Any) -> None:
+        # Events stored before the log existed become its first leaves, in the order stored, in this transaction.
+        backfill, after = Backfill(), 0
+        while True:
+            c.execute(f"SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state, h.hash FROM "
+                      f"{self.events_table_name} e LEFT JOIN {HASHES_TABLE} h ON h.originator_id = e.originator_id "
+                      "AND h.originator_version = e.originator_version WHERE e.rowid > ? ORDER BY e.rowid LIMIT ?",
+                      (after, BACKFILL_PAGE))  # fmt: skip
+            rows = c.fetchall()
+            if not rows:
+                return
+            after = rows[-1][0]
+            hashed, made = backfill.page([(self._stored_event(r), None if r["hash"] is None else bytes(r["hash"]))
+                                          for r in rows])  # fmt: skip
+            c.executemany(
+                f"INSERT INTO {HASHES_TABLE} (originator_id, originator_version, hash, leaf_index) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (originator_id, originator_version) DO UPDATE SET leaf_index = excluded.leaf_index",
+                [(oid.hex, v, h, i) for oid, v, h, i in hashed],
+            )
+            c.executemany(f"INSERT INTO {NODES_TABLE} VALUES (?, ?, ?)", [(n.level, n.index, n.hash) for n in made])
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         # The library inserts a row at a time, to read each one's rowid (its notification id); one executemany
@@ -288,6 +315,22 @@ class BatchReadingPostgresRecorder(PostgresProcessRecorder):
             "SELECT originator_id, originator_version, leaf_index FROM {schema}.{hashes} "
             "WHERE originator_id = ANY(%s) AND leaf_index IS NOT NULL"
         ).format(schema=schema, hashes=hashes)
+        table = Identifier(self.events_table_name)
+        self.select_log_and_events_statement = SQL(
+            "SELECT EXISTS (SELECT 1 FROM {schema}.{nodes}) AS has_log, EXISTS (SELECT 1 FROM {schema}.{table}) "
+            "AS has_events"
+        ).format(schema=schema, nodes=Identifier(NODES_TABLE), table=table)
+        self.select_backfill_page_statement = SQL(
+            "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state, h.hash FROM "
+            "{schema}.{table} e LEFT JOIN {schema}.{hashes} h ON h.originator_id = e.originator_id AND "
+            "h.originator_version = e.originator_version WHERE e.notification_id > %s "
+            "ORDER BY e.notification_id LIMIT %s"
+        ).format(schema=schema, table=table, hashes=hashes)
+        self.upsert_leaf_indexes_statement = SQL(
+            "INSERT INTO {schema}.{hashes} (originator_id, originator_version, hash, leaf_index) "
+            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::bytea[], %b::bigint[]) "
+            "ON CONFLICT (originator_id, originator_version) DO UPDATE SET leaf_index = excluded.leaf_index"
+        ).format(schema=schema, hashes=hashes)
         self.select_leaf_owner_statement = SQL(
             "SELECT originator_id, originator_version FROM {schema}.{hashes} WHERE leaf_index = %s"
         ).format(schema=schema, hashes=hashes)
@@ -298,6 +341,34 @@ class BatchReadingPostgresRecorder(PostgresProcessRecorder):
             "SELECT originator_id FROM (SELECT originator_id FROM {schema}.{table} UNION "
             "SELECT originator_id FROM {schema}.{hashes}) ids WHERE originator_id > %s ORDER BY originator_id LIMIT %s"
         ).format(schema=schema, hashes=hashes, table=Identifier(self.events_table_name))
+
+    def create_table(self) -> None:
+        super().create_table()
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(self.select_log_and_events_statement)
+            row = curs.fetchone()
+            if row is not None and row["has_events"] and not row["has_log"]:
+                # Events stored before the log existed become its first leaves, in the order stored, under the
+                # lock writers take: a second process starting at once finds the log built.
+                self._lock_table(curs)
+                curs.execute(self.select_log_and_events_statement)
+                again = curs.fetchone()
+                if again is not None and not again["has_log"]:
+                    self._backfill_log(curs)
+
+    def _backfill_log(self, curs: Any) -> None:
+        backfill, after = Backfill(), 0
+        while True:
+            curs.execute(self.select_backfill_page_statement, (after, BACKFILL_PAGE))
+            rows = curs.fetchall()
+            if not rows:
+                return
+            after = rows[-1]["notification_id"]
+            hashed, made = backfill.page([(_stored_event(r), None if r["hash"] is None else bytes(r["hash"]))
+                                          for r in rows])  # fmt: skip
+            columns = list(zip(*hashed, strict=True))
+            curs.execute(self.upsert_leaf_indexes_statement, [list(c) for c in columns])
+            self.log.insert(curs, made)
 
     def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         # As the library's PostgresApplicationRecorder: lock, notify, insert; only the insert's parameters differ.

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from uuid import UUID
 
+from eventsourcing.persistence import StoredEvent
 from psycopg.sql import SQL, Composed, Identifier
 
+from adapters.storage.hash_chain import GENESIS, link, originator_uuid
 from adapters.storage.merkle_log import Node, NodeKey, appended, leaf_hash, span_nodes
 from engine.errors import InfrastructureError
 
@@ -138,3 +141,30 @@ class PostgresLogNodes:
         wanted = list(set(keys))
         c.execute(self.select_nodes_statement, ([k[0] for k in wanted], [k[1] for k in wanted]))
         return {(int(r["level"]), int(r["idx"])): bytes(r["hash"]) for r in c.fetchall()}
+
+
+class Backfill:
+    """The log of a store whose events were stored before it existed, built page by page in storage order: each
+    event's leaf is its stored chained hash (recomputed where a store older still kept none)."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._frontier: dict[NodeKey, bytes] = {}
+        self._last: dict[UUID, bytes] = {}
+
+    def page(self, rows: Sequence[tuple[StoredEvent, bytes | None]]) -> tuple[list[tuple[UUID, int, bytes, int]],
+                                                                              list[Node]]:  # fmt: skip
+        """For the next events in storage order with their stored hashes (None if none): each one's (grievance,
+        version, chained hash, leaf index), and the nodes they complete."""
+        hashed: list[tuple[UUID, int, bytes, int]] = []
+        for event, stored in rows:
+            oid = originator_uuid(event)
+            previous = self._last.get(oid, GENESIS) if event.originator_version > 1 else GENESIS
+            chained = stored if stored is not None else link(previous, event)
+            self._last[oid] = chained
+            hashed.append((oid, event.originator_version, chained, self.size + len(hashed)))
+        made = new_nodes(self.size, [self._frontier[k] for k in frontier_keys(self.size)], [h for _, _, h, _ in hashed])
+        self.size += len(hashed)
+        known = {**self._frontier, **{(n.level, n.index): n.hash for n in made}}
+        self._frontier = {k: known[k] for k in frontier_keys(self.size)}
+        return hashed, made

@@ -14,6 +14,7 @@ from adapters.settings import Settings
 from adapters.storage.hash_chain import originator_uuid
 from adapters.storage.merkle_log import MemoryLog, inclusion_proof, leaf_hash, tree_head, verify_inclusion
 from engine.service_chain import ServiceChain
+from tests.integration.test_tamper_evidence import tamper
 from tests.scenario import Scenario
 
 
@@ -100,3 +101,27 @@ def test_a_batch_that_fails_to_store_appends_no_leaf(stored_chain: ServiceChain)
     s.claim()
     assert recorder.log_size() == 2
     assert recorder.select_leaves_of([s.id]) == {s.id: {1: 0, 2: 1}}
+
+
+def test_a_store_made_before_the_log_gets_its_leaves_when_opened(stored_chain: ServiceChain, database_url: str) -> None:
+    ids = [Scenario(stored_chain).answered_then_reopened() for _ in range(2)]
+    recorder: Any = stored_chain.recorder
+    expected = tree_head(14, recorder)
+    # As the store was before the log: no nodes, no leaf index column, and (older still) one grievance's hashes gone.
+    tamper(database_url, "DELETE FROM log_nodes")
+    tamper(database_url, "ALTER TABLE event_hashes DROP COLUMN leaf_index")
+    tamper(database_url, "DELETE FROM event_hashes WHERE originator_id = %s", ids[1])
+    reopened = ServiceChain(Settings(database_url=database_url).store_env(), chart=stored_chain.chart,
+                            clock=stored_chain.clock)  # fmt: skip
+    try:
+        again: Any = reopened.recorder
+        assert again.log_size() == 14
+        assert tree_head(14, again) == expected
+        assert again.select_leaves_of(ids) == {ids[0]: {v: v - 1 for v in range(1, 8)},
+                                               ids[1]: {v: v + 6 for v in range(1, 8)}}  # fmt: skip
+        Scenario(reopened).report()
+        log, order = rebuilt(reopened)
+        assert again.log_size() == len(order) == 15
+        assert tree_head(15, again) == tree_head(15, log)
+    finally:
+        reopened.close()

@@ -18,11 +18,11 @@ from uuid import UUID
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from adapters.audit.checkpoint import Signer, new_signing_key, parse_note
+from adapters.audit.checkpoint import Cosigner, Signer, new_signing_key, parse_note
 from adapters.composition import build_chain, build_transparency
 from adapters.settings import Settings
 from adapters.storage.hash_chain import GENESIS, link
-from adapters.storage.merkle_log import leaf_hash, verify_inclusion
+from adapters.storage.merkle_log import leaf_hash, verify_consistency, verify_inclusion
 from engine.service_chain import ServiceChain
 from tests.integration.test_tamper_evidence import tamper
 from tests.scenario import Scenario
@@ -281,6 +281,21 @@ def test_a_proof_checks_offline_against_the_checkpoint(chain: ServiceChain, live
         proof = [bytes.fromhex(h) for h in e["inclusion_proof"]]
         assert verify_inclusion(e["leaf_index"], size, leaf_hash(previous), proof, root)
     assert build_transparency(chain).head()[0] == 28
+    # The auditor's own check, with no database: intact as printed, broken by any altered byte of the bytes stored.
+    document = cli.folder / "proof.json"
+    document.write_text(done.stdout)
+    offline = [sys.executable, "-m", "adapters.audit.offline", str(document), "--verifier-key",
+               cli.signer.verifier.encoded()]  # fmt: skip
+    ok = subprocess.run(offline, capture_output=True, text=True, timeout=60, check=False)
+    assert ok.returncode == 0, ok.stderr
+    assert f"intact: grievance {lives[1]}'s 7 events are in the signed log as shown" in ok.stdout
+    state = base64.b64decode(doc["events"][2]["state"])
+    doc["events"][2]["state"] = base64.b64encode(state.replace(b"1", b"2", 1)).decode()
+    document.write_text(json.dumps(doc))
+    broken = subprocess.run(offline, capture_output=True, text=True, timeout=60, check=False)
+    assert (broken.returncode, broken.stderr.strip()) == (
+        4, "error: events[2].chained_hash: version 3's stored bytes recompute another hash [broken]"
+    )  # fmt: skip
 
 
 def test_a_bad_checkpoint_or_key_is_one_line(lives: list[UUID], cli: Cli, tmp_path: Path) -> None:
@@ -298,3 +313,98 @@ def test_a_bad_checkpoint_or_key_is_one_line(lives: list[UUID], cli: Cli, tmp_pa
     missing = cli("checkpoint", "--key", str(tmp_path / "nope.key"))
     assert missing.returncode == 1
     assert missing.stderr.startswith("error: key: ")
+
+
+def test_a_consistency_proof_joins_two_checkpoints_and_a_rewrite_between_them_has_none(
+    chain: ServiceChain, lives: list[UUID], cli: Cli, database_url: str
+) -> None:
+    old = cli.checkpoint()
+    Scenario(chain).answered_then_reopened()
+    new = cli.checkpoint("new.checkpoint")
+    done = cli("prove", "--consistency", "--from", str(old), "--checkpoint", str(new), "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    a, b = parse_note(doc["from"]).checkpoint, parse_note(doc["to"]).checkpoint
+    assert (doc["old_size"], doc["new_size"]) == (a.size, b.size) == (21, 28)
+    assert verify_consistency(21, 28, [bytes.fromhex(h) for h in doc["proof"]], a.root, b.root)
+    # The store rolled back to 14 events and written again past 21: a checkpoint now is no extension of the old one.
+    roll_back(database_url, 14)
+    reopened = build_chain(Settings(database_url=database_url))
+    try:
+        for _ in range(2):
+            Scenario(reopened).answered_then_reopened()
+    finally:
+        reopened.close()
+    rewritten = cli.checkpoint("rewritten.checkpoint")
+    refused = cli("prove", "--consistency", "--from", str(old), "--checkpoint", str(rewritten))
+    assert refused.returncode == 4
+    assert refused.stderr.strip() == ("error: checkpoint: the checkpoint of 21 leaves is not a prefix of the one of "
+                                      "28 leaves: the log was rewritten between them [not_consistent]")  # fmt: skip
+    backwards = cli("prove", "--consistency", "--from", str(new), "--checkpoint", str(old))
+    assert backwards.returncode == 4
+    assert "[rolled_back]" in backwards.stderr
+
+
+def test_a_witness_cosigns_only_a_log_that_grew_from_what_it_cosigned_last(
+    chain: ServiceChain, lives: list[UUID], cli: Cli, database_url: str, tmp_path: Path
+) -> None:
+    auditor_key = tmp_path / "auditor.key"
+    auditor = new_signing_key(auditor_key, "audit.example.org/w1")
+    log_key = cli.signer.verifier.encoded()
+
+    def witness(checkpoint: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return cli("witness", "--key", str(auditor_key), "--log-key", log_key, str(checkpoint), *args)
+
+    first = witness(cli.checkpoint())
+    assert first.returncode == 0, first.stderr
+    assert "cosigned 21 leaves (the first: taken on trust) as audit.example.org/w1+" in first.stderr
+    Scenario(chain).answered_then_reopened()
+    second = witness(cli.checkpoint("new.checkpoint"))
+    assert second.returncode == 0, second.stderr
+    cosigned = parse_note(second.stdout)
+    assert cosigned.checkpoint.size == 28
+    assert cosigned.signed_by(cli.signer.verifier)
+    assert Cosigner.of(auditor).cosigned_at(cosigned) is not None
+    assert Cosigner.of(auditor).cosigned_at(parse_note(cli.checkpoint("plain.checkpoint").read_text())) is None
+    state = tmp_path / "auditor.key.state"
+    assert state.read_text() == second.stdout
+    # Rolled back and written over: a checkpoint signed with the log's own key now, but of another history.
+    roll_back(database_url, 14)
+    reopened = build_chain(Settings(database_url=database_url))
+    try:
+        for _ in range(3):
+            Scenario(reopened).answered_then_reopened()
+    finally:
+        reopened.close()
+    refused = witness(cli.checkpoint("rewritten.checkpoint"))
+    assert refused.returncode == 4
+    assert refused.stderr.strip() == ("error: checkpoint: the checkpoint of 28 leaves is not a prefix of the one of "
+                                      "35 leaves: the log was rewritten between them [not_consistent]")  # fmt: skip
+    assert state.read_text() == second.stdout, "nothing cosigned, the state unchanged"
+    other = tmp_path / "other.checkpoint"
+    other.write_text(second.stdout)
+    stranger = cli("witness", "--key", str(auditor_key), "--log-key", auditor.verifier.encoded(), str(other))
+    assert stranger.returncode == 1
+    assert stranger.stderr.startswith("error: checkpoint: not signed by the log's key audit.example.org/w1+")
+
+
+def test_a_witness_checks_a_proof_it_is_given_without_the_store(lives: list[UUID], cli: Cli, tmp_path: Path) -> None:
+    auditor_key = tmp_path / "auditor.key"
+    new_signing_key(auditor_key, "audit.example.org/w1")
+    old = cli.checkpoint()
+    assert (
+        cli("witness", "--key", str(auditor_key), "--log-key", cli.signer.verifier.encoded(), str(old)).returncode == 0
+    )
+    new = cli.checkpoint("new.checkpoint")  # the same size: an empty proof joins them
+    proof = tmp_path / "proof.json"
+    proof.write_text(cli("prove", "--consistency", "--from", str(old), "--checkpoint", str(new), "--json").stdout)
+    offline = Cli("sqlite:////nonexistent/dir/store.db", (cli.key_file, cli.signer), tmp_path)
+    done = offline("witness", "--key", str(auditor_key), "--log-key", cli.signer.verifier.encoded(), str(new),
+                   "--proof", str(proof))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps({"old_size": 21, "new_size": 21, "proof": ["00" * 32]}))
+    refused = offline("witness", "--key", str(auditor_key), "--log-key", cli.signer.verifier.encoded(), str(new),
+                      "--proof", str(forged))  # fmt: skip
+    assert refused.returncode == 4
+    assert "[not_consistent]" in refused.stderr

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import stat
 from pathlib import Path
 
@@ -13,8 +14,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from adapters.audit.checkpoint import (
     Checkpoint,
     CheckpointError,
+    Cosigner,
     Signer,
     Verifier,
+    cosign,
     load_signing_key,
     new_signing_key,
     open_note,
@@ -102,3 +105,21 @@ def test_a_note_signed_by_another_key_or_altered_does_not_verify() -> None:
 def test_a_verifier_key_that_contradicts_itself_is_refused(key: str) -> None:
     with pytest.raises(CheckpointError):
         Verifier.parse(key)
+
+
+def test_a_cosignature_is_c2sp_tlog_cosignature_v1() -> None:
+    witness = Signer("witness.example.com/w1", Ed25519PrivateKey.generate())
+    signed = sign(Checkpoint("PeterNeumann", 3, bytes(32)), Signer.parse(GO_SIGNER))
+    cosigned = cosign(signed, witness, 1679315147)
+    name, key_hash, blob = cosigned.signatures[-1]
+    assert name == "witness.example.com/w1"
+    public = witness.verifier.public
+    assert key_hash == hashlib.sha256(b"witness.example.com/w1\n\x04" + public).digest()[:4]
+    assert blob[:8] == (1679315147).to_bytes(8, "big")
+    message = b"cosignature/v1\ntime 1679315147\n" + signed.text.encode()
+    assert witness.verifier.verifies(message, blob[8:]), "over exactly the message the specification spells out"
+    again = parse_note(cosigned.note())
+    assert Cosigner.of(witness).cosigned_at(again) == 1679315147
+    assert again.signed_by(Signer.parse(GO_SIGNER).verifier)
+    assert Cosigner.of(witness).cosigned_at(parse_note(cosigned.note().replace("\n3\n", "\n4\n"))) is None
+    assert Cosigner.of(witness).encoded().startswith(f"witness.example.com/w1+{key_hash.hex()}+B")
