@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import hashlib
 import json
 import sys
 from collections.abc import Sequence
@@ -20,14 +21,40 @@ from pathlib import Path
 from typing import NoReturn
 from uuid import UUID
 
-from adapters.audit.checkpoint import CheckpointError, SignedCheckpoint, Verifier, parse_note
-from adapters.audit.cosignature import CosignerKey
+from adapters.audit.checkpoint import (
+    COSIGNATURE,
+    ED25519,
+    CheckpointError,
+    Cosigner,
+    SignedCheckpoint,
+    Verifier,
+    parse_note,
+)
 from adapters.storage.chained_hash import GENESIS, chained_hash
 from adapters.storage.merkle_log import HASH_SIZE, leaf_hash, verify_inclusion
 
 EXIT_REJECTED = 1
 EXIT_USAGE = 2
 EXIT_BROKEN = 4
+
+
+def parse_cosigner(encoded: str, field: str = "--witness-key") -> Cosigner:
+    """A witness's verifier key: of C2SP tlog-cosignature's type 0x04, or a plain Ed25519 note key (0x01) used as
+    one, as transparency-dev's VKeyToCosignatureV1 allows; each checked against its own key hash."""
+    parts = encoded.strip().split("+", 2)
+    if len(parts) != 3 or not parts[0] or any(c.isspace() for c in parts[0]):
+        raise CheckpointError(field, "not <name>+<key hash>+<key>")
+    name, hash_hex, key = parts
+    try:
+        raw = base64.b64decode(key, validate=True)
+        stated = bytes.fromhex(hash_hex)
+    except (binascii.Error, ValueError):
+        raise CheckpointError(field, "its key hash or key is not hex and base64") from None
+    if len(raw) != 33 or raw[:1] not in (ED25519, COSIGNATURE):
+        raise CheckpointError(field, "not an Ed25519 key (0x01 or 0x04, and 32 bytes)")
+    if stated != hashlib.sha256(name.encode() + b"\n" + raw).digest()[:4]:
+        raise CheckpointError(field, "its key hash does not match its name and key")
+    return Cosigner(name, raw[1:])
 
 
 class Broken(Exception):
@@ -49,7 +76,7 @@ class Proved:
     last_leaf: int
     signed: SignedCheckpoint
     log_key: Verifier
-    witnesses: tuple[tuple[CosignerKey, int], ...]
+    witnesses: tuple[tuple[Cosigner, int], ...]
 
     def summary(self) -> str:
         cp = self.signed.checkpoint
@@ -95,7 +122,7 @@ def _base64(value: str, field: str) -> bytes:
     return raw
 
 
-def check(document: object, log_key: Verifier, witness_keys: Sequence[CosignerKey] = ()) -> Proved:
+def check(document: object, log_key: Verifier, witness_keys: Sequence[Cosigner] = ()) -> Proved:
     """Everything the proof claims, checked in order; the first failure raised as Broken."""
     if not isinstance(document, dict):
         raise Broken("document", "not a JSON object")
@@ -120,7 +147,7 @@ def check(document: object, log_key: Verifier, witness_keys: Sequence[CosignerKe
         raise Broken("checkpoint", f"its origin {cp.origin!r} is not the log key's name {log_key.name!r}")
     witnesses = []
     for key in witness_keys:
-        timestamp = key.timestamp_of(signed)
+        timestamp = key.cosigned_at(signed)
         if timestamp is None:
             raise Broken("checkpoint", f"no valid cosignature by {key.encoded()}")
         witnesses.append((key, timestamp))
@@ -181,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         log_key = Verifier.parse(args.verifier_key, "--verifier-key")
-        witness_keys = [CosignerKey.parse(k, "--witness-key") for k in args.witness_key]
+        witness_keys = [parse_cosigner(k) for k in args.witness_key]
     except CheckpointError as e:
         _fail(f"{e.field}: {e.reason}", EXIT_REJECTED, "invalid_value")
     try:

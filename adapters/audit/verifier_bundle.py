@@ -13,7 +13,6 @@ MODULES = (
     "adapters/__init__.py",
     "adapters/audit/__init__.py",
     "adapters/audit/checkpoint.py",
-    "adapters/audit/cosignature.py",
     "adapters/audit/offline_verifier.py",
     "adapters/storage/__init__.py",
     "adapters/storage/chained_hash.py",

@@ -21,8 +21,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.audit.checkpoint import Checkpoint, SignedCheckpoint, Signer, new_signing_key, parse_note
-from adapters.audit.cosignature import CosignerKey, cosign
+from adapters.audit.checkpoint import (
+    Checkpoint,
+    Cosigner,
+    SignedCheckpoint,
+    Signer,
+    cosign,
+    new_signing_key,
+    parse_note,
+)
 from adapters.audit.offline_verifier import Broken, check
 from adapters.audit.transparency import proof_document
 from adapters.composition import build_chain, build_transparency
@@ -89,7 +96,7 @@ def proof(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def verifies(document: object) -> bool:
     try:
-        check(document, LOG.verifier, [CosignerKey.of(WITNESS)])
+        check(document, LOG.verifier, [Cosigner.of(WITNESS)])
     except Broken:
         return False
     return True
@@ -154,7 +161,7 @@ def test_the_one_file_verifier_runs_copied_anywhere(proof: dict[str, Any], tmp_p
     elsewhere.mkdir()
     shutil.copy(tmp_path / "v.pyz", elsewhere / "verifier.pyz")
     (elsewhere / "proof.json").write_text(json.dumps(proof))
-    keys = ("--verifier-key", LOG.verifier.encoded(), "--witness-key", CosignerKey.of(WITNESS).encoded())
+    keys = ("--verifier-key", LOG.verifier.encoded(), "--witness-key", Cosigner.of(WITNESS).encoded())
     done = run(str(elsewhere / "verifier.pyz"), "proof.json", *keys, cwd=elsewhere)
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout.startswith(f"verified: grievance {proof['grievance_id']}: versions 1-7 are leaves 7-13 ")
@@ -263,7 +270,7 @@ def test_a_proof_checks_only_against_the_keys_it_was_signed_with(proof: dict[str
     with pytest.raises(Broken, match=r"checkpoint: not signed by grievances\.test/log\+"):
         check(proof, other.verifier)
     with pytest.raises(Broken, match=r"checkpoint: no valid cosignature by witness\.test/w2\+"):
-        check(proof, LOG.verifier, [CosignerKey.of(Signer("witness.test/w2", Ed25519PrivateKey.generate()))])
+        check(proof, LOG.verifier, [Cosigner.of(Signer("witness.test/w2", Ed25519PrivateKey.generate()))])
     check(proof, LOG.verifier)
 
 
