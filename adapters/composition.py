@@ -25,6 +25,7 @@ from eventsourcing.persistence import (
 )
 from litestar import Litestar
 
+from adapters.audit.publication import CheckpointShelf
 from adapters.audit.trail import AuditTrail
 from adapters.audit.transparency import LoggedStore, Transparency
 from adapters.http.app import create_app
@@ -216,6 +217,8 @@ def build_http_services(settings: Settings, *, clock: Clock | None = None) -> tu
         open311_public=settings.open311_public,
         display_zone=settings.display_zone,
         clock=clock or (lambda: datetime.now(UTC)),
+        transparency=build_transparency(chain),
+        checkpoints=CheckpointShelf(settings.checkpoints_dir) if settings.checkpoints_dir else None,
     )
     return services, projection
 

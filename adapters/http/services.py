@@ -13,7 +13,9 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, ValidationException
 from litestar.params import QueryParameter
 
+from adapters.audit.publication import CheckpointShelf
 from adapters.audit.trail import AuditTrail
+from adapters.audit.transparency import Transparency
 from adapters.display_zone import DisplayZone
 from adapters.http.tokens import TokenBook
 from adapters.intake import Intake
@@ -45,6 +47,9 @@ class Services:
     open311_public: bool = False
     # The zone the page and the HTML reports show times in (GRIEVANCE_DISPLAY_TIMEZONE).
     display_zone: DisplayZone = field(default_factory=lambda: DisplayZone())
+    # The store's Merkle log, and the checkpoints the notary published (GRIEVANCE_CHECKPOINTS_DIR), for proofs.
+    transparency: Transparency | None = None
+    checkpoints: CheckpointShelf | None = None
 
 
 def services(state: State) -> Services:

@@ -1,0 +1,138 @@
+"""The Merkle log over HTTP and the notary that feeds it: `grievance notary` signs and publishes the head, the
+service serves the latest note as text, a grievance's proof that the offline verifier accepts, and consistency
+proofs between tree sizes that join two published checkpoints; every refusal is a problem naming its field."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from litestar.testing import TestClient
+
+from adapters.audit.checkpoint import Checkpoint, Signer, new_signing_key, parse_note, sign, verified
+from adapters.audit.offline_verifier import check
+from adapters.audit.publication import CheckpointShelf
+from adapters.composition import build_http_services
+from adapters.http.app import create_app
+from adapters.http.tokens import TokenBook, TokenEntry, digest
+from adapters.settings import Settings
+from adapters.storage.merkle_log import verify_consistency
+from engine.access import Role
+from tests.e2e.test_http_api import OTHER_STREET, assert_problem, report, step
+from tests.scenario import GRID, HOUSEHOLD, STREET
+
+ORIGIN = "grievances.test/log"
+TOKENS = {
+    "worker": (Role.GRID_WORKER, GRID),
+    "street": (Role.SUPERVISOR, STREET),
+    "elsewhere": (Role.SUPERVISOR, OTHER_STREET),
+    "auditor": (Role.AUDITOR, None),
+}
+
+
+class Service:
+    def __init__(self, client: TestClient[Any], db: Path, folder: Path) -> None:
+        self.client, self.db, self.folder = client, db, folder
+        self.published = folder / "checkpoints"
+        self.key = folder / "notary.key"
+        self.signer: Signer = new_signing_key(self.key, ORIGIN)
+
+    def get(self, path: str, who: str | None = "auditor", params: dict[str, Any] | None = None) -> Any:
+        headers = {"Authorization": f"Bearer token-of-{who}"} if who else {}
+        return self.client.get(path, headers=headers, params=params)
+
+    def post(self, body: Any) -> None:
+        done = self.client.post("/api/v1/commands", headers={"Authorization": "Bearer token-of-worker"}, json=body)
+        assert done.status_code in (200, 201), done.text
+
+    def notary(self) -> subprocess.CompletedProcess[str]:
+        """One round of `grievance notary`, a process of its own beside the service."""
+        env = {"GRIEVANCE_DATABASE_URL": f"sqlite:///{self.db}", "GRIEVANCE_CHECKPOINTS_DIR": str(self.published),
+               "PATH": "/usr/bin:/bin"}  # fmt: skip
+        return subprocess.run([sys.executable, "-m", "adapters.cli", "notary", "--key", str(self.key)], env=env,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    db = tmp_path / "g.db"
+    services, _ = build_http_services(
+        Settings(database_url=f"sqlite:///{db}", checkpoints_dir=tmp_path / "checkpoints")
+    )
+    services.tokens = TokenBook([TokenEntry(name=k, role=r, unit_id=u, sha256=digest(f"token-of-{k}"))
+                                 for k, (r, u) in TOKENS.items()], services.chain.chart)  # fmt: skip
+    with TestClient(app=create_app(services)) as client:
+        yield Service(client, db, tmp_path)
+    services.chain.close()
+
+
+def test_the_notary_publishes_and_the_service_serves_checkpoints_proofs_and_consistency(service: Service) -> None:
+    assert_problem(service.get("/api/v1/checkpoints/latest"), 404, "checkpoint")
+    gid = uuid4()
+    service.post(report(gid))
+    service.post(step("claim", gid, 5, unit_id=HOUSEHOLD, mode="member", claimant="m"))
+    signed = service.notary()
+    assert signed.returncode == 0, signed.stderr
+    assert "signed 2 leaves" in signed.stdout
+    latest = service.get("/api/v1/checkpoints/latest")
+    assert latest.status_code == 200
+    assert latest.headers["content-type"].startswith("text/plain")
+    assert latest.text == (service.published / "latest.checkpoint").read_text()
+    old = verified(latest.text, [service.signer.verifier]).checkpoint
+    assert (old.origin, old.size) == (ORIGIN, 2)
+    again = service.notary()
+    assert (again.returncode, again.stdout) == (0, ""), "an unchanged head is not signed again"
+
+    proof = service.get(f"/api/v1/grievances/{gid}/proof", who="street")
+    assert proof.status_code == 200, proof.text
+    proved = check(proof.json(), service.signer.verifier)
+    assert (proved.grievance_id, proved.events, proved.first_leaf, proved.last_leaf) == (gid, 2, 0, 1)
+    assert_problem(service.get(f"/api/v1/grievances/{gid}/proof", who="elsewhere"), 404, "grievance_id")
+
+    service.post(report())
+    assert service.notary().returncode == 0
+    new = parse_note(service.get("/api/v1/checkpoints/latest").text).checkpoint
+    assert new.size == 3
+    assert sorted(p.name for p in service.published.iterdir()) == ["2.checkpoint", "3.checkpoint", "latest.checkpoint"]
+    answer = service.get("/api/v1/log/consistency", params={"from": 2, "to": 3})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["old_size"], body["new_size"], body["old_root"], body["new_root"]) == (2, 3, old.root.hex(),
+                                                                                         new.root.hex())  # fmt: skip
+    assert verify_consistency(2, 3, [bytes.fromhex(h) for h in body["proof"]], old.root, new.root)
+
+
+def test_consistency_between_sizes_the_log_cannot_join_is_refused_naming_the_size(service: Service) -> None:
+    service.post(report())
+    assert_problem(service.get("/api/v1/log/consistency", params={"from": 1, "to": 0}), 422, "from")
+    assert_problem(service.get("/api/v1/log/consistency", params={"from": 0, "to": 2}), 422, "to")
+    assert_problem(service.get("/api/v1/log/consistency", params={"from": -1, "to": 1}), 400, "from")
+    assert_problem(service.get("/api/v1/log/consistency", None, params={"from": 0, "to": 1}), 401, "authorization")
+
+
+def test_the_notary_never_signs_a_head_that_does_not_extend_the_last_one_published(service: Service) -> None:
+    gid = uuid4()
+    service.post(report(gid))
+    # A checkpoint of more leaves than the store now holds: the store was rolled back under it.
+    CheckpointShelf(service.published).publish(sign(Checkpoint(ORIGIN, 5, bytes(32)), service.signer))
+    refused = service.notary()
+    assert refused.returncode == 4
+    assert refused.stderr.startswith("error: checkpoint: the older checkpoint has 5 leaves, more than the newer")
+    assert refused.stderr.rstrip().endswith("nothing signed [rolled_back]")
+    assert sorted(p.name for p in service.published.iterdir()) == ["5.checkpoint", "latest.checkpoint"]
+    # The same size with another root: the service will not prove against a checkpoint its log contradicts.
+    CheckpointShelf(service.published).publish(sign(Checkpoint(ORIGIN, 1, bytes(32)), service.signer))
+    body = assert_problem(service.get(f"/api/v1/grievances/{gid}/proof"), 409, "checkpoint")
+    assert body["code"] == "log_rewritten"
+    assert service.notary().returncode == 4
+
+
+def test_a_tree_size_that_is_not_a_whole_number_is_named_by_its_query_name(service: Service) -> None:
+    for bad in ("-1", "1.5", "x", "٣", "99999999999999999"):
+        assert_problem(service.get("/api/v1/log/consistency", params={"from": bad, "to": "0"}), 400, "from")
+        assert_problem(service.get("/api/v1/log/consistency", params={"from": "0", "to": bad}), 400, "to")
