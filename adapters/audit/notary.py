@@ -3,6 +3,7 @@ head that does not extend the last one it published (so its key never vouches fo
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from adapters.audit.checkpoint import SignedCheckpoint, Signer
@@ -17,6 +18,9 @@ class Notary:
     transparency: Transparency
     signer: Signer
     shelf: CheckpointShelf
+    # Where else each new checkpoint goes (a Kafka topic), before the shelf: should one fail, the head is signed
+    # again next round, to the same note (Ed25519 signatures are deterministic), and announced again.
+    announce: Sequence[Callable[[SignedCheckpoint], None]] = ()
 
     def sign_head(self) -> SignedCheckpoint | None:
         """Sign and publish the head when it has grown since the last checkpoint published (None when it has not);
@@ -28,5 +32,7 @@ class Notary:
             self.transparency.consistency(last.checkpoint, signed.checkpoint)
             if last.checkpoint.size == signed.checkpoint.size:
                 return None
+        for send in self.announce:
+            send(signed)
         self.shelf.publish(signed)
         return signed

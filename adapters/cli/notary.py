@@ -14,6 +14,7 @@ from adapters.audit.publication import CheckpointShelf
 from adapters.audit.transparency import NotExtended
 from adapters.cli.session import EXIT_BROKEN, fail, opened, out, stop_on_signals
 from adapters.cli.transparency import refuse_checkpoint
+from adapters.kafka.checkpoints import CheckpointTopic
 
 
 def register(main: click.Group) -> None:
@@ -28,7 +29,13 @@ def register(main: click.Group) -> None:
               help="The directory to publish checkpoints in; default GRIEVANCE_CHECKPOINTS_DIR.")  # fmt: skip
 @click.option("--every", type=click.FloatRange(min=1), metavar="SECONDS",
               help="Sign again every SECONDS until stopped; once when not given.")  # fmt: skip
-def notary(key_file: Path, directory: Path | None, every: float | None) -> None:
+@click.option(
+    "--kafka",
+    "to_kafka",
+    is_flag=True,
+    help="Announce each checkpoint on Kafka too (GRIEVANCE_KAFKA_CHECKPOINTS_TOPIC, grievance.checkpoints).",
+)
+def notary(key_file: Path, directory: Path | None, every: float | None, to_kafka: bool) -> None:
     """Sign the log's head and publish it as DIR/<size>.checkpoint and DIR/latest.checkpoint whenever it has grown,
     on a schedule. A head that does not extend the last checkpoint published is never signed: exit 4, naming why."""
     try:
@@ -39,7 +46,9 @@ def notary(key_file: Path, directory: Path | None, every: float | None) -> None:
         where = directory or session.settings.checkpoints_dir
         if where is None:
             fail("--publish: name the directory to publish in (or set GRIEVANCE_CHECKPOINTS_DIR)")
-        keeper = Notary(composition.build_transparency(session.chain), signer, CheckpointShelf(where))
+        topic = CheckpointTopic.connect(session.settings.kafka) if to_kafka else None
+        keeper = Notary(composition.build_transparency(session.chain), signer, CheckpointShelf(where),
+                        announce=[topic.announce] if topic else [])  # fmt: skip
         stop = stop_on_signals()
         while True:
             try:
@@ -52,4 +61,6 @@ def notary(key_file: Path, directory: Path | None, every: float | None) -> None:
                 out.print(f"signed {signed.checkpoint.size:,} leaves, root {signed.checkpoint.root.hex()}: "
                           f"published in {where}")  # fmt: skip
             if every is None or stop.wait(every):
+                if topic:
+                    topic.close()
                 return
