@@ -14,7 +14,7 @@ from uuid import uuid4
 import pytest
 from litestar.testing import TestClient
 
-from adapters.audit.checkpoint import Checkpoint, Signer, new_signing_key, parse_note, sign, verified
+from adapters.audit.checkpoint import Checkpoint, Cosigner, Signer, new_signing_key, parse_note, sign, verified
 from adapters.audit.offline_verifier import check
 from adapters.audit.publication import CheckpointShelf
 from adapters.composition import build_http_services
@@ -136,3 +136,36 @@ def test_a_tree_size_that_is_not_a_whole_number_is_named_by_its_query_name(servi
     for bad in ("-1", "1.5", "x", "٣", "99999999999999999"):
         assert_problem(service.get("/api/v1/log/consistency", params={"from": bad, "to": "0"}), 400, "from")
         assert_problem(service.get("/api/v1/log/consistency", params={"from": "0", "to": bad}), 400, "to")
+
+
+def test_a_witness_cosigns_from_what_the_service_serves_and_the_offline_verifier_checks_it(service: Service) -> None:
+    """An auditor with no database access: the checkpoints and the consistency proof from HTTP, `grievance witness
+    --proof` to cosign, the offline verifier to check a proof against the cosigned checkpoint."""
+    witness_key = service.folder / "witness.key"
+    new_signing_key(witness_key, "witness.test/w1")
+    elsewhere = {"GRIEVANCE_DATABASE_URL": f"sqlite:///{service.folder}/nowhere.db", "PATH": "/usr/bin:/bin"}
+
+    def witness(note: str, *proof: str) -> subprocess.CompletedProcess[str]:
+        (service.folder / "new.checkpoint").write_text(note)
+        return subprocess.run([sys.executable, "-m", "adapters.cli", "witness", "--key", str(witness_key), "--log-key",
+                               service.signer.verifier.encoded(), *proof, str(service.folder / "new.checkpoint")],
+                              env=elsewhere, capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    gid = uuid4()
+    service.post(report(gid))
+    assert service.notary().returncode == 0
+    first = witness(service.get("/api/v1/checkpoints/latest").text)
+    assert first.returncode == 0, first.stderr
+    service.post(step("claim", gid, 5, unit_id=HOUSEHOLD, mode="member", claimant="m"))
+    assert service.notary().returncode == 0
+    consistency = service.get("/api/v1/log/consistency", params={"from": "1", "to": "2"})
+    (service.folder / "consistency.json").write_text(consistency.text)
+    cosigned = witness(
+        service.get("/api/v1/checkpoints/latest").text, "--proof", str(service.folder / "consistency.json")
+    )
+    assert cosigned.returncode == 0, cosigned.stderr
+    proof = service.get(f"/api/v1/grievances/{gid}/proof").json()
+    proof["checkpoint"] = cosigned.stdout
+    witness_verifier = Cosigner.of(Signer.parse(witness_key.read_text()))
+    proved = check(proof, service.signer.verifier, [witness_verifier])
+    assert (proved.events, [k.name for k, _ in proved.witnesses]) == (2, ["witness.test/w1"])
