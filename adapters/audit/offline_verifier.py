@@ -4,7 +4,9 @@ It checks the checkpoint's signature by the log's key (and each witness's cosign
 event's chained hash from its stored bytes, checks each inclusion proof against the checkpoint's root, and that the
 versions run 1..n. Only the standard library and `cryptography` are imported, so it runs where the engine is not
 installed: `python -m adapters.audit.offline_verifier PROVE.json --verifier-key KEY`, or as the one file that
-`grievance offline-verifier FILE` writes. Exit 0 with a one-line summary, 4 naming the first failure.
+`grievance offline-verifier FILE` writes. With `--consistency` it checks instead that one signed checkpoint extends
+another (the proof of `prove --consistency --json` or of GET /api/v1/log/consistency). Exit 0 with a one-line
+summary, 4 naming the first failure.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from adapters.audit.checkpoint import (
     parse_note,
 )
 from adapters.storage.chained_hash import GENESIS, chained_hash
-from adapters.storage.merkle_log import HASH_SIZE, leaf_hash, verify_inclusion
+from adapters.storage.merkle_log import HASH_SIZE, leaf_hash, verify_consistency, verify_inclusion
 
 EXIT_REJECTED = 1
 EXIT_USAGE = 2
@@ -122,6 +124,29 @@ def _base64(value: str, field: str) -> bytes:
     return raw
 
 
+def _signed(note: str, field: str, log_key: Verifier, witness_keys: Sequence[Cosigner]
+            ) -> tuple[SignedCheckpoint, tuple[tuple[Cosigner, int], ...]]:  # fmt: skip
+    """A checkpoint note in its one spelling, signed by the log's key under its own name and cosigned by each
+    witness asked for (with the time each cosigned it)."""
+    try:
+        signed = parse_note(note, field)
+    except CheckpointError as e:
+        raise Broken(e.field, e.reason) from None
+    if signed.note() != note:
+        raise Broken(field, "its signatures are not in their canonical base64 spelling")
+    if not signed.signed_by(log_key):
+        raise Broken(field, f"not signed by {log_key.encoded()}")
+    if signed.checkpoint.origin != log_key.name:
+        raise Broken(field, f"its origin {signed.checkpoint.origin!r} is not the log key's name {log_key.name!r}")
+    witnesses = []
+    for key in witness_keys:
+        timestamp = key.cosigned_at(signed)
+        if timestamp is None:
+            raise Broken(field, f"no valid cosignature by {key.encoded()}")
+        witnesses.append((key, timestamp))
+    return signed, tuple(witnesses)
+
+
 def check(document: object, log_key: Verifier, witness_keys: Sequence[Cosigner] = ()) -> Proved:
     """Everything the proof claims, checked in order; the first failure raised as Broken."""
     if not isinstance(document, dict):
@@ -133,24 +158,9 @@ def check(document: object, log_key: Verifier, witness_keys: Sequence[Cosigner] 
         raise Broken("grievance_id", f"{gid_text[:40]!r} is not a UUID") from None
     if str(grievance_id) != gid_text:
         raise Broken("grievance_id", "not a UUID in its canonical spelling")
-    note = str(_member(document, "checkpoint", str, "checkpoint"))
-    try:
-        signed = parse_note(note)
-    except CheckpointError as e:
-        raise Broken(e.field, e.reason) from None
-    if signed.note() != note:
-        raise Broken("checkpoint", "its signatures are not in their canonical base64 spelling")
+    signed, witnesses = _signed(str(_member(document, "checkpoint", str, "checkpoint")), "checkpoint", log_key,
+                                witness_keys)  # fmt: skip
     cp = signed.checkpoint
-    if not signed.signed_by(log_key):
-        raise Broken("checkpoint", f"not signed by {log_key.encoded()}")
-    if cp.origin != log_key.name:
-        raise Broken("checkpoint", f"its origin {cp.origin!r} is not the log key's name {log_key.name!r}")
-    witnesses = []
-    for key in witness_keys:
-        timestamp = key.cosigned_at(signed)
-        if timestamp is None:
-            raise Broken("checkpoint", f"no valid cosignature by {key.encoded()}")
-        witnesses.append((key, timestamp))
     if _member(document, "tree_size", int, "tree_size") != cp.size:
         raise Broken("tree_size", f"not the checkpoint's size {cp.size}")
     if _hex32(document.get("root_hash"), "root_hash") != cp.root:
@@ -183,7 +193,35 @@ def check(document: object, log_key: Verifier, witness_keys: Sequence[Cosigner] 
         last_leaf = leaf
     first = _member(events[0], "leaf_index", int, "events[0].leaf_index")
     assert isinstance(first, int)
-    return Proved(grievance_id, len(events), first, last_leaf, signed, log_key, tuple(witnesses))
+    return Proved(grievance_id, len(events), first, last_leaf, signed, log_key, witnesses)
+
+
+def check_consistency(document: object, log_key: Verifier, witness_keys: Sequence[Cosigner] = (),
+                      old_note: str | None = None, new_note: str | None = None) -> str:  # fmt: skip
+    """That the newer checkpoint extends the older (the RFC 9162 proof of `prove --consistency --json` or of
+    GET /log/consistency, whose checkpoints are given apart), both signed by the log, the newer cosigned by each
+    witness asked for; its one-line summary, or the first failure raised as Broken."""
+    if not isinstance(document, dict):
+        raise Broken("document", "not a JSON object")
+    old, _ = _signed(old_note or str(_member(document, "from", str, "from")), "from", log_key, ())
+    new, witnesses = _signed(new_note or str(_member(document, "to", str, "to")), "to", log_key, witness_keys)
+    o, n = old.checkpoint, new.checkpoint
+    if _member(document, "old_size", int, "old_size") != o.size:
+        raise Broken("old_size", f"not the older checkpoint's size {o.size}")
+    if _member(document, "new_size", int, "new_size") != n.size:
+        raise Broken("new_size", f"not the newer checkpoint's size {n.size}")
+    for key, cp in (("old_root", o), ("new_root", n)):
+        if key in document and _hex32(document[key], key) != cp.root:
+            raise Broken(key, "not its checkpoint's root hash")
+    proof = _member(document, "proof", list, "proof")
+    assert isinstance(proof, list)
+    path = [_hex32(h, f"proof[{j}]") for j, h in enumerate(proof)]
+    if o.size > n.size:
+        raise Broken("from", f"its {o.size} leaves are more than the newer checkpoint's {n.size}: the log shrank")
+    if not verify_consistency(o.size, n.size, path, o.root, n.root):
+        raise Broken("proof", f"does not show the checkpoint of {o.size} leaves a prefix of the one of {n.size}")
+    cosigned = "".join(f"; cosigned by {k.name} at {t}" for k, t in witnesses)
+    return f"consistent: checkpoint {n.origin} of {n.size} leaves extends the one of {o.size}{cosigned}"
 
 
 def _fail(message: str, code: int, error_code: str) -> NoReturn:
@@ -201,7 +239,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _Arguments(
         prog="offline_verifier", description="Check a grievance's proof (grievance prove --json) without the database."
     )
-    parser.add_argument("proof", type=Path, help="The proof file: the JSON of grievance prove --json.")
+    parser.add_argument(
+        "proof",
+        type=Path,
+        help="The proof file: the JSON of grievance prove --json (or of prove "
+        "--consistency --json, or GET /api/v1/log/consistency, with --consistency).",
+    )
+    parser.add_argument(
+        "--consistency",
+        action="store_true",
+        help="The file proves that one checkpoint extends another: check that instead.",
+    )
+    parser.add_argument(
+        "--from",
+        dest="old",
+        type=Path,
+        metavar="OLD",
+        help="With --consistency: the older "
+        "checkpoint, when the proof does not carry it (GET /api/v1/log/consistency's does not).",
+    )
+    parser.add_argument("--to", dest="new", type=Path, metavar="NEW", help="With --consistency: the newer one.")
     parser.add_argument("--verifier-key", required=True, metavar="KEY", help="The log's verifier key (name+hash+key).")
     parser.add_argument("--witness-key", action="append", default=[], metavar="KEY",
                         help="A witness's key whose cosignature the checkpoint must carry (repeatable).")  # fmt: skip
@@ -211,21 +268,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         witness_keys = [parse_cosigner(k) for k in args.witness_key]
     except CheckpointError as e:
         _fail(f"{e.field}: {e.reason}", EXIT_REJECTED, "invalid_value")
-    try:
-        text = args.proof.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        _fail(f"proof: {args.proof} cannot be read: {getattr(e, 'strerror', None) or e}", EXIT_REJECTED,
-              "invalid_value")  # fmt: skip
+    text = _read("proof", args.proof)
+    old, new = (_read(f"--{n}", p) if p else None for n, p in (("from", args.old), ("to", args.new)))
     try:
         document = json.loads(text)
     except json.JSONDecodeError as e:
         _fail(f"proof: not JSON ({e.msg} at line {e.lineno})", EXIT_BROKEN, "broken")
     try:
-        proved = check(document, log_key, witness_keys)
+        if args.consistency:
+            print(check_consistency(document, log_key, witness_keys, old, new))
+        else:
+            print(check(document, log_key, witness_keys).summary())
     except Broken as e:
         _fail(f"{e.field}: {e.reason}", EXIT_BROKEN, "broken")
-    print(proved.summary())
     return 0
+
+
+def _read(field: str, path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        _fail(f"{field}: {path} cannot be read: {getattr(e, 'strerror', None) or e}", EXIT_REJECTED, "invalid_value")
 
 
 if __name__ == "__main__":

@@ -154,7 +154,8 @@ def test_a_witness_cosigns_from_what_the_service_serves_and_the_offline_verifier
     gid = uuid4()
     service.post(report(gid))
     assert service.notary().returncode == 0
-    first = witness(service.get("/api/v1/checkpoints/latest").text)
+    old_note = service.get("/api/v1/checkpoints/latest").text
+    first = witness(old_note)
     assert first.returncode == 0, first.stderr
     service.post(step("claim", gid, 5, unit_id=HOUSEHOLD, mode="member", claimant="m"))
     assert service.notary().returncode == 0
@@ -169,3 +170,13 @@ def test_a_witness_cosigns_from_what_the_service_serves_and_the_offline_verifier
     witness_verifier = Cosigner.of(Signer.parse(witness_key.read_text()))
     proved = check(proof, service.signer.verifier, [witness_verifier])
     assert (proved.events, [k.name for k, _ in proved.witnesses]) == (2, ["witness.test/w1"])
+    (service.folder / "old.checkpoint").write_text(old_note)
+    (service.folder / "cosigned.checkpoint").write_text(cosigned.stdout)
+    files = [str(service.folder / name) for name in ("consistency.json", "old.checkpoint", "cosigned.checkpoint")]
+    done = subprocess.run([sys.executable, "-I", "-m", "adapters.audit.offline_verifier", "--consistency",
+                           files[0], "--from", files[1], "--to", files[2], "--verifier-key",
+                           service.signer.verifier.encoded(), "--witness-key", witness_verifier.encoded()],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.startswith(f"consistent: checkpoint {ORIGIN} of 2 leaves extends the one of 1; cosigned by "
+                                  "witness.test/w1 at ")  # fmt: skip

@@ -30,7 +30,7 @@ from adapters.audit.checkpoint import (
     new_signing_key,
     parse_note,
 )
-from adapters.audit.offline_verifier import Broken, check
+from adapters.audit.offline_verifier import Broken, check, check_consistency
 from adapters.audit.transparency import proof_document
 from adapters.composition import build_chain, build_transparency
 from adapters.settings import Settings
@@ -294,3 +294,55 @@ def test_what_is_not_a_proof_is_named(proof: dict[str, Any], tmp_path: Path) -> 
     done = run("adapters.audit.offline_verifier", str(path), cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.startswith("error: command line: the following arguments are required: --verifier-key")
+
+
+@pytest.fixture(scope="module")
+def consistency(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """`prove --consistency --json` between checkpoints of 7 and 21 leaves of a SQLite store."""
+    app = build_chain(Settings(database_url=f"sqlite:///{tmp_path_factory.mktemp('store')}/grievances.db"))
+    try:
+        transparency = build_transparency(app)
+        Scenario(app).answered_then_reopened()
+        old = transparency.checkpoint(LOG)
+        Scenario(app).answered_then_reopened()
+        Scenario(app).answered_then_reopened()
+        new = cosign(transparency.checkpoint(LOG), WITNESS, 1_700_000_000)
+        proof = transparency.consistency(old.checkpoint, new.checkpoint)
+        return {"from": old.note(), "to": new.note(), "old_size": old.checkpoint.size,
+                "new_size": new.checkpoint.size, "proof": [h.hex() for h in proof]}  # fmt: skip
+    finally:
+        app.close()
+
+
+def test_a_consistency_proof_from_a_real_store_checks_offline(consistency: dict[str, Any]) -> None:
+    assert check_consistency(consistency, LOG.verifier, [Cosigner.of(WITNESS)]) == (
+        f"consistent: checkpoint {ORIGIN} of {consistency['new_size']} leaves extends the one of 7; cosigned by "
+        "witness.test/w1 at 1700000000"
+    )
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), mask=st.integers(1, 255))
+def test_any_byte_of_a_consistency_proof_flipped_fails(consistency: dict[str, Any], data: st.DataObject,
+                                                        mask: int) -> None:  # fmt: skip
+    j = data.draw(st.integers(0, len(consistency["proof"]) - 1))
+    at = data.draw(st.integers(0, 31))
+    step = bytearray(bytes.fromhex(consistency["proof"][j]))
+    step[at] ^= mask
+    changed = {**consistency, "proof": [*consistency["proof"][:j], step.hex(), *consistency["proof"][j + 1 :]]}
+    with pytest.raises(Broken, match=r"^proof: does not show"):
+        check_consistency(changed, LOG.verifier)
+
+
+def test_a_consistency_proof_of_other_checkpoints_fails(consistency: dict[str, Any]) -> None:
+    swapped = {**consistency, "from": consistency["to"], "to": consistency["from"]}
+    with pytest.raises(Broken, match=r"^old_size: "):
+        check_consistency(swapped, LOG.verifier)
+    both = {**swapped, "old_size": consistency["new_size"], "new_size": consistency["old_size"]}
+    with pytest.raises(Broken, match=r"^from: its 21 leaves are more"):
+        check_consistency(both, LOG.verifier)
+    with pytest.raises(Broken, match=r"^to: no valid cosignature by witness\.test/w2"):
+        check_consistency(consistency, LOG.verifier, [Cosigner.of(Signer("witness.test/w2",
+                                                                         Ed25519PrivateKey.generate()))])  # fmt: skip
+    with pytest.raises(Broken, match=r"^old_root: not its checkpoint.s root hash"):
+        check_consistency({**consistency, "old_root": "00" * 32}, LOG.verifier)
