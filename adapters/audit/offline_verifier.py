@@ -84,8 +84,9 @@ class Proved:
         cp = self.signed.checkpoint
         cosigned = "".join(f"; cosigned by {k.name} at {t}" for k, t in self.witnesses)
         return (
-            f"verified: grievance {self.grievance_id}: versions 1-{self.events} are leaves {self.first_leaf}-"
-            f"{self.last_leaf} of checkpoint {cp.origin} of {cp.size} leaves, signed by {self.log_key.name}{cosigned}"
+            f"verified: grievance {self.grievance_id}: versions 1-{self.events} (leaves {self.first_leaf} to "
+            f"{self.last_leaf}) are in checkpoint {cp.origin} of {cp.size} leaves, signed by {self.log_key.name}"
+            f"{cosigned}"
         )
 
 

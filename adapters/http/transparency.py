@@ -16,7 +16,7 @@ from litestar.exceptions import ValidationException
 from litestar.params import FromPath, QueryParameter
 from litestar.plugins.problem_details import ProblemDetailsException
 
-from adapters.audit.checkpoint import SignedCheckpoint
+from adapters.audit.checkpoint import SignedCheckpoint, parse_note
 from adapters.audit.transparency import NotExtended, Transparency, proof_document
 from adapters.http.grievances import _readable
 from adapters.http.problems import PROBLEM_BASE, problem_responses
@@ -88,13 +88,12 @@ def _log(svc: Services) -> Transparency:
 
 def _latest(svc: Services) -> tuple[str, SignedCheckpoint]:
     """The latest published checkpoint, as its note and read; 404 before the notary published one."""
-    shelf = svc.checkpoints
-    signed = shelf.latest() if shelf else None
-    note = shelf.latest_note() if shelf else None
-    if signed is None or note is None:
+    # Read once and parsed from what was read: the notary may publish another between two reads.
+    note = svc.checkpoints.latest_note() if svc.checkpoints else None
+    if note is None:
         raise _problem(404, "no_checkpoint", "checkpoint", "no checkpoint is published yet (grievance notary "
                        "--publish DIR, and GRIEVANCE_CHECKPOINTS_DIR naming DIR here)")  # fmt: skip
-    return note, signed
+    return note, parse_note(note)
 
 
 @get("/checkpoints/latest", sync_to_thread=True, media_type=MediaType.TEXT, tags=["transparency"],

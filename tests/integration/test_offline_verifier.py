@@ -116,8 +116,8 @@ def test_a_proof_from_each_store_verifies(chain: ServiceChain) -> None:
     proved = check(document, LOG.verifier)
     assert (proved.grievance_id, proved.events, proved.first_leaf, proved.last_leaf) == (lives[1], 7, 7, 13)
     assert proved.summary() == (
-        f"verified: grievance {lives[1]}: versions 1-7 are leaves 7-13 of checkpoint {ORIGIN} of 21 leaves, "
-        f"signed by {ORIGIN}"
+        f"verified: grievance {lives[1]}: versions 1-7 (leaves 7 to 13) are in checkpoint {ORIGIN} of 21 "
+        f"leaves, signed by {ORIGIN}"
     )
 
 
@@ -143,7 +143,7 @@ def test_the_cli_proof_verifies_in_a_process_that_loads_no_engine_library(databa
     done = run("adapters.audit.offline_verifier", "proof.json", "--verifier-key", signer.verifier.encoded(),
                cwd=tmp_path)  # fmt: skip
     assert (done.returncode, done.stderr) == (0, "")
-    assert done.stdout == f"verified: grievance {gid}: versions 1-7 are leaves 0-6 of checkpoint {ORIGIN} of 7 " \
+    assert done.stdout == f"verified: grievance {gid}: versions 1-7 (leaves 0 to 6) are in checkpoint {ORIGIN} of 7 " \
                           f"leaves, signed by {ORIGIN}\n"  # fmt: skip
 
 
@@ -164,7 +164,7 @@ def test_the_one_file_verifier_runs_copied_anywhere(proof: dict[str, Any], tmp_p
     keys = ("--verifier-key", LOG.verifier.encoded(), "--witness-key", Cosigner.of(WITNESS).encoded())
     done = run(str(elsewhere / "verifier.pyz"), "proof.json", *keys, cwd=elsewhere)
     assert (done.returncode, done.stderr) == (0, "")
-    assert done.stdout.startswith(f"verified: grievance {proof['grievance_id']}: versions 1-7 are leaves 7-13 ")
+    assert done.stdout.startswith(f"verified: grievance {proof['grievance_id']}: versions 1-7 (leaves 7 to 13) are in ")
     assert done.stdout.rstrip().endswith("cosigned by witness.test/w1 at 1700000000")
     (elsewhere / "proof.json").write_text(json.dumps({**proof, "tree_size": 20}))
     done = run(str(elsewhere / "verifier.pyz"), "proof.json", *keys, cwd=elsewhere)
