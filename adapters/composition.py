@@ -25,7 +25,6 @@ from eventsourcing.persistence import (
 )
 from litestar import Litestar
 
-from adapters.audit.publication import CheckpointShelf
 from adapters.audit.trail import AuditTrail
 from adapters.audit.transparency import LoggedStore, Transparency
 from adapters.http.app import create_app
@@ -218,7 +217,7 @@ def build_http_services(settings: Settings, *, clock: Clock | None = None) -> tu
         display_zone=settings.display_zone,
         clock=clock or (lambda: datetime.now(UTC)),
         transparency=build_transparency(chain),
-        checkpoints=CheckpointShelf(settings.checkpoints_dir) if settings.checkpoints_dir else None,
+        checkpoints_dir=settings.checkpoints_dir,
     )
     return services, projection
 

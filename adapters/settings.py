@@ -60,7 +60,7 @@ class Settings:
     open311_public: bool = False
     # The zone every time shown to a person is in (adapters/display_zone.py).
     display_zone: DisplayZone = field(default_factory=lambda: DisplayZone())
-    # Where the notary publishes checkpoints and the HTTP service reads the latest (adapters/audit/publication.py).
+    # Where the notary publishes checkpoints and the HTTP service reads the latest (adapters/audit/notary.py).
     checkpoints_dir: Path | None = None
 
     @classmethod

@@ -168,6 +168,9 @@ class Transparency:
             )
         verdict = Verdict(checkpoint.size, len(events))
         found = verdict.findings
+        if (size := self.store.log_size()) < checkpoint.size:
+            found.append(Finding("rolled_back", f"the store's log has {size:,} leaves, fewer than the checkpoint's "
+                                 f"{checkpoint.size:,}: rolled back to an earlier copy, or cut"))  # fmt: skip
         stored = {e.originator_version for e in events}
         for version, at in sorted(leaves.items()):
             if version not in stored and at < checkpoint.size:

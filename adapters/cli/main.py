@@ -6,7 +6,7 @@ from typing import IO, Any
 
 import click
 
-from adapters.cli import audit, auditors, check, grievances, kafka, notary, serving, supervisors, transparency
+from adapters.cli import audit, auditors, check, grievances, kafka, serving, supervisors, transparency
 
 
 class OneLineError(click.UsageError):
@@ -54,5 +54,5 @@ def main() -> None:
     """
 
 
-for verbs in (grievances, supervisors, kafka, audit, transparency, auditors, notary, serving, check):
+for verbs in (grievances, supervisors, kafka, audit, transparency, auditors, serving, check):
     verbs.register(main)

@@ -26,9 +26,22 @@ from adapters.audit.checkpoint import (
     read_note,
     verified,
 )
+from adapters.audit.notary import Notary
 from adapters.audit.transparency import NotExtended, Verdict, proof_document
 from adapters.audit.witness import NotConsistent, Witness
-from adapters.cli.session import EXIT_BROKEN, F, encoder, fail, json_option, opened, out, parse_uuid, refuse
+from adapters.cli.session import (
+    EXIT_BROKEN,
+    F,
+    encoder,
+    fail,
+    json_option,
+    opened,
+    out,
+    parse_uuid,
+    refuse,
+    stop_on_signals,
+)
+from adapters.kafka.checkpoints import announcer
 from engine.errors import GrievanceError
 
 
@@ -38,6 +51,7 @@ def register(main: click.Group) -> None:
     main.add_command(checkpoint)
     main.add_command(prove)
     main.add_command(witness)
+    main.add_command(notary)
 
 
 def refuse_checkpoint(e: CheckpointError) -> NoReturn:
@@ -132,6 +146,8 @@ def prove(grievance_id: str | None, checkpoint_file: Path | None, verifier_keys:
     for p in proved:
         out.print(f"v{p.version}  leaf {p.leaf_index:,}  hash {p.chained_hash.hex()[:16]}  "
                   f"{len(p.inclusion_proof)} proof hashes")  # fmt: skip
+    if not proved:
+        out.print("no event of this grievance is in the checkpoint: it was written after; prove against a later one")
 
 
 def prove_consistency(from_file: Path, to_file: Path, verifier_keys: tuple[str, ...], as_json: bool) -> None:
@@ -267,3 +283,51 @@ def consistency_from(proof_file: Path | None) -> Callable[[Checkpoint, Checkpoin
             return composition.build_transparency(session.chain).consistency(old, new)
 
     return from_document if proof_file is not None else from_store
+
+
+@click.command()
+@click.option(
+    "--key",
+    "key_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The signing key file (from checkpoint-key).",
+)
+@click.option("--every", required=True, type=click.FloatRange(min=0.1), help="Seconds between heads signed.")
+@click.option(
+    "--dir",
+    "directory",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where each checkpoint is published: `latest`, and `checkpoint.<size>` for each.",
+)
+@click.option("--kafka", "to_kafka", is_flag=True,
+              help="Announce each checkpoint on Kafka too (GRIEVANCE_KAFKA_CHECKPOINTS_TOPIC).")  # fmt: skip
+def notary(key_file: Path, every: float, directory: Path, to_kafka: bool) -> None:
+    """Sign the Merkle log's head every so many seconds while it grows, and publish each checkpoint in a directory;
+    stop on SIGTERM or Ctrl-C. Exit 4, signing nothing, when the head does not extend the last one published."""
+    try:
+        signer = load_signing_key(key_file)
+        directory.mkdir(parents=True, exist_ok=True)
+    except CheckpointError as e:
+        refuse_checkpoint(e)
+    except OSError as e:
+        fail(f"--dir: {directory} cannot be made: {e.strerror}")
+    with opened(log_level="info") as session:
+        keeper = Notary(signer, composition.build_transparency(session.chain), directory)
+        announce = announcer(session.settings.kafka, keeper.last()) if to_kafka else None
+        stop = stop_on_signals()
+        while True:
+            try:
+                signed = keeper.sign_if_grown()
+            except NotExtended as e:
+                fail(f"checkpoint: {e.finding.reason}", EXIT_BROKEN, error_code=e.finding.kind)
+            except CheckpointError as e:
+                refuse_checkpoint(e)
+            if signed is not None and announce:
+                announce(signed)
+            if signed is not None:
+                cp = signed.checkpoint
+                out.print(f"checkpoint of {cp.size:,} leaves, root {cp.root.hex()}, published in {directory}")
+            if stop.wait(every):
+                return

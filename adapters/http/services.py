@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 from litestar import Request
@@ -13,7 +14,6 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, ValidationException
 from litestar.params import QueryParameter
 
-from adapters.audit.publication import CheckpointShelf
 from adapters.audit.trail import AuditTrail
 from adapters.audit.transparency import Transparency
 from adapters.display_zone import DisplayZone
@@ -47,9 +47,9 @@ class Services:
     open311_public: bool = False
     # The zone the page and the HTML reports show times in (GRIEVANCE_DISPLAY_TIMEZONE).
     display_zone: DisplayZone = field(default_factory=lambda: DisplayZone())
-    # The store's Merkle log, and the checkpoints the notary published (GRIEVANCE_CHECKPOINTS_DIR), for proofs.
+    # The store's Merkle log, and the directory `grievance notary` publishes checkpoints in (GRIEVANCE_CHECKPOINTS_DIR).
     transparency: Transparency | None = None
-    checkpoints: CheckpointShelf | None = None
+    checkpoints_dir: Path | None = None
 
 
 def services(state: State) -> Services:

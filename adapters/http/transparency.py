@@ -16,7 +16,8 @@ from litestar.exceptions import ValidationException
 from litestar.params import FromPath, QueryParameter
 from litestar.plugins.problem_details import ProblemDetailsException
 
-from adapters.audit.checkpoint import SignedCheckpoint, parse_note
+from adapters.audit.checkpoint import SignedCheckpoint, parse_note, read_note
+from adapters.audit.notary import LATEST
 from adapters.audit.transparency import NotExtended, Transparency, proof_document
 from adapters.http.grievances import _readable
 from adapters.http.problems import PROBLEM_BASE, problem_responses
@@ -88,11 +89,12 @@ def _log(svc: Services) -> Transparency:
 
 def _latest(svc: Services) -> tuple[str, SignedCheckpoint]:
     """The latest published checkpoint, as its note and read; 404 before the notary published one."""
-    # Read once and parsed from what was read: the notary may publish another between two reads.
-    note = svc.checkpoints.latest_note() if svc.checkpoints else None
-    if note is None:
+    path = svc.checkpoints_dir / LATEST if svc.checkpoints_dir else None
+    if path is None or not path.exists():
         raise _problem(404, "no_checkpoint", "checkpoint", "no checkpoint is published yet (grievance notary "
-                       "--publish DIR, and GRIEVANCE_CHECKPOINTS_DIR naming DIR here)")  # fmt: skip
+                       "--dir DIR, and GRIEVANCE_CHECKPOINTS_DIR naming DIR here)")  # fmt: skip
+    # Read once and parsed from what was read: the notary may publish another between two reads.
+    note = read_note(path)
     return note, parse_note(note)
 
 

@@ -3,6 +3,8 @@ log's origin so that one log's checkpoints stay in order on one partition, for w
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
@@ -42,3 +44,12 @@ class CheckpointTopic:
 
     def close(self) -> None:
         self.producer.close()
+
+
+def announcer(settings: KafkaSettings, last: SignedCheckpoint | None) -> Callable[[SignedCheckpoint], None]:
+    """What sends each new checkpoint to the topic; the last one published is sent again first, so that one
+    published just before a crash is announced too (a consumer sees the same note twice at most)."""
+    topic = CheckpointTopic.connect(settings)
+    if last is not None:
+        topic.announce(last)
+    return topic.announce

@@ -372,23 +372,13 @@ class BatchReadingPostgresRecorder(PostgresProcessRecorder):
 
     def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         # As the library's PostgresApplicationRecorder: lock, notify, insert; only the insert's parameters differ.
+        # The events' hashes, chained to the stored ones, and the Merkle log's leaves are made after the same lock,
+        # which keeps both serial: leaf indexes follow the order of the insert below, whose rows take their
+        # notification ids in that order, so leaf i is the i-th event stored. Everything that can fail in Python
+        # (a node of the log missing) fails before anything is written: the library commits whatever was sent
+        # when an exception that is not the database's ends this method.
         self._lock_table(curs)
         self._notify_channel(curs)
-        if (sealed_by := kwargs.get("sealed_by")) is not None:
-            sealed_by.store(curs)
-        curs.execute(
-            self.insert_events_statement,
-            (
-                [e.originator_id for e in stored_events],
-                [e.originator_version for e in stored_events],
-                [e.topic for e in stored_events],
-                [e.state for e in stored_events],
-            ),
-        )
-        # The events' hashes, chained to the stored ones, on a cursor of their own: the library reads the
-        # insert's RETURNING rows from `curs` afterwards. The table lock above keeps the chain serial.
-        # The Merkle log's leaves too, after the same lock: leaf indexes follow the order of the insert above,
-        # whose rows take their notification ids in that order, so leaf i is the i-th event stored.
         starts = _continued(stored_events)
         with curs.connection.cursor() as hashing, curs.connection.cursor() as logging:
             previous: dict[UUID, bytes] = {}
@@ -401,6 +391,18 @@ class BatchReadingPostgresRecorder(PostgresProcessRecorder):
                 previous = {row["originator_id"]: bytes(row["hash"]) for row in hashing.fetchall()}
             rows = chain(stored_events, previous)
             first, made = self.log.append(logging, [h for _, _, h in rows])
+            if (sealed_by := kwargs.get("sealed_by")) is not None:
+                sealed_by.store(curs)
+            curs.execute(
+                self.insert_events_statement,
+                (
+                    [e.originator_id for e in stored_events],
+                    [e.originator_version for e in stored_events],
+                    [e.topic for e in stored_events],
+                    [e.state for e in stored_events],
+                ),
+            )
+            # On cursors of their own: the library reads the insert's RETURNING rows from `curs` afterwards.
             hashing.execute(
                 self.insert_hashes_statement,
                 ([oid for oid, _, _ in rows], [v for _, v, _ in rows], [h for _, _, h in rows],

@@ -3,7 +3,9 @@
 hash(n) = SHA-256(hash(n-1) ‖ grievance id ‖ n ‖ topic ‖ stored state), with hash(0) = 32 zero bytes.
 The state is hashed as stored (encrypted fields as ciphertext), so erasing a resident's key leaves the
 chain intact. Editing, deleting or inserting an event breaks the link at that version and at every
-later one; `first_broken_link` names the first.
+later one; `first_broken_link` names the first. What the chain alone cannot show (a grievance's last events
+or the whole of it deleted with their hashes, an edit with the chain recomputed after it) shows against a
+signed checkpoint of the store-wide Merkle log (adapters.audit.transparency).
 """
 
 from __future__ import annotations

@@ -37,7 +37,10 @@ def _frontier(size: int, found: Mapping[NodeKey, bytes]) -> list[bytes]:
     try:
         return [found[k] for k in frontier_keys(size)]
     except KeyError as e:
-        msg = f"log: node {e.args[0]} of the Merkle log is missing; no event can be appended until it is restored"
+        msg = (
+            f"log: node {e.args[0]} of the Merkle log is missing, so no event can be stored: restore {NODES_TABLE} "
+            "from a backup, or empty it to rebuild it from the events at the next start (then verify --checkpoint)"
+        )
         raise LogDamaged(msg) from None
 
 

@@ -16,7 +16,6 @@ from litestar.testing import TestClient
 
 from adapters.audit.checkpoint import Signer
 from adapters.audit.notary import Notary
-from adapters.audit.publication import CheckpointShelf
 from adapters.composition import build_http_services, build_transparency
 from adapters.http.app import create_app
 from adapters.http.tokens import TokenBook, TokenEntry, digest
@@ -39,10 +38,11 @@ def client(tmp_path: Path) -> Iterator[TestClient[Any]]:
         test_client.headers["Authorization"] = "Bearer admin"
         test_client.app.state["catch_up"] = projection.catch_up
         # Checkpoints the notary would publish, so that the log's routes answer (and not only their 404s).
-        services.checkpoints = CheckpointShelf(tmp_path / "checkpoints")
-        notary = Notary(build_transparency(services.chain), Signer("test/log", Ed25519PrivateKey.generate()),
-                        services.checkpoints)  # fmt: skip
-        test_client.app.state["notary"] = notary.sign_head
+        services.checkpoints_dir = tmp_path / "checkpoints"
+        services.checkpoints_dir.mkdir()
+        notary = Notary(Signer("test/log", Ed25519PrivateKey.generate()), build_transparency(services.chain),
+                        services.checkpoints_dir)  # fmt: skip
+        test_client.app.state["notary"] = notary.sign_if_grown
         yield test_client
     services.chain.close()
 

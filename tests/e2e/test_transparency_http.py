@@ -1,5 +1,5 @@
-"""The Merkle log over HTTP and the notary that feeds it: `grievance notary` signs and publishes the head, the
-service serves the latest note as text, a grievance's proof that the offline verifier accepts, and consistency
+"""The Merkle log over HTTP, fed by the notary (adapters.audit.notary) publishing in a directory: the service
+serves the latest note as text, a grievance's proof that the offline verifier accepts, and consistency
 proofs between tree sizes that join two published checkpoints; every refusal is a problem naming its field."""
 
 from __future__ import annotations
@@ -14,11 +14,22 @@ from uuid import uuid4
 import pytest
 from litestar.testing import TestClient
 
-from adapters.audit.checkpoint import Checkpoint, Cosigner, Signer, new_signing_key, parse_note, sign, verified
+from adapters.audit.checkpoint import (
+    Checkpoint,
+    Cosigner,
+    SignedCheckpoint,
+    Signer,
+    new_signing_key,
+    parse_note,
+    sign,
+    verified,
+)
+from adapters.audit.notary import LATEST, Notary
 from adapters.audit.offline_verifier import check
-from adapters.audit.publication import CheckpointShelf
-from adapters.composition import build_http_services
+from adapters.audit.transparency import NotExtended
+from adapters.composition import build_http_services, build_transparency
 from adapters.http.app import create_app
+from adapters.http.services import Services
 from adapters.http.tokens import TokenBook, TokenEntry, digest
 from adapters.settings import Settings
 from adapters.storage.merkle_log import verify_consistency
@@ -36,11 +47,12 @@ TOKENS = {
 
 
 class Service:
-    def __init__(self, client: TestClient[Any], db: Path, folder: Path) -> None:
-        self.client, self.db, self.folder = client, db, folder
+    def __init__(self, client: TestClient[Any], services: Services, folder: Path) -> None:
+        self.client, self.folder = client, folder
         self.published = folder / "checkpoints"
-        self.key = folder / "notary.key"
-        self.signer: Signer = new_signing_key(self.key, ORIGIN)
+        self.published.mkdir()
+        self.signer: Signer = new_signing_key(folder / "notary.key", ORIGIN)
+        self.keeper = Notary(self.signer, build_transparency(services.chain), self.published)
 
     def get(self, path: str, who: str | None = "auditor", params: dict[str, Any] | None = None) -> Any:
         headers = {"Authorization": f"Bearer token-of-{who}"} if who else {}
@@ -50,12 +62,13 @@ class Service:
         done = self.client.post("/api/v1/commands", headers={"Authorization": "Bearer token-of-worker"}, json=body)
         assert done.status_code in (200, 201), done.text
 
-    def notary(self) -> subprocess.CompletedProcess[str]:
-        """One round of `grievance notary`, a process of its own beside the service."""
-        env = {"GRIEVANCE_DATABASE_URL": f"sqlite:///{self.db}", "GRIEVANCE_CHECKPOINTS_DIR": str(self.published),
-               "PATH": "/usr/bin:/bin"}  # fmt: skip
-        return subprocess.run([sys.executable, "-m", "adapters.cli", "notary", "--key", str(self.key)], env=env,
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
+    def notary(self) -> SignedCheckpoint | None:
+        """One round of `grievance notary`'s loop."""
+        return self.keeper.sign_if_grown()
+
+    def forge(self, size: int, root: bytes) -> None:
+        """A checkpoint of the log's own key, as published, that the store does not bear out."""
+        (self.published / LATEST).write_text(sign(Checkpoint(ORIGIN, size, root), self.signer).note())
 
 
 @pytest.fixture
@@ -67,7 +80,7 @@ def service(tmp_path: Path) -> Iterator[Service]:
     services.tokens = TokenBook([TokenEntry(name=k, role=r, unit_id=u, sha256=digest(f"token-of-{k}"))
                                  for k, (r, u) in TOKENS.items()], services.chain.chart)  # fmt: skip
     with TestClient(app=create_app(services)) as client:
-        yield Service(client, db, tmp_path)
+        yield Service(client, services, tmp_path)
     services.chain.close()
 
 
@@ -77,16 +90,15 @@ def test_the_notary_publishes_and_the_service_serves_checkpoints_proofs_and_cons
     service.post(report(gid))
     service.post(step("claim", gid, 5, unit_id=HOUSEHOLD, mode="member", claimant="m"))
     signed = service.notary()
-    assert signed.returncode == 0, signed.stderr
-    assert "signed 2 leaves" in signed.stdout
+    assert signed is not None
+    assert signed.checkpoint.size == 2
     latest = service.get("/api/v1/checkpoints/latest")
     assert latest.status_code == 200
     assert latest.headers["content-type"].startswith("text/plain")
-    assert latest.text == (service.published / "latest.checkpoint").read_text()
+    assert latest.text == (service.published / LATEST).read_text()
     old = verified(latest.text, [service.signer.verifier]).checkpoint
     assert (old.origin, old.size) == (ORIGIN, 2)
-    again = service.notary()
-    assert (again.returncode, again.stdout) == (0, ""), "an unchanged head is not signed again"
+    assert service.notary() is None, "an unchanged head is not signed again"
 
     proof = service.get(f"/api/v1/grievances/{gid}/proof", who="street")
     assert proof.status_code == 200, proof.text
@@ -95,10 +107,10 @@ def test_the_notary_publishes_and_the_service_serves_checkpoints_proofs_and_cons
     assert_problem(service.get(f"/api/v1/grievances/{gid}/proof", who="elsewhere"), 404, "grievance_id")
 
     service.post(report())
-    assert service.notary().returncode == 0
+    assert service.notary() is not None
     new = parse_note(service.get("/api/v1/checkpoints/latest").text).checkpoint
     assert new.size == 3
-    assert sorted(p.name for p in service.published.iterdir()) == ["2.checkpoint", "3.checkpoint", "latest.checkpoint"]
+    assert sorted(p.name for p in service.published.iterdir()) == ["checkpoint.2", "checkpoint.3", LATEST]
     answer = service.get("/api/v1/log/consistency", params={"from": 2, "to": 3})
     assert answer.status_code == 200, answer.text
     body = answer.json()
@@ -119,17 +131,16 @@ def test_the_notary_never_signs_a_head_that_does_not_extend_the_last_one_publish
     gid = uuid4()
     service.post(report(gid))
     # A checkpoint of more leaves than the store now holds: the store was rolled back under it.
-    CheckpointShelf(service.published).publish(sign(Checkpoint(ORIGIN, 5, bytes(32)), service.signer))
-    refused = service.notary()
-    assert refused.returncode == 4
-    assert refused.stderr.startswith("error: checkpoint: the older checkpoint has 5 leaves, more than the newer")
-    assert refused.stderr.rstrip().endswith("nothing signed [rolled_back]")
-    assert sorted(p.name for p in service.published.iterdir()) == ["5.checkpoint", "latest.checkpoint"]
+    service.forge(5, bytes(32))
+    with pytest.raises(NotExtended, match="the older checkpoint has 5 leaves, more than the newer"):
+        service.notary()
+    assert sorted(p.name for p in service.published.iterdir()) == [LATEST]
     # The same size with another root: the service will not prove against a checkpoint its log contradicts.
-    CheckpointShelf(service.published).publish(sign(Checkpoint(ORIGIN, 1, bytes(32)), service.signer))
+    service.forge(1, bytes(32))
     body = assert_problem(service.get(f"/api/v1/grievances/{gid}/proof"), 409, "checkpoint")
     assert body["code"] == "log_rewritten"
-    assert service.notary().returncode == 4
+    with pytest.raises(NotExtended):
+        service.notary()
 
 
 def test_a_tree_size_that_is_not_a_whole_number_is_named_by_its_query_name(service: Service) -> None:
@@ -153,12 +164,12 @@ def test_a_witness_cosigns_from_what_the_service_serves_and_the_offline_verifier
 
     gid = uuid4()
     service.post(report(gid))
-    assert service.notary().returncode == 0
+    assert service.notary() is not None
     old_note = service.get("/api/v1/checkpoints/latest").text
     first = witness(old_note)
     assert first.returncode == 0, first.stderr
     service.post(step("claim", gid, 5, unit_id=HOUSEHOLD, mode="member", claimant="m"))
-    assert service.notary().returncode == 0
+    assert service.notary() is not None
     consistency = service.get("/api/v1/log/consistency", params={"from": "1", "to": "2"})
     (service.folder / "consistency.json").write_text(consistency.text)
     cosigned = witness(

@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from adapters.audit.checkpoint import Signer
-from adapters.audit.publication import CheckpointShelf
+from adapters.audit.notary import Notary
 from adapters.composition import build_http_services
 from adapters.http.app import create_app
 from adapters.http.tokens import TokenBook, TokenEntry, digest
@@ -59,11 +59,11 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         )
     projection.catch_up()
     # A checkpoint published, so that proofs are answered (not only their 404s).
-    services.checkpoints = CheckpointShelf(db.parent / "checkpoints")
+    services.checkpoints_dir = db.parent / "checkpoints"
+    services.checkpoints_dir.mkdir()
     assert services.transparency is not None
-    services.checkpoints.publish(
-        services.transparency.checkpoint(Signer("fuzz.test/log", Ed25519PrivateKey.generate()))
-    )
+    Notary(Signer("fuzz.test/log", Ed25519PrivateKey.generate()), services.transparency,
+           services.checkpoints_dir).sign_if_grown()  # fmt: skip
     # Open311's reads open to anyone, so that their answers (not only their 403s) are checked too.
     services.open311_public = True
     app = create_app(services)

@@ -12,6 +12,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from adapters.settings import Settings
 from adapters.storage.hash_chain import originator_uuid
+from adapters.storage.log_nodes import LogDamaged
 from adapters.storage.merkle_log import MemoryLog, inclusion_proof, leaf_hash, tree_head, verify_inclusion
 from engine.service_chain import ServiceChain
 from tests.integration.test_tamper_evidence import tamper
@@ -123,5 +124,26 @@ def test_a_store_made_before_the_log_gets_its_leaves_when_opened(stored_chain: S
         log, order = rebuilt(reopened)
         assert again.log_size() == len(order) == 15
         assert tree_head(15, again) == tree_head(15, log)
+    finally:
+        reopened.close()
+
+
+def test_a_store_whose_log_lost_a_node_stores_nothing_until_it_is_rebuilt(
+    stored_chain: ServiceChain, database_url: str
+) -> None:
+    Scenario(stored_chain).answered_then_reopened()
+    recorder: Any = stored_chain.recorder
+    tamper(database_url, "DELETE FROM log_nodes WHERE level = 2 AND idx = 0")  # a node of the head of 7
+    s = Scenario(stored_chain)
+    with pytest.raises(LogDamaged, match=r"log: node \(2, 0\) of the Merkle log is missing, so no event can be stored"):
+        s.report()
+    assert recorder.log_size() == 7
+    assert recorder.select_leaves_of([s.id]) == {s.id: {}}
+    tamper(database_url, "DELETE FROM log_nodes")
+    reopened = ServiceChain(Settings(database_url=database_url).store_env(), chart=stored_chain.chart,
+                            clock=stored_chain.clock)  # fmt: skip
+    try:
+        Scenario(reopened).report()
+        assert reopened.recorder.log_size() == 8  # type: ignore[attr-defined]
     finally:
         reopened.close()

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -246,6 +248,7 @@ def test_a_rollback_to_an_earlier_copy_is_named_and_so_is_writing_over_it(
     assert cli("verify", "--all").returncode == 0, "the hash chain alone cannot see it"
     code, report = cli.verify(old)
     assert (code, kinds(report)) == (4, ["rolled_back"])
+    assert kinds(cli.verify(old, str(lives[0]))[1])[0] == "rolled_back"
     reason = report["findings"][0]["reason"]
     assert "the store holds 14 events and its log 14 leaves, fewer than the checkpoint's 21" in reason
     # Written since: the rolled-back store grows past the checkpoint again, its log consistent with itself.
@@ -408,3 +411,48 @@ def test_a_witness_checks_a_proof_it_is_given_without_the_store(lives: list[UUID
                       "--proof", str(forged))  # fmt: skip
     assert refused.returncode == 4
     assert "[not_consistent]" in refused.stderr
+
+
+def published_size(directory: Path) -> int | None:
+    latest = directory / "latest"
+    return parse_note(latest.read_text()).checkpoint.size if latest.exists() else None
+
+
+def wait_for(check: Callable[[], bool], process: subprocess.Popen[str]) -> None:
+    """Until `check` holds (the notary publishes in its own time), failing if the notary stops first."""
+    deadline = time.monotonic() + 60
+    while not check():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the notary published nothing in a minute"
+        time.sleep(0.05)
+
+
+def test_the_notary_publishes_each_head_and_never_one_that_does_not_extend_the_last(
+    chain: ServiceChain, lives: list[UUID], cli: Cli, database_url: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "checkpoints"
+    command = [sys.executable, "-m", "adapters.cli", "notary", "--key", str(cli.key_file), "--every", "0.1",
+               "--dir", str(folder)]  # fmt: skip
+    notary = subprocess.Popen(command, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: published_size(folder) == 21, notary)
+        Scenario(chain).answered_then_reopened()
+        wait_for(lambda: published_size(folder) == 28, notary)
+    finally:
+        notary.send_signal(signal.SIGTERM)
+        out, err = notary.communicate(timeout=60)
+    assert notary.returncode == 0, err
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.21", "checkpoint.28", "latest"]
+    assert parse_note((folder / "checkpoint.21").read_text()).signed_by(cli.signer.verifier)
+    assert "checkpoint of 28 leaves" in out
+    roll_back(database_url, 14)
+    reopened = build_chain(Settings(database_url=database_url))
+    try:
+        for _ in range(3):
+            Scenario(reopened).answered_then_reopened()
+    finally:
+        reopened.close()
+    refused = subprocess.run(command, env=cli.env, capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode == 4
+    assert "[not_consistent]" in refused.stderr
+    assert published_size(folder) == 28, "nothing published over the last good checkpoint"
