@@ -89,6 +89,7 @@ def test_the_notary_publishes_and_the_service_serves_checkpoints_proofs_and_cons
     gid = uuid4()
     service.post(report(gid))
     service.post(step("claim", gid, 5, unit_id=HOUSEHOLD, mode="member", claimant="m"))
+    assert "已收录" not in service.get(f"/api/v1/grievances/{gid}/history.html").text, "no checkpoint yet"
     signed = service.notary()
     assert signed is not None
     assert signed.checkpoint.size == 2
@@ -100,6 +101,10 @@ def test_the_notary_publishes_and_the_service_serves_checkpoints_proofs_and_cons
     assert (old.origin, old.size) == (ORIGIN, 2)
     assert service.notary() is None, "an unchanged head is not signed again"
 
+    report_html = service.get(f"/api/v1/grievances/{gid}/history.html").text
+    key = f"{ORIGIN}+{service.signer.verifier.key_hash.hex()}"
+    assert (f"✔ 已收录 Versions 1–2 are included in checkpoint {ORIGIN} of 2 leaves (root {old.root.hex()[:16]}…), "
+            f"signed by {key}; check it offline") in report_html  # fmt: skip
     proof = service.get(f"/api/v1/grievances/{gid}/proof", who="street")
     assert proof.status_code == 200, proof.text
     proved = check(proof.json(), service.signer.verifier)
@@ -139,6 +144,8 @@ def test_the_notary_never_signs_a_head_that_does_not_extend_the_last_one_publish
     service.forge(1, bytes(32))
     body = assert_problem(service.get(f"/api/v1/grievances/{gid}/proof"), 409, "checkpoint")
     assert body["code"] == "log_rewritten"
+    report_html = service.get(f"/api/v1/grievances/{gid}/history.html").text
+    assert "✘ 未能证明 The store&#x27;s log does not bear out the latest checkpoint of 1 leaves" in report_html
     with pytest.raises(NotExtended):
         service.notary()
 
@@ -191,3 +198,15 @@ def test_a_witness_cosigns_from_what_the_service_serves_and_the_offline_verifier
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout.startswith(f"consistent: checkpoint {ORIGIN} of 2 leaves extends the one of 1; cosigned by "
                                   "witness.test/w1 at ")  # fmt: skip
+
+
+def test_the_clis_audit_report_says_so_too(service: Service) -> None:
+    gid = uuid4()
+    service.post(report(gid))
+    service.notary()
+    env = {"GRIEVANCE_DATABASE_URL": f"sqlite:///{service.folder}/g.db", "GRIEVANCE_CHECKPOINTS_DIR":
+           str(service.published), "PATH": "/usr/bin:/bin"}  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "adapters.cli", "export", str(gid), "--format", "html"], env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"✔ 已收录 Versions 1–1 are included in checkpoint {ORIGIN} of 1 leaves" in done.stdout
