@@ -228,6 +228,8 @@ def build_http_services(settings: Settings, *, clock: Clock | None = None) -> tu
         open311_public=settings.open311_public,
         display_zone=settings.display_zone,
         clock=clock or (lambda: datetime.now(UTC)),
+        transparency=build_transparency(chain),
+        checkpoints_dir=settings.checkpoints_dir,
     )
     return services, projection
 

@@ -60,6 +60,8 @@ class Settings:
     open311_public: bool = False
     # The zone every time shown to a person is in (adapters/display_zone.py).
     display_zone: DisplayZone = field(default_factory=lambda: DisplayZone())
+    # Where the notary publishes checkpoints and the HTTP service reads the latest (adapters/audit/notary.py).
+    checkpoints_dir: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -108,6 +110,7 @@ class Settings:
             open311_public=public == "on",
             display_zone=DisplayZone(env.get("GRIEVANCE_DISPLAY_TIMEZONE", "").strip() or DEFAULT_ZONE),
             resident_kek_file=Path(kek) if (kek := env.get("GRIEVANCE_RESIDENT_KEK_FILE", "").strip()) else None,
+            checkpoints_dir=Path(cp) if (cp := env.get("GRIEVANCE_CHECKPOINTS_DIR", "").strip()) else None,
             kafka=KafkaSettings.from_variables(env),
             dashboard_cache=cache == "on",
             database_url=env.get("GRIEVANCE_DATABASE_URL", DEFAULT_DATABASE_URL),
@@ -203,6 +206,8 @@ class Settings:
             env["GRIEVANCE_RESIDENT_KEK_FILE"] = str(self.resident_kek_file)
         if self.tokens_file is not None:
             env["GRIEVANCE_API_TOKENS_FILE"] = str(self.tokens_file)
+        if self.checkpoints_dir is not None:
+            env["GRIEVANCE_CHECKPOINTS_DIR"] = str(self.checkpoints_dir)
         return env
 
     def hand_down(self) -> None:

@@ -48,9 +48,10 @@ def as_html(
     chart: OrgChart,
     now: datetime,
     zone: DisplayZone,
+    inclusion: tuple[bool, str] | None = None,
 ) -> str:
     """A printable report: what happened, who did it and when (in the display zone, labelled), each event's hash,
-    and the chain's verdict."""
+    the chain's verdict, and (`inclusion`: whether well, and what) its place in the latest signed checkpoint."""
     if broken is None:
         verdict = f'<p class="ok">✔ 链条完整 The hash chain of all {len(envelopes)} events is intact.</p>'
     else:
@@ -58,6 +59,10 @@ def as_html(
             f'<p class="broken">✘ 链条断裂 The chain is broken at version {broken.version}: '
             f"{escape(broken.reason)}.</p>"
         )
+    if inclusion is not None:
+        ok, sentence = inclusion
+        mark = "✔ 已收录 " if ok else "✘ 未能证明 "
+        verdict += f'\n<p class="{"ok" if ok else "broken"}">{mark}{escape(sentence)}</p>'
     rows = "\n".join(
         f"<tr><td>{e.version}</td><td>{escape(Grievance.label_of(e.type))}</td>"
         f"<td>{zone.second(e.occurred_at)}</td><td>{zone.second(e.recorded_at)}</td><td>{escape(e.actor)}</td>"

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from adapters import composition
 from adapters.audit.export import as_html, as_json_lines
+from adapters.audit.inclusion import included_in_latest
 from adapters.cli.session import (
     EXIT_BROKEN,
     EXIT_INFRASTRUCTURE,
@@ -152,7 +153,11 @@ def export(grievance_id: str, fmt: str, output: Path | None, now: str | None, re
             data = as_json_lines(envelopes)
         else:
             at = parse_time("now", now) if now else datetime.now(UTC)
-            data = as_html(gid, envelopes, broken, session.chain.chart, at, session.settings.display_zone).encode()
+            where = session.settings.checkpoints_dir
+            inclusion = (included_in_latest(composition.build_transparency(session.chain), where, gid, len(envelopes))
+                         if where else None)  # fmt: skip
+            data = as_html(gid, envelopes, broken, session.chain.chart, at, session.settings.display_zone,
+                           inclusion).encode()  # fmt: skip
     if output:
         output.write_bytes(data)
         out.print(f"wrote {len(envelopes)} events to {output}")

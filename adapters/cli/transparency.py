@@ -41,6 +41,7 @@ from adapters.cli.session import (
     refuse,
     stop_on_signals,
 )
+from adapters.kafka.checkpoints import announcer
 from engine.errors import GrievanceError
 
 
@@ -300,7 +301,9 @@ def consistency_from(proof_file: Path | None) -> Callable[[Checkpoint, Checkpoin
     type=click.Path(file_okay=False, path_type=Path),
     help="Where each checkpoint is published: `latest`, and `checkpoint.<size>` for each.",
 )
-def notary(key_file: Path, every: float, directory: Path) -> None:
+@click.option("--kafka", "to_kafka", is_flag=True,
+              help="Announce each checkpoint on Kafka too (GRIEVANCE_KAFKA_CHECKPOINTS_TOPIC).")  # fmt: skip
+def notary(key_file: Path, every: float, directory: Path, to_kafka: bool) -> None:
     """Sign the Merkle log's head every so many seconds while it grows, and publish each checkpoint in a directory;
     stop on SIGTERM or Ctrl-C. Exit 4, signing nothing, when the head does not extend the last one published."""
     try:
@@ -312,6 +315,7 @@ def notary(key_file: Path, every: float, directory: Path) -> None:
         fail(f"--dir: {directory} cannot be made: {e.strerror}")
     with opened(log_level="info") as session:
         keeper = Notary(signer, composition.build_transparency(session.chain), directory)
+        announce = announcer(session.settings.kafka, keeper.last()) if to_kafka else None
         stop = stop_on_signals()
         while True:
             try:
@@ -320,6 +324,8 @@ def notary(key_file: Path, every: float, directory: Path) -> None:
                 fail(f"checkpoint: {e.finding.reason}", EXIT_BROKEN, error_code=e.finding.kind)
             except CheckpointError as e:
                 refuse_checkpoint(e)
+            if signed is not None and announce:
+                announce(signed)
             if signed is not None:
                 cp = signed.checkpoint
                 out.print(f"checkpoint of {cp.size:,} leaves, root {cp.root.hex()}, published in {directory}")

@@ -20,7 +20,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 
-from adapters.http import commands, dashboard, grievances, open311
+from adapters.http import commands, dashboard, grievances, open311, transparency
 from adapters.http.problems import problem_details_plugin
 from adapters.http.services import Services, principal, services
 from schemas.dashboard import ViewsHealth
@@ -65,6 +65,9 @@ def create_app(svc: Services, *, debug: bool = False) -> Litestar:
             grievances.get_history_report,
             grievances.list_grievances,
             grievances.list_disclosures,
+            transparency.latest_checkpoint,
+            transparency.grievance_proof,
+            transparency.log_consistency,
             dashboard.headline,
             dashboard.rates,
             dashboard.counts,

@@ -15,6 +15,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from adapters import wire
 from adapters.audit.export import as_html, as_json_lines
+from adapters.audit.inclusion import included_in_latest
 from adapters.http.problems import api_get as get
 from adapters.http.services import AsOf, Reader, Services, moment, require_reader_of, services
 from adapters.storage.disclosures import Disclosure
@@ -132,8 +133,11 @@ def get_history_report(
     svc = services(state)
     _readable(svc, principal, grievance_id)
     whole = _revealing(svc, principal, grievance_id, reveal, reason, "http: history.html")
-    report = as_html(grievance_id, svc.trail.history(grievance_id, reveal=whole), svc.trail.verify(grievance_id),
-                     svc.chain.chart, svc.clock(), svc.display_zone)  # fmt: skip
+    history = svc.trail.history(grievance_id, reveal=whole)
+    inclusion = (included_in_latest(svc.transparency, svc.checkpoints_dir, grievance_id, len(history))
+                 if svc.transparency and svc.checkpoints_dir else None)  # fmt: skip
+    report = as_html(grievance_id, history, svc.trail.verify(grievance_id), svc.chain.chart, svc.clock(),
+                     svc.display_zone, inclusion)  # fmt: skip
     return Response(report, media_type=MediaType.HTML)  # Litestar adds the charset to text/ types itself
 
 

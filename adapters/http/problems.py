@@ -50,6 +50,7 @@ _MEANINGS = {
     401: "no API token, or not a valid one (Authorization: Bearer <token>)",
     403: "the token's role or jurisdiction does not cover the request",
     404: "no such resource, or none the token may see",
+    409: "the store's log is not an append-only extension of its own published checkpoint (`code` says how)",
     413: "a batch of more commands than one request may carry",
     422: "refused by a rule of the chain, or the grievance's stored history is broken (`code` says which)",
     503: "the dashboard views are not being kept (their runner is dead, stuck or far behind)",

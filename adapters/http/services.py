@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 from litestar import Request
@@ -14,6 +15,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.params import QueryParameter
 
 from adapters.audit.trail import AuditTrail
+from adapters.audit.transparency import Transparency
 from adapters.display_zone import DisplayZone
 from adapters.http.tokens import TokenBook
 from adapters.intake import Intake
@@ -45,6 +47,9 @@ class Services:
     open311_public: bool = False
     # The zone the page and the HTML reports show times in (GRIEVANCE_DISPLAY_TIMEZONE).
     display_zone: DisplayZone = field(default_factory=lambda: DisplayZone())
+    # The store's Merkle log, and the directory `grievance notary` publishes checkpoints in (GRIEVANCE_CHECKPOINTS_DIR).
+    transparency: Transparency | None = None
+    checkpoints_dir: Path | None = None
 
 
 def services(state: State) -> Services:

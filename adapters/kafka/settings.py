@@ -17,6 +17,8 @@ class KafkaSettings:
     commands_topic: str = "grievance.commands"
     rejected_topic: str = "grievance.commands.rejected"
     events_topic: str = "grievance.events"
+    # Where the notary announces each signed checkpoint (adapters/kafka/checkpoints.py).
+    checkpoints_topic: str = "grievance.checkpoints"
     worker_group: str = "grievance-workers"
     # Partitions of a topic the engine creates; the most workers that can share the command topic.
     partitions: int = 6
@@ -69,6 +71,7 @@ class KafkaSettings:
             commands_topic=text("GRIEVANCE_KAFKA_COMMANDS_TOPIC", defaults.commands_topic),
             rejected_topic=text("GRIEVANCE_KAFKA_REJECTED_TOPIC", defaults.rejected_topic),
             events_topic=text("GRIEVANCE_KAFKA_EVENTS_TOPIC", defaults.events_topic),
+            checkpoints_topic=text("GRIEVANCE_KAFKA_CHECKPOINTS_TOPIC", defaults.checkpoints_topic),
             worker_group=text("GRIEVANCE_KAFKA_WORKER_GROUP", defaults.worker_group),
             partitions=number("GRIEVANCE_KAFKA_PARTITIONS", defaults.partitions, 1),
             batch_size=number("GRIEVANCE_KAFKA_BATCH_SIZE", defaults.batch_size, 1),
@@ -88,6 +91,7 @@ class KafkaSettings:
             "GRIEVANCE_KAFKA_COMMANDS_TOPIC": self.commands_topic,
             "GRIEVANCE_KAFKA_REJECTED_TOPIC": self.rejected_topic,
             "GRIEVANCE_KAFKA_EVENTS_TOPIC": self.events_topic,
+            "GRIEVANCE_KAFKA_CHECKPOINTS_TOPIC": self.checkpoints_topic,
             "GRIEVANCE_KAFKA_WORKER_GROUP": self.worker_group,
             "GRIEVANCE_KAFKA_PARTITIONS": str(self.partitions),
             "GRIEVANCE_KAFKA_BATCH_SIZE": str(self.batch_size),

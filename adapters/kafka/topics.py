@@ -12,8 +12,9 @@ from adapters.kafka.settings import KafkaSettings
 
 # How long each topic the engine creates keeps its messages (milliseconds): commands a week (a worker down over
 # a long weekend still finds them; the store is the record), rejected copies a month (for someone to look
-# into), events for good (consumers replay them; their personal fields are sealed, so erasure reaches them).
-RETENTION_MS = {"commands": 7 * 86_400_000, "rejected": 30 * 86_400_000, "events": -1}
+# into), events for good (consumers replay them; their personal fields are sealed, so erasure reaches them),
+# checkpoints for good (a witness that joins late checks the log's whole signed history).
+RETENTION_MS = {"commands": 7 * 86_400_000, "rejected": 30 * 86_400_000, "events": -1, "checkpoints": -1}
 
 
 def ensure_topics(settings: KafkaSettings, *names: str) -> None:
@@ -32,5 +33,10 @@ def ensure_topics(settings: KafkaSettings, *names: str) -> None:
 
 
 def _configs(settings: KafkaSettings, name: str) -> dict[str, str]:
-    kind = {settings.commands_topic: "commands", settings.rejected_topic: "rejected", settings.events_topic: "events"}
+    kind = {
+        settings.commands_topic: "commands",
+        settings.rejected_topic: "rejected",
+        settings.events_topic: "events",
+        settings.checkpoints_topic: "checkpoints",
+    }
     return {"retention.ms": str(RETENTION_MS[kind[name]])} if name in kind else {}

@@ -10,26 +10,22 @@ signed checkpoint of the store-wide Merkle log (adapters.audit.transparency).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
-GENESIS = bytes(32)
+from adapters.storage import chained_hash
+
+GENESIS = chained_hash.GENESIS
 
 
 def link(previous: bytes, event: StoredEvent) -> bytes:
     """The hash of `event`, chained to the hash of the event before it."""
-    topic = event.topic.encode()
-    digest = hashlib.sha256(previous)
-    digest.update(originator_uuid(event).bytes)
-    digest.update(event.originator_version.to_bytes(8, "big"))
-    digest.update(len(topic).to_bytes(4, "big"))
-    digest.update(topic)
-    digest.update(event.state)
-    return digest.digest()
+    return chained_hash.chained_hash(
+        previous, originator_uuid(event), event.originator_version, event.topic, bytes(event.state)
+    )
 
 
 def chain(events: Sequence[StoredEvent], previous: Mapping[UUID, bytes]) -> list[tuple[UUID, int, bytes]]:

@@ -11,9 +11,12 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from litestar.testing import TestClient
 
-from adapters.composition import build_http_services
+from adapters.audit.checkpoint import Signer
+from adapters.audit.notary import Notary
+from adapters.composition import build_http_services, build_transparency
 from adapters.http.app import create_app
 from adapters.http.tokens import TokenBook, TokenEntry, digest
 from adapters.settings import Settings
@@ -34,6 +37,12 @@ def client(tmp_path: Path) -> Iterator[TestClient[Any]]:
     with TestClient(app=create_app(services)) as test_client:
         test_client.headers["Authorization"] = "Bearer admin"
         test_client.app.state["catch_up"] = projection.catch_up
+        # Checkpoints the notary would publish, so that the log's routes answer (and not only their 404s).
+        services.checkpoints_dir = tmp_path / "checkpoints"
+        services.checkpoints_dir.mkdir()
+        notary = Notary(Signer("test/log", Ed25519PrivateKey.generate()), build_transparency(services.chain),
+                        services.checkpoints_dir)  # fmt: skip
+        test_client.app.state["notary"] = notary.sign_if_grown
         yield test_client
     services.chain.close()
 
@@ -46,6 +55,7 @@ def _report(client: TestClient[Any]) -> str:
                                                    "title": "车位", "description": "没车位"})  # fmt: skip
     assert answer.status_code == 200, answer.text
     client.app.state["catch_up"]()
+    client.app.state["notary"]()
     return gid
 
 
@@ -88,6 +98,8 @@ def _filled(path: str, gid: str) -> str:
 
 def _required(path: str) -> dict[str, str]:
     """The query parameters a path cannot go without."""
+    if path.endswith("/log/consistency"):
+        return {"from": "0", "to": "1"}
     return {"from": "2026-01-01", "to": "2026-01-31"} if path.endswith("/daily") else {}
 
 

@@ -11,6 +11,7 @@ from uuid import uuid4
 
 import pytest
 import schemathesis
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
@@ -22,6 +23,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from adapters.audit.checkpoint import Signer
+from adapters.audit.notary import Notary
 from adapters.composition import build_http_services
 from adapters.http.app import create_app
 from adapters.http.tokens import TokenBook, TokenEntry, digest
@@ -55,6 +58,12 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             principal=OPERATOR,
         )
     projection.catch_up()
+    # A checkpoint published, so that proofs are answered (not only their 404s).
+    services.checkpoints_dir = db.parent / "checkpoints"
+    services.checkpoints_dir.mkdir()
+    assert services.transparency is not None
+    Notary(Signer("fuzz.test/log", Ed25519PrivateKey.generate()), services.transparency,
+           services.checkpoints_dir).sign_if_grown()  # fmt: skip
     # Open311's reads open to anyone, so that their answers (not only their 403s) are checked too.
     services.open311_public = True
     app = create_app(services)
