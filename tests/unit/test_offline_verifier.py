@@ -12,7 +12,7 @@ from eventsourcing.persistence import StoredEvent
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.audit.offline import chained_hash
+from adapters.storage.chained_hash import chained_hash
 from adapters.storage.hash_chain import link
 
 
@@ -24,7 +24,7 @@ def test_its_chained_hash_is_the_engines(previous: bytes, gid: UUID, version: in
 
 def test_it_loads_only_the_standard_library_and_cryptography() -> None:
     probe = (
-        "import sys, adapters.audit.offline; "
+        "import sys, adapters.audit.offline_verifier; "
         "print(sorted({m.split('.')[0] for m in sys.modules} - set(sys.stdlib_module_names)))"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
