@@ -6,6 +6,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -20,6 +21,8 @@ from engine.limits import TimeLimits
 
 DEFAULT_DATABASE_URL = "sqlite:///grievances.db"
 SHIPPED_CHART = Path(__file__).parent / "demo" / "charts" / "yongji.json"
+# A PostgreSQL schema as the stores write it into their statements: a plain identifier, nothing to quote.
+SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 DURABILITY = {"full": ("FULL", "on"), "normal": ("NORMAL", "off"), "off": ("OFF", "off")}
 DEFAULT_HTTP_THREADS = 40
 DEFAULT_DECIDED_CACHE = 10_000
@@ -135,7 +138,17 @@ class Settings:
 
     def store_env(self) -> dict[str, str]:
         """The eventsourcing library's environment for this database URL and durability."""
+        try:
+            return self._store_env()
+        except ConfigurationError:
+            raise
+        except ValueError as e:  # what urllib says of a URL it cannot take apart (a bad port, an open bracket)
+            raise ConfigurationError(f"GRIEVANCE_DATABASE_URL: {e}") from None
+
+    def _store_env(self) -> dict[str, str]:
         url = urlsplit(self.database_url)
+        if "\x00" in unquote(self.database_url):
+            raise ConfigurationError("GRIEVANCE_DATABASE_URL: holds a NUL character")
         sqlite_sync, pg_sync = DURABILITY[self.durability]
         if url.scheme == "sqlite":
             path = unquote(url.path[1:] if url.path.startswith("/") else url.path)
@@ -156,6 +169,11 @@ class Settings:
             if not dbname:
                 raise ConfigurationError("GRIEVANCE_DATABASE_URL: a postgresql URL needs a database name")
             query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+            schema = query.get("schema", "")
+            if schema and not SCHEMA_NAME.fullmatch(schema):
+                raise ConfigurationError(
+                    f"GRIEVANCE_DATABASE_URL: schema {schema!r} is not a plain name (letters, digits, _; at most 63)"
+                )
             return {
                 "PERSISTENCE_MODULE": "adapters.storage.event_stores:DurablePostgresFactory",
                 "POSTGRES_DBNAME": dbname,

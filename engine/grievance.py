@@ -35,6 +35,7 @@ BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u206
 # Control characters (Unicode's Cc, but tab and line feed) and the bidirectional controls.
 CONTROL_OR_BIDI = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 # A character that shows: not white space, not a format character (zero-width spaces and joiners, marks).
+LINE_BREAKS = re.compile("[\t\n\r\x0b\x0c\x85\u2028\u2029]")
 VISIBLE = re.compile("[^\\s\u00ad\u061c\u180e\u200b-\u200f\u2060-\u2064\u206a-\u206f\ufeff]")
 # A report whose client chose no grievance id gets one derived from its command id (Grievance.create_id).
 REPORT_ID_NAMESPACE = UUID("0d3f6c2a-8e41-4b7a-b1c9-6f2e5a7d9c30")
@@ -644,6 +645,15 @@ def _text(field: str, value: str, limit: int, *, allow_empty: bool = False) -> s
     if len(value) > limit:
         raise InvalidValue(field, f"is {len(value)} characters; at most {limit} are allowed")
     return value
+
+
+def one_line_text(field: str, value: str, limit: int) -> str:
+    """Free text that must stay one line where it is listed (a disclosure's reason, say): as `_text`, and without
+    line breaks or tabs, with which one record could be made to read as two."""
+    text = _text(field, value, limit)
+    if found := LINE_BREAKS.search(text):
+        raise InvalidValue(field, f"must be one line; it holds U+{ord(found.group()):04X}")
+    return text
 
 
 E = TypeVar("E", bound=StrEnum)

@@ -34,6 +34,10 @@ DEFAULT_LIMITS: Mapping[Level, Limit] = {
 }
 
 
+# Ten years: longer than any limit a service chain sets, and far from the dates Python can hold.
+MAX_HOURS = 10 * 366 * 24
+
+
 @dataclass(frozen=True, slots=True)
 class TimeLimits:
     """Configured limits per level; every level must have one, and each must be positive."""
@@ -61,5 +65,11 @@ class TimeLimits:
             except ValueError:
                 choices = ", ".join(level.value for level in Level)
                 raise ConfigurationError(f"limits: {name!r} is not a level of the chain ({choices})") from None
+            for value in (claim, finish):
+                # NaN, infinities and years beyond any deadline would only fail later, on the first due time.
+                if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= MAX_HOURS:
+                    raise ConfigurationError(
+                        f"limits.{name}: {value!r} is not a number of hours above 0 and at most {MAX_HOURS:,}"
+                    )
             per_level[level] = Limit(claim=timedelta(hours=claim), finish=timedelta(hours=finish))
         return cls(per_level)

@@ -26,6 +26,7 @@ from engine.errors import (
     ConcurrentWriteConflict,
     GrievanceError,
     GrievanceNotFound,
+    InfrastructureError,
     InvalidValue,
     UnknownResident,
 )
@@ -56,6 +57,8 @@ def _read(grievance_id: UUID, expected: int, stored: StoredEvent, to_domain_even
         )
     try:
         return to_domain_event(stored)
+    except InfrastructureError:
+        raise  # a key that cannot be read (GRIEVANCE_RESIDENT_KEK_FILE missing or wrong) is a setting, not damage
     except Exception as e:  # whatever a damaged row makes the decoder raise, it is a broken link, not a crash
         raise BrokenHistory(grievance_id, expected, f"event {expected} cannot be read ({type(e).__name__})") from e
 

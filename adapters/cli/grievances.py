@@ -384,7 +384,8 @@ KINDS = {str(k.__struct_config__.tag): k for k in get_args(engine_commands.Comma
 def decode_command(item: dict[str, Any]) -> engine_commands.Command | list[Rejected]:
     """One command, decoded exactly as every channel decodes it, or every required field it lacks (msgspec
     names only the first), or the first value it refuses."""
-    kind = KINDS.get(item.get("kind"))  # type: ignore[arg-type]
+    named = item.get("kind")
+    kind = KINDS.get(named) if isinstance(named, str) else None  # a list or an object names no kind
     if kind is not None:
         present = set(item)
         missing = [f.encode_name for f in msgspec.structs.fields(kind) if f.required and f.encode_name not in present]

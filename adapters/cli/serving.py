@@ -127,7 +127,7 @@ def _token_file(path: Path | None) -> Path:
 @click.option("--name", required=True, help="Who holds it: the actor of every command sent with it.")
 @click.option("--role", required=True, type=click.Choice(ROLES))
 @click.option("--unit", "unit_id", help="Jurisdiction: the unit whose subtree a grid worker or supervisor covers.")
-@click.option("--expires-in-days", type=click.IntRange(min=0), default=90, show_default=True,
+@click.option("--expires-in-days", type=click.IntRange(min=0, max=36_600), default=90, show_default=True,
               help="Days it is valid for; 0: until revoked.")  # fmt: skip
 @click.option("--reveals-personal-data", is_flag=True,
               help="May ask to see residents' names and phones whole (each time with a reason, recorded).")  # fmt: skip

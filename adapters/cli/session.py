@@ -39,7 +39,9 @@ EXIT_PARTLY_REFUSED = 5
 EXIT_INFRASTRUCTURE = 3
 # Off a terminal (pipes, CI logs) rich would assume 80 columns and squeeze the dashboard tables.
 # No markup: what is printed holds residents' and workers' own words, where "[urgent]" must stay on the page.
-out = Console(markup=False, highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+out = Console(
+    markup=False, highlight=False, soft_wrap=True, width=None if sys.stdout is not None and sys.stdout.isatty() else 160
+)
 encoder = msgspec.json.Encoder()
 
 
@@ -150,8 +152,11 @@ def revealing(session: Session, grievance_id: UUID, reveal: bool, reason: str | 
         return False
     if not reason or not reason.strip():
         fail("reason: say why the resident's personal data must be seen whole (--reason); it is recorded")
-    composition.build_disclosures(session.chain).record(session.principal, grievance_id, channel=f"cli: {verb}",
-                                                        reason=reason.strip())  # fmt: skip
+    try:
+        composition.build_disclosures(session.chain).record(session.principal, grievance_id, channel=f"cli: {verb}",
+                                                            reason=reason.strip())  # fmt: skip
+    except GrievanceError as e:
+        refuse(e)
     return True
 
 

@@ -294,7 +294,9 @@ def print_set_aside(health: ViewsHealth) -> None:
 
 @click.command()
 @click.option("--at", "at", help="Sweep as of this time (RFC 3339); default now.")
-@click.option("--every", type=click.FloatRange(min=1), help="Sweep again every so many seconds until stopped.")
+@click.option(
+    "--every", type=click.FloatRange(min=1, max=86_400), help="Sweep again every so many seconds until stopped."
+)
 def supervise(at: str | None, every: float | None) -> None:
     """Escalate grievances past their limit one step (督办); safe to run in several processes at once."""
     if at and every:

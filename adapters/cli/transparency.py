@@ -293,7 +293,9 @@ def consistency_from(proof_file: Path | None) -> Callable[[Checkpoint, Checkpoin
     type=click.Path(dir_okay=False, path_type=Path),
     help="The signing key file (from checkpoint-key).",
 )
-@click.option("--every", required=True, type=click.FloatRange(min=0.1), help="Seconds between heads signed.")
+@click.option(
+    "--every", required=True, type=click.FloatRange(min=0.1, max=86_400), help="Seconds between heads signed."
+)
 @click.option(
     "--dir",
     "directory",

@@ -12,7 +12,7 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException, ProblemDetailsPlugin
 
-from engine.errors import GrievanceError, GrievanceNotFound
+from engine.errors import GrievanceError, GrievanceNotFound, InfrastructureError
 from schemas.results import Rejected
 
 log = structlog.get_logger("grievance.http")
@@ -124,6 +124,17 @@ def _http(e: HTTPException) -> ProblemDetailsException:
     )  # fmt: skip
 
 
+def _unavailable(e: InfrastructureError) -> ProblemDetailsException:
+    """The service cannot do this as configured (a key it cannot read, a store that kept failing): a 503, and the
+    setting at fault in the log for the operator, not in the answer; the client may try again later."""
+    log.error("request could not be served", error=str(e))
+    reason = "the service cannot do this as configured; the error is logged"
+    return ProblemDetailsException(
+        status_code=503, type_=PROBLEM_BASE + "unavailable", title="service unavailable",
+        detail=f"$: {reason}", extra={"code": "unavailable", "field": "$", "reason": reason},
+    )  # fmt: skip
+
+
 def _unexpected(e: Exception) -> ProblemDetailsException:
     """Anything else is the service's fault: logged with its traceback, answered without its details."""
     log.exception("request failed", error=repr(e))
@@ -142,6 +153,7 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
                 GrievanceError: _grievance_error,
                 ValidationException: _validation,
                 HTTPException: _http,
+                InfrastructureError: _unavailable,
                 Exception: _unexpected,
             }
         )

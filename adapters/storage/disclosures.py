@@ -11,6 +11,7 @@ import msgspec
 
 from adapters.storage.side_table import SideTable
 from engine.access import Principal
+from engine.grievance import one_line_text
 
 TABLE = "personal_data_reads"
 MAX_REASON = 500
@@ -35,11 +36,13 @@ class DisclosureLog(SideTable):
                          "grievance_id TEXT NOT NULL, channel TEXT NOT NULL, reason TEXT NOT NULL")  # fmt: skip
 
     def record(self, reader: Principal, grievance_id: UUID, *, channel: str, reason: str) -> None:
-        """Record a full reading, before the data is shown."""
+        """Record a full reading, before the data is shown; a reason that is not one line of visible text is refused
+        (`InvalidValue`), as a line break in it could forge a second reading in the list auditors read."""
+        reason = one_line_text("reason", reason, MAX_REASON)
         self._execute(
             f"INSERT INTO {self.table} VALUES (?, ?, ?, ?, ?, ?)",
             (datetime.now(UTC).isoformat(), reader.name, reader.role.value, str(grievance_id), channel,
-             reason[:MAX_REASON]),
+             reason),
         )  # fmt: skip
 
     def latest(self, *, grievance_id: UUID | None = None, limit: int = 100) -> list[Disclosure]:

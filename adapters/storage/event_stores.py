@@ -62,7 +62,7 @@ def _stored_event(row: Any) -> StoredEvent:
         originator_id=row["originator_id"],
         originator_version=row["originator_version"],
         topic=row["topic"],
-        state=bytes(row["state"]),
+        state=bytes(row["state"] or b""),  # NULL, set behind the engine's back: unreadable, so a broken link
     )
 
 

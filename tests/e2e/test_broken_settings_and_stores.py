@@ -30,7 +30,14 @@ STORELESS = {"emit"}
 LONG_RUNNING = {"serve", "worker", "relay", "projections run", "notary"}
 
 BROKEN_SETTINGS = {
-    "GRIEVANCE_LIMITS_HOURS": ['{"grid_brunch": [1, 2]}', '{"grid_branch": [-1, 2]}', "nonsense"],
+    "GRIEVANCE_LIMITS_HOURS": [
+        '{"grid_brunch": [1, 2]}',
+        '{"grid_branch": [-1, 2]}',
+        "nonsense",
+        '{"grid_branch": [NaN, 1]}',
+        '{"grid_branch": [1e308, 1e308]}',
+        '{"member_household": [1e8, 2e8]}',
+    ],
     "GRIEVANCE_DURABILITY": ["bogus"],
     "GRIEVANCE_LOG_FORMAT": ["bogus"],
     "GRIEVANCE_CHART": ["/nope/chart.json"],
@@ -38,6 +45,11 @@ BROKEN_SETTINGS = {
         "bogus://x",
         "postgresql://root@127.0.0.1:1/test",
         "postgresql://root@127.0.0.1:5432/no_such_database_here",
+        "sqlite:///%00",
+        "postgresql://[::1",
+        "postgresql://root@127.0.0.1:99999/test",
+        "postgresql://root@127.0.0.1:abc/test",
+        "postgresql://root@127.0.0.1/test?schema=bad;drop",
     ],
     "GRIEVANCE_DISPLAY_TIMEZONE": ["China/Beijing"],
     "GRIEVANCE_CLOCK_SKEW_MINUTES": ["-5"],
@@ -144,6 +156,8 @@ def _damage(db: Path, how: str) -> UUID:
             "its first event deleted": f"DELETE FROM stored_events WHERE {where} AND originator_version = 1",
             "an event's bytes garbled": f"UPDATE stored_events SET state = X'7b2278' WHERE {where} "
                                         "AND originator_version = 3",
+            "an event's bytes set to NULL": f"UPDATE stored_events SET state = NULL WHERE {where} "
+                                            "AND originator_version = 3",
             "an event of no known type": f"UPDATE stored_events SET topic = 'engine.grievance:Gone' WHERE {where} "
                                          "AND originator_version = 2",
         }  # fmt: skip
@@ -151,7 +165,13 @@ def _damage(db: Path, how: str) -> UUID:
     return UUID(oid)
 
 
-DAMAGE = ["a middle event deleted", "its first event deleted", "an event's bytes garbled", "an event of no known type"]
+DAMAGE = [
+    "a middle event deleted",
+    "its first event deleted",
+    "an event's bytes garbled",
+    "an event's bytes set to NULL",
+    "an event of no known type",
+]
 # What each verb that names the broken grievance exits with: 4, naming the version, as `verify` does.
 READS_THE_GRIEVANCE = {"show", "history", "export", "verify", "claim", "escalate", "progress", "rate", "reply",
                        "resolve"}  # fmt: skip
@@ -259,3 +279,40 @@ def test_the_api_answers_a_broken_history_with_a_problem_not_a_500(demo_db: Path
         others = client.get("/api/v1/dashboard/headline", params={"at": "2021-01-01T00:00+08:00"})
         assert others.status_code == 200
     services.chain.close()
+
+
+def test_a_reason_for_reading_personal_data_is_one_line(demo_db: Path, store: Path) -> None:
+    shutil.copy(demo_db, store)
+    with sqlite3.connect(store) as conn:
+        (oid,) = conn.execute("SELECT originator_id FROM stored_events LIMIT 1").fetchone()
+    forged = "routine check\n2026-12-03 02:39 CST  auditor-zhang (auditor) read grievance x via http: court order"
+    done = grievance(store, "show", str(UUID(oid)), "--reveal", "--reason", forged)
+    assert done.returncode == 1
+    assert done.stderr.strip() == "error: reason: must be one line; it holds U+000A [invalid_value]"
+    assert "auditor-zhang" not in grievance(store, "disclosures").stdout  # nothing was recorded
+
+
+def test_a_batch_whose_kind_is_not_a_name_is_malformed(store: Path) -> None:
+    done = grievance(store, "submit", input='[{"kind": ["report"]}, {"kind": {"a": 1}}]')
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "error: command 0: kind: Expected `str`, got `list` [malformed]",
+        "error: command 1: kind: Expected `str`, got `dict` [malformed]",
+    ]
+
+
+def test_a_key_encryption_key_file_left_out_is_a_setting_not_a_broken_history(store: Path, tmp_path: Path) -> None:
+    named = grievance(store, "report", "--unit", "gr-chengxi-01-1", "--category", "parking", "--title", "t",
+                      "--description", "d", "--resident-id", "r79", "--resident-name", "刘德华",
+                      "--resident-phone", "13700007777")  # fmt: skip
+    gid = named.stdout.strip()
+    keks = {"GRIEVANCE_RESIDENT_KEK_FILE": str(tmp_path / "kek.json")}
+    assert grievance(store, "kek", "new", env=keks).returncode == 0
+    assert grievance(store, "kek", "rotate", env=keks).returncode == 0
+    for verb in ("show", "history"):
+        done = grievance(store, verb, gid)
+        assert done.returncode == 3, done.stderr
+        assert done.stderr.strip().splitlines() == [
+            "error: GRIEVANCE_RESIDENT_KEK_FILE: residents' keys are stored wrapped; name the key-encryption key "
+            "file [infrastructure]"
+        ]
