@@ -52,7 +52,9 @@ _CODES = {EXIT_REJECTED: "invalid_value", EXIT_INFRASTRUCTURE: "infrastructure",
 
 def fail(message: str, code: int = EXIT_REJECTED, *, error_code: str | None = None) -> NoReturn:
     """One clear line on stderr, `error: FIELD: REASON [code]` (the message is "FIELD: REASON"), and exit `code`."""
-    click.echo(f"error: {message} [{error_code or _CODES.get(code, 'error')}]", err=True)
+    # A line break in what it quotes (a setting's value, a file's name) would make one error read as two lines.
+    one_line = message.replace("\r", "\\r").replace("\n", "\\n")
+    click.echo(f"error: {one_line} [{error_code or _CODES.get(code, 'error')}]", err=True)
     sys.exit(code)
 
 

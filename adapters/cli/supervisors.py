@@ -204,6 +204,9 @@ def dashboard(
                 }
                 click.echo(msgspec.json.encode(document))
             else:
+                # Asked first, so that a bad unit or month is refused before any table is printed.
+                dash.headline(unit_id, now=now)
+                dash.rates(unit_id, from_month=from_month, to_month=to_month)
                 print_dashboard(dash, unit_id, now, (from_month, to_month), session.settings.display_zone)
         except GrievanceError as e:
             refuse(e)

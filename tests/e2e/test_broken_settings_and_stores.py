@@ -40,7 +40,7 @@ BROKEN_SETTINGS = {
     ],
     "GRIEVANCE_DURABILITY": ["bogus"],
     "GRIEVANCE_LOG_FORMAT": ["bogus"],
-    "GRIEVANCE_CHART": ["/nope/chart.json"],
+    "GRIEVANCE_CHART": ["/nope/chart.json", "/nope/two\nlines.json"],
     "GRIEVANCE_DATABASE_URL": [
         "bogus://x",
         "postgresql://root@127.0.0.1:1/test",

@@ -50,6 +50,7 @@ def test_dashboard_errors_name_the_field(demo_db: Path) -> None:
     assert done.stderr.strip() == "error: unit_id: no unit 'nowhere' in the organisation chart [unknown_unit]"
     done = grievance(demo_db, "dashboard", "--from-month", "2020-13", "--at", "2021-01-01T00:00:00+08:00")
     assert done.stderr.strip() == "error: from_month: '2020-13' is not a month like 2020-06 [invalid_value]"
+    assert done.stdout == ""  # refused before any table is printed
 
 
 def test_a_supervision_sweep_from_the_command_line(demo_db: Path, tmp_path: Path) -> None:
