@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,20 @@ def _check_name(field: str, name: str) -> str:
     return name
 
 
+def _key_parts(field: str, parts: Sequence[str]) -> tuple[str, bytes, bytes]:
+    """A note key's name, stated key hash and 32 Ed25519 key bytes, from its '+'-separated parts, each checked."""
+    name, hash_hex, key = parts
+    _check_name(field, name)
+    try:
+        raw = base64.b64decode(key, validate=True)
+        stated = bytes.fromhex(hash_hex)
+    except (binascii.Error, ValueError):
+        raise CheckpointError(field, "its key hash or key is not hex and base64") from None
+    if len(raw) != 33 or raw[:1] != ED25519:
+        raise CheckpointError(field, "not an Ed25519 key (0x01 and 32 bytes)")
+    return name, stated, raw[1:]
+
+
 @dataclass(frozen=True)
 class Verifier:
     """A public key that checks signatures of one name."""
@@ -75,16 +90,8 @@ class Verifier:
         parts = encoded.strip().split("+", 2)
         if len(parts) != 3:
             raise CheckpointError(field, "not <name>+<key hash>+<key>")
-        name, hash_hex, key = parts
-        _check_name(field, name)
-        try:
-            raw = base64.b64decode(key, validate=True)
-            stated = bytes.fromhex(hash_hex)
-        except (binascii.Error, ValueError):
-            raise CheckpointError(field, "its key hash or key is not hex and base64") from None
-        if len(raw) != 33 or raw[:1] != ED25519:
-            raise CheckpointError(field, "not an Ed25519 key (0x01 and 32 bytes)")
-        verifier = cls(name, raw[1:])
+        name, stated, raw = _key_parts(field, parts)
+        verifier = cls(name, raw)
         if stated != verifier.key_hash:
             raise CheckpointError(field, "its key hash does not match its name and key")
         return verifier
@@ -119,16 +126,8 @@ class Signer:
         parts = text[len(PRIVATE_PREFIX) :].split("+", 2)
         if len(parts) != 3:
             raise CheckpointError(field, "not PRIVATE+KEY+<name>+<key hash>+<key>")
-        name, hash_hex, key = parts
-        _check_name(field, name)
-        try:
-            raw = base64.b64decode(key, validate=True)
-            stated = bytes.fromhex(hash_hex)
-        except (binascii.Error, ValueError):
-            raise CheckpointError(field, "its key hash or key is not hex and base64") from None
-        if len(raw) != 33 or raw[:1] != ED25519:
-            raise CheckpointError(field, "not an Ed25519 key (0x01 and 32 bytes)")
-        signer = cls(name, Ed25519PrivateKey.from_private_bytes(raw[1:]))
+        name, stated, raw = _key_parts(field, parts)
+        signer = cls(name, Ed25519PrivateKey.from_private_bytes(raw))
         if stated != signer.verifier.key_hash:
             raise CheckpointError(field, "its key hash does not match its name and key")
         return signer
