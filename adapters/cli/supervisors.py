@@ -63,7 +63,8 @@ def print_dashboard(
     dashboard: Dashboard, unit_id: str | None, now: datetime, months: tuple[str, str], zone: DisplayZone
 ) -> None:
     """The headline, the three rates of each unit below, the funnel, and the most overdue units; `now` shown in
-    the display zone."""
+    the display zone. Every table is asked before any is printed, so a refused question prints nothing."""
+    shown: list[Table] = []
     head = dashboard.headline(unit_id, now=now)
     unit = dashboard.chart.unit(head.unit_id)
     table = Table(title=f"{unit.name} ({unit.id}) as of {zone.minute(now)}")
@@ -79,7 +80,7 @@ def print_dashboard(
     table.add_row(
         *(f"{v:,}" for v in (head.resolved, head.replied, head.open, head.waiting, head.claimed, head.overdue))
     )
-    out.print(table)
+    shown.append(table)
 
     rates = Table(
         title=f"Rates {months[0]} to {months[1]}: response, resolution, satisfaction "
@@ -101,7 +102,7 @@ def print_dashboard(
             _percent(r.response_rate), _percent(r.resolution_rate), _percent(r.satisfaction_rate),
             f"{r.claims_by_organisation} / {r.claims_by_group} / {r.claims_by_member}",
         )  # fmt: skip
-    out.print(rates)
+    shown.append(rates)
 
     funnel = Table(
         title="Settled at each step of the chain (closures; a closure later reopened counts until it is reopened)"
@@ -113,7 +114,7 @@ def print_dashboard(
         funnel.add_row(label(Level(step.level)), *_settled_cells([step]))
     funnel.add_section()
     funnel.add_row("total 合计 (= the headline's grievances)", *_settled_cells(steps))
-    out.print(funnel)
+    shown.append(funnel)
 
     overdue = dashboard.most_overdue_units(now=now, limit=5)
     if overdue:
@@ -122,7 +123,9 @@ def print_dashboard(
         late.add_column("overdue", justify="right")
         for u, n in overdue:
             late.add_row(f"{u.name} ({u.id})", str(n))
-        out.print(late)
+        shown.append(late)
+    for table in shown:
+        out.print(table)
 
 
 def register(main: click.Group) -> None:
@@ -204,9 +207,6 @@ def dashboard(
                 }
                 click.echo(msgspec.json.encode(document))
             else:
-                # Asked first, so that a bad unit or month is refused before any table is printed.
-                dash.headline(unit_id, now=now)
-                dash.rates(unit_id, from_month=from_month, to_month=to_month)
                 print_dashboard(dash, unit_id, now, (from_month, to_month), session.settings.display_zone)
         except GrievanceError as e:
             refuse(e)
