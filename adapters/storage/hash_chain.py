@@ -23,10 +23,11 @@ GENESIS = chained_hash.GENESIS
 
 def link(previous: bytes, event: StoredEvent) -> bytes:
     """The hash of `event`, chained to the hash of the event before it."""
-    # A state set to NULL behind the engine's back hashes as empty bytes: a broken link that verify names.
-    return chained_hash.chained_hash(
-        previous, originator_uuid(event), event.originator_version, event.topic, bytes(event.state or b"")
-    )
+    # A state set to NULL, or rewritten as text (SQLite's replace() on a blob returns text), behind the engine's
+    # back hashes as other bytes: a broken link that verify names, never a crash.
+    state: object = event.state
+    stored = state.encode() if isinstance(state, str) else bytes(state or b"")  # type: ignore[call-overload]
+    return chained_hash.chained_hash(previous, originator_uuid(event), event.originator_version, event.topic, stored)
 
 
 def chain(events: Sequence[StoredEvent], previous: Mapping[UUID, bytes]) -> list[tuple[UUID, int, bytes]]:

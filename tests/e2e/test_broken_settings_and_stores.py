@@ -156,6 +156,8 @@ def _damage(db: Path, how: str) -> UUID:
             "its first event deleted": f"DELETE FROM stored_events WHERE {where} AND originator_version = 1",
             "an event's bytes garbled": f"UPDATE stored_events SET state = X'7b2278' WHERE {where} "
                                         "AND originator_version = 3",
+            "an event's bytes rewritten as text": f"UPDATE stored_events SET state = replace(state, 'a', 'b') "
+                                                  f"WHERE {where} AND originator_version = 3",
             "an event's bytes set to NULL": f"UPDATE stored_events SET state = NULL WHERE {where} "
                                             "AND originator_version = 3",
             "an event of no known type": f"UPDATE stored_events SET topic = 'engine.grievance:Gone' WHERE {where} "
@@ -171,6 +173,7 @@ DAMAGE = [
     "an event's bytes garbled",
     "an event's bytes set to NULL",
     "an event of no known type",
+    "an event's bytes rewritten as text",
 ]
 # What each verb that names the broken grievance exits with: 4, naming the version, as `verify` does.
 READS_THE_GRIEVANCE = {"show", "history", "export", "verify", "claim", "escalate", "progress", "rate", "reply",
