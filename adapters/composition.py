@@ -86,10 +86,16 @@ def build_chain(settings: Settings, *, clock: Clock | None = None) -> ServiceCha
             decided_cache_size=settings.decided_cache_size,
         )
     )
+    chain.protect_personal_data(build_resident_keys(settings, chain))
+    return chain
+
+
+def build_resident_keys(settings: Settings, chain: ServiceChain) -> ResidentKeys:
+    """Residents' keys in the chain's own database, wrapped under the key-encryption keys
+    GRIEVANCE_RESIDENT_KEK_FILE names (if it does): what seals personal data, and what `kek rotate` rewraps."""
     keks = KeyEncryptionKeys.from_file(settings.resident_kek_file) if settings.resident_kek_file else None
     datastore = chain.recorder.datastore  # type: ignore[attr-defined]
-    chain.protect_personal_data(_creating_tables(lambda: ResidentKeys(datastore, keks=keks)))
-    return chain
+    return _creating_tables(lambda: ResidentKeys(datastore, keks=keks))
 
 
 def _creating_tables(construct: Callable[[], T], attempts: int = 5) -> T:

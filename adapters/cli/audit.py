@@ -241,8 +241,7 @@ def kek_new() -> None:
 def kek_rotate() -> None:
     """Wrap every stored resident's key again under the current key-encryption key."""
     with opened() as session:
-        keys: Any = session.chain.mapper.personal_data  # type: ignore[attr-defined]
-        count, wrapping = keys.rewrap()
+        count, wrapping = composition.build_resident_keys(session.settings, session.chain).rewrap()
     out.print(f"{count:,} keys wrapped again; key-encryption keys still in use: {', '.join(sorted(wrapping))}")
 
 
@@ -252,8 +251,7 @@ def kek_retire(kek_id: str) -> None:
     """Destroy a key-encryption key no stored key is wrapped under (do it once no backup still needs it)."""
     path = _kek_file()
     with opened() as session:
-        keys: Any = session.chain.mapper.personal_data  # type: ignore[attr-defined]
-        in_use = keys.wrapping()
+        in_use = composition.build_resident_keys(session.settings, session.chain).wrapping()
     try:
         retire_key_encryption_key(path, kek_id, in_use)
     except ConfigurationError as e:
