@@ -5,6 +5,10 @@ Sustained: every command produced as fast as one producer can, the clock running
 until the projection holds the last event. Latency: commands paced at a steady rate, each one's time
 from its send to the moment the projection's tracked position covers its event.
 
+Reports name residents as bench/traffic.py's do (most of them; some a resident who reported before), their names
+and phones sealed to the engine's intake key by the producer as it sends, as a grid worker's app does; the workers
+open them and seal them again under each resident's own key.
+
 Run: `.venv/bin/python -m bench.kafka_pipeline --commands 100000 --workers 2` (a Tansu broker is started
 on a free port unless --bootstrap names one; a fresh PostgreSQL database is made and dropped).
 """
@@ -31,25 +35,35 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from adapters.composition import build_chain, build_views
 from adapters.http.tokens import issue
+from adapters.kafka.intake_sealing import IntakeSealer, make_intake_key
 from adapters.kafka.settings import KafkaSettings
 from adapters.kafka.signatures import CommandSigner, KeyRole, add_key
 from adapters.kafka.topics import ensure_topics
 from adapters.settings import SHIPPED_CHART, Settings
 from adapters.storage.chart_file import load_chart
 from bench.engine_throughput import HOUSEHOLDS, percentile, postgres_url
+from bench.traffic import Traffic
 from engine.access import Role
+from engine.commands import CommandDecoder, Report
 from tests.kafka_broker import Broker
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 EVENTS_PER_LIFECYCLE = 5
 
 
+# Who the reports name: one seeded source for the whole run, so a share of residents report again across phases.
+TRAFFIC = Traffic(seed=14)
+REPORTS = CommandDecoder(Report)
+
+
 def lifecycle(i: int, prefix: str, first: int) -> list[tuple[bytes, bytes, str]]:
-    """(key, value, command id) of a grievance's five commands, as a grid worker's app sends them."""
+    """(key, value, command id) of a grievance's five commands, as a grid worker's app sends them; the report's
+    resident, if it names one, still in clear (`sealed` seals it as the producer sends)."""
     gid = str(uuid.UUID(int=first + i + 1))
     unit = HOUSEHOLDS[i % len(HOUSEHOLDS)]
     t = T0 + timedelta(seconds=i * 7)
@@ -64,7 +78,14 @@ def lifecycle(i: int, prefix: str, first: int) -> list[tuple[bytes, bytes, str]]
     out = []
     for n, step in enumerate(steps):
         command_id = f"{prefix}{i}-{n}"
-        body = {**base, **step, "command_id": command_id, "occurred_at": (t + timedelta(hours=n)).isoformat()}
+        body: dict[str, Any] = {
+            **base,
+            **step,
+            "command_id": command_id,
+            "occurred_at": (t + timedelta(hours=n)).isoformat(),
+        }
+        if n == 0 and (resident := TRAFFIC.resident()) is not None:
+            body["resident"] = {"resident_id": resident.resident_id, "name": resident.name, "phone": resident.phone}
         out.append((gid.encode(), json.dumps(body, ensure_ascii=False).encode(), command_id))
     return out
 
@@ -83,6 +104,26 @@ def interleaved(grievances: int, prefix: str, first: int, window: int = 200) -> 
         for step in range(EVENTS_PER_LIFECYCLE):
             out.extend(g[step] for g in group)
     return out
+
+
+@functools.cache
+def _sealer(path: Path) -> IntakeSealer:
+    return IntakeSealer.from_file(path)
+
+
+def sealed(kafka: KafkaSettings, value: bytes) -> bytes:
+    """The command as a producer sends it: a report's resident sealed to the intake key (HPKE), others as they are."""
+    if b'"resident"' not in value:
+        return value
+    assert kafka.intake_public_key is not None
+    report = REPORTS.decode(value)
+    return msgspec.json.encode(_sealer(kafka.intake_public_key).sealed(report))
+
+
+def send(producer: KafkaProducer, kafka: KafkaSettings, key: bytes, value: bytes) -> None:
+    """Seal, sign and send one command, as a producer does."""
+    value = sealed(kafka, value)
+    producer.send(kafka.commands_topic, key=key, value=value, headers=signature(kafka, key, value))
 
 
 def raw_rates(kafka: KafkaSettings, messages: int) -> tuple[float, float]:
@@ -210,7 +251,7 @@ def warm_up(kafka: KafkaSettings, views: Any, processes: list[subprocess.Popen[b
     producer = KafkaProducer(bootstrap_servers=kafka.servers, acks="all", linger_ms=1)
     messages = interleaved(50, "warm-", first=0)
     for key, value, _ in messages:
-        producer.send(kafka.commands_topic, key=key, value=value, headers=signature(kafka, key, value))
+        send(producer, kafka, key, value)
     producer.flush()
     producer.close()
     wait_for_position(views, events_of(50), processes, 120)
@@ -222,7 +263,7 @@ def sustained(kafka: KafkaSettings, views: Any, processes: list[Any], grievances
     producer = KafkaProducer(bootstrap_servers=kafka.servers, acks="all", linger_ms=5)
     started = time.perf_counter()
     for key, value, _ in messages:
-        producer.send(kafka.commands_topic, key=key, value=value, headers=signature(kafka, key, value))
+        send(producer, kafka, key, value)
     producer.flush()
     producer.close()
     finished = wait_for_position(views, base + events_of(grievances), processes, 900)
@@ -268,7 +309,7 @@ def steady_latency(
             time.sleep(delay)
         for key, value, command_id in shifted[i : i + per_tick]:
             sent_at[command_id] = time.perf_counter()
-            producer.send(kafka.commands_topic, key=key, value=value, headers=signature(kafka, key, value))
+            send(producer, kafka, key, value)
         producer.flush()
     producer.close()
     done.set()
@@ -294,10 +335,13 @@ def main() -> None:
     # Commands come signed, as every producer's must: by an import key, since the bench plays a fixed history.
     add_key(logs / "keys.json", logs / "gateway.pem", name="bench-import", role=KeyRole.OPERATOR, unit_id=None,
             chart=load_chart(SHIPPED_CHART))  # fmt: skip
+    make_intake_key(logs / "intake.pem", logs / "intake.pub.pem")
     kafka = KafkaSettings(bootstrap_servers=bootstrap, commands_topic=f"{prefix}.commands",
                           rejected_topic=f"{prefix}.rejected", events_topic=f"{prefix}.events",
                           worker_group=f"{prefix}-workers", partitions=args.partitions, batch_wait_ms=20,
-                          keys_file=logs / "keys.json", signing_key=logs / "gateway.pem")  # fmt: skip
+                          keys_file=logs / "keys.json", signing_key=logs / "gateway.pem",
+                          intake_public_key=logs / "intake.pub.pem",
+                          intake_private_key=logs / "intake.pem")  # fmt: skip
     try:
         produce_rate, consume_rate = raw_rates(kafka, 100_000)
         ensure_topics(kafka, kafka.commands_topic, kafka.rejected_topic)
