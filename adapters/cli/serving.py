@@ -22,9 +22,10 @@ from adapters.cli.session import (
     out,
     settings_or_exit,
 )
-from adapters.http.tokens import TOKEN_ROLES, issue, read_file, revoke
+from adapters.http.tokens import TOKEN_ROLES, TokenBook, TokenFile, check_holder, issue, read_file, revoke
 from adapters.logs import configure_logging
 from engine.access import Role
+from engine.chart import OrgChart
 from engine.errors import ConfigurationError
 from projections.dashboard.runner import DashboardProjection
 from projections.dashboard.tables import ChartChanged
@@ -123,6 +124,21 @@ def _token_file(path: Path | None) -> Path:
     return path or settings_or_exit().tokens_file or Path("api-tokens.json")
 
 
+def _tokens_as_stored(path: Path, chart: OrgChart | None = None) -> TokenFile:
+    """The token file at `path`; a broken one (unreadable, or an entry the service would refuse) is one line
+    naming the file and exit 3, like any broken setting, before anything is written to it."""
+    try:
+        book = read_file(path)
+        if chart is not None:
+            TokenBook(book.tokens, chart)
+        for i, entry in enumerate(book.tokens):
+            check_holder(i, entry)
+    except ConfigurationError as e:
+        where = "" if str(e).startswith(str(path)) else f"{path}: "
+        fail(f"{where}{e}", EXIT_INFRASTRUCTURE, error_code="configuration")
+    return book
+
+
 @token.command("add")
 @click.option("--name", required=True, help="Who holds it: the actor of every command sent with it.")
 @click.option("--role", required=True, type=click.Choice(ROLES))
@@ -140,6 +156,7 @@ def token_add(
     path = _token_file(path)
     with infrastructure_failures_exit():
         chart = composition.build_chart(settings)
+    _tokens_as_stored(path, chart)
     try:
         expires = timedelta(days=expires_in_days) if expires_in_days else None
         secret = issue(path, name, Role(role), unit_id, chart, expires_in=expires,
@@ -157,10 +174,7 @@ def token_add(
 @json_option
 def token_list(path: Path | None, as_json: bool) -> None:
     """The tokens of the file: holder, role, unit, the start of the hash, expiry and revocation."""
-    try:
-        entries = read_file(_token_file(path)).tokens
-    except ConfigurationError as e:
-        fail(str(e), error_code="configuration")
+    entries = _tokens_as_stored(_token_file(path)).tokens
     if as_json:
         click.echo(msgspec.json.encode([msgspec.structs.replace(e, sha256=e.sha256[:12]) for e in entries]))
         return
@@ -177,8 +191,10 @@ def token_list(path: Path | None, as_json: bool) -> None:
 @token_file_option
 def token_revoke(holder: str, path: Path | None) -> None:
     """Revoke the tokens of HOLDER (a name), or the one whose hash starts with HOLDER (8 hex digits or more)."""
+    path = _token_file(path)
+    _tokens_as_stored(path)
     try:
-        revoked = revoke(_token_file(path), holder)
+        revoked = revoke(path, holder)
     except ConfigurationError as e:
         fail(str(e), error_code="configuration")
     zone = settings_or_exit().display_zone

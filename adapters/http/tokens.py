@@ -18,6 +18,7 @@ from engine.access import Principal, Role
 from engine.chart import OrgChart
 from engine.clock import system_clock
 from engine.errors import ConfigurationError, InvalidValue
+from engine.grievance import ID_ALPHABET, ID_PATTERN, MAX_ID
 from engine.times import parse_time
 
 log = structlog.get_logger("grievance.http")
@@ -50,6 +51,14 @@ class TokenFile(msgspec.Struct, kw_only=True):
     tokens: list[TokenEntry] = []
 
 
+def check_holder(i: int, entry: TokenEntry) -> None:
+    """Refuse entry `i` of a token file if its holder's name is not one the engine takes as an actor: the name is
+    the actor of every command the token sends, and a line break in it would forge a log line."""
+    if not ID_PATTERN.match(entry.name):
+        raise ConfigurationError(f"tokens[{i}].name: {entry.name!r} must be 1-{MAX_ID} characters of "
+                                 f"{ID_ALPHABET}, starting with a letter or digit")  # fmt: skip
+
+
 def digest(token: str) -> str:
     """The SHA-256 of a token, as the token file keeps it."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -72,6 +81,7 @@ class TokenBook:
         by_hash: dict[str, TokenEntry] = {}
         chart = self.chart
         for i, e in enumerate(entries):
+            check_holder(i, e)
             if e.role not in TOKEN_ROLES:
                 raise ConfigurationError(f"tokens[{i}].role: {e.role.value} is not a role a token can carry")
             if e.role.needs_unit:

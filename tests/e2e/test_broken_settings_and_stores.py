@@ -319,3 +319,20 @@ def test_a_key_encryption_key_file_left_out_is_a_setting_not_a_broken_history(st
             "error: GRIEVANCE_RESIDENT_KEK_FILE: residents' keys are stored wrapped; name the key-encryption key "
             "file [infrastructure]"
         ]
+
+
+@pytest.mark.parametrize("verb", [("token", "add", "--name", "admin-2", "--role", "admin"), ("token", "list"),
+                                  ("token", "revoke", "admin")])  # fmt: skip
+@pytest.mark.parametrize("content", ["{half written", '{"tokens": [{"name": "a\\nb", "role": "admin", '
+                                     f'"sha256": "{"0" * 64}"}}]}}'])  # fmt: skip
+def test_a_broken_token_file_is_a_broken_setting_and_is_left_as_it_was(
+    store: Path, tmp_path: Path, verb: tuple[str, ...], content: str
+) -> None:
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text(content)
+    done = grievance(store, *verb, env={"GRIEVANCE_API_TOKENS_FILE": str(tokens)})
+    assert done.returncode == 3, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: {tokens}: ")
+    assert line.endswith("[configuration]")
+    assert tokens.read_text() == content

@@ -53,3 +53,15 @@ def test_revoking_names_the_holder_or_a_hash_prefix(tmp_path: Path, yongji: OrgC
         revoke(path, "nobody")
     (revoked,) = revoke(path, entry.sha256[:10])
     assert revoked.revoked_at is not None
+
+
+@pytest.mark.parametrize("name", ["worker li", "worker-li\nsupervisor", "", "-li", "王"])
+def test_a_holder_is_named_as_the_engine_names_actors(tmp_path: Path, yongji: OrgChart, name: str) -> None:
+    # The name becomes the actor of every command the token sends; a line break in it would forge log lines.
+    path = tmp_path / "api-tokens.json"
+    with pytest.raises(ConfigurationError, match=r"tokens\[0\]\.name"):
+        issue(path, name, Role.ADMIN, None, yongji)
+    assert not path.exists()
+    path.write_text(f'{{"tokens": [{{"name": {name!r}, "role": "admin", "sha256": "{"0" * 64}"}}]}}'.replace("'", '"'))
+    with pytest.raises(ConfigurationError, match=r"tokens\[0\]\.name"):
+        TokenBook.from_source(yongji, json_text=None, path=path)
