@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import IO, Any
 
 import click
@@ -25,6 +27,40 @@ class OneLineError(click.UsageError):
         click.echo(f"error: {self.field}: {self.message.rstrip('.')}{self.help} [usage]", err=True)
 
 
+class ReaderGone:
+    """Standard output that drops what it is given once its reader has stopped reading (`grievance submit | head
+    -1`): the verb has already done its work, so it finishes and exits with its own code, not a broken pipe's."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self._gone = False
+
+    def write(self, text: str) -> int:
+        if not self._gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def _drop(self) -> None:
+        self._gone = True
+        # What is still buffered would fail again as the interpreter exits; send the descriptor nowhere.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 class Commands(click.Group):
     """The `grievance` group, whose command-line refusals are one line like the rest."""
 
@@ -35,6 +71,8 @@ class Commands(click.Group):
             raise OneLineError(refused) from None
 
     def invoke(self, ctx: click.Context) -> Any:
+        if not isinstance(sys.stdout, ReaderGone) and hasattr(sys.stdout, "fileno"):
+            sys.stdout = ReaderGone(sys.stdout)
         try:
             return super().invoke(ctx)
         except OneLineError:

@@ -13,6 +13,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from engine.grievance import Grievance
 from tests.scenario import BUILDING, HOUSEHOLD
 
 
@@ -146,6 +147,24 @@ def test_a_batch_from_stdin_applies_the_good_and_reports_the_bad(cli: Cli, tmp_p
     assert [r["result"] for r in results] == ["accepted", "rejected"]
     assert results[1]["field"] == "status"
     assert cli.json("show", gid)["title"] == "Broken lamp"
+
+
+def test_a_reader_that_stops_reading_does_not_turn_a_stored_batch_into_a_failure(cli: Cli) -> None:
+    # `grievance submit < batch.json | head -1`: every report is stored before the first line is printed.
+    batch = [{"kind": "report", "command_id": f"pipe-{i}", "unit_id": HOUSEHOLD, "category": "other",
+              "title": f"lamp {i}", "description": "d"} for i in range(400)]  # fmt: skip
+    submit = subprocess.Popen([sys.executable, "-m", "adapters.cli", "submit"], env=cli.env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert submit.stdin is not None
+    assert submit.stdout is not None
+    submit.stdin.write(json.dumps(batch))
+    submit.stdin.close()
+    assert submit.stdout.readline().startswith("command 0 (pipe-0): report: grievance ")
+    submit.stdout.close()
+    assert submit.wait(timeout=60) == 0
+    assert submit.stderr is not None
+    assert submit.stderr.read() == ""
+    assert cli.json("show", str(Grievance.create_id("pipe-399")))["title"] == "lamp 399"
 
 
 def test_the_schema_command_prints_json_schema(cli: Cli) -> None:
