@@ -187,15 +187,19 @@ def build_key_book(settings: Settings, chart: OrgChart) -> KeyBook:
     ahead by more than their skew, is refused as expired."""
     bounds = settings.time_bounds
     keys = settings.kafka.keys_file or DEFAULT_KEYS_FILE
-    return KeyBook(keys, chart, max_age=bounds.lag, skew=bounds.skew)
+    try:
+        return KeyBook(keys, chart, max_age=bounds.lag, skew=bounds.skew)
+    except ConfigurationError as e:
+        raise ConfigurationError(f"GRIEVANCE_KAFKA_KEYS_FILE: {e}") from None
 
 
-def build_worker(settings: Settings, chain: ServiceChain) -> CommandWorker:
-    """A command worker in the workers' consumer group, applying each message as whoever signed it."""
+def build_worker(settings: Settings, chain: ServiceChain, keys: KeyBook | None = None) -> CommandWorker:
+    """A command worker in the workers' consumer group, applying each message as whoever signed it (checked
+    against `keys`, by default the configured key book)."""
     seen = _creating_tables(lambda: SeenSignatures(chain.recorder.datastore))  # type: ignore[attr-defined]
     seen.forget_before(chain.clock() - KEPT_FOR)
-    return CommandWorker.connect(build_intake(chain), settings.kafka, keys=build_key_book(settings, chain.chart),
-                                 seen=seen)  # fmt: skip
+    keys = keys or build_key_book(settings, chain.chart)
+    return CommandWorker.connect(build_intake(chain), settings.kafka, keys=keys, seen=seen)
 
 
 def build_relay(settings: Settings, chain: ServiceChain, *, page_size: int = 1000) -> EventRelay:

@@ -59,15 +59,19 @@ def worker() -> None:
     GRIEVANCE_KAFKA_BOOTSTRAP, GRIEVANCE_KAFKA_COMMANDS_TOPIC, GRIEVANCE_KAFKA_REJECTED_TOPIC,
     GRIEVANCE_KAFKA_WORKER_GROUP, GRIEVANCE_KAFKA_BATCH_SIZE, GRIEVANCE_KAFKA_BATCH_WAIT_MS.
     """
-    with opened(log_level="info") as session, reaching_kafka(kafka := session.settings.kafka):
-        ensure_topics(kafka, kafka.commands_topic, kafka.rejected_topic)
-        command_worker = composition.build_worker(session.settings, session.chain)
-        stop = stop_on_signals()
-        out.print(f"Worker in group {kafka.worker_group!r} on {kafka.commands_topic!r} at {kafka.bootstrap_servers}.")
-        try:
-            command_worker.run(stop)
-        finally:
-            command_worker.close()
+    with opened(log_level="info") as session:
+        # A broken key file is named at once, not after the half-minute a missing broker takes to say so.
+        keys = composition.build_key_book(session.settings, session.chain.chart)
+        with reaching_kafka(kafka := session.settings.kafka):
+            ensure_topics(kafka, kafka.commands_topic, kafka.rejected_topic)
+            command_worker = composition.build_worker(session.settings, session.chain, keys)
+            stop = stop_on_signals()
+            out.print(f"Worker in group {kafka.worker_group!r} on {kafka.commands_topic!r} at "
+                      f"{kafka.bootstrap_servers}.")  # fmt: skip
+            try:
+                command_worker.run(stop)
+            finally:
+                command_worker.close()
 
 
 @click.command()

@@ -336,3 +336,13 @@ def test_a_broken_token_file_is_a_broken_setting_and_is_left_as_it_was(
     assert line.startswith(f"error: {tokens}: ")
     assert line.endswith("[configuration]")
     assert tokens.read_text() == content
+
+
+def test_a_worker_names_a_broken_key_file_before_it_looks_for_the_broker(store: Path, tmp_path: Path) -> None:
+    keys = tmp_path / "keys.json"
+    keys.write_text("{broken")
+    done = grievance(store, "worker", env={"GRIEVANCE_KAFKA_KEYS_FILE": str(keys),
+                                           "GRIEVANCE_KAFKA_BOOTSTRAP": "127.0.0.1:1"})  # fmt: skip
+    assert done.returncode == 3
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: GRIEVANCE_KAFKA_KEYS_FILE: {keys}: ")
