@@ -56,6 +56,13 @@ class Finding:
     grievance_id: UUID | None = None
     version: int | None = None
 
+    @property
+    def field(self) -> str:
+        """What a refusal names as at fault: the store's log, a grievance's history, or the checkpoint."""
+        if self.kind == "log_damaged":
+            return "log"
+        return "history" if self.version is not None else "checkpoint"
+
 
 @dataclass
 class Verdict:
@@ -107,15 +114,48 @@ class Transparency:
         if not events and not leaves:
             raise GrievanceNotFound("grievance_id", f"no grievance {grievance_id}")
         self._require_root(checkpoint)
+        inside = {v: at for v, at in leaves.items() if at < checkpoint.size}
+        logged = self.store.nodes((0, at) for at in inside.values())
         proved, previous = [], GENESIS
         for e in events:
             previous = link(previous, e)
-            index = leaves.get(e.originator_version)
-            if index is None or index >= checkpoint.size:
+            v = e.originator_version
+            index = inside.get(v)
+            if index is None:
                 continue
-            proof = inclusion_proof(index, checkpoint.size, self.store)
-            proved.append(ProvedEvent(e.originator_version, index, previous, e.topic, bytes(e.state), proof))
+            try:
+                proof = inclusion_proof(index, checkpoint.size, self.store)
+            except MissingNode as missing:
+                raise NotExtended(Finding("log_damaged", f"the store's log lacks a node of the proof of grievance "
+                                          f"{grievance_id} version {v} (leaf {index}): {missing}", index,
+                                          grievance_id, v)) from None  # fmt: skip
+            self._require_leaf(grievance_id, v, index, previous, logged.get((0, index)), proof, checkpoint)
+            proved.append(ProvedEvent(v, index, previous, e.topic, bytes(e.state), proof))
         return proved
+
+    @staticmethod
+    def _require_leaf(grievance_id: UUID, v: int, index: int, chained: bytes, logged: bytes | None,
+                      proof: Sequence[bytes], checkpoint: Checkpoint) -> None:  # fmt: skip
+        """Refuse (NotExtended) a proof of an event whose stored bytes are not what its leaf recorded: a proof
+        is only given of what the store holds now, recomputed, never of what its log remembers."""
+        where = f"grievance {grievance_id} version {v} (leaf {index})"
+        proves = verify_inclusion(index, checkpoint.size, leaf_hash(chained), proof, checkpoint.root)
+        if logged is None:
+            reason = f"{where}: the store's log lacks its leaf: its nodes were deleted behind the engine's back"
+            raise NotExtended(Finding("log_damaged", reason, index, grievance_id, v))
+        if logged != leaf_hash(chained) and proves:
+            reason = (f"{where}: the store's log's leaf was altered; the event's stored bytes still prove against "
+                      "the checkpoint: restore the log's nodes")  # fmt: skip
+            raise NotExtended(Finding("log_damaged", reason, index, grievance_id, v))
+        if logged != leaf_hash(chained):
+            reason = (
+                f"{where}: its stored bytes chain to {chained.hex()[:16]}…, not to the hash the log's leaf "
+                "was appended with: the event was edited after it was stored (its chain recomputed or not)"
+            )
+            raise NotExtended(Finding("event_altered", reason, index, grievance_id, v))
+        if not proves:
+            reason = f"{where}: the store's log's nodes do not join its leaf to the checkpoint's root"
+            raise NotExtended(Finding("log_damaged", reason, index, grievance_id, v))
 
     def consistency(self, old: Checkpoint, new: Checkpoint) -> list[bytes]:
         """The RFC 9162 consistency proof that `old` is a prefix of `new`, from the store's log; refused (as
@@ -124,7 +164,10 @@ class Transparency:
             raise NotExtended(Finding("rolled_back", f"the older checkpoint has {old.size:,} leaves, more than the "
                                       f"newer one's {new.size:,}"))  # fmt: skip
         self._require_root(new)
-        proof = consistency_proof(old.size, new.size, self.store)
+        try:
+            proof = consistency_proof(old.size, new.size, self.store)
+        except MissingNode as e:
+            raise NotExtended(Finding("log_damaged", f"the store's log lacks a node of the proof: {e}")) from None
         if not verify_consistency(old.size, new.size, proof, old.root, new.root):
             reason = (
                 f"the checkpoint of {old.size:,} leaves is not a prefix of the one of {new.size:,} leaves: "

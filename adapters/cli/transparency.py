@@ -137,7 +137,7 @@ def prove(grievance_id: str | None, checkpoint_file: Path | None, verifier_keys:
         except GrievanceError as e:
             refuse(e)
         except NotExtended as e:
-            fail(f"checkpoint: {e.finding.reason}", EXIT_BROKEN, error_code=e.finding.kind)
+            fail(f"{e.finding.field}: {e.finding.reason}", EXIT_BROKEN, error_code=e.finding.kind)
     if as_json:
         click.echo(encoder.encode(proof_document(gid, signed, proved)))
         return
@@ -158,7 +158,7 @@ def prove_consistency(from_file: Path, to_file: Path, verifier_keys: tuple[str, 
         try:
             proof = composition.build_transparency(session.chain).consistency(old.checkpoint, new.checkpoint)
         except NotExtended as e:
-            fail(f"checkpoint: {e.finding.reason}", EXIT_BROKEN, error_code=e.finding.kind)
+            fail(f"{e.finding.field}: {e.finding.reason}", EXIT_BROKEN, error_code=e.finding.kind)
     if as_json:
         click.echo(encoder.encode({"from": old.note(), "to": new.note(), "old_size": old.checkpoint.size,
                                    "new_size": new.checkpoint.size, "proof": [h.hex() for h in proof]}))  # fmt: skip
@@ -258,7 +258,7 @@ def witness(
     except NotConsistent as e:
         fail(f"checkpoint: {e.reason}", EXIT_BROKEN, error_code=e.kind)
     except NotExtended as e:
-        fail(f"checkpoint: {e.finding.reason}", EXIT_BROKEN, error_code=e.finding.kind)
+        fail(f"{e.finding.field}: {e.finding.reason}", EXIT_BROKEN, error_code=e.finding.kind)
     click.echo(cosigned.note(), nl=False)
     trust = " (the first: taken on trust)" if first else ""
     click.echo(f"cosigned {new.checkpoint.size:,} leaves{trust} as {Cosigner.of(signer).encoded()}", err=True)
@@ -323,7 +323,7 @@ def notary(key_file: Path, every: float, directory: Path, to_kafka: bool) -> Non
             try:
                 signed = keeper.sign_if_grown()
             except NotExtended as e:
-                fail(f"checkpoint: {e.finding.reason}", EXIT_BROKEN, error_code=e.finding.kind)
+                fail(f"{e.finding.field}: {e.finding.reason}", EXIT_BROKEN, error_code=e.finding.kind)
             except CheckpointError as e:
                 refuse_checkpoint(e)
             if signed is not None and announce:

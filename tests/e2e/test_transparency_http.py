@@ -35,6 +35,7 @@ from adapters.settings import Settings
 from adapters.storage.merkle_log import verify_consistency
 from engine.access import Role
 from tests.e2e.test_http_api import OTHER_STREET, assert_problem, report, step
+from tests.integration.test_tamper_evidence import tamper
 from tests.scenario import GRID, HOUSEHOLD, STREET
 
 ORIGIN = "grievances.test/log"
@@ -210,3 +211,21 @@ def test_the_clis_audit_report_says_so_too(service: Service) -> None:
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert f"✔ 已收录 Versions 1–1 are included in checkpoint {ORIGIN} of 1 leaves" in done.stdout
+
+
+def test_a_proof_of_an_event_its_leaf_does_not_record_is_a_problem_not_a_500(service: Service) -> None:
+    gid = uuid4()
+    service.post(report(gid))
+    service.post(step("claim", gid, 5, unit_id=HOUSEHOLD, mode="member", claimant="m"))
+    service.post(report())
+    assert service.notary() is not None
+    db = f"sqlite:///{service.folder}/g.db"
+    tamper(db, "UPDATE stored_events SET state = %s WHERE originator_id = %s AND originator_version = 2",
+           b'{"claimant": "nobody"}', gid)  # fmt: skip
+    body = assert_problem(service.get(f"/api/v1/grievances/{gid}/proof"), 409, "history")
+    assert body["code"] == "event_altered"
+    assert body["reason"].startswith(f"grievance {gid} version 2 (leaf 1): its stored bytes chain to ")
+    tamper(db, "DELETE FROM log_nodes WHERE level = 0 AND idx = 0")
+    body = assert_problem(service.get("/api/v1/log/consistency", params={"from": 1, "to": 3}), 409, "log")
+    assert (body["code"], body["reason"]) == ("log_damaged", "the store's log lacks a node of the proof: node (0, 0) "
+                                                             "is not stored")  # fmt: skip
