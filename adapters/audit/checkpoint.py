@@ -304,9 +304,9 @@ class Cosigner:
 
 
 def cosign(signed: SignedCheckpoint, signer: Signer, timestamp: int) -> SignedCheckpoint:
-    """The checkpoint with this witness's cosignature added, as of `timestamp` (seconds since the epoch)."""
+    """The checkpoint with this witness's cosignature, as of `timestamp` (seconds since the epoch), in place of any
+    it carried already: a note holds one signature per key name and hash, as C2SP signed notes require."""
     cosigner = Cosigner.of(signer)
     blob = timestamp.to_bytes(8, "big") + signer.sign(cosignature_message(signed.text, timestamp))
-    return SignedCheckpoint(
-        signed.checkpoint, signed.text, (*signed.signatures, (signer.name, cosigner.key_hash, blob))
-    )
+    others = tuple((n, h, s) for n, h, s in signed.signatures if (n, h) != (signer.name, cosigner.key_hash))
+    return SignedCheckpoint(signed.checkpoint, signed.text, (*others, (signer.name, cosigner.key_hash, blob)))
