@@ -509,3 +509,30 @@ def test_prove_names_the_log_when_its_leaf_was_altered_or_deleted(
     assert "Traceback" not in missing.stderr
     assert missing.stderr.startswith(f"error: log: the store's log lacks a node of the proof of grievance {gid} "
                                      "version 3 (leaf 2): node (1, 0) is not stored [log_damaged]")  # fmt: skip
+
+
+def test_the_notary_signs_once_in_the_directory_the_setting_names(
+    chain: ServiceChain, lives: list[UUID], cli: Cli, tmp_path: Path
+) -> None:
+    nowhere = cli("notary", "--key", str(cli.key_file), "--once")
+    assert nowhere.returncode == 1
+    assert nowhere.stderr.strip() == (
+        "error: --dir: give the directory to publish checkpoints in, or set GRIEVANCE_CHECKPOINTS_DIR [invalid_value]"
+    )
+    neither = cli("notary", "--key", str(cli.key_file), "--dir", str(tmp_path / "x"))
+    assert neither.returncode == 1
+    assert neither.stderr.startswith("error: --every: give --every SECONDS to sign on a schedule, or --once")
+    folder = tmp_path / "published"
+    cli.env["GRIEVANCE_CHECKPOINTS_DIR"] = str(folder)
+    first = cli("notary", "--key", str(cli.key_file), "--once")
+    assert first.returncode == 0, first.stderr
+    assert "checkpoint of 21 leaves, root " in first.stdout
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.21", "latest"]
+    again = cli("notary", "--key", str(cli.key_file), "--once")
+    assert (again.returncode, again.stdout.strip()) == (0, f"the log has not grown since the checkpoint published "
+                                                           f"last in {folder}")  # fmt: skip
+    Scenario(chain).answered_then_reopened()
+    elsewhere = tmp_path / "given"
+    assert cli("notary", "--key", str(cli.key_file), "--once", "--dir", str(elsewhere)).returncode == 0
+    assert published_size(elsewhere) == 28, "--dir wins over the setting"
+    assert published_size(folder) == 21
