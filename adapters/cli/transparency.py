@@ -208,9 +208,9 @@ def print_verdict(grievance_id: UUID | None, verdict: Verdict, signed: SignedChe
         out.print(f"intact: {subject}'s {verdict.events:,} events extend {against} append-only")
     else:
         out.print(f"{subject} is not an append-only extension of {against}")
-    if grievance_id is not None:
-        out.print("unseen: events of this grievance deleted together with their hashes leave it no trace to check; "
-                  "verify --all --checkpoint finds them")  # fmt: skip
+    if grievance_id is not None and verdict.unseen:
+        out.print(f"unseen: {verdict.unseen:,} of its events were written after the checkpoint; a change to them, or "
+                  "their deletion with their hashes, shows only against a later checkpoint")  # fmt: skip
     elif verdict.unseen:
         out.print(f"unseen: {verdict.unseen:,} events were written after the checkpoint; a change to them shows only "
                   "against a later checkpoint")  # fmt: skip

@@ -118,7 +118,18 @@ def test_a_tail_cut_is_named(lives: list[UUID], cli: Cli, database_url: str) -> 
     assert report["findings"][0]["leaf_index"] == 19
     reason = report["findings"][0]["reason"]
     assert "the store holds 19 events, the checkpoint covers 21: the last 2 were deleted" in reason
-    assert cli.verify(old, str(last))[0] == 0, "a grievance's own check sees no leaf it lost with its hash rows"
+    # The grievance's own check: nothing of its rows is missing, but two leaves of the checkpoint lost theirs.
+    code, one = cli.verify(old, str(last))
+    assert (code, kinds(one)) == (4, ["events_removed"])
+    assert one["findings"][0]["leaf_index"] == 19
+    assert one["findings"][0]["reason"] == (
+        f"leaves 19–20 of the checkpoint (2 events) have lost their events together with their hashes; grievance "
+        f"{last}'s may be among them (its last stored event is version 5 at leaf 18): verify --all --checkpoint "
+        "names whose they were"
+    )
+    text = cli("verify", str(last), "--checkpoint", str(old))
+    assert text.returncode == 4
+    assert "unseen:" not in text.stdout, "every event of the grievance is inside the checkpoint"
 
 
 def test_a_deleted_grievance_is_named(lives: list[UUID], cli: Cli, database_url: str) -> None:
@@ -536,3 +547,39 @@ def test_the_notary_signs_once_in_the_directory_the_setting_names(
     assert cli("notary", "--key", str(cli.key_file), "--once", "--dir", str(elsewhere)).returncode == 0
     assert published_size(elsewhere) == 28, "--dir wins over the setting"
     assert published_size(folder) == 21
+
+
+def test_the_logs_own_nodes_deleted_or_altered_are_named_as_the_logs_not_the_events(
+    lives: list[UUID], cli: Cli, database_url: str
+) -> None:
+    old = cli.checkpoint()
+    tamper(database_url, "DELETE FROM log_nodes WHERE level = 0 AND idx IN (3, 10, 12)")
+    code, report = cli.verify(old)
+    assert code == 4
+    assert [(f["kind"], f["leaf_index"], f["reason"]) for f in report["findings"]] == [
+        ("log_damaged", 3, "leaf 3 of the store's log was deleted; the events still hash to the checkpoint's root: "
+                           "the log's stored nodes were changed, not the events"),
+        ("log_damaged", 10, "the store's log lacks the leaves of 2 more events (leaf 10 first): rows of its nodes "
+                            "were deleted"),
+    ]  # fmt: skip
+    text = cli("verify", "--all", "--checkpoint", str(old))
+    assert "disagree" not in text.stdout
+    tamper(database_url, "UPDATE log_nodes SET hash = %s WHERE level = 0 AND idx IN (15, 16)", bytes(32))
+    code, report = cli.verify(old)
+    assert [(f["kind"], f["leaf_index"]) for f in report["findings"]] == [("log_damaged", 3), ("log_damaged", 10),
+                                                                           ("log_damaged", 15)]  # fmt: skip
+    assert report["findings"][2]["reason"] == ("2 more leaves of the store's log inside the checkpoint were altered "
+                                               "(leaf 15 first)")  # fmt: skip
+
+
+def test_a_node_of_the_logs_head_deleted_or_altered_is_named(lives: list[UUID], cli: Cli, database_url: str) -> None:
+    old = cli.checkpoint()
+    # A log of 21 leaves has the head (4, 0), (2, 4), (0, 20): the nodes every proof and checkpoint folds.
+    tamper(database_url, "UPDATE log_nodes SET hash = %s WHERE level = 2 AND idx = 4", bytes(32))
+    code, report = cli.verify(old)
+    assert (code, kinds(report)) == (4, ["log_damaged"])
+    assert report["findings"][0]["reason"].startswith("the store's log's interior nodes do not join its leaves")
+    tamper(database_url, "DELETE FROM log_nodes WHERE level = 2 AND idx = 4")
+    code, report = cli.verify(old)
+    assert (code, kinds(report)) == (4, ["log_damaged"])
+    assert report["findings"][0]["reason"].startswith("the store's log lacks an interior node (node (2, 4) is not")
