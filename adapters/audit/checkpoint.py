@@ -246,11 +246,16 @@ def parse_note(note: str, field: str = "checkpoint") -> SignedCheckpoint:
 
 
 def verified(note: str, verifiers: list[Verifier], field: str = "checkpoint") -> SignedCheckpoint:
-    """A signed checkpoint that one of the verifiers signed."""
+    """A signed checkpoint that one of the verifiers signed, under the log's own name: C2SP tlog-checkpoint's origin
+    is the name of the log's key, so a note of another log that the key also signed is not this log's."""
     signed = parse_note(note, field)
-    if not any(signed.signed_by(v) for v in verifiers):
+    signers = [v for v in verifiers if signed.signed_by(v)]
+    if not signers:
         names = ", ".join(v.encoded() for v in verifiers)
         raise CheckpointError(field, f"not signed by {names}")
+    if not any(v.name == signed.checkpoint.origin for v in signers):
+        raise CheckpointError(field, f"is of the log {signed.checkpoint.origin!r}, not {signers[0].name!r} whose key "
+                              "signed it")  # fmt: skip
     return signed
 
 

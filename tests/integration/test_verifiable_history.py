@@ -20,7 +20,7 @@ from uuid import UUID
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from adapters.audit.checkpoint import Cosigner, Signer, new_signing_key, parse_note
+from adapters.audit.checkpoint import Checkpoint, Cosigner, Signer, new_signing_key, parse_note, sign
 from adapters.composition import build_chain, build_transparency
 from adapters.settings import Settings
 from adapters.storage.hash_chain import GENESIS, link
@@ -583,3 +583,52 @@ def test_a_node_of_the_logs_head_deleted_or_altered_is_named(lives: list[UUID], 
     code, report = cli.verify(old)
     assert (code, kinds(report)) == (4, ["log_damaged"])
     assert report["findings"][0]["reason"].startswith("the store's log lacks an interior node (node (2, 4) is not")
+
+
+def test_a_store_rolled_back_to_a_copy_taken_before_the_log_grew_is_named_against_a_later_checkpoint(
+    chain: ServiceChain, lives: list[UUID], cli: Cli, database_url: str
+) -> None:
+    old = cli.checkpoint()
+    Scenario(chain).answered_then_reopened()
+    new = cli.checkpoint("new.checkpoint")
+    roll_back(database_url, 21)  # exactly the store as it stood at the old checkpoint
+    assert cli("verify", "--all").returncode == 0, "the hash chain alone cannot see it"
+    assert cli.verify(old)[0] == 0, "the copy is the old checkpoint's store"
+    code, report = cli.verify(new)
+    assert (code, kinds(report)) == (4, ["rolled_back"])
+    assert (
+        "the store holds 21 events and its log 21 leaves, fewer than the checkpoint's 28"
+        in (report["findings"][0]["reason"])
+    )
+    assert kinds(cli.verify(new, str(lives[0]))[1])[0] == "rolled_back"
+    proof = cli("prove", str(lives[0]), "--checkpoint", str(new))
+    assert proof.returncode == 4
+    assert proof.stderr.rstrip().endswith("[rolled_back]")
+
+
+def test_a_checkpoint_of_another_log_is_not_this_stores(lives: list[UUID], cli: Cli, tmp_path: Path) -> None:
+    other = new_signing_key(tmp_path / "other.key", "elsewhere.test/log")
+    theirs = tmp_path / "theirs.checkpoint"
+    theirs.write_text(sign(Checkpoint(other.name, 21, bytes(32)), other).note())
+    refused = cli("verify", "--all", "--checkpoint", str(theirs), "--verifier-key", cli.signer.verifier.encoded())
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error: checkpoint: not signed by grievances.test/log+")
+    # Our log's key over another origin: not a checkpoint of this log, whatever signed it.
+    ours_signing_theirs = tmp_path / "misnamed.checkpoint"
+    size, root = head_of(cli)
+    ours_signing_theirs.write_text(sign(Checkpoint(other.name, size, root), cli.signer).note())
+    misnamed = cli("verify", "--all", "--checkpoint", str(ours_signing_theirs), "--verifier-key",
+                   cli.signer.verifier.encoded())  # fmt: skip
+    assert misnamed.returncode == 1
+    assert misnamed.stderr.strip() == ("error: checkpoint: is of the log 'elsewhere.test/log', not "
+                                       "'grievances.test/log' whose key signed it [bad_checkpoint]")  # fmt: skip
+    # Its own key given: the signature checks, and the store does not bear it out.
+    done = cli("verify", "--all", "--checkpoint", str(theirs), "--verifier-key", other.verifier.encoded(), "--json")
+    assert done.returncode == 4
+    assert kinds(json.loads(done.stdout)) == ["log_rewritten"]
+
+
+def head_of(cli: Cli) -> tuple[int, bytes]:
+    """The store's head, as a checkpoint the notary signs says it."""
+    signed = parse_note(cli.checkpoint("head.checkpoint").read_text())
+    return signed.checkpoint.size, signed.checkpoint.root
