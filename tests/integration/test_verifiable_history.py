@@ -632,3 +632,23 @@ def head_of(cli: Cli) -> tuple[int, bytes]:
     """The store's head, as a checkpoint the notary signs says it."""
     signed = parse_note(cli.checkpoint("head.checkpoint").read_text())
     return signed.checkpoint.size, signed.checkpoint.root
+
+
+def test_a_wiped_log_is_not_rebuilt_over_the_events_at_open_but_an_old_store_still_gets_its_log(
+    chain: ServiceChain, lives: list[UUID], cli: Cli, database_url: str
+) -> None:
+    old = cli.checkpoint()
+    chain.close()
+    tamper(database_url, "DELETE FROM log_nodes")
+    for verb in (("check",), ("verify", "--all"), ("verify", "--all", "--checkpoint", str(old))):
+        done = cli(*verb)
+        assert done.returncode == 3, (verb, done.stderr)
+        assert done.stderr.startswith("error: log: the store's events were appended to its Merkle log (event_hashes "
+                                      "holds their leaf indexes) but log_nodes is empty: it was wiped")  # fmt: skip
+        assert "Traceback" not in done.stderr
+    assert tamper(database_url, "DELETE FROM log_nodes") == 0, "no opening rebuilt it"
+    # A store made before the log (no leaf index recorded yet) still gets its leaves at open.
+    tamper(database_url, "UPDATE event_hashes SET leaf_index = NULL")
+    assert cli("check").returncode == 0
+    code, report = cli.verify(old)
+    assert (code, report["findings"]) == (0, [])
