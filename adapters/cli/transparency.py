@@ -208,11 +208,13 @@ def print_verdict(grievance_id: UUID | None, verdict: Verdict, signed: SignedChe
         out.print(f"intact: {subject}'s {verdict.events:,} events extend {against} append-only")
     else:
         out.print(f"{subject} is not an append-only extension of {against}")
-    if grievance_id is not None and verdict.unseen:
-        out.print(f"unseen: {verdict.unseen:,} of its events were written after the checkpoint; a change to them, or "
-                  "their deletion with their hashes, shows only against a later checkpoint")  # fmt: skip
-    elif verdict.unseen:
-        out.print(f"unseen: {verdict.unseen:,} events were written after the checkpoint; a change to them shows only "
+    n = verdict.unseen
+    events, were, them = ("event", "was", "it") if n == 1 else ("events", "were", "them")
+    if grievance_id is not None and n:
+        out.print(f"unseen: {n:,} of its events {were} written after the checkpoint; a change to {them}, or a "
+                  "deletion with its hash, shows only against a later checkpoint")  # fmt: skip
+    elif n:
+        out.print(f"unseen: {n:,} {events} {were} written after the checkpoint; a change to {them} shows only "
                   "against a later checkpoint")  # fmt: skip
 
 
