@@ -45,6 +45,7 @@ from adapters.storage.log_follower import keep_following
 from adapters.storage.operator_log import OperatorLog
 from adapters.storage.resident_keys import ResidentKeys
 from adapters.storage.seen_signatures import KEPT_FOR, SeenSignatures
+from adapters.storage.wiped_log import refuse_a_wiped_log
 from engine.access import Principal, Role
 from engine.chart import OrgChart
 from engine.clock import Clock
@@ -76,6 +77,7 @@ def build_chain(settings: Settings, *, clock: Clock | None = None) -> ServiceCha
     limits = settings.time_limits()
     if "POSTGRES_DBNAME" in (env := settings.store_env()):
         probe_postgres(env)
+    refuse_a_wiped_log(env)
     chain = _creating_tables(
         lambda: ServiceChain(
             env,
@@ -240,6 +242,7 @@ def build_http_services(settings: Settings, *, clock: Clock | None = None) -> tu
         clock=clock or (lambda: datetime.now(UTC)),
         transparency=build_transparency(chain),
         checkpoints_dir=settings.checkpoints_dir,
+        checkpoint_verifiers=settings.checkpoint_verifier_keys,
     )
     return services, projection
 

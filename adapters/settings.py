@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from adapters.audit.checkpoint import CheckpointError, Verifier
 from adapters.display_zone import DEFAULT_ZONE, DisplayZone
 from adapters.kafka.settings import KafkaSettings
 from engine.clock import TimeBounds
@@ -65,6 +66,8 @@ class Settings:
     display_zone: DisplayZone = field(default_factory=lambda: DisplayZone())
     # Where the notary publishes checkpoints and the HTTP service reads the latest (adapters/audit/notary.py).
     checkpoints_dir: Path | None = None
+    # The log's verifier keys, which a published checkpoint's signature is checked with before a report says whose.
+    checkpoint_verifier_keys: tuple[Verifier, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -114,6 +117,7 @@ class Settings:
             display_zone=DisplayZone(env.get("GRIEVANCE_DISPLAY_TIMEZONE", "").strip() or DEFAULT_ZONE),
             resident_kek_file=Path(kek) if (kek := env.get("GRIEVANCE_RESIDENT_KEK_FILE", "").strip()) else None,
             checkpoints_dir=Path(cp) if (cp := env.get("GRIEVANCE_CHECKPOINTS_DIR", "").strip()) else None,
+            checkpoint_verifier_keys=_verifier_keys(env.get("GRIEVANCE_CHECKPOINT_VERIFIER_KEYS", "")),
             kafka=KafkaSettings.from_variables(env),
             dashboard_cache=cache == "on",
             database_url=env.get("GRIEVANCE_DATABASE_URL", DEFAULT_DATABASE_URL),
@@ -226,6 +230,8 @@ class Settings:
             env["GRIEVANCE_API_TOKENS_FILE"] = str(self.tokens_file)
         if self.checkpoints_dir is not None:
             env["GRIEVANCE_CHECKPOINTS_DIR"] = str(self.checkpoints_dir)
+        if self.checkpoint_verifier_keys:
+            env["GRIEVANCE_CHECKPOINT_VERIFIER_KEYS"] = " ".join(v.encoded() for v in self.checkpoint_verifier_keys)
         return env
 
     def hand_down(self) -> None:
@@ -249,3 +255,11 @@ def _login_name() -> str:
         return str(getpass.getuser())
     except OSError:  # no login name in a bare container
         return "operator"
+
+
+def _verifier_keys(text: str) -> tuple[Verifier, ...]:
+    """GRIEVANCE_CHECKPOINT_VERIFIER_KEYS: note verifier keys (`name+hash+key`), separated by spaces or commas."""
+    try:
+        return tuple(Verifier.parse(k, "GRIEVANCE_CHECKPOINT_VERIFIER_KEYS") for k in re.split(r"[\s,]+", text) if k)
+    except CheckpointError as e:
+        raise ConfigurationError(str(e)) from None

@@ -246,11 +246,16 @@ def parse_note(note: str, field: str = "checkpoint") -> SignedCheckpoint:
 
 
 def verified(note: str, verifiers: list[Verifier], field: str = "checkpoint") -> SignedCheckpoint:
-    """A signed checkpoint that one of the verifiers signed."""
+    """A signed checkpoint that one of the verifiers signed, under the log's own name: C2SP tlog-checkpoint's origin
+    is the name of the log's key, so a note of another log that the key also signed is not this log's."""
     signed = parse_note(note, field)
-    if not any(signed.signed_by(v) for v in verifiers):
+    signers = [v for v in verifiers if signed.signed_by(v)]
+    if not signers:
         names = ", ".join(v.encoded() for v in verifiers)
         raise CheckpointError(field, f"not signed by {names}")
+    if not any(v.name == signed.checkpoint.origin for v in signers):
+        raise CheckpointError(field, f"is of the log {signed.checkpoint.origin!r}, not {signers[0].name!r} whose key "
+                              "signed it")  # fmt: skip
     return signed
 
 
@@ -304,9 +309,9 @@ class Cosigner:
 
 
 def cosign(signed: SignedCheckpoint, signer: Signer, timestamp: int) -> SignedCheckpoint:
-    """The checkpoint with this witness's cosignature added, as of `timestamp` (seconds since the epoch)."""
+    """The checkpoint with this witness's cosignature, as of `timestamp` (seconds since the epoch), in place of any
+    it carried already: a note holds one signature per key name and hash, as C2SP signed notes require."""
     cosigner = Cosigner.of(signer)
     blob = timestamp.to_bytes(8, "big") + signer.sign(cosignature_message(signed.text, timestamp))
-    return SignedCheckpoint(
-        signed.checkpoint, signed.text, (*signed.signatures, (signer.name, cosigner.key_hash, blob))
-    )
+    others = tuple((n, h, s) for n, h, s in signed.signatures if (n, h) != (signer.name, cosigner.key_hash))
+    return SignedCheckpoint(signed.checkpoint, signed.text, (*others, (signer.name, cosigner.key_hash, blob)))

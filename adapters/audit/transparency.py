@@ -17,6 +17,7 @@ from uuid import UUID
 from eventsourcing.persistence import Notification, StoredEvent
 
 from adapters.audit.checkpoint import Checkpoint, SignedCheckpoint, Signer, sign
+from adapters.audit.leaf_census import RUNS, LeafCensus
 from adapters.storage.hash_chain import GENESIS, first_broken_link, link, originator_uuid
 from adapters.storage.merkle_log import (
     Head,
@@ -56,6 +57,13 @@ class Finding:
     grievance_id: UUID | None = None
     version: int | None = None
 
+    @property
+    def field(self) -> str:
+        """What a refusal names as at fault: the store's log, a grievance's history, or the checkpoint."""
+        if self.kind == "log_damaged":
+            return "log"
+        return "history" if self.version is not None else "checkpoint"
+
 
 @dataclass
 class Verdict:
@@ -64,11 +72,13 @@ class Verdict:
     checkpoint_size: int
     events: int
     findings: list[Finding] = field(default_factory=list)
+    # For one grievance's check: how many of its events were written after the checkpoint.
+    written_after: int | None = None
 
     @property
     def unseen(self) -> int:
         """Events written after the checkpoint: a change to them is beyond what the checkpoint can show."""
-        return max(0, self.events - self.checkpoint_size)
+        return self.written_after if self.written_after is not None else max(0, self.events - self.checkpoint_size)
 
 
 @dataclass(frozen=True)
@@ -86,8 +96,9 @@ class ProvedEvent:
 class Transparency:
     """The Merkle log of one store: heads, checkpoints, proofs and checks."""
 
-    def __init__(self, store: LoggedStore) -> None:
+    def __init__(self, store: LoggedStore, census: LeafCensus | None = None) -> None:
         self.store = store
+        self.census = census if census is not None else LeafCensus.of(store)
 
     def head(self) -> tuple[int, bytes]:
         """The log's size and root hash now."""
@@ -107,15 +118,48 @@ class Transparency:
         if not events and not leaves:
             raise GrievanceNotFound("grievance_id", f"no grievance {grievance_id}")
         self._require_root(checkpoint)
+        inside = {v: at for v, at in leaves.items() if at < checkpoint.size}
+        logged = self.store.nodes((0, at) for at in inside.values())
         proved, previous = [], GENESIS
         for e in events:
             previous = link(previous, e)
-            index = leaves.get(e.originator_version)
-            if index is None or index >= checkpoint.size:
+            v = e.originator_version
+            index = inside.get(v)
+            if index is None:
                 continue
-            proof = inclusion_proof(index, checkpoint.size, self.store)
-            proved.append(ProvedEvent(e.originator_version, index, previous, e.topic, bytes(e.state), proof))
+            try:
+                proof = inclusion_proof(index, checkpoint.size, self.store)
+            except MissingNode as missing:
+                raise NotExtended(Finding("log_damaged", f"the store's log lacks a node of the proof of grievance "
+                                          f"{grievance_id} version {v} (leaf {index}): {missing}", index,
+                                          grievance_id, v)) from None  # fmt: skip
+            self._require_leaf(grievance_id, v, index, previous, logged.get((0, index)), proof, checkpoint)
+            proved.append(ProvedEvent(v, index, previous, e.topic, bytes(e.state), proof))
         return proved
+
+    @staticmethod
+    def _require_leaf(grievance_id: UUID, v: int, index: int, chained: bytes, logged: bytes | None,
+                      proof: Sequence[bytes], checkpoint: Checkpoint) -> None:  # fmt: skip
+        """Refuse (NotExtended) a proof of an event whose stored bytes are not what its leaf recorded: a proof
+        is only given of what the store holds now, recomputed, never of what its log remembers."""
+        where = f"grievance {grievance_id} version {v} (leaf {index})"
+        proves = verify_inclusion(index, checkpoint.size, leaf_hash(chained), proof, checkpoint.root)
+        if logged is None:
+            reason = f"{where}: the store's log lacks its leaf: its nodes were deleted behind the engine's back"
+            raise NotExtended(Finding("log_damaged", reason, index, grievance_id, v))
+        if logged != leaf_hash(chained) and proves:
+            reason = (f"{where}: the store's log's leaf was altered; the event's stored bytes still prove against "
+                      "the checkpoint: restore the log's nodes")  # fmt: skip
+            raise NotExtended(Finding("log_damaged", reason, index, grievance_id, v))
+        if logged != leaf_hash(chained):
+            reason = (
+                f"{where}: its stored bytes chain to {chained.hex()[:16]}…, not to the hash the log's leaf "
+                "was appended with: the event was edited after it was stored (its chain recomputed or not)"
+            )
+            raise NotExtended(Finding("event_altered", reason, index, grievance_id, v))
+        if not proves:
+            reason = f"{where}: the store's log's nodes do not join its leaf to the checkpoint's root"
+            raise NotExtended(Finding("log_damaged", reason, index, grievance_id, v))
 
     def consistency(self, old: Checkpoint, new: Checkpoint) -> list[bytes]:
         """The RFC 9162 consistency proof that `old` is a prefix of `new`, from the store's log; refused (as
@@ -124,7 +168,10 @@ class Transparency:
             raise NotExtended(Finding("rolled_back", f"the older checkpoint has {old.size:,} leaves, more than the "
                                       f"newer one's {new.size:,}"))  # fmt: skip
         self._require_root(new)
-        proof = consistency_proof(old.size, new.size, self.store)
+        try:
+            proof = consistency_proof(old.size, new.size, self.store)
+        except MissingNode as e:
+            raise NotExtended(Finding("log_damaged", f"the store's log lacks a node of the proof: {e}")) from None
         if not verify_consistency(old.size, new.size, proof, old.root, new.root):
             reason = (
                 f"the checkpoint of {old.size:,} leaves is not a prefix of the one of {new.size:,} leaves: "
@@ -166,7 +213,8 @@ class Transparency:
                 f"no grievance {grievance_id} (a grievance deleted with its hashes "
                 "is found by verify --all against a checkpoint)",
             )
-        verdict = Verdict(checkpoint.size, len(events))
+        after = sum(1 for e in events if leaves.get(e.originator_version, -1) >= checkpoint.size)
+        verdict = Verdict(checkpoint.size, len(events), written_after=after)
         found = verdict.findings
         if (size := self.store.log_size()) < checkpoint.size:
             found.append(Finding("rolled_back", f"the store's log has {size:,} leaves, fewer than the checkpoint's "
@@ -224,6 +272,7 @@ class Transparency:
                         v,
                     )
                 )
+        found.extend(self._orphans(grievance_id, events, leaves, checkpoint))
         broken = first_broken_link(grievance_id, events, hashes)
         if broken is not None and not found:
             found.append(
@@ -232,6 +281,28 @@ class Transparency:
                 )
             )
         return verdict
+
+    def _orphans(self, grievance_id: UUID, events: Sequence[StoredEvent], leaves: Mapping[int, int],
+                 checkpoint: Checkpoint) -> list[Finding]:  # fmt: skip
+        """A grievance's events deleted with their hash rows leave it nothing to miss; what they leave is leaves of
+        the checkpoint that no stored hash claims. Which grievance's they were cannot be told from its rows: its
+        check cannot vouch for it while any are gone."""
+        if self.census is None or checkpoint.size == 0:
+            return []
+        if self.census.recorded_below(checkpoint.size) >= min(checkpoint.size, self.store.log_size()):
+            return []
+        runs = self.census.orphaned_below(min(checkpoint.size, self.store.log_size()))
+        if not runs:
+            return []
+        spans = ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in runs)
+        lost = sum(b - a + 1 for a, b in runs)
+        more = "+" if len(runs) >= RUNS else ""
+        last = max((e.originator_version for e in events), default=None)
+        stands = f"its last stored event is version {last} at leaf {leaves.get(last)}" if last else "none is stored"
+        reason = (f"leaves {spans} of the checkpoint ({lost:,}{more} events) have lost their events together with "
+                  f"their hashes; grievance {grievance_id}'s may be among them ({stands}): verify --all --checkpoint "
+                  "names whose they were")  # fmt: skip
+        return [Finding("events_removed", reason, runs[0][0])]
 
     def events_in_order(self) -> Iterator[list[Notification]]:
         """Every stored event, in the order stored, a page at a time."""
@@ -243,10 +314,15 @@ class Transparency:
     def verify_all(self, checkpoint: Checkpoint, on_page: Callable[[int], None] | None = None) -> Verdict:
         """Rebuild the log from the stored events (each chained hash recomputed) and check that its first `size`
         leaves hash to the checkpoint's root; name the first place the store departs from it (or from its own
-        log, after the checkpoint)."""
+        log, after the checkpoint), and say whether what departs is the events or the log's stored nodes."""
         head, last = Head(), dict[UUID, tuple[int, bytes]]()
+        at_checkpoint = head.root() if checkpoint.size == 0 else None
         first: Finding | None = None
-        departures = i = 0
+        first_missing = False
+        # Departures after the first: leaves missing from the log, and leaves there that the events do not hash
+        # to, inside the checkpoint and after it; (count, first leaf) each.
+        later = {"missing": [0, -1], "inside": [0, -1], "after": [0, -1]}
+        i = 0
         log_size = self.store.log_size()
         for page in self.events_in_order():
             recorded = self.store.select_leaves_of(list({originator_uuid(n) for n in page}))
@@ -257,29 +333,34 @@ class Transparency:
                 chained = link(prior if v > 1 else GENESIS, n)
                 last[oid] = (v, chained)
                 leaf = leaf_hash(chained)
-                if i < checkpoint.size:
-                    head.append(leaf)
-                if stored.get((0, i)) != leaf:
-                    departures += 1
+                head.append(leaf)
+                if i + 1 == checkpoint.size:
+                    at_checkpoint = head.root()
+                logged = stored.get((0, i))
+                if logged != leaf:
                     if first is None:
-                        first = self._departure(i, oid, v, prior_v, recorded[oid].get(v), log_size, checkpoint)
+                        first_missing = logged is None
+                        first = self._departure(i, oid, v, prior_v, recorded[oid].get(v), checkpoint, first_missing)
+                    else:
+                        tally = later["missing" if logged is None else "inside" if i < checkpoint.size else "after"]
+                        tally[0] += 1
+                        tally[1] = i if tally[1] < 0 else tally[1]
                 i += 1
             if on_page:
                 on_page(len(page))
         verdict = Verdict(checkpoint.size, i)
+        events_match = at_checkpoint == checkpoint.root
         inside = first is not None and first.leaf_index is not None and first.leaf_index < checkpoint.size
-        if inside and i >= checkpoint.size and head.root() == checkpoint.root:
+        if inside and events_match:
             # The events are the checkpoint's; only the store's own log was changed.
             assert first is not None
-            first = Finding(
-                "log_damaged",
-                f"leaf {first.leaf_index} of the store's log was altered; the events "
-                "still hash to the checkpoint's root",
-                first.leaf_index,
-            )
+            done = "deleted" if first_missing else "altered"
+            first = Finding("log_damaged", f"leaf {first.leaf_index} of the store's log was {done}; the events "
+                            "still hash to the checkpoint's root: the log's stored nodes were changed, not the "
+                            "events", first.leaf_index)  # fmt: skip
         if i < checkpoint.size and not inside:
             verdict.findings.append(self._shortfall(i, log_size, checkpoint))
-        elif i >= checkpoint.size and head.root() != checkpoint.root and not inside:
+        elif i >= checkpoint.size and not events_match and not inside:
             verdict.findings.append(
                 Finding(
                     "log_rewritten",
@@ -290,11 +371,49 @@ class Transparency:
             )
         if first is not None:
             verdict.findings.append(first)
-            if departures > 1:
-                verdict.findings.append(
-                    Finding("log_disagrees", f"{departures - 1:,} later events disagree with the store's log too")
-                )
+        verdict.findings.extend(self._later_departures(later, events_match))
+        if not verdict.findings:
+            verdict.findings.extend(self._log_itself(i, log_size, head.root(), checkpoint))
         return verdict
+
+    @staticmethod
+    def _later_departures(later: Mapping[str, list[int]], events_match: bool) -> list[Finding]:
+        """What the departures after the first are: the log's nodes gone, or events and leaves that disagree."""
+        found = []
+        if (n := later["missing"][0]) > 0:
+            at = later["missing"][1]
+            found.append(Finding("log_damaged", f"the store's log lacks the leaves of {n:,} more events (leaf {at} "
+                                 "first): rows of its nodes were deleted", at))  # fmt: skip
+        if (n := later["inside"][0]) > 0:
+            at = later["inside"][1]
+            if events_match:
+                reason = f"{n:,} more leaves of the store's log inside the checkpoint were altered (leaf {at} first)"
+            else:
+                reason = f"{n:,} more events inside the checkpoint (leaf {at} first) do not hash to their leaves"
+            found.append(Finding("log_damaged" if events_match else "log_disagrees", reason, at))
+        if (n := later["after"][0]) > 0:
+            at = later["after"][1]
+            found.append(Finding("log_disagrees", f"{n:,} events after the checkpoint (leaf {at} first) do not hash "
+                                 "to the leaves the store's log recorded for them: the events or the log were "
+                                 "changed, which only a later checkpoint can tell", at))  # fmt: skip
+        return found
+
+    def _log_itself(self, events: int, log_size: int, root: bytes, checkpoint: Checkpoint) -> list[Finding]:
+        """With every leaf as the events say: whether the log's stored interior nodes still join them to its head
+        and the checkpoint's root (proofs are read from them), and whether it has leaves whose events are gone."""
+        if log_size > events:
+            return [Finding("events_removed", f"the store's log has {log_size:,} leaves, the store {events:,} "
+                            f"events: the last {log_size - events:,}, written after the checkpoint, were deleted "
+                            "with their hashes", events)]  # fmt: skip
+        try:
+            joined = tree_head(checkpoint.size, self.store) == checkpoint.root and tree_head(events, self.store) == root
+        except MissingNode as e:
+            return [Finding("log_damaged", f"the store's log lacks an interior node ({e}): rows of its nodes were "
+                            "deleted; the events hash to the checkpoint")]  # fmt: skip
+        if not joined:
+            return [Finding("log_damaged", "the store's log's interior nodes do not join its leaves to its head: "
+                            "rows of its nodes were altered; the events hash to the checkpoint")]  # fmt: skip
+        return []
 
     def _shortfall(self, events: int, log_size: int, checkpoint: Checkpoint) -> Finding:
         if log_size >= checkpoint.size:
@@ -319,11 +438,12 @@ class Transparency:
         return any(e.originator_version == version for e in self.store.select_events_of([grievance_id]))
 
     def _departure(
-        self, i: int, oid: UUID, v: int, prior_v: int, recorded: int | None, log_size: int, checkpoint: Checkpoint
+        self, i: int, oid: UUID, v: int, prior_v: int, recorded: int | None, checkpoint: Checkpoint, missing: bool
     ) -> Finding:
-        """What it means that the event now at position i is not leaf i of the log."""
+        """What it means that the event now at position i is not leaf i of the log (`missing`: the log has no
+        leaf i)."""
         where = "inside the checkpoint" if i < checkpoint.size else "after the checkpoint"
-        if recorded is None or i >= log_size:
+        if recorded is None:
             return Finding(
                 "forged",
                 f"grievance {oid} version {v} stands at leaf {i} ({where}) but was never "
@@ -360,6 +480,9 @@ class Transparency:
                 oid,
                 v,
             )
+        if missing:
+            return Finding("log_damaged", f"the store's log lacks leaf {i} ({where}), which grievance {oid} "
+                           f"version {v} was appended as: rows of its nodes were deleted", i, oid, v)  # fmt: skip
         if v != prior_v + 1:
             return Finding(
                 "events_removed",

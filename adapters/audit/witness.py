@@ -7,8 +7,10 @@ cosigned by witnesses who each saw the log only grow cannot be one of two such h
 
 from __future__ import annotations
 
+import fcntl
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,9 +54,29 @@ class Witness:
 
     def witness(self, new: SignedCheckpoint, log: Verifier, proof_of: ProofSource, now: int) -> SignedCheckpoint:
         """`new` with this witness's cosignature, once it is the log's and consistent with the last one cosigned
-        (the first is taken on trust); the state then holds it."""
+        (the first is taken on trust); the state then holds it. Two runs of one witness at once take turns, so
+        the second checks its checkpoint against the first's, never both against the one before."""
         if not new.signed_by(log):
             raise CheckpointError("checkpoint", f"not signed by the log's key {log.encoded()}")
+        with self._turn():
+            return self._witness(new, proof_of, now)
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        # An OS lock on a file beside the state (never the state itself, which is replaced by a rename), held
+        # from reading the last checkpoint to keeping the new one; released by the OS if the process dies.
+        lock = self.state.with_name(self.state.name + ".lock")
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as e:
+            raise CheckpointError("--state", f"{lock} cannot be opened to lock the state: {e.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _witness(self, new: SignedCheckpoint, proof_of: ProofSource, now: int) -> SignedCheckpoint:
         last = self.last()
         if last is not None:
             old, cp = last.checkpoint, new.checkpoint

@@ -154,8 +154,8 @@ def export(grievance_id: str, fmt: str, output: Path | None, now: str | None, re
         else:
             at = parse_time("now", now) if now else datetime.now(UTC)
             where = session.settings.checkpoints_dir
-            inclusion = (included_in_latest(composition.build_transparency(session.chain), where, gid, len(envelopes))
-                         if where else None)  # fmt: skip
+            inclusion = (included_in_latest(composition.build_transparency(session.chain), where, gid, len(envelopes),
+                                            session.settings.checkpoint_verifier_keys) if where else None)  # fmt: skip
             data = as_html(gid, envelopes, broken, session.chain.chart, at, session.settings.display_zone,
                            inclusion).encode()  # fmt: skip
     if output:

@@ -137,7 +137,7 @@ def prove(grievance_id: str | None, checkpoint_file: Path | None, verifier_keys:
         except GrievanceError as e:
             refuse(e)
         except NotExtended as e:
-            fail(f"checkpoint: {e.finding.reason}", EXIT_BROKEN, error_code=e.finding.kind)
+            fail(f"{e.finding.field}: {e.finding.reason}", EXIT_BROKEN, error_code=e.finding.kind)
     if as_json:
         click.echo(encoder.encode(proof_document(gid, signed, proved)))
         return
@@ -158,7 +158,7 @@ def prove_consistency(from_file: Path, to_file: Path, verifier_keys: tuple[str, 
         try:
             proof = composition.build_transparency(session.chain).consistency(old.checkpoint, new.checkpoint)
         except NotExtended as e:
-            fail(f"checkpoint: {e.finding.reason}", EXIT_BROKEN, error_code=e.finding.kind)
+            fail(f"{e.finding.field}: {e.finding.reason}", EXIT_BROKEN, error_code=e.finding.kind)
     if as_json:
         click.echo(encoder.encode({"from": old.note(), "to": new.note(), "old_size": old.checkpoint.size,
                                    "new_size": new.checkpoint.size, "proof": [h.hex() for h in proof]}))  # fmt: skip
@@ -208,11 +208,13 @@ def print_verdict(grievance_id: UUID | None, verdict: Verdict, signed: SignedChe
         out.print(f"intact: {subject}'s {verdict.events:,} events extend {against} append-only")
     else:
         out.print(f"{subject} is not an append-only extension of {against}")
-    if grievance_id is not None:
-        out.print("unseen: events of this grievance deleted together with their hashes leave it no trace to check; "
-                  "verify --all --checkpoint finds them")  # fmt: skip
-    elif verdict.unseen:
-        out.print(f"unseen: {verdict.unseen:,} events were written after the checkpoint; a change to them shows only "
+    n = verdict.unseen
+    events, were, them = ("event", "was", "it") if n == 1 else ("events", "were", "them")
+    if grievance_id is not None and n:
+        out.print(f"unseen: {n:,} of its events {were} written after the checkpoint; a change to {them}, or a "
+                  "deletion with its hash, shows only against a later checkpoint")  # fmt: skip
+    elif n:
+        out.print(f"unseen: {n:,} {events} {were} written after the checkpoint; a change to {them} shows only "
                   "against a later checkpoint")  # fmt: skip
 
 
@@ -258,7 +260,7 @@ def witness(
     except NotConsistent as e:
         fail(f"checkpoint: {e.reason}", EXIT_BROKEN, error_code=e.kind)
     except NotExtended as e:
-        fail(f"checkpoint: {e.finding.reason}", EXIT_BROKEN, error_code=e.finding.kind)
+        fail(f"{e.finding.field}: {e.finding.reason}", EXIT_BROKEN, error_code=e.finding.kind)
     click.echo(cosigned.note(), nl=False)
     trust = " (the first: taken on trust)" if first else ""
     click.echo(f"cosigned {new.checkpoint.size:,} leaves{trust} as {Cosigner.of(signer).encoded()}", err=True)
@@ -293,29 +295,35 @@ def consistency_from(proof_file: Path | None) -> Callable[[Checkpoint, Checkpoin
     type=click.Path(dir_okay=False, path_type=Path),
     help="The signing key file (from checkpoint-key).",
 )
-@click.option(
-    "--every", required=True, type=click.FloatRange(min=0.1, max=86_400), help="Seconds between heads signed."
-)
+@click.option("--every", type=click.FloatRange(min=0.1, max=86_400), help="Seconds between heads signed.")
+@click.option("--once", is_flag=True, help="Sign and publish the head once (if it grew), then stop: for cron.")
 @click.option(
     "--dir",
     "directory",
-    required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where each checkpoint is published: `latest`, and `checkpoint.<size>` for each.",
+    help="Where each checkpoint is published: `latest`, and `checkpoint.<size>` for each; "
+    "default GRIEVANCE_CHECKPOINTS_DIR, where the HTTP service reads them.",
 )
 @click.option("--kafka", "to_kafka", is_flag=True,
               help="Announce each checkpoint on Kafka too (GRIEVANCE_KAFKA_CHECKPOINTS_TOPIC).")  # fmt: skip
-def notary(key_file: Path, every: float, directory: Path, to_kafka: bool) -> None:
+def notary(key_file: Path, every: float | None, once: bool, directory: Path | None, to_kafka: bool) -> None:
     """Sign the Merkle log's head every so many seconds while it grows, and publish each checkpoint in a directory;
-    stop on SIGTERM or Ctrl-C. Exit 4, signing nothing, when the head does not extend the last one published."""
+    stop on SIGTERM or Ctrl-C (or, with --once, after one round). Exit 4, signing nothing, when the head does not
+    extend the last one published."""
+    if once == (every is not None):
+        fail("--every: give --every SECONDS to sign on a schedule, or --once to sign once")
     try:
         signer = load_signing_key(key_file)
-        directory.mkdir(parents=True, exist_ok=True)
     except CheckpointError as e:
         refuse_checkpoint(e)
-    except OSError as e:
-        fail(f"--dir: {directory} cannot be made: {e.strerror}")
     with opened(log_level="info") as session:
+        directory = directory or session.settings.checkpoints_dir
+        if directory is None:
+            fail("--dir: give the directory to publish checkpoints in, or set GRIEVANCE_CHECKPOINTS_DIR")
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            fail(f"--dir: {directory} cannot be made: {e.strerror}")
         keeper = Notary(signer, composition.build_transparency(session.chain), directory)
         announce = announcer(session.settings.kafka, keeper.last()) if to_kafka else None
         stop = stop_on_signals()
@@ -323,7 +331,7 @@ def notary(key_file: Path, every: float, directory: Path, to_kafka: bool) -> Non
             try:
                 signed = keeper.sign_if_grown()
             except NotExtended as e:
-                fail(f"checkpoint: {e.finding.reason}", EXIT_BROKEN, error_code=e.finding.kind)
+                fail(f"{e.finding.field}: {e.finding.reason}", EXIT_BROKEN, error_code=e.finding.kind)
             except CheckpointError as e:
                 refuse_checkpoint(e)
             if signed is not None and announce:
@@ -331,5 +339,7 @@ def notary(key_file: Path, every: float, directory: Path, to_kafka: bool) -> Non
             if signed is not None:
                 cp = signed.checkpoint
                 out.print(f"checkpoint of {cp.size:,} leaves, root {cp.root.hex()}, published in {directory}")
-            if stop.wait(every):
+            elif once:
+                out.print(f"the log has not grown since the checkpoint published last in {directory}")
+            if once or stop.wait(every or 0):
                 return

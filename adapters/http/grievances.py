@@ -134,8 +134,10 @@ def get_history_report(
     _readable(svc, principal, grievance_id)
     whole = _revealing(svc, principal, grievance_id, reveal, reason, "http: history.html")
     history = svc.trail.history(grievance_id, reveal=whole)
-    inclusion = (included_in_latest(svc.transparency, svc.checkpoints_dir, grievance_id, len(history))
-                 if svc.transparency and svc.checkpoints_dir else None)  # fmt: skip
+    inclusion = None
+    if svc.transparency and svc.checkpoints_dir:
+        inclusion = included_in_latest(svc.transparency, svc.checkpoints_dir, grievance_id, len(history),
+                                       svc.checkpoint_verifiers)  # fmt: skip
     report = as_html(grievance_id, history, svc.trail.verify(grievance_id), svc.chain.chart, svc.clock(),
                      svc.display_zone, inclusion)  # fmt: skip
     return Response(report, media_type=MediaType.HTML)  # Litestar adds the charset to text/ types itself

@@ -14,6 +14,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, ValidationException
 from litestar.params import QueryParameter
 
+from adapters.audit.checkpoint import Verifier
 from adapters.audit.trail import AuditTrail
 from adapters.audit.transparency import Transparency
 from adapters.display_zone import DisplayZone
@@ -50,6 +51,9 @@ class Services:
     # The store's Merkle log, and the directory `grievance notary` publishes checkpoints in (GRIEVANCE_CHECKPOINTS_DIR).
     transparency: Transparency | None = None
     checkpoints_dir: Path | None = None
+    # The log's verifier keys (GRIEVANCE_CHECKPOINT_VERIFIER_KEYS): a report names a checkpoint's signer only once
+    # its signature checks against one of them.
+    checkpoint_verifiers: tuple[Verifier, ...] = ()
 
 
 def services(state: State) -> Services:

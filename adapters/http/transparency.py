@@ -23,7 +23,7 @@ from adapters.http.grievances import _readable
 from adapters.http.problems import PROBLEM_BASE, problem_responses
 from adapters.http.problems import api_get as get
 from adapters.http.services import Reader, Services, services
-from adapters.storage.merkle_log import consistency_proof, tree_head
+from adapters.storage.merkle_log import MissingNode, consistency_proof, tree_head
 from engine.errors import InvalidValue
 
 # Larger than any log this engine will hold, and within every store's integer range.
@@ -117,7 +117,7 @@ def grievance_proof(grievance_id: FromPath[UUID], state: State, principal: Reade
     try:
         proved = log.prove(grievance_id, signed.checkpoint)
     except NotExtended as e:
-        raise _problem(409, e.finding.kind, "checkpoint", e.finding.reason) from None
+        raise _problem(409, e.finding.kind, e.finding.field, e.finding.reason) from None
     return msgspec.convert(proof_document(grievance_id, signed, proved), GrievanceProof)
 
 
@@ -136,11 +136,10 @@ def log_consistency(
     size = log.store.log_size()
     if new_size > size:
         raise InvalidValue("to", f"the log has {size:,} leaves, fewer than {new_size:,}")
-    proof = consistency_proof(old_size, new_size, log.store)
-    return ConsistencyProof(
-        old_size=old_size,
-        new_size=new_size,
-        old_root=tree_head(old_size, log.store).hex(),
-        new_root=tree_head(new_size, log.store).hex(),
-        proof=[h.hex() for h in proof],
-    )
+    try:
+        proof = consistency_proof(old_size, new_size, log.store)
+        old_root, new_root = tree_head(old_size, log.store), tree_head(new_size, log.store)
+    except MissingNode as e:
+        raise _problem(409, "log_damaged", "log", f"the store's log lacks a node of the proof: {e}") from None
+    return ConsistencyProof(old_size=old_size, new_size=new_size, old_root=old_root.hex(), new_root=new_root.hex(),
+                            proof=[h.hex() for h in proof])  # fmt: skip

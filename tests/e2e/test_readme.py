@@ -118,3 +118,11 @@ def test_every_shell_block_of_the_readme_runs_as_written(newcomer: tuple[Path, d
     assert len(finished) == len(blocks), where + done.stderr[-6000:]
     assert "Traceback" not in done.stderr, where + done.stderr
     assert "1,115" in done.stdout  # the demo's year ended as the README says
+    # The Auditors section prints what its comments say.
+    for said in ("unseen: 1 event was written after the checkpoint", "unseen: 1 of its events was written after",
+                 "verified: grievance ", "consistent: "):  # fmt: skip
+        assert said in done.stdout, said
+    assert re.search(r"^intact: the store's [\d,]+ events extend checkpoint grievances\.example\.org/log", done.stdout,
+                     re.M), done.stdout[-4000:]  # fmt: skip
+    assert "(the first: taken on trust)" in done.stderr
+    assert re.search(r"^cosigned [\d,]+ leaves as audit\.example\.org/w1\+", done.stderr, re.M), done.stderr[-4000:]

@@ -12,6 +12,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from litestar.testing import TestClient
 
 from adapters.audit.checkpoint import (
@@ -35,6 +36,7 @@ from adapters.settings import Settings
 from adapters.storage.merkle_log import verify_consistency
 from engine.access import Role
 from tests.e2e.test_http_api import OTHER_STREET, assert_problem, report, step
+from tests.integration.test_tamper_evidence import tamper
 from tests.scenario import GRID, HOUSEHOLD, STREET
 
 ORIGIN = "grievances.test/log"
@@ -52,6 +54,9 @@ class Service:
         self.published = folder / "checkpoints"
         self.published.mkdir()
         self.signer: Signer = new_signing_key(folder / "notary.key", ORIGIN)
+        self.services = services
+        # As GRIEVANCE_CHECKPOINT_VERIFIER_KEYS would configure it: the notary's key is the one the reports check.
+        services.checkpoint_verifiers = (self.signer.verifier,)
         self.keeper = Notary(self.signer, build_transparency(services.chain), self.published)
 
     def get(self, path: str, who: str | None = "auditor", params: dict[str, Any] | None = None) -> Any:
@@ -210,3 +215,47 @@ def test_the_clis_audit_report_says_so_too(service: Service) -> None:
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert f"✔ 已收录 Versions 1–1 are included in checkpoint {ORIGIN} of 1 leaves" in done.stdout
+
+
+def test_a_proof_of_an_event_its_leaf_does_not_record_is_a_problem_not_a_500(service: Service) -> None:
+    gid = uuid4()
+    service.post(report(gid))
+    service.post(step("claim", gid, 5, unit_id=HOUSEHOLD, mode="member", claimant="m"))
+    service.post(report())
+    assert service.notary() is not None
+    db = f"sqlite:///{service.folder}/g.db"
+    tamper(db, "UPDATE stored_events SET state = %s WHERE originator_id = %s AND originator_version = 2",
+           b'{"claimant": "nobody"}', gid)  # fmt: skip
+    body = assert_problem(service.get(f"/api/v1/grievances/{gid}/proof"), 409, "history")
+    assert body["code"] == "event_altered"
+    assert body["reason"].startswith(f"grievance {gid} version 2 (leaf 1): its stored bytes chain to ")
+    tamper(db, "DELETE FROM log_nodes WHERE level = 0 AND idx = 0")
+    body = assert_problem(service.get("/api/v1/log/consistency", params={"from": 1, "to": 3}), 409, "log")
+    assert (body["code"], body["reason"]) == ("log_damaged", "the store's log lacks a node of the proof: node (0, 0) "
+                                                             "is not stored")  # fmt: skip
+
+
+def test_the_report_names_a_signer_only_once_its_signature_checks(service: Service) -> None:
+    gid = uuid4()
+    service.post(report(gid))
+    assert service.notary() is not None
+    page = f"/api/v1/grievances/{gid}/history.html"
+    key = f"{ORIGIN}+{service.signer.verifier.key_hash.hex()}"
+    assert f"signed by {key};" in service.get(page).text
+    # A checkpoint the notary's key did not sign, published under its name: the report does not say "signed by".
+    impostor = Signer(ORIGIN, Ed25519PrivateKey.generate())
+    published = service.published / LATEST
+    good = published.read_text()
+    published.write_text(sign(parse_note(good).checkpoint, impostor).note())
+    forged = service.get(page).text
+    assert f"), signed by {key}" not in forged
+    assert "✘" in forged
+    assert "The latest published checkpoint is not the log&#x27;s: not signed by " + key in forged
+    # No verifier key configured: the signatures are not checked, and the report says so instead of naming them.
+    service.services.checkpoint_verifiers = ()
+    unchecked = service.get(page).text
+    assert ", signed by" not in unchecked
+    assert (
+        "its signature unverified here (this service was given no verifier key: GRIEVANCE_CHECKPOINT_VERIFIER_KEYS)"
+        in (unchecked)
+    )
