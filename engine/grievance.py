@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import re
 import unicodedata
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypedDict, TypeVar, cast
 from uuid import UUID, uuid5
 
-from eventsourcing.domain import Aggregate, event
+import msgspec
+from eventsourcing.domain import Aggregate, Snapshot, event
 
 from engine.chart import OrgChart, Unit
 from engine.errors import (
@@ -133,6 +136,127 @@ _CATEGORY_LABELS = {
 
 # What a command left behind: version, status, level and unit, for answering its repeats.
 Trace = tuple[int, Status, Level, str]
+
+
+class CommandsSeen:
+    """The commands a grievance took, by command id, with the kind and the trace each left, to answer repeats.
+
+    Those taken before the snapshot a grievance was restored from stay as the snapshot stores them (JSON text) until
+    asked about twice: a grievance of 5,000 commands then loads without building 5,000 entries for its first command,
+    which only looks for its own id in the text. Command ids are of ID_PATTERN's alphabet, never escaped in JSON, so
+    one is a stored key only if `"<id>":` is in the text (a filter only: the decode decides). Copies share the text
+    and what was decoded of it; neither changes once made.
+    """
+
+    __slots__ = ("_stored", "_taken")
+
+    def __init__(self, stored: str = "") -> None:
+        self._stored = _StoredCommands(stored) if stored not in ("", "{}") else None
+        self._taken: dict[str, tuple[str, Trace]] = {}
+
+    def get(self, command_id: str) -> tuple[str, Trace] | None:
+        """The kind and trace of the command with this id, or None if the grievance never took it."""
+        found = self._taken.get(command_id)
+        if found is None and self._stored is not None:
+            found = self._stored.get(command_id)
+        return found
+
+    def __setitem__(self, command_id: str, seen: tuple[str, Trace]) -> None:
+        self._taken[command_id] = seen
+
+    def copy(self) -> CommandsSeen:
+        """A copy that takes commands apart from this one."""
+        twin = CommandsSeen()
+        twin._stored = self._stored
+        twin._taken = dict(self._taken)
+        return twin
+
+    def as_stored(self) -> str:
+        """All of them as one JSON object, for a snapshot: the stored text as it is, the others added to it (no id is
+        in both: a command whose id was seen is answered as a repeat, never taken again)."""
+        taken = _ENCODER.encode(self._taken).decode() if self._taken else ""
+        if self._stored is None:
+            return taken or "{}"
+        return self._stored.text[:-1] + "," + taken[1:] if taken else self._stored.text
+
+    def whole(self) -> dict[str, tuple[str, Trace]]:
+        """Every command seen, by id."""
+        return {**(self._stored.decoded() if self._stored else {}), **self._taken}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CommandsSeen) and self.whole() == other.whole()
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class _StoredCommands:
+    """A snapshot's commands as it stores them: searched as text the first time, decoded (once) the second."""
+
+    __slots__ = ("_decoded", "_searched", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._decoded: dict[str, tuple[str, Trace]] | None = None
+        self._searched = False
+
+    def get(self, command_id: str) -> tuple[str, Trace] | None:
+        if self._decoded is None and not self._searched:
+            self._searched = True
+            if f'"{command_id}":' not in self.text:
+                return None
+        return self.decoded().get(command_id)
+
+    def decoded(self) -> dict[str, tuple[str, Trace]]:
+        if self._decoded is None:
+            self._decoded = _STORED_COMMANDS.decode(self.text)
+        return self._decoded
+
+
+_STORED_COMMANDS = msgspec.json.Decoder(dict[str, tuple[str, Trace]])
+_ENCODER = msgspec.json.Encoder()
+
+
+# A grievance's attributes as a snapshot holds them, typed, so that a snapshot decodes in one pass as an event does
+# (engine/transcoder.py). A grievance that gains an attribute must gain it here: a snapshot without it no longer
+# decodes, is set aside and the events are read instead (engine/service_chain.py), until the next one is taken.
+class GrievanceState(TypedDict):
+    """A grievance's attributes, as a snapshot holds them."""
+
+    _created_on: datetime
+    _modified_on: datetime
+    unit_id: str
+    resident_id: str | None
+    resident_name: str | None
+    resident_phone: str | None
+    level: Level
+    category: Category
+    channel: Channel
+    title: str
+    description: str
+    reported_at: datetime
+    reported_by: str
+    reported_unit: str
+    status: Status
+    claim_due: datetime | None
+    finish_due: datetime | None
+    claim_mode: ClaimMode | None
+    claimant: str | None
+    claimed_by: str | None
+    claimed_at: datetime | None
+    closed_at: datetime | None
+    closed_by: str | None
+    closing_text: str | None
+    rating: Rating | None
+    path: list[str]
+    progress_notes: int
+    reopen_count: int
+    last_occurred_at: datetime
+    _commands: str  # as CommandsSeen.as_stored gives it: JSON, read only when asked about
+
+
+def digest_of(stored_state: bytes) -> str:
+    """What a snapshot names the event it was taken at by: a digest of that event's state as stored."""
+    return hashlib.sha256(stored_state).hexdigest()
 
 
 class Grievance(Aggregate):
@@ -274,6 +398,32 @@ class Grievance(Aggregate):
             grievance.reopen_count += 1
             grievance._remember(self.command_id, "rate", self.occurred_at)
 
+    @dataclasses.dataclass(frozen=True)  # as the library's metaclass makes it; said here for the type checker
+    class Snapshot(Snapshot):
+        """The grievance as it stood at `originator_version`, to start a load from instead of its first event.
+
+        Not an event: in no hash chain and no log, and never shown as history. It is trusted only as far as the store
+        still holds the event it was taken at, whose stored state `follows` digests; a resident's name and phone
+        are in it as their events store them, sealed."""
+
+        # Typed, for the decoder (engine/transcoder.py); to the library it is the dict of the aggregate's attributes.
+        state: GrievanceState  # type: ignore[assignment]
+        follows: str = ""  # a snapshot taken by the library's `take` names no event: it is never confirmed
+
+        @classmethod
+        def of(cls, grievance: Grievance, follows: str) -> Grievance.Snapshot:
+            """A snapshot of `grievance`, no events waiting, taken at the stored event whose digest is `follows`."""
+            taken = cls.take(grievance)
+            state = cast(dict[str, Any], taken.state)
+            state["_commands"] = grievance._commands.as_stored()
+            return dataclasses.replace(taken, follows=follows)
+
+        def mutate(self, _: None) -> Grievance:
+            """The grievance as it stood, its commands seen before the snapshot read only when asked about."""
+            grievance = cast(Grievance, super().mutate(None))
+            grievance._commands = CommandsSeen(cast(str, grievance.__dict__["_commands"]))
+            return grievance
+
     # ----------------------------------------------------------------------------- creation
 
     @event(Reported)
@@ -321,7 +471,7 @@ class Grievance(Aggregate):
         self.progress_notes = 0
         self.reopen_count = 0
         self.last_occurred_at = occurred_at
-        self._commands: dict[str, tuple[str, Trace]] = {}
+        self._commands = CommandsSeen()
         self._remember(command_id, "report", occurred_at, version=1)
 
     @classmethod
@@ -534,7 +684,7 @@ class Grievance(Aggregate):
         twin = object.__new__(type(self))
         twin.__dict__.update(self.__dict__)
         twin.path = list(self.path)
-        twin._commands = dict(self._commands)
+        twin._commands = self._commands.copy()
         twin._pending_events = list(self._pending_events)
         memo[id(self)] = twin
         return twin
