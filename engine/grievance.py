@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import hashlib
 import re
+import sys
 import unicodedata
+from array import array
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, TypedDict, TypeVar, cast
 from uuid import UUID, uuid5
 
-import msgspec
 from eventsourcing.domain import Aggregate, Snapshot, event
 
 from engine.chart import OrgChart, Unit
@@ -141,24 +144,23 @@ Trace = tuple[int, Status, Level, str]
 class CommandsSeen:
     """The commands a grievance took, by command id, with the kind and the trace each left, to answer repeats.
 
-    Those taken before the snapshot a grievance was restored from stay as the snapshot stores them (JSON text) until
-    asked about twice: a grievance of 5,000 commands then loads without building 5,000 entries for its first command,
-    which only looks for its own id in the text. Command ids are of ID_PATTERN's alphabet, never escaped in JSON, so
-    one is a stored key only if `"<id>":` is in the text (a filter only: the decode decides). Copies share the text
-    and what was decoded of it; neither changes once made.
+    A snapshot keeps only a digest of each id (8 bytes, not the hundred of an entry), so that a grievance of 5,000
+    commands loads without them: those taken before the snapshot it was restored from are read from its events
+    (`Earlier`) the first time one of their digests is asked about, a repeat of an old command being rare. A digest
+    that matches by chance costs that read, never a wrong answer. Copies share what was read.
     """
 
-    __slots__ = ("_stored", "_taken")
+    __slots__ = ("_earlier", "_taken")
 
-    def __init__(self, stored: str = "") -> None:
-        self._stored = _StoredCommands(stored) if stored not in ("", "{}") else None
+    def __init__(self, earlier: Earlier | None = None) -> None:
+        self._earlier = earlier
         self._taken: dict[str, tuple[str, Trace]] = {}
 
     def get(self, command_id: str) -> tuple[str, Trace] | None:
         """The kind and trace of the command with this id, or None if the grievance never took it."""
         found = self._taken.get(command_id)
-        if found is None and self._stored is not None:
-            found = self._stored.get(command_id)
+        if found is None and self._earlier is not None and self._earlier.may_hold(command_id):
+            found = self._earlier.read().get(command_id)
         return found
 
     def __setitem__(self, command_id: str, seen: tuple[str, Trace]) -> None:
@@ -166,22 +168,24 @@ class CommandsSeen:
 
     def copy(self) -> CommandsSeen:
         """A copy that takes commands apart from this one."""
-        twin = CommandsSeen()
-        twin._stored = self._stored
+        twin = CommandsSeen(self._earlier)
         twin._taken = dict(self._taken)
         return twin
 
-    def as_stored(self) -> str:
-        """All of them as one JSON object, for a snapshot: the stored text as it is, the others added to it (no id is
-        in both: a command whose id was seen is answered as a repeat, never taken again)."""
-        taken = _ENCODER.encode(self._taken).decode() if self._taken else ""
-        if self._stored is None:
-            return taken or "{}"
-        return self._stored.text[:-1] + "," + taken[1:] if taken else self._stored.text
+    def digests(self) -> bytes:
+        """The digests of every id seen, for a snapshot: sorted 64-bit integers, little-endian."""
+        found = set(self._earlier.digests) if self._earlier is not None else set()
+        found.update(map(_digest, self._taken))
+        return _as_bytes(sorted(found))
+
+    def read_earlier_with(self, read: Callable[[], dict[str, tuple[str, Trace]]]) -> None:
+        """Say how the commands before the snapshot are read (from the store's events): the service's to say."""
+        if self._earlier is not None:
+            self._earlier.reader = read
 
     def whole(self) -> dict[str, tuple[str, Trace]]:
-        """Every command seen, by id."""
-        return {**(self._stored.decoded() if self._stored else {}), **self._taken}
+        """Every command seen, by id (reading those before the snapshot, if need be)."""
+        return {**(self._earlier.read() if self._earlier is not None else {}), **self._taken}
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, CommandsSeen) and self.whole() == other.whole()
@@ -189,31 +193,41 @@ class CommandsSeen:
     __hash__ = None  # type: ignore[assignment]
 
 
-class _StoredCommands:
-    """A snapshot's commands as it stores them: searched as text the first time, decoded (once) the second."""
+class Earlier:
+    """The commands a grievance took before its snapshot: their ids' digests, and how to read them whole."""
 
-    __slots__ = ("_decoded", "_searched", "text")
+    __slots__ = ("_read", "digests", "reader")
 
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self._decoded: dict[str, tuple[str, Trace]] | None = None
-        self._searched = False
+    def __init__(self, digests: bytes) -> None:
+        self.digests = array("Q")
+        self.digests.frombytes(digests)
+        if sys.byteorder == "big":
+            self.digests.byteswap()
+        self.reader: Callable[[], dict[str, tuple[str, Trace]]] | None = None
+        self._read: dict[str, tuple[str, Trace]] | None = None
 
-    def get(self, command_id: str) -> tuple[str, Trace] | None:
-        if self._decoded is None and not self._searched:
-            self._searched = True
-            if f'"{command_id}":' not in self.text:
-                return None
-        return self.decoded().get(command_id)
+    def may_hold(self, command_id: str) -> bool:
+        digest = _digest(command_id)
+        i = bisect.bisect_left(self.digests, digest)
+        return i < len(self.digests) and self.digests[i] == digest
 
-    def decoded(self) -> dict[str, tuple[str, Trace]]:
-        if self._decoded is None:
-            self._decoded = _STORED_COMMANDS.decode(self.text)
-        return self._decoded
+    def read(self) -> dict[str, tuple[str, Trace]]:
+        if self._read is None:
+            if self.reader is None:
+                raise RuntimeError("the commands before the snapshot cannot be read: no reader was given")
+            self._read = self.reader()
+        return self._read
 
 
-_STORED_COMMANDS = msgspec.json.Decoder(dict[str, tuple[str, Trace]])
-_ENCODER = msgspec.json.Encoder()
+def _digest(command_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(command_id.encode(), digest_size=8).digest(), "little")
+
+
+def _as_bytes(digests: list[int]) -> bytes:
+    packed = array("Q", digests)
+    if sys.byteorder == "big":
+        packed.byteswap()
+    return packed.tobytes()
 
 
 # A grievance's attributes as a snapshot holds them, typed, so that a snapshot decodes in one pass as an event does
@@ -251,7 +265,7 @@ class GrievanceState(TypedDict):
     progress_notes: int
     reopen_count: int
     last_occurred_at: datetime
-    _commands: str  # as CommandsSeen.as_stored gives it: JSON, read only when asked about
+    _commands: bytes  # CommandsSeen.digests(): the ids' digests only
 
 
 def digest_of(stored_state: bytes) -> str:
@@ -415,13 +429,20 @@ class Grievance(Aggregate):
             """A snapshot of `grievance`, no events waiting, taken at the stored event whose digest is `follows`."""
             taken = cls.take(grievance)
             state = cast(dict[str, Any], taken.state)
-            state["_commands"] = grievance._commands.as_stored()
+            state["_commands"] = grievance._commands.digests()
             return dataclasses.replace(taken, follows=follows)
 
         def mutate(self, _: None) -> Grievance:
-            """The grievance as it stood, its commands seen before the snapshot read only when asked about."""
+            """The grievance as it stood; the commands it took before are known by their digests only (`restore`)."""
             grievance = cast(Grievance, super().mutate(None))
-            grievance._commands = CommandsSeen(cast(str, grievance.__dict__["_commands"]))
+            grievance._commands = CommandsSeen(Earlier(cast(bytes, grievance.__dict__["_commands"])))
+            return grievance
+
+        def restore(self, read_earlier: Callable[[], dict[str, tuple[str, Trace]]]) -> Grievance:
+            """The grievance as it stood, which reads the commands it took before the snapshot with `read_earlier`
+            (from its events) once one of their ids is asked about."""
+            grievance = self.mutate(None)
+            grievance._commands.read_earlier_with(read_earlier)
             return grievance
 
     # ----------------------------------------------------------------------------- creation
@@ -703,6 +724,10 @@ class Grievance(Aggregate):
         """Whether an open grievance has passed its current limit at `now`."""
         due = self.due_at()
         return due is not None and now > due
+
+    def commands_taken(self) -> dict[str, tuple[str, Trace]]:
+        """Every command the grievance took, by id: its kind and the trace it left."""
+        return self._commands.whole()
 
     def outcome_of(self, command_id: str, kind: str) -> Trace | None:
         """(version, status, level, unit) an earlier command with this id left, or None if it is new here."""

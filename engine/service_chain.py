@@ -567,7 +567,8 @@ class ServiceChain(Application[UUID]):
             snapshot = self._deciding_mapper.to_domain_event(stored)
             if not isinstance(snapshot, Grievance.Snapshot):
                 raise TypeError(f"{stored.topic!r} is not a grievance's snapshot")
-            grievance = snapshot.mutate(None)
+            version = snapshot.originator_version
+            grievance = snapshot.restore(lambda: self._commands_until(grievance_id, version))
             if not isinstance(grievance, Grievance) or grievance.id != grievance_id:
                 raise TypeError("not a snapshot of this grievance")
             return grievance, snapshot.follows
@@ -577,6 +578,18 @@ class ServiceChain(Application[UUID]):
             log.warning("the snapshot of grievance %s at version %d cannot be read (%s): its events are read instead",
                         grievance_id, stored.originator_version, type(e).__name__)  # fmt: skip
             return None
+
+    def _commands_until(self, grievance_id: UUID, version: int) -> dict[str, tuple[str, Any]]:
+        """The commands a grievance took up to `version`, read from its events: for a repeat of a command older than the
+        snapshot it was restored from, which knows their ids' digests only."""
+        state: Any = None
+        stored_events = self.recorder.select_events(grievance_id, lte=version)
+        for expected, stored in enumerate(stored_events, start=1):
+            state = _mutated(grievance_id, _read(grievance_id, expected, stored, self._deciding_mapper.to_domain_event),
+                             state)  # fmt: skip
+        if state is None or state.version != version:
+            raise BrokenHistory(grievance_id, len(stored_events) + 1, "the events before its snapshot are missing")
+        return state.commands_taken()  # type: ignore[no-any-return]
 
     def _events_after(self, after: Mapping[UUID, int]) -> Sequence[StoredEvent]:
         """The stored events of each grievance after the version given for it, in one query where the store can."""

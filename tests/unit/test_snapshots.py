@@ -13,7 +13,7 @@ from engine.chart import OrgChart
 from engine.clock import PlaybackClock
 from engine.commands import Claim, RecordProgress
 from engine.errors import CommandIdReused
-from engine.grievance import ClaimMode, CommandsSeen, Grievance, GrievanceState, Status
+from engine.grievance import ClaimMode, CommandsSeen, Earlier, Grievance, GrievanceState, Status
 from engine.levels import Level
 from engine.service_chain import ServiceChain
 from tests.conftest import OPERATOR, T0
@@ -117,18 +117,40 @@ def test_a_snapshot_holds_every_attribute_a_grievance_has(chain: ServiceChain) -
     assert kept == set(GrievanceState.__annotations__), "a new attribute must be added to GrievanceState"
 
 
-def test_the_commands_seen_survive_a_snapshot_whole() -> None:
+def test_the_commands_before_a_snapshot_are_read_from_the_events_only_for_an_id_seen_there() -> None:
+    reported = ("report", (1, Status.WAITING, Level.MEMBER_HOUSEHOLD, "u1"))
+    claimed_ = ("claim", (2, Status.CLAIMED, Level.MEMBER_HOUSEHOLD, "u1"))
     seen = CommandsSeen()
-    seen["a"] = ("report", (1, Status.WAITING, Level.MEMBER_HOUSEHOLD, "u1"))
-    restored = CommandsSeen(seen.as_stored())
-    restored["b"] = ("claim", (2, Status.CLAIMED, Level.MEMBER_HOUSEHOLD, "u1"))
-    again = CommandsSeen(restored.as_stored())
-    assert again.whole() == {"a": ("report", (1, Status.WAITING, Level.MEMBER_HOUSEHOLD, "u1")),
-                             "b": ("claim", (2, Status.CLAIMED, Level.MEMBER_HOUSEHOLD, "u1"))}  # fmt: skip
-    assert again.get("a") == ("report", (1, Status.WAITING, Level.MEMBER_HOUSEHOLD, "u1"))
-    assert again.get("b") == ("claim", (2, Status.CLAIMED, Level.MEMBER_HOUSEHOLD, "u1"))
-    assert again.get("c") is None
-    assert again.get('a"') is None
+    seen["a"] = reported
+    reads: list[int] = []
+
+    def read_earlier() -> dict[str, Any]:
+        reads.append(1)
+        return {"a": reported}
+
+    restored = CommandsSeen(Earlier(seen.digests()))
+    restored.read_earlier_with(read_earlier)
+    restored["b"] = claimed_
+    assert restored.get("c") is None
+    assert restored.get("b") == claimed_
+    assert reads == [], "no id asked about was taken before the snapshot"
+    assert restored.get("a") == reported
+    assert restored.get("a") == reported
+    assert reads == [1], "read once"
+    again = CommandsSeen(Earlier(restored.digests()))
+    again.read_earlier_with(lambda: {"a": reported, "b": claimed_})
+    assert again.whole() == {"a": reported, "b": claimed_}
+
+
+def test_a_repeat_of_an_old_command_reads_the_events_once_and_new_ones_never(chain: ServiceChain) -> None:
+    gid = claimed(chain)
+    notes(chain, gid, 30)
+    counts = events_read(chain)
+    notes(chain, gid, 1, start=30)
+    assert counts == [1], "a new command id: the snapshot's own event, no older one"
+    note = RecordProgress(grievance_id=gid, command_id="n1", actor="member-wang", occurred_at=T0, note="again")
+    assert chain.apply(note, principal=OPERATOR).duplicate
+    assert counts == [1, 2, 32], "an id taken before the snapshot (32): its events up to it, read once"
 
 
 def test_a_snapshot_is_not_history(chain: ServiceChain) -> None:
