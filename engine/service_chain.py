@@ -37,9 +37,10 @@ from engine.limits import TimeLimits
 from engine.personal_data import PersonalData, Sealer
 from engine.transcoder import MsgspecTranscoder, TypedEventMapper
 
-# Events between snapshots: a load replays at most this many after the latest one. Each snapshot holds every command
-# the grievance took (to answer repeats), so it grows with the history; only the latest of a grievance is kept.
-SNAPSHOT_INTERVAL = 100
+# Events between snapshots: a load replays at most this many after the latest one (100 left a cold command on a
+# 5,000-event grievance 3x one on a 10-event grievance, BENCHMARKS.md). A snapshot holds the digests of every command
+# id the grievance took (8 bytes each), and costs a transaction of its own; only the last one taken is kept.
+SNAPSHOT_INTERVAL = 25
 
 log = logging.getLogger("grievance.snapshots")
 
@@ -155,6 +156,8 @@ class ServiceChain(Application[UUID]):
         if self.snapshot_interval < 0:
             raise ValueError("the snapshot interval must be zero (no snapshots) or more")
         snapshot_recorder = self.snapshots.recorder if self.snapshots is not None and self.snapshot_interval else None
+        # Grievances whose last load replayed an interval's events or more (no snapshot, or one set aside).
+        self._snapshot_wanted: set[UUID] = set()
         self._snapshot_reader: ReadsSnapshotsWithEvents | None = (
             snapshot_recorder if hasattr(snapshot_recorder, "select_latest_with_events") else None
         )
@@ -225,9 +228,7 @@ class ServiceChain(Application[UUID]):
                 # Back off a little, at random, so racing writers stop colliding in lockstep.
                 time.sleep(random.uniform(0, 0.002 * 2**attempt))
             upstream_at = self.tracked(tracking.application_name) if tracking else None
-            replayed: dict[UUID, int] = {}
-            working = self._load_many({c.grievance_id for c in commands if isinstance(c.grievance_id, UUID)}, broken={},
-                                      replayed=replayed)  # fmt: skip
+            working = self._load_many({c.grievance_id for c in commands if isinstance(c.grievance_id, UUID)}, broken={})
             new_ids = {gid for gid, g in working.items() if g is None}
             results: list[Outcome | GrievanceError] = []
             for i, command in enumerate(commands):
@@ -241,10 +242,8 @@ class ServiceChain(Application[UUID]):
                 return results
             if before_store is not None:
                 before_store(results)
-            # A load that replayed an interval's events or more found no snapshot to start from, or a broken one.
-            long_loads = {gid for gid, n in replayed.items() if self.snapshot_interval and n >= self.snapshot_interval}
             try:
-                self._store(changed, tracking, fresh=new_ids, long_loads=long_loads)
+                self._store(changed, tracking, fresh=new_ids)
             except IntegrityError:
                 if tracking is not None:
                     now_at = self.tracked(tracking.application_name)
@@ -412,13 +411,11 @@ class ServiceChain(Application[UUID]):
         tracking: Tracking | None = None,
         *,
         fresh: Collection[UUID] = (),
-        long_loads: Collection[UUID] = (),
     ) -> None:
         """What `Application.save` does for aggregates known to be Grievances, mapped and recorded as the event store's
         `put` does: without save's two runtime-Protocol isinstance checks per aggregate (a sixth of a batch's time),
         and with the batch's upstream position, which save cannot take; then snapshots, as save takes them. `fresh`
-        are the grievances reported in the batch (holding their resident's fields in clear), `long_loads` those
-        whose load replayed an interval's events or more."""
+        are the grievances reported in the batch (holding their resident's fields in clear)."""
         events: list[DomainEventProtocol[UUID]] = []
         first_new: dict[UUID, int] = {}
         for grievance in changed:
@@ -434,7 +431,7 @@ class ServiceChain(Application[UUID]):
         else:
             sealer.store_keys()
             self.recorder.insert_events(stored, tracking=tracking)
-        self._snapshot(changed, first_new, stored, sealer, fresh, long_loads)
+        self._snapshot(changed, first_new, stored, sealer, fresh)
 
     def _snapshot(
         self,
@@ -443,15 +440,15 @@ class ServiceChain(Application[UUID]):
         stored: Sequence[StoredEvent],
         sealer: Sealer | None,
         fresh: Collection[UUID],
-        long_loads: Collection[UUID],
     ) -> None:
         """Snapshot each grievance of a stored batch whose new events reached a multiple of the interval (the library's
-        rule) or whose load replayed an interval's events or more, as it stands after the batch. In a transaction of
-        its own, after the batch's: a snapshot that cannot be stored is reported and costs the batch nothing."""
+        rule) or whose last load replayed an interval's events or more, as it stands after the batch. In a transaction
+        of its own, after the batch's: a snapshot that cannot be stored is reported and costs the batch nothing."""
         interval = self.snapshot_interval
         if not interval or self.snapshots is None:
             return
-        due = [g for g in changed if g.version // interval > (first_new[g.id] - 1) // interval or g.id in long_loads]
+        wanted = self._snapshot_wanted
+        due = [g for g in changed if g.version // interval > (first_new[g.id] - 1) // interval or g.id in wanted]
         if not due:
             return
         last_stored = {_uuid(s.originator_id): s for s in stored}  # each grievance's last event, stored last
@@ -469,6 +466,7 @@ class ServiceChain(Application[UUID]):
             snapshots.append(snapshot)
         try:
             self.snapshots.put(snapshots)
+            wanted.difference_update(g.id for g in due)
         except Exception as e:  # the batch is stored: a snapshot lost (another process's at the same version) waits
             log.warning("snapshots of %d grievances were not stored (%s); their loads read the events instead",
                         len(snapshots), type(e).__name__)  # fmt: skip
@@ -485,11 +483,10 @@ class ServiceChain(Application[UUID]):
         grievance_ids: set[UUID],
         *,
         broken: dict[UUID, BrokenHistory] | None = None,
-        replayed: dict[UUID, int] | None = None,
     ) -> dict[UUID, Grievance | None]:
         """The grievances a batch touches (None for ids not reported yet), with personal fields as stored: each from
         its copy held here, or else from its latest snapshot, brought up to date with the events stored since, in
-        one query where the store can. `replayed` gets how many stored events each load applied.
+        one query where the store can.
 
         The query reads the starting point's own last event too: a store that no longer has it (restored from a
         backup, or a server that lost its last commits, with `normal` durability), or a snapshot whose event is not
@@ -540,8 +537,11 @@ class ServiceChain(Application[UUID]):
             del found[gid]  # not decided on: each of its commands is refused with the error when it is reached
             if broken is not None:
                 broken[gid] = error
-        if replayed is not None:
-            replayed.update(counts)
+        if self.snapshot_interval:
+            # No snapshot to start from, or none that could be trusted: one is taken at the grievance's next write.
+            if len(self._snapshot_wanted) > DEFAULT_SIZE:
+                self._snapshot_wanted.clear()  # a process that only reads: what it forgets costs a replay, no more
+            self._snapshot_wanted.update(gid for gid, n in counts.items() if n >= self.snapshot_interval)
         return found
 
     def _stored_since(

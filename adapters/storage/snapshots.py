@@ -1,6 +1,6 @@
 """Grievances' snapshots beside their events: the library's aggregate recorders for snapshots (one table, made on open
-if missing, in the events' database), keeping only each grievance's latest, and reading the latest snapshots of a
-batch's grievances with the events stored since them in one query.
+if missing, in the events' database), keeping only each grievance's last one taken, and reading the latest snapshots
+of a batch's grievances with the events stored since them in one query.
 
 A snapshot is no event: it is in no hash chain and no Merkle log, and nothing here reads it as history. The engine
 checks each one against the event it names (engine/service_chain.py, `_load_many`).
@@ -37,11 +37,12 @@ class SQLiteSnapshots(SQLiteAggregateRecorder):
         self.beside = events_table_of(events_table_name)
 
     def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
-        # Another process may have taken the same one: either will do. Older ones are never read again.
+        # Another process may have taken the same one: either will do. The others go: older ones are never read
+        # again, and one ahead of this (whose events the store lost) must not stay the latest.
         rows = [(s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id, s.originator_version,
                  s.topic, s.state) for s in stored_events]  # fmt: skip
         c.executemany(f"INSERT INTO {self.events_table_name} VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
-        c.executemany(f"DELETE FROM {self.events_table_name} WHERE originator_id = ? AND originator_version < ?",
+        c.executemany(f"DELETE FROM {self.events_table_name} WHERE originator_id = ? AND originator_version <> ?",
                       [(oid, v) for oid, v, _, _ in rows])  # fmt: skip
 
     def select_latest_with_events(
@@ -96,7 +97,7 @@ class PostgresSnapshots(PostgresAggregateRecorder):
             "WITH new AS (INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
             "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) ON CONFLICT DO NOTHING) "
             "DELETE FROM {schema}.{table} s USING unnest(%b::uuid[], %b::bigint[]) AS n(id, v) "
-            "WHERE s.originator_id = n.id AND s.originator_version < n.v"
+            "WHERE s.originator_id = n.id AND s.originator_version <> n.v"
         ).format(schema=schema, table=table)
         # `latest` is the latest snapshot of each grievance asked for; each grievance's events are then read from its
         # snapshot's version on (the snapshot's own event, to check it) or after the version given.

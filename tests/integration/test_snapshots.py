@@ -152,6 +152,9 @@ def test_a_snapshot_that_cannot_be_trusted_is_set_aside_reported_and_the_events_
         assert [r for r in caplog.records if str(gid) in r.getMessage()], "the snapshot set aside is reported"
         notes(fresh, gid, 1, start=40)
         assert fresh.grievance(gid).version == loaded.version + 1
+        assert run_sql(database_url, "SELECT originator_version FROM stored_snapshots") == [(loaded.version + 1,)], (
+            "the whole history was replayed: a snapshot is taken after the write, and the one set aside is gone"
+        )
     finally:
         fresh.close()
 
