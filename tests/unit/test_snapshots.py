@@ -170,3 +170,12 @@ def test_no_snapshots_with_an_interval_of_zero(yongji: OrgChart) -> None:
     assert snapshot_versions(app, gid) == []
     with pytest.raises(ValueError, match="snapshot interval"):
         ServiceChain({"PERSISTENCE_MODULE": "eventsourcing.popo"}, chart=yongji, snapshot_interval=-1)
+
+
+def test_the_librarys_repository_reads_events_only(chain: ServiceChain) -> None:
+    gid = claimed(chain)
+    notes(chain, gid, 20)
+    assert snapshot_versions(chain, gid)
+    counts = events_read(chain)
+    assert chain.repository.get(gid).version == 22
+    assert counts == [22], "no unchecked snapshot to start from"
