@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import copy
+import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import Any, ClassVar, Protocol, cast
 from uuid import UUID
 
 import msgspec
-from eventsourcing.application import Application
+from eventsourcing.application import Application, Repository
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent, Tracking, TrackingRecorder, Transcoder
 
@@ -30,11 +31,18 @@ from engine.errors import (
     InvalidValue,
     UnknownResident,
 )
-from engine.grievance import Grievance
+from engine.grievance import Grievance, digest_of
 from engine.levels import REPORTING_LEVELS
 from engine.limits import TimeLimits
-from engine.personal_data import PersonalData
+from engine.personal_data import PersonalData, Sealer
 from engine.transcoder import MsgspecTranscoder, TypedEventMapper
+
+# Events between snapshots: a load replays at most this many after the latest one (100 left a cold command on a
+# 5,000-event grievance 3x one on a 10-event grievance, BENCHMARKS.md). A snapshot holds the digests of every command
+# id the grievance took (8 bytes each), and costs a transaction of its own; only the last one taken is kept.
+SNAPSHOT_INTERVAL = 25
+
+log = logging.getLogger("grievance.snapshots")
 
 
 def _uuid(originator_id: UUID | str) -> UUID:
@@ -81,6 +89,18 @@ class ReadsManyAggregates(Protocol):
         ...
 
 
+class ReadsSnapshotsWithEvents(Protocol):
+    """A snapshot recorder that reads the latest snapshots of many aggregates with the events stored since them, in one
+    query (adapters.storage.snapshots)."""
+
+    def select_latest_with_events(
+        self, after: Mapping[UUID, int], latest_of: Collection[UUID]
+    ) -> tuple[dict[UUID, StoredEvent], Sequence[StoredEvent]]:
+        """The latest snapshot of each aggregate of `latest_of` that has one, and the events of each aggregate in
+        `after` above the version it names or, for one with a snapshot, from the snapshot's own version on."""
+        ...
+
+
 class ServiceChain(Application[UUID]):
     """The party-building service chain (党建服务链条): report, claim, escalate, close and rate grievances.
 
@@ -91,6 +111,9 @@ class ServiceChain(Application[UUID]):
 
     name = "grievances"
     max_attempts = 10
+    # Snapshots as the library takes them (its `snapshotting_intervals` also has it build the snapshot store), but
+    # taken and read by the batch path here: `_store` and `_load_many`.
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Grievance: SNAPSHOT_INTERVAL}
 
     def __init__(
         self,
@@ -101,6 +124,7 @@ class ServiceChain(Application[UUID]):
         clock: Clock | None = None,
         bounds: TimeBounds | None = None,
         decided_cache_size: int = DEFAULT_SIZE,
+        snapshot_interval: int | None = None,
     ) -> None:
         self.chart = chart
         self.limits = limits or TimeLimits()
@@ -127,6 +151,16 @@ class ServiceChain(Application[UUID]):
         # with those fields as stored (sealed): no key is read to decide, and none outlives its resident's erasure.
         self.decided = DecidedGrievances(decided_cache_size)
         self._deciding_mapper = self.sealed_mapper()
+        # 0 takes and reads no snapshots (nor does a store whose IS_SNAPSHOTTING_ENABLED is off).
+        self.snapshot_interval = SNAPSHOT_INTERVAL if snapshot_interval is None else snapshot_interval
+        if self.snapshot_interval < 0:
+            raise ValueError("the snapshot interval must be zero (no snapshots) or more")
+        snapshot_recorder = self.snapshots.recorder if self.snapshots is not None and self.snapshot_interval else None
+        # Grievances whose last load replayed an interval's events or more (no snapshot, or one set aside).
+        self._snapshot_wanted: set[UUID] = set()
+        self._snapshot_reader: ReadsSnapshotsWithEvents | None = (
+            snapshot_recorder if hasattr(snapshot_recorder, "select_latest_with_events") else None
+        )
 
     def protect_personal_data(self, personal_data: PersonalData) -> None:
         """Seal residents' personal fields with `personal_data` before they are stored, and open them when read."""
@@ -152,6 +186,13 @@ class ServiceChain(Application[UUID]):
 
     def construct_transcoder(self) -> Transcoder:
         return MsgspecTranscoder()
+
+    def construct_repository(self) -> Repository[UUID]:
+        # The library's repository would start from a snapshot without checking it against the event it was taken at:
+        # it reads events only (loads go through `_load_many`, which checks).
+        repository = super().construct_repository()
+        repository.snapshot_store = None
+        return repository
 
     def construct_mapper(self) -> Mapper[UUID]:
         transcoder = self.construct_transcoder()
@@ -209,7 +250,7 @@ class ServiceChain(Application[UUID]):
             if before_store is not None:
                 before_store(results)
             try:
-                self._store(changed, tracking)
+                self._store(changed, tracking, fresh=new_ids)
             except IntegrityError:
                 if tracking is not None:
                     now_at = self.tracked(tracking.application_name)
@@ -371,13 +412,23 @@ class ServiceChain(Application[UUID]):
         g.rate(rating=c.rating, comment=c.comment, limits=self.limits, actor=c.actor, at=c.occurred_at,
                command_id=c.command_id, received=received)  # fmt: skip
 
-    def _store(self, changed: list[Grievance], tracking: Tracking | None = None) -> None:
+    def _store(
+        self,
+        changed: list[Grievance],
+        tracking: Tracking | None = None,
+        *,
+        fresh: Collection[UUID] = (),
+    ) -> None:
         """What `Application.save` does for aggregates known to be Grievances, mapped and recorded as the event store's
         `put` does: without save's two runtime-Protocol isinstance checks per aggregate (a sixth of a batch's time),
-        and with the batch's upstream position, which save cannot take. (No snapshots are configured.)"""
+        and with the batch's upstream position, which save cannot take; then snapshots, as save takes them. `fresh`
+        are the grievances reported in the batch (holding their resident's fields in clear)."""
         events: list[DomainEventProtocol[UUID]] = []
+        first_new: dict[UUID, int] = {}
         for grievance in changed:
-            events.extend(grievance.collect_events())
+            pending = grievance.collect_events()
+            first_new[grievance.id] = pending[0].originator_version
+            events.extend(pending)
         stored, sealer = cast(TypedEventMapper, self.mapper).to_stored_events(events)
         if sealer is None:
             self.recorder.insert_events(stored, tracking=tracking)
@@ -387,6 +438,45 @@ class ServiceChain(Application[UUID]):
         else:
             sealer.store_keys()
             self.recorder.insert_events(stored, tracking=tracking)
+        self._snapshot(changed, first_new, stored, sealer, fresh)
+
+    def _snapshot(
+        self,
+        changed: list[Grievance],
+        first_new: Mapping[UUID, int],
+        stored: Sequence[StoredEvent],
+        sealer: Sealer | None,
+        fresh: Collection[UUID],
+    ) -> None:
+        """Snapshot each grievance of a stored batch whose new events reached a multiple of the interval (the library's
+        rule) or whose last load replayed an interval's events or more, as it stands after the batch. In a transaction
+        of its own, after the batch's: a snapshot that cannot be stored is reported and costs the batch nothing."""
+        interval = self.snapshot_interval
+        if not interval or self.snapshots is None:
+            return
+        wanted = self._snapshot_wanted
+        due = [g for g in changed if g.version // interval > (first_new[g.id] - 1) // interval or g.id in wanted]
+        if not due:
+            return
+        last_stored = {_uuid(s.originator_id): s for s in stored}  # each grievance's last event, stored last
+        snapshots = []
+        for grievance in due:
+            snapshot = Grievance.Snapshot.of(grievance, follows=digest_of(last_stored[grievance.id].state))
+            subject = grievance.resident_id
+            if grievance.id in fresh and subject and sealer is not None:
+                # Reported in this batch, the grievance holds its resident's fields as given: sealed here as the
+                # batch's events were, so that the snapshot, like them, opens as ERASED once the resident is forgotten.
+                state = cast(dict[str, Any], snapshot.state)
+                for field in Grievance.Reported.personal_fields:
+                    if value := state.get(field):
+                        state[field] = sealer.seal(subject, field, value)
+            snapshots.append(snapshot)
+        try:
+            self.snapshots.put(snapshots)
+            wanted.difference_update(g.id for g in due)
+        except Exception as e:  # the batch is stored: a snapshot lost (another process's at the same version) waits
+            log.warning("snapshots of %d grievances were not stored (%s); their loads read the events instead",
+                        len(snapshots), type(e).__name__)  # fmt: skip
 
     def _hold(self, working: Mapping[UUID, Grievance | None], new_ids: set[UUID]) -> None:
         """Keep a batch's grievances, all stored now, as the starting point of their next load: but those reported in
@@ -396,36 +486,56 @@ class ServiceChain(Application[UUID]):
                 self.decided.put(grievance)
 
     def _load_many(
-        self, grievance_ids: set[UUID], *, broken: dict[UUID, BrokenHistory] | None = None
+        self,
+        grievance_ids: set[UUID],
+        *,
+        broken: dict[UUID, BrokenHistory] | None = None,
     ) -> dict[UUID, Grievance | None]:
         """The grievances a batch touches (None for ids not reported yet), with personal fields as stored: each from
-        its copy held here, brought up to date with the events stored since, in one query where the store can.
+        its copy held here, or else from its latest snapshot, brought up to date with the events stored since, in
+        one query where the store can.
 
-        The query reads each held copy's own last event too, undecoded: a store that no longer has it (restored
-        from a backup, or a server that lost its last commits, with `normal` durability) is behind what this
-        process holds, and the grievance is read whole from what the store has instead.
+        The query reads the starting point's own last event too: a store that no longer has it (restored from a
+        backup, or a server that lost its last commits, with `normal` durability), or a snapshot whose event is not
+        the one stored at its version, is behind or beside what the store holds, and the grievance is read whole from
+        the events instead. A snapshot is never more than a starting point: the events decide.
         """
         found: dict[UUID, Any] = {gid: self.decided.get(gid) for gid in grievance_ids}
-        stored_events = list(self._events_after({gid: max(g.version - 1, 0) if g else 0 for gid, g in found.items()}))
+        after = {gid: max(g.version - 1, 0) if g else 0 for gid, g in found.items()}
+        snapshots, stored_events = self._stored_since(after, [gid for gid, g in found.items() if g is None])
+        follows: dict[UUID, str] = {}  # each snapshot's digest of the event it was taken at
+        unusable: set[UUID] = set()
+        for gid, stored in snapshots.items():
+            restored = self._restored(gid, stored)
+            if restored is None:
+                unusable.add(gid)
+            else:
+                found[gid], follows[gid] = restored
         confirmed: set[UUID] = set()
         for e in stored_events:
             held = found[gid := _uuid(e.originator_id)]
-            if held is not None and e.originator_version == held.version:
+            at_start = held is not None and e.originator_version == held.version
+            if at_start and (gid not in follows or digest_of(e.state) == follows[gid]):
                 confirmed.add(gid)
-        behind = {gid for gid, g in found.items() if g is not None and gid not in confirmed}
+        for gid in follows.keys() - confirmed:
+            log.warning("the snapshot of grievance %s at version %d is not of the event stored there (the store has "
+                        "fewer events, or others): its events are read instead", gid, found[gid].version)  # fmt: skip
+        behind = {gid for gid, g in found.items() if g is not None and gid not in confirmed} | unusable
         if behind:
             stored_events = [e for e in stored_events if _uuid(e.originator_id) not in behind]
             stored_events += self._events_after(dict.fromkeys(behind, 0))
             found.update(dict.fromkeys(behind))
         to_domain_event = self._deciding_mapper.to_domain_event
         broken_now: dict[UUID, BrokenHistory] = {}
+        counts: dict[UUID, int] = dict.fromkeys(found, 0)
         for stored in stored_events:
             held = found[gid := _uuid(stored.originator_id)]
             if gid in broken_now or (held is not None and stored.originator_version <= held.version):
-                continue  # the held copy's own last event, read to confirm the store still has it
+                continue  # the starting point's own last event, read to confirm the store still has it
             expected = held.version + 1 if held is not None else 1
             try:
                 found[gid] = _mutated(gid, _read(gid, expected, stored, to_domain_event), held)
+                counts[gid] += 1
             except BrokenHistory as at_fault:
                 broken_now[gid] = at_fault
         if broken_now and broken is None:
@@ -434,7 +544,59 @@ class ServiceChain(Application[UUID]):
             del found[gid]  # not decided on: each of its commands is refused with the error when it is reached
             if broken is not None:
                 broken[gid] = error
+        if self.snapshot_interval:
+            # No snapshot to start from, or none that could be trusted: one is taken at the grievance's next write.
+            if len(self._snapshot_wanted) > DEFAULT_SIZE:
+                self._snapshot_wanted.clear()  # a process that only reads: what it forgets costs a replay, no more
+            self._snapshot_wanted.update(gid for gid, n in counts.items() if n >= self.snapshot_interval)
         return found
+
+    def _stored_since(
+        self, after: Mapping[UUID, int], cold: Collection[UUID]
+    ) -> tuple[dict[UUID, StoredEvent], Sequence[StoredEvent]]:
+        """The latest snapshots of the grievances in `cold` (held nowhere here), and the stored events of each
+        grievance after the version `after` gives it, or from its snapshot's on: in one query where the store can."""
+        if not cold or not self.snapshot_interval or self.snapshots is None:
+            return {}, self._events_after(after)
+        if self._snapshot_reader is not None:
+            return self._snapshot_reader.select_latest_with_events(after, cold)
+        latest = {}
+        for gid in cold:
+            if found := self.snapshots.recorder.select_events(gid, desc=True, limit=1):
+                latest[gid] = found[0]
+        since = {gid: s.originator_version - 1 for gid, s in latest.items()}
+        return latest, self._events_after({**after, **since})
+
+    def _restored(self, grievance_id: UUID, stored: StoredEvent) -> tuple[Grievance, str] | None:
+        """The grievance as a stored snapshot holds it, with the digest of the event it was taken at; None, reported,
+        for a snapshot that cannot be read (damaged, or of a shape the grievance no longer has)."""
+        try:
+            snapshot = self._deciding_mapper.to_domain_event(stored)
+            if not isinstance(snapshot, Grievance.Snapshot):
+                raise TypeError(f"{stored.topic!r} is not a grievance's snapshot")
+            version = snapshot.originator_version
+            grievance = snapshot.restore(lambda: self._commands_until(grievance_id, version))
+            if not isinstance(grievance, Grievance) or grievance.id != grievance_id:
+                raise TypeError("not a snapshot of this grievance")
+            return grievance, snapshot.follows
+        except InfrastructureError:
+            raise  # a setting (a key that cannot be read), not a damaged snapshot
+        except Exception as e:  # whatever a damaged row makes the decoder raise: set aside, the events decide
+            log.warning("the snapshot of grievance %s at version %d cannot be read (%s): its events are read instead",
+                        grievance_id, stored.originator_version, type(e).__name__)  # fmt: skip
+            return None
+
+    def _commands_until(self, grievance_id: UUID, version: int) -> dict[str, tuple[str, Any]]:
+        """The commands a grievance took up to `version`, read from its events: for a repeat of a command older than the
+        snapshot it was restored from, which knows their ids' digests only."""
+        state: Any = None
+        stored_events = self.recorder.select_events(grievance_id, lte=version)
+        for expected, stored in enumerate(stored_events, start=1):
+            state = _mutated(grievance_id, _read(grievance_id, expected, stored, self._deciding_mapper.to_domain_event),
+                             state)  # fmt: skip
+        if state is None or state.version != version:
+            raise BrokenHistory(grievance_id, len(stored_events) + 1, "the events before its snapshot are missing")
+        return state.commands_taken()  # type: ignore[no-any-return]
 
     def _events_after(self, after: Mapping[UUID, int]) -> Sequence[StoredEvent]:
         """The stored events of each grievance after the version given for it, in one query where the store can."""

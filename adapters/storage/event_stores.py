@@ -27,6 +27,7 @@ from psycopg.sql import SQL, Identifier
 from adapters.storage.hash_chain import chain, originator_uuid
 from adapters.storage.log_nodes import NODES_TABLE, Backfill, PostgresLogNodes, SQLiteLogNodes
 from adapters.storage.merkle_log import NodeKey
+from adapters.storage.snapshots import PostgresSnapshots, SQLiteSnapshots
 from engine.errors import ConfigurationError
 
 SYNCHRONOUS_LEVELS = ("FULL", "NORMAL", "OFF")
@@ -485,6 +486,8 @@ class DurableSQLiteFactory(SQLiteFactory):
     SQLITE_SYNCHRONOUS = "SQLITE_SYNCHRONOUS"
     # A process recorder is an application recorder; mypy objects only to its keyword-only constructor.
     application_recorder_class = BatchReadingSQLiteRecorder  # type: ignore[assignment]
+    # The library builds the snapshots' recorder (table `stored_snapshots`) as an aggregate recorder.
+    aggregate_recorder_class = SQLiteSnapshots
 
     def __init__(self, env: Environment | EnvType | None):
         super().__init__(env)
@@ -522,6 +525,8 @@ class DurablePostgresFactory(PostgresFactory):
 
     POSTGRES_SYNCHRONOUS_COMMIT = "POSTGRES_SYNCHRONOUS_COMMIT"
     application_recorder_class = BatchReadingPostgresRecorder
+    # The library builds the snapshots' recorder (table `grievances_snapshots`) as an aggregate recorder.
+    aggregate_recorder_class = PostgresSnapshots
 
     def __init__(self, env: Environment | EnvType | None):
         super().__init__(env)

@@ -27,12 +27,20 @@ PEOPLE = ["member-wang", "member-zhao", "group-3", "supervision"]
 
 class ChainMachine(RuleBasedStateMachine):
     grievances = Bundle("grievances")
+    snapshot_interval: int | None = None  # the chain's own
+    cache_size = 10_000
 
     @initialize()
     def open_chain(self) -> None:
         self.now: datetime = T0
         # The chain's clock is the machine's, so waiting never walks commands into the real future.
-        self.chain = ServiceChain({"PERSISTENCE_MODULE": "eventsourcing.popo"}, chart=CHART, clock=lambda: self.now)
+        self.chain = ServiceChain(
+            {"PERSISTENCE_MODULE": "eventsourcing.popo"},
+            chart=CHART,
+            clock=lambda: self.now,
+            snapshot_interval=self.snapshot_interval,
+            decided_cache_size=self.cache_size,
+        )
         self.applied: list[Command] = []
         self.last_status: dict[UUID, Status] = {}
 
@@ -151,3 +159,24 @@ ChainMachine.TestCase.settings = settings(
     max_examples=60, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 TestChainInvariants = ChainMachine.TestCase
+
+
+class SnapshottingChainMachine(ChainMachine):
+    """The same invariants with a snapshot every other event and no grievance held in memory: every load starts from
+    the latest snapshot, so a snapshot that decides otherwise than the events would break them."""
+
+    snapshot_interval = 2
+    cache_size = 0
+
+    @invariant()
+    def snapshots_are_taken(self) -> None:
+        assert self.chain.snapshots is not None
+        for gid in self.last_status:
+            if self.chain.grievance(gid).version >= 2:
+                assert self.chain.snapshots.recorder.select_events(gid, desc=True, limit=1), "no snapshot taken"
+
+
+SnapshottingChainMachine.TestCase.settings = settings(
+    max_examples=30, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+TestChainInvariantsFromSnapshots = SnapshottingChainMachine.TestCase

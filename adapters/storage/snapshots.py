@@ -1,0 +1,142 @@
+"""Grievances' snapshots beside their events: the library's aggregate recorders for snapshots (one table, made on open
+if missing, in the events' database), keeping only each grievance's last one taken, and reading the latest snapshots
+of a batch's grievances with the events stored since them in one query.
+
+A snapshot is no event: it is in no hash chain and no Merkle log, and nothing here reads it as history. The engine
+checks each one against the event it names (engine/service_chain.py, `_load_many`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresDatastore
+from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteCursor, SQLiteDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+# SQLite's default limit on bound parameters is 32,766; stay well below it.
+IDS_PER_QUERY = 500
+
+
+def events_table_of(snapshots_table: str) -> str:
+    """The events' table beside a snapshots' table: the library's factories name both after the application
+    (`grievances_snapshots` and `grievances_events` on PostgreSQL, `stored_snapshots` and `stored_events` on SQLite)."""
+    return snapshots_table.removesuffix("snapshots") + "events"
+
+
+class SQLiteSnapshots(SQLiteAggregateRecorder):
+    """SQLite's recorder for snapshots, which keeps each grievance's latest and reads it with the events since."""
+
+    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_snapshots") -> None:
+        super().__init__(datastore, events_table_name)
+        self.beside = events_table_of(events_table_name)
+
+    def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+        # Another process may have taken the same one: either will do. The others go: older ones are never read
+        # again, and one ahead of this (whose events the store lost) must not stay the latest.
+        rows = [(s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id, s.originator_version,
+                 s.topic, s.state) for s in stored_events]  # fmt: skip
+        c.executemany(f"INSERT INTO {self.events_table_name} VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
+        c.executemany(f"DELETE FROM {self.events_table_name} WHERE originator_id = ? AND originator_version <> ?",
+                      [(oid, v) for oid, v, _, _ in rows])  # fmt: skip
+
+    def select_latest_with_events(
+        self, after: Mapping[UUID, int], latest_of: Collection[UUID]
+    ) -> tuple[dict[UUID, StoredEvent], list[StoredEvent]]:
+        """The latest snapshot of each grievance of `latest_of` that has one, and the events of each grievance in
+        `after` above the version it names or, for one with a snapshot, from the snapshot's own version on; in one
+        read transaction, so both are of the same moment."""
+        snapshots: dict[UUID, StoredEvent] = {}
+        events: list[StoredEvent] = []
+        wanted = list(latest_of)
+        with self.datastore.transaction(commit=False) as c:
+            for i in range(0, len(wanted), IDS_PER_QUERY):
+                chunk = [oid.hex for oid in wanted[i : i + IDS_PER_QUERY]]
+                c.execute(f"SELECT s.* FROM {self.events_table_name} s WHERE s.originator_id IN "
+                          f"({','.join('?' * len(chunk))}) AND s.originator_version = (SELECT MAX(originator_version) "
+                          f"FROM {self.events_table_name} WHERE originator_id = s.originator_id)", chunk)  # fmt: skip
+                for row in c.fetchall():
+                    snapshot = self._stored(row)
+                    snapshots[snapshot.originator_id] = snapshot  # type: ignore[index]
+            since = {**after, **{oid: s.originator_version - 1 for oid, s in snapshots.items()}}
+            pairs = list(since.items())
+            for i in range(0, len(pairs), IDS_PER_QUERY):
+                part = pairs[i : i + IDS_PER_QUERY]
+                c.execute(
+                    f"WITH a(id, v) AS (VALUES {','.join(['(?, ?)'] * len(part))}) SELECT e.* FROM a CROSS JOIN "
+                    f"{self.beside} e ON e.originator_id = a.id AND e.originator_version > a.v "
+                    "ORDER BY e.originator_id, e.originator_version",
+                    [x for oid, v in part for x in (oid.hex, v)],
+                )
+                events.extend(map(self._stored, c.fetchall()))
+        return snapshots, events
+
+    def _stored(self, row: Any) -> StoredEvent:
+        return StoredEvent(
+            originator_id=self.convert_originator_id(row["originator_id"]),
+            originator_version=row["originator_version"],
+            topic=row["topic"],
+            state=row["state"],
+        )
+
+
+class PostgresSnapshots(PostgresAggregateRecorder):
+    """PostgreSQL's recorder for snapshots, which keeps each grievance's latest and reads it with the events since in
+    one statement: one round trip for a batch's loads."""
+
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_snapshots") -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        schema, table = Identifier(self.datastore.schema), Identifier(self.events_table_name)
+        events = Identifier(events_table_of(events_table_name))
+        self.insert_latest_statement = SQL(
+            "WITH new AS (INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) ON CONFLICT DO NOTHING) "
+            "DELETE FROM {schema}.{table} s USING unnest(%b::uuid[], %b::bigint[]) AS n(id, v) "
+            "WHERE s.originator_id = n.id AND s.originator_version <> n.v"
+        ).format(schema=schema, table=table)
+        # `latest` is the latest snapshot of each grievance asked for; each grievance's events are then read from its
+        # snapshot's version on (the snapshot's own event, to check it) or after the version given.
+        self.select_latest_with_events_statement = SQL(
+            "WITH a AS (SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::bool[]) AS a(id, v, latest)), "
+            "s AS (SELECT l.* FROM a CROSS JOIN LATERAL (SELECT * FROM {schema}.{table} WHERE originator_id = a.id "
+            "ORDER BY originator_version DESC LIMIT 1) l WHERE a.latest) "
+            "SELECT true AS snapshot, s.* FROM s UNION ALL "
+            "SELECT false, e.originator_id, e.originator_version, e.topic, e.state FROM a "
+            "LEFT JOIN s ON s.originator_id = a.id JOIN {schema}.{events} e ON e.originator_id = a.id "
+            "AND e.originator_version > COALESCE(s.originator_version - 1, a.v) "
+            "ORDER BY snapshot DESC, originator_id, originator_version"
+        ).format(schema=schema, table=table, events=events)
+
+    def _insert_stored_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **_: Any) -> None:
+        ids = [s.originator_id for s in stored_events]
+        versions = [s.originator_version for s in stored_events]
+        curs.execute(self.insert_latest_statement,
+                     (ids, versions, [s.topic for s in stored_events], [s.state for s in stored_events], ids, versions),
+                     prepare=False)  # fmt: skip
+
+    def select_latest_with_events(
+        self, after: Mapping[UUID, int], latest_of: Collection[UUID]
+    ) -> tuple[dict[UUID, StoredEvent], list[StoredEvent]]:
+        """The latest snapshot of each grievance of `latest_of` that has one, and the events of each grievance in
+        `after` above the version it names or, for one with a snapshot, from the snapshot's own version on."""
+        wanted = set(latest_of)
+        pairs = list(after.items())
+        snapshots: dict[UUID, StoredEvent] = {}
+        events: list[StoredEvent] = []
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_latest_with_events_statement,
+                         ([p[0] for p in pairs], [p[1] for p in pairs], [p[0] in wanted for p in pairs]),
+                         prepare=True)  # fmt: skip
+            for row in curs.fetchall():
+                stored = StoredEvent(originator_id=row["originator_id"], originator_version=row["originator_version"],
+                                     topic=row["topic"], state=bytes(row["state"] or b""))  # fmt: skip
+                if row["snapshot"]:
+                    snapshots[row["originator_id"]] = stored
+                else:
+                    events.append(stored)
+        return snapshots, events
