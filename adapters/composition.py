@@ -43,6 +43,7 @@ from adapters.storage.disclosures import DisclosureLog
 from adapters.storage.key_encryption import KeyEncryptionKeys
 from adapters.storage.log_follower import keep_following
 from adapters.storage.operator_log import OperatorLog
+from adapters.storage.receipts import Receipts, read_secret
 from adapters.storage.resident_keys import ResidentKeys
 from adapters.storage.seen_signatures import KEPT_FOR, SeenSignatures
 from engine.access import Principal, Role
@@ -144,9 +145,17 @@ def build_dashboard(settings: Settings, views: DashboardViews, chart: OrgChart) 
     return (CachedDashboard if settings.dashboard_cache else Dashboard)(views, chart)
 
 
-def build_intake(chain: ServiceChain) -> Intake:
-    """Request intake over the chain: what every channel submits commands through."""
-    return Intake(chain)
+def build_intake(chain: ServiceChain, receipts: Receipts | None = None) -> Intake:
+    """Request intake over the chain: what every channel submits commands through, giving each report its
+    receipt when `receipts` are given."""
+    return Intake(chain, receipts)
+
+
+def build_receipts(settings: Settings, chain: ServiceChain) -> Receipts:
+    """Residents' receipts, their lookups beside the events, their secret in the key file settings name."""
+    path, create = settings.receipt_key_path()
+    secret = read_secret(path, create=create)
+    return _creating_tables(lambda: Receipts(chain.recorder.datastore, secret))  # type: ignore[attr-defined]
 
 
 def build_disclosures(chain: ServiceChain) -> DisclosureLog:
@@ -194,7 +203,8 @@ def build_worker(settings: Settings, chain: ServiceChain) -> CommandWorker:
     """A command worker in the workers' consumer group, applying each message as whoever signed it."""
     seen = _creating_tables(lambda: SeenSignatures(chain.recorder.datastore))  # type: ignore[attr-defined]
     seen.forget_before(chain.clock() - KEPT_FOR)
-    return CommandWorker.connect(build_intake(chain), settings.kafka, keys=build_key_book(settings, chain.chart),
+    intake = build_intake(chain, build_receipts(settings, chain))
+    return CommandWorker.connect(intake, settings.kafka, keys=build_key_book(settings, chain.chart),
                                  seen=seen)  # fmt: skip
 
 
@@ -223,9 +233,11 @@ def build_http_services(settings: Settings, *, clock: Clock | None = None) -> tu
     """What the HTTP service works with, and the projection that keeps its dashboard views up to date."""
     chain = build_chain(settings, clock=clock)
     projection = build_projection(settings, chain)
+    receipts = build_receipts(settings, chain)
     services = Services(
         chain=chain,
-        intake=build_intake(chain),
+        intake=build_intake(chain, receipts),
+        receipts=receipts,
         dashboard=build_dashboard(settings, projection.views, chain.chart),
         trail=build_audit_trail(chain),
         tokens=TokenBook.from_source(chain.chart, json_text=settings.tokens_json, path=settings.tokens_file),

@@ -63,6 +63,12 @@ class Settings:
     open311_public: bool = False
     # The zone every time shown to a person is in (adapters/display_zone.py).
     display_zone: DisplayZone = field(default_factory=lambda: DisplayZone())
+    # The receipts' secret (adapters/storage/receipts.py); default: beside a SQLite store, else receipt.key.
+    receipt_key_file: Path | None = None
+    # Days after a closure with no rating before the office calls the resident back (回访).
+    callback_days: int = 7
+    # Where residents' page is, for the links messages carry (https://host); default: the page's path alone.
+    resident_page_url: str = ""
     # Where the notary publishes checkpoints and the HTTP service reads the latest (adapters/audit/notary.py).
     checkpoints_dir: Path | None = None
 
@@ -113,6 +119,9 @@ class Settings:
             open311_public=public == "on",
             display_zone=DisplayZone(env.get("GRIEVANCE_DISPLAY_TIMEZONE", "").strip() or DEFAULT_ZONE),
             resident_kek_file=Path(kek) if (kek := env.get("GRIEVANCE_RESIDENT_KEK_FILE", "").strip()) else None,
+            receipt_key_file=Path(rk) if (rk := env.get("GRIEVANCE_RECEIPT_KEY_FILE", "").strip()) else None,
+            callback_days=_number(env, "GRIEVANCE_CALLBACK_DAYS", 7, 1, 365),
+            resident_page_url=env.get("GRIEVANCE_RESIDENT_PAGE_URL", "").strip().rstrip("/"),
             checkpoints_dir=Path(cp) if (cp := env.get("GRIEVANCE_CHECKPOINTS_DIR", "").strip()) else None,
             kafka=KafkaSettings.from_variables(env),
             dashboard_cache=cache == "on",
@@ -190,6 +199,16 @@ class Settings:
             f"GRIEVANCE_DATABASE_URL: scheme {url.scheme!r} is not supported; use sqlite:/// or postgresql://"
         )
 
+    def receipt_key_path(self) -> tuple[Path, bool]:
+        """The receipts' key file, and whether it may be made: the one named, which must exist, or by default one
+        beside a SQLite store (made on first use) or receipt.key in the working directory."""
+        if self.receipt_key_file is not None:
+            return self.receipt_key_file, False
+        env = self.store_env()
+        if "SQLITE_DBNAME" in env and env["SQLITE_DBNAME"] != ":memory:":
+            return Path(env["SQLITE_DBNAME"] + ".receipt-key"), True
+        return Path("receipt.key"), True
+
     def redacted_url(self) -> str:
         """The database URL without its password, for logs and messages."""
         url = urlsplit(self.database_url)
@@ -210,6 +229,8 @@ class Settings:
             "GRIEVANCE_DECIDED_CACHE": str(self.decided_cache_size),
             "GRIEVANCE_OPEN311_PUBLIC": "on" if self.open311_public else "off",
             "GRIEVANCE_DISPLAY_TIMEZONE": self.display_zone.name,
+            "GRIEVANCE_CALLBACK_DAYS": str(self.callback_days),
+            "GRIEVANCE_RESIDENT_PAGE_URL": self.resident_page_url,
             "GRIEVANCE_CLOCK_SKEW_MINUTES": str(int(self.time_bounds.skew.total_seconds() // 60)),
             "GRIEVANCE_MAX_LAG_HOURS": str(int(self.time_bounds.lag.total_seconds() // 3600)),
             **self.kafka.as_env(),
@@ -224,6 +245,8 @@ class Settings:
             env["GRIEVANCE_RESIDENT_KEK_FILE"] = str(self.resident_kek_file)
         if self.tokens_file is not None:
             env["GRIEVANCE_API_TOKENS_FILE"] = str(self.tokens_file)
+        if self.receipt_key_file is not None:
+            env["GRIEVANCE_RECEIPT_KEY_FILE"] = str(self.receipt_key_file)
         if self.checkpoints_dir is not None:
             env["GRIEVANCE_CHECKPOINTS_DIR"] = str(self.checkpoints_dir)
         return env

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
@@ -18,6 +19,7 @@ from engine.errors import (
     InvalidTransition,
     InvalidValue,
     NotClaimant,
+    OwnWork,
 )
 from engine.levels import Level
 from engine.limits import TimeLimits
@@ -118,6 +120,15 @@ class Rating(StrEnum):
     DISSATISFIED = "dissatisfied"
 
 
+class RatingSource(StrEnum):
+    """How a rating was given: by the resident with their receipt, on the office's callback (回访) by the caller
+    the event's actor names, or typed in before ratings said how (counted as neither the resident's own)."""
+
+    RESIDENT = "resident"
+    CALLBACK = "callback"
+    RECORDED = "recorded"
+
+
 _CATEGORY_LABELS = {
     Category.ENVIRONMENT: "环境卫生 Environment",
     Category.PROPERTY: "物业服务 Property management",
@@ -195,6 +206,8 @@ class Grievance(Aggregate):
             grievance.claimed_by = self.actor
             grievance.claimed_at = self.occurred_at
             grievance.finish_due = self.finish_due
+            grievance._handled(self.claimant, "claimed")
+            grievance._handled(self.actor, "claimed")
             grievance._remember(self.command_id, "claim", self.occurred_at)
 
     class ProgressRecorded(Event):
@@ -206,6 +219,7 @@ class Grievance(Aggregate):
 
         def apply(self, grievance: Grievance) -> None:
             grievance.progress_notes += 1
+            grievance._handled(self.actor, "worked on")
             grievance._remember(self.command_id, "record_progress", self.occurred_at)
 
     class Escalated(Event):
@@ -223,6 +237,8 @@ class Grievance(Aggregate):
         def apply(self, grievance: Grievance) -> None:
             grievance._arrive(self.to_unit, self.to_level, self.claim_due)
             grievance.path.append(self.to_unit)
+            if self.reason == EscalationReason.REQUESTED:
+                grievance._handled(self.actor, "worked on")
             grievance._remember(self.command_id, "escalate", self.occurred_at)
 
     class Resolved(Event):
@@ -234,6 +250,7 @@ class Grievance(Aggregate):
 
         def apply(self, grievance: Grievance) -> None:
             grievance._close(Status.RESOLVED, self.summary, self.actor, self.occurred_at)
+            grievance._handled(self.actor, "worked on")
             grievance._remember(self.command_id, "resolve", self.occurred_at)
 
     class Replied(Event):
@@ -246,18 +263,29 @@ class Grievance(Aggregate):
 
         def apply(self, grievance: Grievance) -> None:
             grievance._close(Status.REPLIED, self.answer, self.actor, self.occurred_at)
+            grievance._handled(self.actor, "worked on")
             grievance._remember(self.command_id, "reply", self.occurred_at)
 
     class Rated(Event):
-        """The resident rated the resolution or reply."""
+        """The resident rated the resolution or reply: themselves (`given_by` resident), or on the office's
+        callback, by the caller the actor names."""
 
         label = "评价 rated"
 
+        # v2 added `given_by`; ratings before it were typed in by whoever sent them, and said nothing of how.
+        class_version = 2
+
         rating: Rating
         comment: str
+        given_by: RatingSource
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["given_by"] = RatingSource.RECORDED.value
 
         def apply(self, grievance: Grievance) -> None:
             grievance.rating = self.rating
+            grievance.rating_given_by = self.given_by
             grievance._remember(self.command_id, "rate", self.occurred_at)
 
     class Reopened(Event):
@@ -317,6 +345,10 @@ class Grievance(Aggregate):
         self.closed_by: str | None = None
         self.closing_text: str | None = None
         self.rating: Rating | None = None
+        self.rating_given_by: RatingSource | None = None
+        # Who reported, claimed or worked on it, and what they did first: they may not rate their own work. A
+        # mapping replaced whole, never changed in place, so copies of the grievance may share it.
+        self.hands: Mapping[str, str] = {actor: "reported"}
         self.path: list[str] = [unit_id]
         self.progress_notes = 0
         self.reopen_count = 0
@@ -501,20 +533,35 @@ class Grievance(Aggregate):
         actor: str,
         at: datetime,
         command_id: str,
+        given_by: RatingSource | str = RatingSource.CALLBACK,
         received: datetime | None = None,
     ) -> None:
-        """Record the resident's rating; 'dissatisfied' reopens the problem where it was closed."""
+        """Record the resident's rating, given by themselves or on a callback by the caller `actor` names, who must
+        not have reported, claimed or worked on the grievance; 'dissatisfied' reopens it where it was closed."""
         self._check_common(actor, at, command_id)
         verdict = _choice(Rating, "rating", rating)
+        source = _choice(RatingSource, "given_by", given_by)
         comment = _text("comment", comment, MAX_TEXT, allow_empty=True)
+        if source is RatingSource.RECORDED:
+            raise InvalidValue("given_by", "a rating is given by the resident or on a callback (回访); "
+                                           "'recorded' only reads ratings stored before they said how")  # fmt: skip
         if self.status.is_open:
             raise InvalidTransition(
                 "status", f"the grievance is {self.status}; only a resolved or replied one can be rated"
             )
         if self.rating is not None:
             raise InvalidTransition("rating", f"this closure was already rated {self.rating}")
+        if source is RatingSource.CALLBACK and (did := self.hands.get(actor)):
+            raise OwnWork("actor", f"{actor!r} {did} this grievance and may not rate their own work: the rating "
+                                   "comes from the resident, or from someone else's callback (回访)")  # fmt: skip
         self.trigger_event(
-            self.Rated, rating=verdict, comment=comment, actor=actor, occurred_at=at, command_id=command_id
+            self.Rated,
+            rating=verdict,
+            comment=comment,
+            given_by=source,
+            actor=actor,
+            occurred_at=at,
+            command_id=command_id,
         )
         if verdict is Rating.DISSATISFIED:
             self.trigger_event(
@@ -582,6 +629,7 @@ class Grievance(Aggregate):
         self.closed_by = None
         self.closing_text = None
         self.rating = None
+        self.rating_given_by = None
 
     def _close(self, status: Status, text: str, actor: str, at: datetime) -> None:
         self.status = status
@@ -589,6 +637,10 @@ class Grievance(Aggregate):
         self.closed_by = actor
         self.closing_text = text
         self.finish_due = None
+
+    def _handled(self, who: str, did: str) -> None:
+        if who not in self.hands:
+            self.hands = {**self.hands, who: did}
 
     def _remember(self, command_id: str, kind: str, occurred_at: datetime, version: int | None = None) -> None:
         # Runs inside the event's apply, before the library bumps the version: hence + 1.

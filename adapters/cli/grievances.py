@@ -104,9 +104,10 @@ def submit(
 def readable(result: Accepted, detail: str = "") -> str:
     """An applied command's line for a person: what it said (`detail`) and where the grievance stands now."""
     again = " (a repeat: nothing new stored)" if result.duplicate else ""
+    receipt = f"; the resident's receipt: {result.receipt} (their page: /r/{result.receipt})" if result.receipt else ""
     return (
         f"{result.kind}: grievance {result.grievance_id}{detail} is {result.status} at {result.unit_id} "
-        f"({result.level}), version {result.version}{again}"
+        f"({result.level}), version {result.version}{again}{receipt}"
     )
 
 
@@ -219,9 +220,13 @@ def reply(as_json: bool, **fields: Any) -> None:
 @grievance_argument
 @click.option("--rating", required=True, type=choice(Rating))
 @click.option("--comment", default="")
+@click.option("--given-by", type=click.Choice(["callback", "resident"]), default="callback", show_default=True,
+              help="callback: the office called the resident back (回访), and --actor is the caller; resident: "
+              "an import of a rating the resident gave with their receipt.")  # fmt: skip
 @command_options
 def rate(as_json: bool, **fields: Any) -> None:
-    """Record the resident's rating; dissatisfied reopens the grievance."""
+    """Record the resident's rating; dissatisfied reopens the grievance. The caller may not be anyone who
+    reported, claimed or worked on it."""
     submit(fields, engine_commands.Rate, as_json, detail=f" rated {fields['rating']},")
 
 

@@ -20,6 +20,7 @@ from adapters.display_zone import DisplayZone
 from adapters.http.tokens import TokenBook
 from adapters.intake import Intake
 from adapters.storage.disclosures import DisclosureLog
+from adapters.storage.receipts import Receipts
 from engine.access import Principal
 from engine.errors import InvalidValue
 from engine.service_chain import ServiceChain
@@ -47,6 +48,8 @@ class Services:
     open311_public: bool = False
     # The zone the page and the HTML reports show times in (GRIEVANCE_DISPLAY_TIMEZONE).
     display_zone: DisplayZone = field(default_factory=lambda: DisplayZone())
+    # Residents' receipts, which open their own page (/r/{code}); None serves no resident page.
+    receipts: Receipts | None = None
     # The store's Merkle log, and the directory `grievance notary` publishes checkpoints in (GRIEVANCE_CHECKPOINTS_DIR).
     transparency: Transparency | None = None
     checkpoints_dir: Path | None = None
