@@ -36,6 +36,8 @@ from adapters.kafka.relay import EventRelay
 from adapters.kafka.signatures import DEFAULT_KEYS_FILE, CommandSigner, KeyBook
 from adapters.kafka.worker import CommandWorker
 from adapters.logs import configure_logging
+from adapters.notifications.notifier import Notifier
+from adapters.notifications.senders import FileSender, Sender, WebhookSender
 from adapters.settings import Settings
 from adapters.storage.chart_file import load_chart
 from adapters.storage.connection_probe import probe_postgres
@@ -45,6 +47,7 @@ from adapters.storage.log_follower import keep_following
 from adapters.storage.operator_log import OperatorLog
 from adapters.storage.receipts import Receipts, read_secret
 from adapters.storage.resident_keys import ResidentKeys
+from adapters.storage.resident_loop import ResidentLoopTables
 from adapters.storage.seen_signatures import KEPT_FOR, SeenSignatures
 from engine.access import Principal, Role
 from engine.chart import OrgChart
@@ -57,6 +60,7 @@ from projections.dashboard.health import ViewsWatch
 from projections.dashboard.queries import Dashboard
 from projections.dashboard.runner import DashboardProjection
 from projections.dashboard.tables import DashboardViews, PostgresDashboardViews, SQLiteDashboardViews
+from projections.resident_loop.runner import ResidentLoopProjection
 
 log = structlog.get_logger("grievance.views")
 T = TypeVar("T")
@@ -178,6 +182,27 @@ def build_transparency(chain: ServiceChain) -> Transparency:
     return Transparency(cast(LoggedStore, chain.recorder))
 
 
+def build_resident_loop(chain: ServiceChain) -> tuple[ResidentLoopTables, ResidentLoopProjection]:
+    """The resident's loop's tables beside the events, and the projection that keeps them following the events."""
+    tables = _creating_tables(lambda: ResidentLoopTables(chain.recorder.datastore))  # type: ignore[attr-defined]
+    return tables, ResidentLoopProjection(chain, tables)
+
+
+def build_sender(settings: Settings) -> Sender:
+    """Where residents' messages go: GRIEVANCE_NOTIFY_WEBHOOK_URL's gateway, else GRIEVANCE_NOTIFY_FILE, else the
+    console."""
+    if settings.notify_webhook_url:
+        return WebhookSender(settings.notify_webhook_url)
+    return FileSender(settings.notify_file)
+
+
+def build_notifier(settings: Settings, chain: ServiceChain, sender: Sender | None = None) -> Notifier:
+    """The sender process's work: the outbox projected from the chain's events, delivered through `sender`."""
+    tables, projection = build_resident_loop(chain)
+    return Notifier(chain, projection, tables, build_receipts(settings, chain), sender or build_sender(settings),
+                    page_url=settings.resident_page_url)  # fmt: skip
+
+
 def build_tracking(settings: Settings) -> TrackingRecorder:
     """The library's tracking recorder in the event store's database, for a process that records how far
     it has followed the log (the event relay)."""
@@ -234,7 +259,11 @@ def build_http_services(settings: Settings, *, clock: Clock | None = None) -> tu
     chain = build_chain(settings, clock=clock)
     projection = build_projection(settings, chain)
     receipts = build_receipts(settings, chain)
+    loop_tables, loop = build_resident_loop(chain)
     services = Services(
+        resident_loop=loop,
+        resident_loop_tables=loop_tables,
+        callback_days=settings.callback_days,
         chain=chain,
         intake=build_intake(chain, receipts),
         receipts=receipts,

@@ -67,6 +67,9 @@ class Settings:
     receipt_key_file: Path | None = None
     # Days after a closure with no rating before the office calls the resident back (回访).
     callback_days: int = 7
+    # Where residents' messages go: a webhook (an SMS gateway's URL), else a file of JSON lines, else the console.
+    notify_webhook_url: str = ""
+    notify_file: Path | None = None
     # Where residents' page is, for the links messages carry (https://host); default: the page's path alone.
     resident_page_url: str = ""
     # Where the notary publishes checkpoints and the HTTP service reads the latest (adapters/audit/notary.py).
@@ -121,6 +124,8 @@ class Settings:
             resident_kek_file=Path(kek) if (kek := env.get("GRIEVANCE_RESIDENT_KEK_FILE", "").strip()) else None,
             receipt_key_file=Path(rk) if (rk := env.get("GRIEVANCE_RECEIPT_KEY_FILE", "").strip()) else None,
             callback_days=_number(env, "GRIEVANCE_CALLBACK_DAYS", 7, 1, 365),
+            notify_webhook_url=_webhook(env.get("GRIEVANCE_NOTIFY_WEBHOOK_URL", "").strip()),
+            notify_file=Path(nf) if (nf := env.get("GRIEVANCE_NOTIFY_FILE", "").strip()) else None,
             resident_page_url=env.get("GRIEVANCE_RESIDENT_PAGE_URL", "").strip().rstrip("/"),
             checkpoints_dir=Path(cp) if (cp := env.get("GRIEVANCE_CHECKPOINTS_DIR", "").strip()) else None,
             kafka=KafkaSettings.from_variables(env),
@@ -245,6 +250,10 @@ class Settings:
             env["GRIEVANCE_RESIDENT_KEK_FILE"] = str(self.resident_kek_file)
         if self.tokens_file is not None:
             env["GRIEVANCE_API_TOKENS_FILE"] = str(self.tokens_file)
+        if self.notify_webhook_url:
+            env["GRIEVANCE_NOTIFY_WEBHOOK_URL"] = self.notify_webhook_url
+        if self.notify_file is not None:
+            env["GRIEVANCE_NOTIFY_FILE"] = str(self.notify_file)
         if self.receipt_key_file is not None:
             env["GRIEVANCE_RECEIPT_KEY_FILE"] = str(self.receipt_key_file)
         if self.checkpoints_dir is not None:
@@ -265,6 +274,12 @@ def _number(env: Mapping[str, str], name: str, default: int, low: int, high: int
     if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         raise ConfigurationError(f"{name}: {raw!r} is not a whole number from {low} to {high}")
     return int(raw)
+
+
+def _webhook(url: str) -> str:
+    if url and urlsplit(url).scheme not in ("http", "https"):
+        raise ConfigurationError(f"GRIEVANCE_NOTIFY_WEBHOOK_URL: {url!r} is not an http:// or https:// URL")
+    return url
 
 
 def _login_name() -> str:

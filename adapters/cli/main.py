@@ -6,7 +6,17 @@ from typing import IO, Any
 
 import click
 
-from adapters.cli import audit, auditors, check, grievances, kafka, serving, supervisors, transparency
+from adapters.cli import (
+    audit,
+    auditors,
+    check,
+    grievances,
+    kafka,
+    resident_loop,
+    serving,
+    supervisors,
+    transparency,
+)
 from adapters.cli.session import EXIT_INFRASTRUCTURE, fail
 
 
@@ -60,5 +70,5 @@ def main() -> None:
     """
 
 
-for verbs in (grievances, supervisors, kafka, audit, transparency, auditors, serving, check):
+for verbs in (grievances, supervisors, kafka, audit, transparency, auditors, serving, check, resident_loop):
     verbs.register(main)

@@ -20,7 +20,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 
-from adapters.http import commands, dashboard, grievances, open311, resident_page, transparency
+from adapters.http import callbacks, commands, dashboard, grievances, open311, resident_page, transparency
 from adapters.http.problems import problem_details_plugin
 from adapters.http.rate_limits import RateLimits
 from adapters.http.services import Services, principal, services
@@ -79,6 +79,7 @@ def create_app(svc: Services, *, debug: bool = False, resident_limits: RateLimit
             dashboard.points,
             dashboard.chart_unit,
             dashboard.chart_levels,
+            callbacks.callbacks,
         ],
         dependencies={"principal": Provide(principal, sync_to_thread=False)},
         security=[{"bearer": []}],
