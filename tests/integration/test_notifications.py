@@ -23,7 +23,7 @@ from adapters.notifications.notifier import Notifier
 from adapters.notifications.senders import FileSender, WebhookSender
 from adapters.settings import Settings
 from engine.access import Principal, Role
-from engine.commands import Claim, Escalate, Rate, Reply, Report, Resident, Resolve
+from engine.commands import Claim, Command, Escalate, Rate, Reply, Report, Resident, Resolve
 from engine.grievance import Category, ClaimMode, Rating, RatingSource
 from engine.service_chain import ServiceChain
 from schemas.results import Accepted
@@ -88,7 +88,7 @@ def _walk(chain: ServiceChain, intake: Intake, resident: str, *, phone: str = PH
     def step(n: int) -> dict[str, Any]:
         return {"grievance_id": gid, "command_id": f"{gid}-{n}", "occurred_at": at + timedelta(minutes=n)}
 
-    commands = [
+    commands: list[Command] = [
         Report(**step(0), actor="worker-li", unit_id=HOUSEHOLD, category=Category.SAFETY, title="楼道灯坏了",
                description="一周没亮", resident=Resident(resident_id=resident, name="王秀英", phone=phone)),
         Claim(**step(1), actor="member-wang", unit_id=HOUSEHOLD, mode=ClaimMode.MEMBER, claimant="member-wang"),
