@@ -162,7 +162,8 @@ def _language(lang: str | None) -> str:
 def _page(svc: Services, lang: str, title: str, body: str, code: str | None, status: int) -> Response[bytes]:
     w = WORDS[lang]
     other = "en" if lang == "zh" else "zh"
-    switch = f'<a href="?lang={other}" hreflang="{other}">{w["switch"]}</a>' if code else ""
+    # The page's own address, not a relative one: after a rating the browser is at /r/{code}/rating.
+    switch = f'<a href="/r/{escape(code)}?lang={other}" hreflang="{other}">{w["switch"]}</a>' if code else ""
     html = (
         f'<!doctype html><html lang="{"zh-CN" if lang == "zh" else "en"}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
