@@ -12,7 +12,7 @@ import click
 import msgspec
 from rich.table import Table
 
-from adapters import wire
+from adapters import composition, wire
 from adapters.cli.audit import print_history
 from adapters.cli.session import (
     EXIT_BROKEN,
@@ -306,16 +306,19 @@ def print_view(view: GrievanceView, session: Session) -> None:
 
 @click.command()
 def tour() -> None:
-    """Play one grievance through the chain on the configured store, then print its history."""
+    """Play one grievance through the chain on the configured store, with the messages its resident is sent
+    (through the configured sender: this console by default), then print its history."""
     with opened() as session:
         chart = session.chain.chart
         household = next(u for u in chart if u.level is Level.MEMBER_HOUSEHOLD)
         building = chart.parent_of(household.id)
         assert building is not None
+        notifier = composition.build_notifier(session.settings, session.chain)
         for what, command in tour_commands(household.id, building.id):
             (result,) = session.apply("tour", [command])
             out.print(what, style="bold")
             print_result(result, as_json=False)
+            notifier.deliver_once()
         gid = command.grievance_id
         envelopes = session.trail().history(gid)
     out.print(f"\nIts history, as an auditor sees it (grievance history {gid}):")

@@ -31,6 +31,7 @@ def tour_commands(household: str, building: str, now: datetime | None = None) ->
             channel=Channel.WECHAT_GROUP,
             title="Stairwell lamp broken",
             description="Building 1, unit 2: dark for a week; an elderly resident fell.",
+            resident=c.Resident(resident_id="res-tour-li", name="李桂兰", phone="13800001111"),
         ),
     )
     yield (
