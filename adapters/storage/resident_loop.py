@@ -155,12 +155,13 @@ class ResidentLoopTables(SideTable):
     # ----------------------------------------------------------------------------- the senders' record
 
     def pending(self, now: datetime, *, limit: int = 100) -> list[Pending]:
-        """Messages not yet delivered (nor given up on) whose next attempt is due, oldest first."""
+        """Messages not yet delivered (nor given up on) whose next attempt is due, oldest first: of grievances whose
+        report named a resident (the others' messages have no one to go to)."""
         rows = self._execute(self._sql(
             "SELECT o.*, g.resident_id, d.attempts FROM {loop_outbox} o "
-            "LEFT JOIN {loop_grievances} g ON g.grievance_id = o.grievance_id "
+            "JOIN {loop_grievances} g ON g.grievance_id = o.grievance_id "
             "LEFT JOIN {outbox_deliveries} d ON d.message_id = o.message_id "
-            "WHERE d.message_id IS NULL OR (d.state = 'retrying' AND d.next_at <= ?) "
+            "WHERE g.resident_id IS NOT NULL AND (d.message_id IS NULL OR (d.state = 'retrying' AND d.next_at <= ?)) "
             "ORDER BY o.at, o.message_id LIMIT ?"), (_utc(now), limit))  # fmt: skip
         return [Pending(r["message_id"], UUID(r["grievance_id"]), r["kind"], datetime.fromisoformat(r["at"]),
                         r["unit_id"], r["text"], r["resident_id"], int(r["attempts"] or 0)) for r in rows]  # fmt: skip
