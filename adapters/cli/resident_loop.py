@@ -11,8 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters import composition
-from adapters.cli.session import json_option, opened, stop_on_signals
+from adapters.cli.session import json_option, opened, refuse, stop_on_signals
 from adapters.resident_loop_queries import callback_queue
+from engine.errors import GrievanceError
 
 out = Console(highlight=False)
 
@@ -36,7 +37,10 @@ def callbacks(unit_id: str | None, days: int | None, limit: int, as_json: bool) 
     satisfaction, the share of ratings residents gave themselves."""
     with opened() as session:
         chain = session.chain
-        unit = chain.chart.unit(unit_id, field="--unit").id if unit_id else chain.chart.root.id
+        try:
+            unit = chain.chart.unit(unit_id, field="--unit").id if unit_id else chain.chart.root.id
+        except GrievanceError as e:
+            refuse(e)
         tables, projection = composition.build_resident_loop(chain)
         queue = callback_queue(projection, tables, chain.chart, unit, now=datetime.now(UTC),
                                days=days or session.settings.callback_days, limit=limit)  # fmt: skip

@@ -31,7 +31,7 @@ from adapters.storage.receipts import normalised
 from adapters.storage.receipts import shown as shown_code
 from engine.access import Principal, Role
 from engine.commands import command_decoder
-from engine.errors import GrievanceError
+from engine.errors import BrokenHistory, GrievanceError, InfrastructureError
 from engine.grievance import ClaimMode, EscalationReason, Grievance, Rating, RatingSource, Status
 from engine.service_chain import replay
 from schemas.results import Rejected
@@ -187,10 +187,16 @@ def _too_many(svc: Services, lang: str, wait: int) -> Response[bytes]:
 def _shown(svc: Services, grievance_id: UUID) -> Shown:
     """The grievance and its steps, read with residents' fields sealed as stored: the page needs none of them."""
     mapper = svc.chain.sealed_mapper()
-    events: list[Any] = [mapper.to_domain_event(e) for e in svc.chain.recorder.select_events(grievance_id)]
-    if not events:
+    stored = svc.chain.recorder.select_events(grievance_id)
+    if not stored:
         raise LookupError(grievance_id)
-    grievance: Grievance = replay(None, events)
+    try:
+        events: list[Any] = [mapper.to_domain_event(e) for e in stored]
+        grievance: Grievance = replay(None, events)
+    except InfrastructureError:
+        raise
+    except Exception as damage:  # a history damaged behind the engine's back: the page says it cannot be shown
+        raise BrokenHistory(grievance_id, len(stored), f"it cannot be read ({type(damage).__name__})") from damage
     steps: list[tuple[datetime, str, str | None]] = []
     chart = svc.chain.chart
 

@@ -220,3 +220,14 @@ def fuzz_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Test
     with TestClient(create_app(services, resident_limits=limits)) as client:
         yield client, _report(client)["receipt"]
     services.chain.close()
+
+
+def test_a_history_damaged_behind_the_engines_back_is_a_page_that_says_so(served: Any) -> None:
+    client, _, db = served
+    result = _report(client)
+    _resolve(client, result["grievance_id"])
+    with sqlite3.connect(db) as store:
+        store.execute("DELETE FROM stored_events WHERE originator_version = 1")
+    page = client.get(f"/r/{result['receipt']}")
+    assert page.status_code == 503
+    assert "暂时无法显示" in page.text
