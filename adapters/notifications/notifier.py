@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from adapters.notifications.senders import Delivery, Sender
-from adapters.storage.receipts import Receipts, shown
+from adapters.storage.receipts import Receipts
 from adapters.storage.resident_loop import Pending, ResidentLoopTables
 from engine.errors import GrievanceError
 from engine.grievance import Grievance
@@ -105,7 +105,9 @@ class Notifier:
             return "withheld"
         if not phone:
             return "no_phone"
-        code = shown(self.receipts.code_of(message.grievance_id))
+        # Issued (not only derived): a report that came in by a path that gave no receipt gets its lookup now,
+        # so the page the message links to opens.
+        code = self.receipts.issue([message.grievance_id])[message.grievance_id]
         page = f"{self.page_url}/r/{code}"
         chart = self.chain.chart
         unit = chart.unit(message.unit_id).name if message.unit_id in chart else message.unit_id
