@@ -136,7 +136,8 @@ STYLE = """
 *{box-sizing:border-box}body{margin:0;font:16px/1.5 system-ui,"PingFang SC","Microsoft YaHei",
 "WenQuanYi Micro Hei",sans-serif;background:#f4f1ec;color:#1d1d1d}main{max-width:36rem;margin:0 auto;
 padding:1rem}header{display:flex;justify-content:space-between;align-items:baseline}h1{font-size:1.4rem;
-margin:.2rem 0}h2{font-size:1.1rem;margin:0 0 .3rem}a{color:#a4161a}.card{background:#fff;border-radius:.6rem;padding:1rem;margin:.8rem 0;
+margin:.2rem 0}h2{font-size:1.1rem;margin:0 0 .3rem}
+a{color:#a4161a}.card{background:#fff;border-radius:.6rem;padding:1rem;margin:.8rem 0;
 box-shadow:0 1px 3px #0002}.code{font-family:ui-monospace,monospace;letter-spacing:.08em}.state{font-size:1.3rem;
 font-weight:700;color:#a4161a}ol{padding-left:1.2rem;margin:.2rem 0}li{margin:.5rem 0}time{display:block;
 color:#666;font-size:.85rem}blockquote{margin:.3rem 0;padding:.5rem .8rem;background:#f7f3ea;border-left:3px solid

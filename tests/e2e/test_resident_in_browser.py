@@ -128,6 +128,7 @@ def test_the_residents_loop_on_a_phone(tmp_path: Path) -> None:
         expect(board.locator("#h-satisfaction")).to_have_text("100.0%")
         expect(board.locator("#h-resident-share")).to_contain_text("居民本人评价 100.0%")
         expect(board.locator("#h-resident-share")).to_contain_text("1 条评价")
+        expect(board.locator("#callbacks tbody tr")).to_have_count(0)  # rated: nobody needs calling back
         shot(board, "resident-7-dashboard.png")
         browser.close()
         rates = httpx.get(f"{base}/api/v1/dashboard/rates", headers={"Authorization": "Bearer leader-token"}).json()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -39,6 +39,8 @@ def served(tmp_path: Path) -> Iterator[tuple[TestClient[Any], Any, Path]]:
     services.tokens = TokenBook([
         TokenEntry(name="worker-li", role=Role.GRID_WORKER, unit_id=HOUSEHOLD, sha256=digest("w")),
         TokenEntry(name="member-wang", role=Role.GRID_WORKER, unit_id=HOUSEHOLD, sha256=digest("m")),
+        TokenEntry(name="office-zhao", role=Role.ADMIN, unit_id=None, sha256=digest("o")),
+        TokenEntry(name="secretary-ma", role=Role.SUPERVISOR, unit_id="st-chengdong", sha256=digest("s")),
     ], services.chain.chart)  # fmt: skip
     limits = RateLimits({"page": Limit(burst=1000, per_minute=1000), "rating": Limit(burst=1000, per_minute=1000)})
     with TestClient(create_app(services, resident_limits=limits)) as client:
@@ -231,3 +233,33 @@ def test_a_history_damaged_behind_the_engines_back_is_a_page_that_says_so(served
     page = client.get(f"/r/{result['receipt']}")
     assert page.status_code == 503
     assert "暂时无法显示" in page.text
+
+
+def test_the_office_calls_back_the_closures_nobody_rated_and_its_callback_counts_as_theirs(served: Any) -> None:
+    client, _, _ = served
+    result = _report(client)
+    gid, receipt = result["grievance_id"], result["receipt"]
+    _resolve(client, gid)
+
+    def queue(token: str, days_on: int, **params: Any) -> Any:
+        at = (datetime.now(UTC) + timedelta(days=days_on)).isoformat()
+        return client.get("/api/v1/callbacks", params={"at": at, **params},
+                          headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+
+    assert queue("o", 1).json()["closures"] == []  # within the seven days: the resident may still answer
+    owed = queue("o", 8).json()
+    assert [c["grievance_id"] for c in owed["closures"]] == [gid]
+    assert owed["closures"][0]["days_waiting"] >= 7
+    assert queue("o", 8, days=30).json()["closures"] == []
+    # Another street's secretary sees none of it; a unit outside their street is refused.
+    assert queue("s", 8).json()["closures"] == []
+    assert queue("s", 8, unit=HOUSEHOLD).status_code == 403
+    called = _post(client, "o", {"kind": "rate", "command_id": "cb1", "grievance_id": gid, "rating": "satisfied",
+                                 "comment": "电话回访：灯已修好。"})  # fmt: skip
+    assert called.status_code == 200, called.text
+    after = queue("o", 8).json()
+    assert after["closures"] == []
+    assert after["ratings"]["rated"] == 1
+    assert after["ratings"]["by_callback"] == 1
+    assert after["ratings"]["resident_share"] == 0.0
+    assert "回访评价" in client.get(f"/r/{receipt}").text

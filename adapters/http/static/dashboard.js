@@ -11,6 +11,7 @@ const T = {
         itself: "（本级）", window: "三率统计月份", days: "每日图表", history: "查看经过", close: "关闭",
         closures: "办结次数（含后被重新办理的）", settledNow: "现已办结",
         rated: "满意率（累计）", byResidents: "居民本人评价", ofRatings: "条评价",
+        callbacks: "待回访（办结后未评价）", closedAt: "办结", waited: "天",
         statuses: { waiting: "待认领", claimed: "已认领", resolved: "已解决", replied: "已答复" } },
   en: { title: "Service chain · Supervisors' dashboard", asOf: "As of", signOut: "Sign out", token: "API token",
         signIn: "Open", resolved: "Resolved", replied: "Replied", open: "Open", overdue: "Overdue",
@@ -22,6 +23,7 @@ const T = {
         itself: " (itself)", window: "Rates over", days: "Daily chart", history: "History", close: "Close",
         closures: "Closures (counting those later reopened)", settledNow: "settled now",
         rated: "Satisfaction (all time)", byResidents: "given by residents themselves", ofRatings: "ratings",
+        callbacks: "Callbacks owed (closed, not rated)", closedAt: "Closed", waited: "days",
         statuses: { waiting: "waiting", claimed: "claimed", resolved: "resolved", replied: "replied" } },
 };
 const REFRESH_MS = 30000;
@@ -173,7 +175,7 @@ async function show(unitId) {
   for (const k of ["resolved", "replied", "open", "overdue"]) $("h-" + k).textContent = head[k].toLocaleString();
   // Satisfaction counts only what residents said, and beside it how much of it they gave themselves (their
   // receipt's page) rather than on the office's callback (回访).
-  const loop = await api(`/callbacks?unit=${encodeURIComponent(unit)}&limit=1`);
+  const loop = await api(`/callbacks?unit=${encodeURIComponent(unit)}&limit=20`);
   $("h-satisfaction").textContent = pct(loop.ratings.satisfaction_rate);
   $("h-resident-share").textContent = `${T[lang].byResidents} ${pct(loop.ratings.resident_share)} · ` +
     `${loop.ratings.rated.toLocaleString()} ${T[lang].ofRatings}`;
@@ -250,6 +252,16 @@ async function show(unitId) {
     a.dataset.grievance = g.grievance_id;
     a.onclick = (ev) => { ev.preventDefault(); openHistory(g).catch(failed); };
     tr.append(cell(a), cell(g.unit_name), cell(T[lang].statuses[g.status] || g.status), cell(due));
+    return tr;
+  }));
+  // The office's callback queue (回访): closures nobody rated within the configured days, oldest first.
+  $("callbacks").tBodies[0].replaceChildren(...loop.closures.map((c) => {
+    const tr = document.createElement("tr");
+    const a = Object.assign(document.createElement("a"), { textContent: c.grievance_id.slice(0, 8), href: "#",
+                                                           title: T[lang].history });
+    a.onclick = (ev) => { ev.preventDefault(); openHistory({ ...c, title: c.grievance_id }).catch(failed); };
+    tr.append(cell(a), cell(c.unit_name), cell(T[lang].statuses[c.status] || c.status),
+              cell(shownTime(new Date(c.closed_at))), cell(`${c.days_waiting} ${T[lang].waited}`));
     return tr;
   }));
   $("refreshed").textContent = shownTime(new Date());
