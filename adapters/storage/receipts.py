@@ -51,9 +51,12 @@ def read_secret(path: Path, *, create: bool) -> bytes:
     """The receipts' secret from `path` (hex), made (mode 0600) if missing and `create`; a file that holds no
     secret is a `ConfigurationError` naming the setting."""
     if not path.exists() and create:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(SECRET_BYTES) + "\n")
+        try:
+            _make(path)
+        except FileExistsError:
+            pass  # another process made it first: read theirs
+        except OSError as e:
+            raise ConfigurationError(f"GRIEVANCE_RECEIPT_KEY_FILE: cannot make {path}: {e.strerror or e}") from None
     try:
         secret = bytes.fromhex(path.read_text(encoding="ascii").strip())
     except FileNotFoundError:
@@ -63,6 +66,20 @@ def read_secret(path: Path, *, create: bool) -> bytes:
     if len(secret) < 16:
         raise ConfigurationError(f"GRIEVANCE_RECEIPT_KEY_FILE: {path} holds {len(secret)} bytes; at least 16 needed")
     return secret
+
+
+def _make(path: Path) -> None:
+    """Write a new secret to `path` whole, or leave nothing: a half-written file would refuse every later read."""
+    partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(SECRET_BYTES) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(partial, path)  # fails if another process made it meanwhile: theirs stands
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 class Receipts(SideTable):

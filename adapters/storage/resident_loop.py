@@ -73,6 +73,9 @@ class ResidentLoopTables(SideTable):
                                   "next_at TEXT NOT NULL, updated_at TEXT NOT NULL, last_error TEXT NOT NULL"),
         ):  # fmt: skip
             self._execute(f"CREATE TABLE IF NOT EXISTS {self.names[name]} ({columns})")
+        # The position's row exists from the start, so that a runner can lock it (PostgreSQL) before writing a page.
+        self._execute(self._sql("INSERT INTO {loop_position} VALUES ('loop', 0) ON CONFLICT (name) DO NOTHING"))
+        self._lock = " FOR UPDATE" if self.postgres else ""  # SQLite's writers take turns anyway
 
     def _sql(self, sql: str) -> str:
         for name, full in self.names.items():
@@ -97,7 +100,8 @@ class ResidentLoopTables(SideTable):
 
     def write(self, changes: LoopChanges, units: Mapping[UUID, str], position: int, *, previous: int) -> bool:
         with self.datastore.transaction(commit=True) as cursor:
-            cursor.execute(self._sql("SELECT position FROM {loop_position} WHERE name = 'loop'"))
+            # Locked till the page is written: two runners catching up at once write each page once.
+            cursor.execute(self._sql("SELECT position FROM {loop_position} WHERE name = 'loop'" + self._lock))
             rows = list(cursor.fetchall())
             if (int(rows[0]["position"]) if rows else 0) != previous:
                 return False
@@ -123,8 +127,9 @@ class ResidentLoopTables(SideTable):
         return True
 
     def clear(self) -> None:
-        for name in ("loop_position", "loop_grievances", "loop_closures", "loop_ratings"):
+        for name in ("loop_grievances", "loop_closures", "loop_ratings"):
             self._execute(self._sql(f"DELETE FROM {{{name}}}"))
+        self._execute(self._sql("UPDATE {loop_position} SET position = 0"))
         self._execute(self._sql("DELETE FROM {loop_outbox}"))
 
     # ----------------------------------------------------------------------------- the office's questions

@@ -22,6 +22,7 @@ from adapters.intake import Intake
 from adapters.notifications.notifier import Notifier
 from adapters.notifications.senders import FileSender, WebhookSender
 from adapters.settings import Settings
+from adapters.storage.receipts import read_secret
 from engine.access import Principal, Role
 from engine.commands import Claim, Command, Escalate, Rate, Reply, Report, Resident, Resolve
 from engine.grievance import Category, ClaimMode, Rating, RatingSource
@@ -66,8 +67,10 @@ def gateway() -> Iterator[tuple[str, type[Gateway]]]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[tuple[Settings, ServiceChain]]:
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'g.db'}", durability="off")
+def store(database_url: str, tmp_path: Path) -> Iterator[tuple[Settings, ServiceChain]]:
+    key = tmp_path / "receipt.key"
+    read_secret(key, create=True)
+    settings = Settings(database_url=database_url, durability="off", receipt_key_file=key)
     chain = build_chain(settings)
     yield settings, chain
     chain.close()
@@ -169,7 +172,7 @@ def test_the_outbox_is_rebuilt_the_same_and_delivers_nothing_twice(store: Any, t
     notifier = build_notifier(settings, chain, FileSender(sent))
     notifier.deliver_once()
     assert notifier.tables.pending(datetime.now(UTC) + timedelta(days=1)) == []
-    outbox = "SELECT * FROM loop_outbox ORDER BY message_id"
+    outbox = f"SELECT * FROM {notifier.tables.table} ORDER BY message_id"
     before = [dict(r) for r in notifier.tables._execute(outbox)]
     assert len(before) == 6
     assert notifier.projection.rebuild() == 5  # events

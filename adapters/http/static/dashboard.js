@@ -173,12 +173,8 @@ async function show(unitId) {
   if (!trail.length || trail[trail.length - 1].id !== unit) trail.push({ id: node.id, name: node.name });
   crumbs();
   for (const k of ["resolved", "replied", "open", "overdue"]) $("h-" + k).textContent = head[k].toLocaleString();
-  // Satisfaction counts only what residents said, and beside it how much of it they gave themselves (their
-  // receipt's page) rather than on the office's callback (回访).
-  const loop = await api(`/callbacks?unit=${encodeURIComponent(unit)}&limit=20`);
-  $("h-satisfaction").textContent = pct(loop.ratings.satisfaction_rate);
-  $("h-resident-share").textContent = `${T[lang].byResidents} ${pct(loop.ratings.resident_share)} · ` +
-    `${loop.ratings.rated.toLocaleString()} ${T[lang].ofRatings}`;
+  // Asked beside the rest, not before it: the first answer may have a long log to catch up on.
+  showResidentLoop(unit).catch(failed);
 
   const fromDay = day(at, 89), toDay = day(at, 0);
   const [rates, counts, days, funnel, queue] = await Promise.all([
@@ -254,6 +250,20 @@ async function show(unitId) {
     tr.append(cell(a), cell(g.unit_name), cell(T[lang].statuses[g.status] || g.status), cell(due));
     return tr;
   }));
+  $("refreshed").textContent = shownTime(new Date());
+  showAsOf();
+  const url = new URL(location.href);
+  url.searchParams.set("unit", unit);
+  history.replaceState(null, "", url);
+}
+
+async function showResidentLoop(unitId) {
+  // Satisfaction counts only what residents said, and beside it how much of it they gave themselves (their
+  // receipt's page) rather than on the office's callback (回访).
+  const loop = await api(`/callbacks?unit=${encodeURIComponent(unitId)}&limit=20`);
+  $("h-satisfaction").textContent = pct(loop.ratings.satisfaction_rate);
+  $("h-resident-share").textContent = `${T[lang].byResidents} ${pct(loop.ratings.resident_share)} · ` +
+    `${loop.ratings.rated.toLocaleString()} ${T[lang].ofRatings}`;
   // The office's callback queue (回访): closures nobody rated within the configured days, oldest first.
   $("callbacks").tBodies[0].replaceChildren(...loop.closures.map((c) => {
     const tr = document.createElement("tr");
@@ -264,11 +274,6 @@ async function show(unitId) {
               cell(shownTime(new Date(c.closed_at))), cell(`${c.days_waiting} ${T[lang].waited}`));
     return tr;
   }));
-  $("refreshed").textContent = shownTime(new Date());
-  showAsOf();
-  const url = new URL(location.href);
-  url.searchParams.set("unit", unit);
-  history.replaceState(null, "", url);
 }
 
 function drill(unitId) { show(unitId).catch(failed); }
