@@ -174,7 +174,7 @@ async function show(unitId) {
   crumbs();
   for (const k of ["resolved", "replied", "open", "overdue"]) $("h-" + k).textContent = head[k].toLocaleString();
   // Asked beside the rest, not before it: the first answer may have a long log to catch up on.
-  showResidentLoop(unit).catch(failed);
+  showResidentLoop(unit, at).catch(failed);
 
   const fromDay = day(at, 89), toDay = day(at, 0);
   const [rates, counts, days, funnel, queue] = await Promise.all([
@@ -257,10 +257,11 @@ async function show(unitId) {
   history.replaceState(null, "", url);
 }
 
-async function showResidentLoop(unitId) {
+async function showResidentLoop(unitId, at) {
   // Satisfaction counts only what residents said, and beside it how much of it they gave themselves (their
   // receipt's page) rather than on the office's callback (回访).
-  const loop = await api(`/callbacks?unit=${encodeURIComponent(unitId)}&limit=20`);
+  // As of the page's time, as the overdue queue is: its days waited are counted to then.
+  const loop = await api(`/callbacks?unit=${encodeURIComponent(unitId)}&limit=20&at=${encodeURIComponent(isoWithOffset(at))}`);
   $("h-satisfaction").textContent = pct(loop.ratings.satisfaction_rate);
   $("h-resident-share").textContent = `${T[lang].byResidents} ${pct(loop.ratings.resident_share)} · ` +
     `${loop.ratings.rated.toLocaleString()} ${T[lang].ofRatings}`;
