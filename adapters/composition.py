@@ -36,6 +36,8 @@ from adapters.kafka.relay import EventRelay
 from adapters.kafka.signatures import DEFAULT_KEYS_FILE, CommandSigner, KeyBook
 from adapters.kafka.worker import CommandWorker
 from adapters.logs import configure_logging
+from adapters.notifications.notifier import Notifier
+from adapters.notifications.senders import FileSender, Sender, WebhookSender
 from adapters.settings import Settings
 from adapters.storage.chart_file import load_chart
 from adapters.storage.connection_probe import probe_postgres
@@ -43,7 +45,9 @@ from adapters.storage.disclosures import DisclosureLog
 from adapters.storage.key_encryption import KeyEncryptionKeys
 from adapters.storage.log_follower import keep_following
 from adapters.storage.operator_log import OperatorLog
+from adapters.storage.receipts import Receipts, read_secret
 from adapters.storage.resident_keys import ResidentKeys
+from adapters.storage.resident_loop import ResidentLoopTables
 from adapters.storage.seen_signatures import KEPT_FOR, SeenSignatures
 from adapters.storage.wiped_log import refuse_a_wiped_log
 from engine.access import Principal, Role
@@ -57,6 +61,7 @@ from projections.dashboard.health import ViewsWatch
 from projections.dashboard.queries import Dashboard
 from projections.dashboard.runner import DashboardProjection
 from projections.dashboard.tables import DashboardViews, PostgresDashboardViews, SQLiteDashboardViews
+from projections.resident_loop.runner import ResidentLoopProjection
 
 log = structlog.get_logger("grievance.views")
 T = TypeVar("T")
@@ -146,9 +151,17 @@ def build_dashboard(settings: Settings, views: DashboardViews, chart: OrgChart) 
     return (CachedDashboard if settings.dashboard_cache else Dashboard)(views, chart)
 
 
-def build_intake(chain: ServiceChain) -> Intake:
-    """Request intake over the chain: what every channel submits commands through."""
-    return Intake(chain)
+def build_intake(chain: ServiceChain, receipts: Receipts | None = None) -> Intake:
+    """Request intake over the chain: what every channel submits commands through, giving each report its
+    receipt when `receipts` are given."""
+    return Intake(chain, receipts)
+
+
+def build_receipts(settings: Settings, chain: ServiceChain) -> Receipts:
+    """Residents' receipts, their lookups beside the events, their secret in the key file settings name."""
+    path, create = settings.receipt_key_path()
+    secret = read_secret(path, create=create)
+    return _creating_tables(lambda: Receipts(chain.recorder.datastore, secret))  # type: ignore[attr-defined]
 
 
 def build_disclosures(chain: ServiceChain) -> DisclosureLog:
@@ -169,6 +182,27 @@ def build_audit_trail(chain: ServiceChain) -> AuditTrail:
 def build_transparency(chain: ServiceChain) -> Transparency:
     """The store's Merkle log: its heads, signed checkpoints, proofs and checks against a checkpoint."""
     return Transparency(cast(LoggedStore, chain.recorder))
+
+
+def build_resident_loop(chain: ServiceChain) -> tuple[ResidentLoopTables, ResidentLoopProjection]:
+    """The resident's loop's tables beside the events, and the projection that keeps them following the events."""
+    tables = _creating_tables(lambda: ResidentLoopTables(chain.recorder.datastore))  # type: ignore[attr-defined]
+    return tables, ResidentLoopProjection(chain, tables)
+
+
+def build_sender(settings: Settings) -> Sender:
+    """Where residents' messages go: GRIEVANCE_NOTIFY_WEBHOOK_URL's gateway, else GRIEVANCE_NOTIFY_FILE, else the
+    console."""
+    if settings.notify_webhook_url:
+        return WebhookSender(settings.notify_webhook_url)
+    return FileSender(settings.notify_file)
+
+
+def build_notifier(settings: Settings, chain: ServiceChain, sender: Sender | None = None) -> Notifier:
+    """The sender process's work: the outbox projected from the chain's events, delivered through `sender`."""
+    tables, projection = build_resident_loop(chain)
+    return Notifier(chain, projection, tables, build_receipts(settings, chain), sender or build_sender(settings),
+                    page_url=settings.resident_page_url)  # fmt: skip
 
 
 def build_tracking(settings: Settings) -> TrackingRecorder:
@@ -201,7 +235,8 @@ def build_worker(settings: Settings, chain: ServiceChain, keys: KeyBook | None =
     seen = _creating_tables(lambda: SeenSignatures(chain.recorder.datastore))  # type: ignore[attr-defined]
     seen.forget_before(chain.clock() - KEPT_FOR)
     keys = keys or build_key_book(settings, chain.chart)
-    return CommandWorker.connect(build_intake(chain), settings.kafka, keys=keys, seen=seen)
+    intake = build_intake(chain, build_receipts(settings, chain))
+    return CommandWorker.connect(intake, settings.kafka, keys=keys, seen=seen)
 
 
 def build_relay(settings: Settings, chain: ServiceChain, *, page_size: int = 1000) -> EventRelay:
@@ -229,9 +264,15 @@ def build_http_services(settings: Settings, *, clock: Clock | None = None) -> tu
     """What the HTTP service works with, and the projection that keeps its dashboard views up to date."""
     chain = build_chain(settings, clock=clock)
     projection = build_projection(settings, chain)
+    receipts = build_receipts(settings, chain)
+    loop_tables, loop = build_resident_loop(chain)
     services = Services(
+        resident_loop=loop,
+        resident_loop_tables=loop_tables,
+        callback_days=settings.callback_days,
         chain=chain,
-        intake=build_intake(chain),
+        intake=build_intake(chain, receipts),
+        receipts=receipts,
         dashboard=build_dashboard(settings, projection.views, chain.chart),
         trail=build_audit_trail(chain),
         tokens=TokenBook.from_source(chain.chart, json_text=settings.tokens_json, path=settings.tokens_file),

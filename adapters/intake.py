@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+import msgspec
 import structlog
 from eventsourcing.persistence import Tracking
 
 from adapters import wire
+from adapters.storage.receipts import Receipts
 from engine.access import Principal
 from engine.commands import Command, CommandBase, Outcome, batch_decoder, command_decoder
 from engine.errors import GrievanceError
@@ -22,8 +24,10 @@ class Intake:
     """Applies decoded commands through the ServiceChain as their principal, one wire result and one log line
     per command."""
 
-    def __init__(self, chain: ServiceChain) -> None:
+    def __init__(self, chain: ServiceChain, receipts: Receipts | None = None) -> None:
         self.chain = chain
+        # Each accepted report's receipt for the resident (a repeat's too: the code derives from the grievance).
+        self.receipts = receipts
 
     def submit(
         self,
@@ -44,10 +48,18 @@ class Intake:
             before_store=(lambda decided: before_store(_results(commands, decided))) if before_store else None,
         )
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
-        results = _results(commands, outcomes)
+        results = self._with_receipts(_results(commands, outcomes))
         for command, result in zip(commands, results, strict=True):
             _log(command, result, duration_ms, len(commands))
         return results
+
+    def _with_receipts(self, results: list[Result]) -> list[Result]:
+        reports = [r.grievance_id for r in results if isinstance(r, Accepted) and r.kind == "report"]
+        if self.receipts is None or not reports:
+            return results
+        codes = self.receipts.issue(reports)
+        return [msgspec.structs.replace(r, receipt=codes[r.grievance_id])
+                if isinstance(r, Accepted) and r.kind == "report" else r for r in results]  # fmt: skip
 
     def submit_one(self, command: Command, *, principal: Principal) -> Result:
         """Apply a single command."""

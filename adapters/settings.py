@@ -64,6 +64,15 @@ class Settings:
     open311_public: bool = False
     # The zone every time shown to a person is in (adapters/display_zone.py).
     display_zone: DisplayZone = field(default_factory=lambda: DisplayZone())
+    # The receipts' secret (adapters/storage/receipts.py); default: beside a SQLite store, else receipt.key.
+    receipt_key_file: Path | None = None
+    # Days after a closure with no rating before the office calls the resident back (回访).
+    callback_days: int = 7
+    # Where residents' messages go: a webhook (an SMS gateway's URL), else a file of JSON lines, else the console.
+    notify_webhook_url: str = ""
+    notify_file: Path | None = None
+    # Where residents' page is, for the links messages carry (https://host); default: the page's path alone.
+    resident_page_url: str = ""
     # Where the notary publishes checkpoints and the HTTP service reads the latest (adapters/audit/notary.py).
     checkpoints_dir: Path | None = None
     # The log's verifier keys, which a published checkpoint's signature is checked with before a report says whose.
@@ -116,6 +125,11 @@ class Settings:
             open311_public=public == "on",
             display_zone=DisplayZone(env.get("GRIEVANCE_DISPLAY_TIMEZONE", "").strip() or DEFAULT_ZONE),
             resident_kek_file=Path(kek) if (kek := env.get("GRIEVANCE_RESIDENT_KEK_FILE", "").strip()) else None,
+            receipt_key_file=Path(rk) if (rk := env.get("GRIEVANCE_RECEIPT_KEY_FILE", "").strip()) else None,
+            callback_days=_number(env, "GRIEVANCE_CALLBACK_DAYS", 7, 1, 365),
+            notify_webhook_url=_webhook(env.get("GRIEVANCE_NOTIFY_WEBHOOK_URL", "").strip()),
+            notify_file=Path(nf) if (nf := env.get("GRIEVANCE_NOTIFY_FILE", "").strip()) else None,
+            resident_page_url=env.get("GRIEVANCE_RESIDENT_PAGE_URL", "").strip().rstrip("/"),
             checkpoints_dir=Path(cp) if (cp := env.get("GRIEVANCE_CHECKPOINTS_DIR", "").strip()) else None,
             checkpoint_verifier_keys=_verifier_keys(env.get("GRIEVANCE_CHECKPOINT_VERIFIER_KEYS", "")),
             kafka=KafkaSettings.from_variables(env),
@@ -194,6 +208,16 @@ class Settings:
             f"GRIEVANCE_DATABASE_URL: scheme {url.scheme!r} is not supported; use sqlite:/// or postgresql://"
         )
 
+    def receipt_key_path(self) -> tuple[Path, bool]:
+        """The receipts' key file, and whether it may be made: the one named, which must exist, or by default one
+        beside a SQLite store (made on first use) or receipt.key in the working directory."""
+        if self.receipt_key_file is not None:
+            return self.receipt_key_file, False
+        env = self.store_env()
+        if "SQLITE_DBNAME" in env and env["SQLITE_DBNAME"] != ":memory:":
+            return Path(env["SQLITE_DBNAME"] + ".receipt-key"), True
+        return Path("receipt.key"), True
+
     def redacted_url(self) -> str:
         """The database URL without its password, for logs and messages."""
         url = urlsplit(self.database_url)
@@ -214,6 +238,8 @@ class Settings:
             "GRIEVANCE_DECIDED_CACHE": str(self.decided_cache_size),
             "GRIEVANCE_OPEN311_PUBLIC": "on" if self.open311_public else "off",
             "GRIEVANCE_DISPLAY_TIMEZONE": self.display_zone.name,
+            "GRIEVANCE_CALLBACK_DAYS": str(self.callback_days),
+            "GRIEVANCE_RESIDENT_PAGE_URL": self.resident_page_url,
             "GRIEVANCE_CLOCK_SKEW_MINUTES": str(int(self.time_bounds.skew.total_seconds() // 60)),
             "GRIEVANCE_MAX_LAG_HOURS": str(int(self.time_bounds.lag.total_seconds() // 3600)),
             **self.kafka.as_env(),
@@ -228,6 +254,12 @@ class Settings:
             env["GRIEVANCE_RESIDENT_KEK_FILE"] = str(self.resident_kek_file)
         if self.tokens_file is not None:
             env["GRIEVANCE_API_TOKENS_FILE"] = str(self.tokens_file)
+        if self.notify_webhook_url:
+            env["GRIEVANCE_NOTIFY_WEBHOOK_URL"] = self.notify_webhook_url
+        if self.notify_file is not None:
+            env["GRIEVANCE_NOTIFY_FILE"] = str(self.notify_file)
+        if self.receipt_key_file is not None:
+            env["GRIEVANCE_RECEIPT_KEY_FILE"] = str(self.receipt_key_file)
         if self.checkpoints_dir is not None:
             env["GRIEVANCE_CHECKPOINTS_DIR"] = str(self.checkpoints_dir)
         if self.checkpoint_verifier_keys:
@@ -248,6 +280,12 @@ def _number(env: Mapping[str, str], name: str, default: int, low: int, high: int
     if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         raise ConfigurationError(f"{name}: {raw!r} is not a whole number from {low} to {high}")
     return int(raw)
+
+
+def _webhook(url: str) -> str:
+    if url and urlsplit(url).scheme not in ("http", "https"):
+        raise ConfigurationError(f"GRIEVANCE_NOTIFY_WEBHOOK_URL: {url!r} is not an http:// or https:// URL")
+    return url
 
 
 def _login_name() -> str:

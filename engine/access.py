@@ -19,11 +19,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from uuid import UUID
 
 from engine.chart import OrgChart
-from engine.commands import Claim, Command, Escalate, Report
+from engine.commands import Claim, Command, Escalate, Rate, Report
 from engine.errors import Forbidden, GrievanceNotFound
-from engine.grievance import EscalationReason, Grievance
+from engine.grievance import EscalationReason, Grievance, RatingSource
 
 
 class Role(StrEnum):
@@ -36,6 +37,8 @@ class Role(StrEnum):
     OPERATOR = "operator"
     GATEWAY = "gateway"
     SYSTEM = "system"
+    # A resident who opened their own grievance with its receipt: they rate it, and do nothing else.
+    RESIDENT = "resident"
 
     @property
     def sends_commands(self) -> bool:
@@ -53,7 +56,9 @@ class Role(StrEnum):
         return self in (Role.GRID_WORKER, Role.SUPERVISOR)
 
 
-_WRITERS = frozenset({Role.GRID_WORKER, Role.ADMIN, Role.OPERATOR, Role.GATEWAY, Role.SYSTEM})
+_WRITERS = frozenset({Role.GRID_WORKER, Role.ADMIN, Role.OPERATOR, Role.GATEWAY, Role.SYSTEM, Role.RESIDENT})
+# Who records a rating the office took on a callback (回访): the office, never the workers whose work it rates.
+_RECORDS_CALLBACKS = frozenset({Role.ADMIN, Role.OPERATOR, Role.GATEWAY})
 _READS_EVERYTHING = frozenset({Role.AUDITOR, Role.ADMIN, Role.OPERATOR, Role.GATEWAY, Role.SYSTEM})
 # The actor a command names is believed only from these; everyone else acts as themselves.
 _VOUCHES_FOR_ACTORS = frozenset({Role.OPERATOR, Role.GATEWAY})
@@ -69,6 +74,8 @@ class Principal:
     unit_id: str | None = None
     # May see residents' names and phones whole, each time with a reason, every reading recorded.
     reveals_personal_data: bool = False
+    # A resident's one grievance: the one their receipt opened.
+    grievance_id: UUID | None = None
 
 
 SUPERVISION = Principal("supervision", Role.SYSTEM)
@@ -112,6 +119,10 @@ class AccessPolicy:
         role = principal.role
         if not role.sends_commands:
             raise Forbidden("role", f"a {role.value} may not send commands")
+        if isinstance(command, Rate) or role is Role.RESIDENT:
+            self._check_rating(principal, command)
+            if role is Role.RESIDENT:
+                return
         if role is Role.SYSTEM and not isinstance(command, Escalate):
             raise Forbidden("kind", f"{principal.name} only escalates; it may not send a {command.kind}")
         if (
@@ -134,3 +145,23 @@ class AccessPolicy:
             # Answered as an unknown grievance is (after the unit, which both are checked by): whether a grievance
             # exists outside one's jurisdiction is not one's to learn.
             raise GrievanceNotFound("grievance_id", f"no grievance {command.grievance_id}")
+
+    def _check_rating(self, principal: Principal, command: Command) -> None:
+        """Ratings count only from residents: the resident's own, on the grievance their receipt opened, or one
+        the office took on a callback (回访), or an operator's import of either."""
+        role = principal.role
+        if role is Role.RESIDENT:
+            if not isinstance(command, Rate) or command.given_by != RatingSource.RESIDENT:
+                raise Forbidden("kind", "a resident rates their own grievance; they send nothing else")
+            if command.actor != principal.name:
+                raise Forbidden("actor", f"{principal.name!r} may not act as {command.actor!r}")
+            if command.grievance_id != principal.grievance_id:
+                raise GrievanceNotFound("grievance_id", f"no grievance {command.grievance_id}")
+            return
+        assert isinstance(command, Rate)
+        if command.given_by == RatingSource.RESIDENT and role is not Role.OPERATOR:
+            raise Forbidden("given_by", "only the resident, with their receipt, gives a resident's own rating; "
+                                        "the office records what a resident said on a callback (回访)")  # fmt: skip
+        if command.given_by != RatingSource.RESIDENT and role not in _RECORDS_CALLBACKS:
+            raise Forbidden("role", f"a {role.value} may not rate: ratings come from the resident, or from "
+                                    "the office's callback (回访), never from those whose work they rate")  # fmt: skip

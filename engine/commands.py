@@ -15,7 +15,7 @@ from uuid import UUID
 import msgspec
 
 from engine.errors import InvalidValue
-from engine.grievance import Category, Channel, ClaimMode, EscalationReason, Rating, Status
+from engine.grievance import Category, Channel, ClaimMode, EscalationReason, Rating, RatingSource, Status
 from engine.levels import Level
 from engine.times import parse_time
 
@@ -117,10 +117,12 @@ class Reply(CommandBase, tag="reply", frozen=True):
 
 
 class Rate(CommandBase, tag="rate", frozen=True):
-    """The resident's rating of a resolution or reply."""
+    """The resident's rating of a resolution or reply: given by the resident with their receipt, or on the
+    office's callback (回访), whose caller is the actor."""
 
     rating: Rating
     comment: OptionalText = ""
+    given_by: RatingSource = RatingSource.CALLBACK
 
 
 Command = Report | Claim | RecordProgress | Escalate | Resolve | Reply | Rate

@@ -62,6 +62,12 @@ class NotClaimant(GrievanceError):
     code = "not_claimant"
 
 
+class OwnWork(GrievanceError):
+    """Whoever reported, claimed or worked on a grievance may not rate it: its rating is the resident's."""
+
+    code = "own_work"
+
+
 class EscalationRefused(GrievanceError):
     """An escalation would skip a step, move down, pass the leading group, or is not yet due."""
 

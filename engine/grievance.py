@@ -9,7 +9,7 @@ import re
 import sys
 import unicodedata
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, TypedDict, TypeVar, cast
@@ -25,6 +25,7 @@ from engine.errors import (
     InvalidTransition,
     InvalidValue,
     NotClaimant,
+    OwnWork,
 )
 from engine.levels import Level
 from engine.limits import TimeLimits
@@ -123,6 +124,15 @@ class Rating(StrEnum):
     SATISFIED = "satisfied"
     BASICALLY_SATISFIED = "basically_satisfied"
     DISSATISFIED = "dissatisfied"
+
+
+class RatingSource(StrEnum):
+    """How a rating was given: by the resident with their receipt, on the office's callback (回访) by the caller
+    the event's actor names, or typed in before ratings said how (counted as neither the resident's own)."""
+
+    RESIDENT = "resident"
+    CALLBACK = "callback"
+    RECORDED = "recorded"
 
 
 _CATEGORY_LABELS = {
@@ -262,6 +272,8 @@ class GrievanceState(TypedDict):
     closed_by: str | None
     closing_text: str | None
     rating: Rating | None
+    rating_given_by: RatingSource | None
+    hands: dict[str, str]
     path: list[str]
     progress_notes: int
     reopen_count: int
@@ -342,6 +354,8 @@ class Grievance(Aggregate):
             grievance.closed_by = None
             grievance.closing_text = None
             grievance.rating = None
+            grievance.rating_given_by = None
+            grievance.hands = {self.actor: "reported"}
             grievance.path = [self.unit_id]
             grievance.progress_notes = 0
             grievance.reopen_count = 0
@@ -374,6 +388,8 @@ class Grievance(Aggregate):
             grievance.claimed_by = self.actor
             grievance.claimed_at = self.occurred_at
             grievance.finish_due = self.finish_due
+            grievance._handled(self.claimant, "claimed")
+            grievance._handled(self.actor, "claimed")
             grievance._remember(self.command_id, "claim", self.occurred_at)
 
     class ProgressRecorded(Event):
@@ -385,6 +401,7 @@ class Grievance(Aggregate):
 
         def apply(self, grievance: Grievance) -> None:
             grievance.progress_notes += 1
+            grievance._handled(self.actor, "worked on")
             grievance._remember(self.command_id, "record_progress", self.occurred_at)
 
     class Escalated(Event):
@@ -402,6 +419,8 @@ class Grievance(Aggregate):
         def apply(self, grievance: Grievance) -> None:
             grievance._arrive(self.to_unit, self.to_level, self.claim_due)
             grievance.path.append(self.to_unit)
+            if self.reason == EscalationReason.REQUESTED:
+                grievance._handled(self.actor, "worked on")
             grievance._remember(self.command_id, "escalate", self.occurred_at)
 
     class Resolved(Event):
@@ -413,6 +432,7 @@ class Grievance(Aggregate):
 
         def apply(self, grievance: Grievance) -> None:
             grievance._close(Status.RESOLVED, self.summary, self.actor, self.occurred_at)
+            grievance._handled(self.actor, "worked on")
             grievance._remember(self.command_id, "resolve", self.occurred_at)
 
     class Replied(Event):
@@ -425,18 +445,29 @@ class Grievance(Aggregate):
 
         def apply(self, grievance: Grievance) -> None:
             grievance._close(Status.REPLIED, self.answer, self.actor, self.occurred_at)
+            grievance._handled(self.actor, "worked on")
             grievance._remember(self.command_id, "reply", self.occurred_at)
 
     class Rated(Event):
-        """The resident rated the resolution or reply."""
+        """The resident rated the resolution or reply: themselves (`given_by` resident), or on the office's
+        callback, by the caller the actor names."""
 
         label = "评价 rated"
 
+        # v2 added `given_by`; ratings before it were typed in by whoever sent them, and said nothing of how.
+        class_version = 2
+
         rating: Rating
         comment: str
+        given_by: RatingSource
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["given_by"] = RatingSource.RECORDED.value
 
         def apply(self, grievance: Grievance) -> None:
             grievance.rating = self.rating
+            grievance.rating_given_by = self.given_by
             grievance._remember(self.command_id, "rate", self.occurred_at)
 
     class Reopened(Event):
@@ -512,6 +543,10 @@ class Grievance(Aggregate):
     closed_by: str | None
     closing_text: str | None
     rating: Rating | None
+    rating_given_by: RatingSource | None
+    # Who reported, claimed or worked on it, and what they did first: they may not rate their own work. A
+    # mapping replaced whole, never changed in place, so copies of the grievance may share it.
+    hands: Mapping[str, str]
     path: list[str]
     progress_notes: int
     reopen_count: int
@@ -701,20 +736,35 @@ class Grievance(Aggregate):
         actor: str,
         at: datetime,
         command_id: str,
+        given_by: RatingSource | str = RatingSource.CALLBACK,
         received: datetime | None = None,
     ) -> None:
-        """Record the resident's rating; 'dissatisfied' reopens the problem where it was closed."""
+        """Record the resident's rating, given by themselves or on a callback by the caller `actor` names, who must
+        not have reported, claimed or worked on the grievance; 'dissatisfied' reopens it where it was closed."""
         self._check_common(actor, at, command_id)
         verdict = _choice(Rating, "rating", rating)
+        source = _choice(RatingSource, "given_by", given_by)
         comment = _text("comment", comment, MAX_TEXT, allow_empty=True)
+        if source is RatingSource.RECORDED:
+            raise InvalidValue("given_by", "a rating is given by the resident or on a callback (回访); "
+                                           "'recorded' only reads ratings stored before they said how")  # fmt: skip
         if self.status.is_open:
             raise InvalidTransition(
                 "status", f"the grievance is {self.status}; only a resolved or replied one can be rated"
             )
         if self.rating is not None:
             raise InvalidTransition("rating", f"this closure was already rated {self.rating}")
+        if source is RatingSource.CALLBACK and (did := self.hands.get(actor)):
+            raise OwnWork("actor", f"{actor!r} {did} this grievance and may not rate their own work: the rating "
+                                   "comes from the resident, or from someone else's callback (回访)")  # fmt: skip
         self.trigger_event(
-            self.Rated, rating=verdict, comment=comment, actor=actor, occurred_at=at, command_id=command_id
+            self.Rated,
+            rating=verdict,
+            comment=comment,
+            given_by=source,
+            actor=actor,
+            occurred_at=at,
+            command_id=command_id,
         )
         if verdict is Rating.DISSATISFIED:
             self.trigger_event(
@@ -786,6 +836,7 @@ class Grievance(Aggregate):
         self.closed_by = None
         self.closing_text = None
         self.rating = None
+        self.rating_given_by = None
 
     def _close(self, status: Status, text: str, actor: str, at: datetime) -> None:
         self.status = status
@@ -793,6 +844,10 @@ class Grievance(Aggregate):
         self.closed_by = actor
         self.closing_text = text
         self.finish_due = None
+
+    def _handled(self, who: str, did: str) -> None:
+        if who not in self.hands:
+            self.hands = {**self.hands, who: did}
 
     def _remember(self, command_id: str, kind: str, occurred_at: datetime, version: int | None = None) -> None:
         # Runs inside the event's apply, before the library bumps the version: hence + 1.

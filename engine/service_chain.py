@@ -410,7 +410,7 @@ class ServiceChain(Application[UUID]):
 
     def _rate(self, g: Grievance, c: Rate, received: datetime | None) -> None:
         g.rate(rating=c.rating, comment=c.comment, limits=self.limits, actor=c.actor, at=c.occurred_at,
-               command_id=c.command_id, received=received)  # fmt: skip
+               command_id=c.command_id, given_by=c.given_by, received=received)  # fmt: skip
 
     def _store(
         self,

@@ -29,6 +29,8 @@ class Accepted(msgspec.Struct, kw_only=True, frozen=True, tag="accepted", tag_fi
     level: LevelName
     unit_id: str
     duplicate: bool = False
+    # A report's receipt code for the resident (adapters/storage/receipts.py): it opens their page, /r/{code}.
+    receipt: str | None = None
 
 
 class Rejected(msgspec.Struct, kw_only=True, frozen=True, tag="rejected", tag_field="result"):

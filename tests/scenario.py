@@ -95,7 +95,7 @@ class Scenario:
             principal=OPERATOR,
         )
 
-    def rate(self, rating: str, actor: str = "worker-li") -> Outcome:
+    def rate(self, rating: str, actor: str = "office-zhao") -> Outcome:
         return self.chain.apply(
             Rate(
                 grievance_id=self.id,

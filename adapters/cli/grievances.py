@@ -12,7 +12,7 @@ import click
 import msgspec
 from rich.table import Table
 
-from adapters import wire
+from adapters import composition, wire
 from adapters.cli.audit import print_history
 from adapters.cli.session import (
     EXIT_BROKEN,
@@ -104,9 +104,10 @@ def submit(
 def readable(result: Accepted, detail: str = "") -> str:
     """An applied command's line for a person: what it said (`detail`) and where the grievance stands now."""
     again = " (a repeat: nothing new stored)" if result.duplicate else ""
+    receipt = f"; the resident's receipt: {result.receipt} (their page: /r/{result.receipt})" if result.receipt else ""
     return (
         f"{result.kind}: grievance {result.grievance_id}{detail} is {result.status} at {result.unit_id} "
-        f"({result.level}), version {result.version}{again}"
+        f"({result.level}), version {result.version}{again}{receipt}"
     )
 
 
@@ -219,9 +220,13 @@ def reply(as_json: bool, **fields: Any) -> None:
 @grievance_argument
 @click.option("--rating", required=True, type=choice(Rating))
 @click.option("--comment", default="")
+@click.option("--given-by", type=click.Choice(["callback", "resident"]), default="callback", show_default=True,
+              help="callback: the office called the resident back (回访), and --actor is the caller; resident: "
+              "an import of a rating the resident gave with their receipt.")  # fmt: skip
 @command_options
 def rate(as_json: bool, **fields: Any) -> None:
-    """Record the resident's rating; dissatisfied reopens the grievance."""
+    """Record the resident's rating; dissatisfied reopens the grievance. The caller may not be anyone who
+    reported, claimed or worked on it."""
     submit(fields, engine_commands.Rate, as_json, detail=f" rated {fields['rating']},")
 
 
@@ -301,16 +306,19 @@ def print_view(view: GrievanceView, session: Session) -> None:
 
 @click.command()
 def tour() -> None:
-    """Play one grievance through the chain on the configured store, then print its history."""
+    """Play one grievance through the chain on the configured store, with the messages its resident is sent
+    (through the configured sender: this console by default), then print its history."""
     with opened() as session:
         chart = session.chain.chart
         household = next(u for u in chart if u.level is Level.MEMBER_HOUSEHOLD)
         building = chart.parent_of(household.id)
         assert building is not None
+        notifier = composition.build_notifier(session.settings, session.chain)
         for what, command in tour_commands(household.id, building.id):
             (result,) = session.apply("tour", [command])
             out.print(what, style="bold")
             print_result(result, as_json=False)
+            notifier.deliver_once()
         gid = command.grievance_id
         envelopes = session.trail().history(gid)
     out.print(f"\nIts history, as an auditor sees it (grievance history {gid}):")

@@ -8,7 +8,17 @@ from typing import IO, Any
 
 import click
 
-from adapters.cli import audit, auditors, check, grievances, kafka, serving, supervisors, transparency
+from adapters.cli import (
+    audit,
+    auditors,
+    check,
+    grievances,
+    kafka,
+    resident_loop,
+    serving,
+    supervisors,
+    transparency,
+)
 from adapters.cli.session import EXIT_INFRASTRUCTURE, fail
 
 
@@ -98,5 +108,5 @@ def main() -> None:
     """
 
 
-for verbs in (grievances, supervisors, kafka, audit, transparency, auditors, serving, check):
+for verbs in (grievances, supervisors, kafka, audit, transparency, auditors, serving, check, resident_loop):
     verbs.register(main)

@@ -86,7 +86,7 @@ class Session:
 
     def intake(self) -> Intake:
         """Request intake over the chain."""
-        return composition.build_intake(self.chain)
+        return composition.build_intake(self.chain, composition.build_receipts(self.settings, self.chain))
 
     def apply(self, verb: str, commands: Sequence[Command]) -> list[Result]:
         """Apply commands as this operator, and record each with the operator who ran it."""

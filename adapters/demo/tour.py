@@ -8,7 +8,7 @@ from typing import Any
 from uuid import uuid4
 
 from engine import commands as c
-from engine.grievance import Category, Channel, ClaimMode, Rating
+from engine.grievance import Category, Channel, ClaimMode, Rating, RatingSource
 
 
 def tour_commands(household: str, building: str, now: datetime | None = None) -> Iterator[tuple[str, c.Command]]:
@@ -31,6 +31,7 @@ def tour_commands(household: str, building: str, now: datetime | None = None) ->
             channel=Channel.WECHAT_GROUP,
             title="Stairwell lamp broken",
             description="Building 1, unit 2: dark for a week; an elderly resident fell.",
+            resident=c.Resident(resident_id="res-tour-li", name="李桂兰", phone="13800001111"),
         ),
     )
     yield (
@@ -58,7 +59,13 @@ def tour_commands(household: str, building: str, now: datetime | None = None) ->
     )
     yield (
         "The resident is dissatisfied: it reopens at the building",
-        c.Rate(**step(4), actor="worker-li", rating=Rating.DISSATISFIED, comment="Still dark at night."),
+        c.Rate(
+            **step(4),
+            actor="resident",
+            rating=Rating.DISSATISFIED,
+            comment="Still dark at night.",
+            given_by=RatingSource.RESIDENT,
+        ),
     )
     yield (
         "The group claims it again",
@@ -70,4 +77,7 @@ def tour_commands(household: str, building: str, now: datetime | None = None) ->
         "and resolves it",
         c.Resolve(**step(30), actor="group-leader-zhao", summary="New fitting installed with the property firm."),
     )
-    yield "The resident is satisfied", c.Rate(**step(2), actor="worker-li", rating=Rating.SATISFIED)
+    yield (
+        "The resident is satisfied, on the office's callback (回访)",
+        c.Rate(**step(2), actor="hotline-office", rating=Rating.SATISFIED, given_by=RatingSource.CALLBACK),
+    )

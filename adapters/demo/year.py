@@ -22,7 +22,7 @@ from engine.chart import OrgChart, Unit
 from engine.clock import PlaybackClock
 from engine.commands import Claim, Command, Escalate, Outcome, Rate, Reply, Report, Resolve
 from engine.errors import GrievanceError
-from engine.grievance import Category, Channel, ClaimMode, Rating, Status
+from engine.grievance import Category, Channel, ClaimMode, Rating, RatingSource, Status
 from engine.levels import Level
 from engine.service_chain import ServiceChain
 from engine.supervision import Supervision
@@ -209,7 +209,10 @@ class YongjiYear:
                 rating = self._weighted((("satisfied", 70), ("basically_satisfied", 25), ("dissatisfied", 0)))
                 if self.rng.random() > 0.85:
                     return None  # not every resident answers the return visit
-            return Rate(**common, actor="grid-worker", rating=Rating(rating))
+            # Two in three residents answer with their receipt; the office calls the others back (回访).
+            if p.index % 3:
+                return Rate(**common, actor="resident", rating=Rating(rating), given_by=RatingSource.RESIDENT)
+            return Rate(**common, actor="hotline-office", rating=Rating(rating), given_by=RatingSource.CALLBACK)
         return None
 
     def _delay(self, p: Plan) -> float:

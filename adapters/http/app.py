@@ -20,8 +20,9 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 
-from adapters.http import commands, dashboard, grievances, open311, transparency
+from adapters.http import callbacks, commands, dashboard, grievances, open311, resident_page, transparency
 from adapters.http.problems import problem_details_plugin
+from adapters.http.rate_limits import RateLimits
 from adapters.http.services import Services, principal, services
 from schemas.dashboard import ViewsHealth
 
@@ -52,8 +53,8 @@ def page(state: State) -> Response[bytes]:
     return Response(html.encode(), media_type=MediaType.HTML)
 
 
-def create_app(svc: Services, *, debug: bool = False) -> Litestar:
-    """The service for one set of Services."""
+def create_app(svc: Services, *, debug: bool = False, resident_limits: RateLimits | None = None) -> Litestar:
+    """The service for one set of Services; the residents' page counted against `resident_limits`."""
     api = Router(
         path="/api/v1",
         route_handlers=[
@@ -78,6 +79,7 @@ def create_app(svc: Services, *, debug: bool = False) -> Litestar:
             dashboard.points,
             dashboard.chart_unit,
             dashboard.chart_levels,
+            callbacks.callbacks,
         ],
         dependencies={"principal": Provide(principal, sync_to_thread=False)},
         security=[{"bearer": []}],
@@ -89,10 +91,18 @@ def create_app(svc: Services, *, debug: bool = False) -> Litestar:
         exception_handlers=open311.EXCEPTION_HANDLERS,
     )
     assets = create_static_files_router(path="/assets", directories=[STATIC, PLOTLY], name="assets")
-    state: dict[str, Any] = {"services": svc}
+    state: dict[str, Any] = {"services": svc, "resident_limits": resident_limits or RateLimits()}
     return Litestar(
         # /health beside the API's router, not in it: anyone may ask, and its document asks no token.
-        route_handlers=[api, health, open311_router, assets, page],
+        route_handlers=[
+            api,
+            health,
+            open311_router,
+            assets,
+            page,
+            resident_page.resident_page,
+            resident_page.rate_from_page,
+        ],
         state=State(state),
         plugins=[problem_details_plugin()],
         openapi_config=OpenAPIConfig(

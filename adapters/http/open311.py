@@ -351,4 +351,6 @@ def file_request(
         field = {"category": "service_code", "unit_id": "address_id", "role": "api_key"}.get(result.field,
                                                                                           result.field)  # fmt: skip
         raise Open311Error(403 if result.code == "forbidden" else 400, f"{field}: {result.reason}")
-    return [FiledRequest(service_request_id=str(result.grievance_id), service_notice=None, account_id=None)]
+    # The resident's receipt as the notice: the code that opens their own page, /r/{code}.
+    notice = f"回执 receipt {result.receipt}: /r/{result.receipt}" if result.receipt else None
+    return [FiledRequest(service_request_id=str(result.grievance_id), service_notice=notice, account_id=None)]

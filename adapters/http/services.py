@@ -21,12 +21,15 @@ from adapters.display_zone import DisplayZone
 from adapters.http.tokens import TokenBook
 from adapters.intake import Intake
 from adapters.storage.disclosures import DisclosureLog
+from adapters.storage.receipts import Receipts
+from adapters.storage.resident_loop import ResidentLoopTables
 from engine.access import Principal
 from engine.errors import InvalidValue
 from engine.service_chain import ServiceChain
 from engine.times import FORM, parse_time
 from projections.dashboard.health import ViewsWatch
 from projections.dashboard.queries import Dashboard
+from projections.resident_loop.runner import ResidentLoopProjection
 
 
 @dataclass
@@ -48,6 +51,12 @@ class Services:
     open311_public: bool = False
     # The zone the page and the HTML reports show times in (GRIEVANCE_DISPLAY_TIMEZONE).
     display_zone: DisplayZone = field(default_factory=lambda: DisplayZone())
+    # Residents' receipts, which open their own page (/r/{code}); None serves no resident page.
+    receipts: Receipts | None = None
+    # The resident's loop (callbacks owed, who gave the ratings), and the days a closure waits before a callback.
+    resident_loop: ResidentLoopProjection | None = None
+    resident_loop_tables: ResidentLoopTables | None = None
+    callback_days: int = 7
     # The store's Merkle log, and the directory `grievance notary` publishes checkpoints in (GRIEVANCE_CHECKPOINTS_DIR).
     transparency: Transparency | None = None
     checkpoints_dir: Path | None = None

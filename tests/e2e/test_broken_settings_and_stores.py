@@ -27,7 +27,7 @@ FILE_FIRST = {"checkpoint", "notary", "witness", "prove"}
 # Verbs that read the settings but need no store: a setting of their own (the signing key) may be named first.
 STORELESS = {"emit"}
 # Verbs that, with good settings, run until stopped: only their start under broken settings is tried.
-LONG_RUNNING = {"serve", "worker", "relay", "projections run", "notary"}
+LONG_RUNNING = {"serve", "worker", "relay", "projections run", "notary", "notify"}
 
 BROKEN_SETTINGS = {
     "GRIEVANCE_LIMITS_HOURS": [

@@ -269,10 +269,14 @@ def test_report_prints_the_grievance_id_alone_and_rate_repeats_the_rating(cli: C
     done = cli("report", "--unit", HOUSEHOLD, "--category", "parking", "--title", "t", "--description", "d")
     gid = done.stdout.strip()
     assert str(UUID(gid)) == gid  # what `ID=$(grievance report ...)` captures
-    assert done.stderr.strip() == f"report: grievance {gid} is waiting at {HOUSEHOLD} (member_household), version 1"
+    line = f"report: grievance {gid} is waiting at {HOUSEHOLD} (member_household), version 1; the resident's receipt: "
+    assert re.fullmatch(re.escape(line) + r"(\w{4}-\w{4}-\w{4}) \(their page: /r/\1\)", done.stderr.strip())
     cli("claim", gid, "--unit", HOUSEHOLD, "--mode", "member", "--claimant", "member-wang", "--actor", "member-wang")
     cli("resolve", gid, "--summary", "done", "--actor", "member-wang")
-    rated = cli("rate", gid, "--rating", "basically_satisfied")
+    # The reporter may not rate their own work; the office's caller records the callback (回访).
+    own = cli("rate", gid, "--rating", "satisfied", ok=False)
+    assert own.stderr.strip().endswith("[own_work]")
+    rated = cli("rate", gid, "--rating", "basically_satisfied", "--actor", "office-zhao")
     assert rated.stdout.strip() == (
         f"rate: grievance {gid} rated basically_satisfied, is resolved at {HOUSEHOLD} (member_household), version 4"
     )

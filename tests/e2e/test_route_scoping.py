@@ -46,6 +46,7 @@ SCOPED_BY_UNIT = {
     "/api/v1/dashboard/overdue": {},
     "/api/v1/dashboard/points": {},
     "/api/v1/chart/units/{unit_id}": {},
+    "/api/v1/callbacks": {},
 }
 AUDITORS_ONLY = {"/api/v1/audit/disclosures"}
 # Of no place: what every reader with a token may see (the names of the chain's seven steps).

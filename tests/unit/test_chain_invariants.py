@@ -111,7 +111,7 @@ class ChainMachine(RuleBasedStateMachine):
 
     @rule(gid=grievances, rating=st.sampled_from(["satisfied", "basically_satisfied", "dissatisfied"]))
     def rate(self, gid: UUID, rating: str) -> None:
-        self.run("rate", gid, "worker-li", rating=rating)
+        self.run("rate", gid, "office-zhao", rating=rating)
 
     @rule(hours=st.integers(min_value=1, max_value=24 * 40))
     def wait(self, hours: int) -> None:

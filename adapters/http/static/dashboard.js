@@ -10,6 +10,8 @@ const T = {
         due: "期限", refreshed: "更新于", atForm: "年-月-日 时:分", now: "现在", badAt: "请按 年-月-日 时:分 填写，如 2021-01-01 00:00", reported: "上报", closed: "办结", badToken: "令牌无效或无权查看",
         itself: "（本级）", window: "三率统计月份", days: "每日图表", history: "查看经过", close: "关闭",
         closures: "办结次数（含后被重新办理的）", settledNow: "现已办结",
+        rated: "满意率（累计）", byResidents: "居民本人评价", ofRatings: "条评价",
+        callbacks: "待回访（办结后未评价）", closedAt: "办结", waited: "天",
         statuses: { waiting: "待认领", claimed: "已认领", resolved: "已解决", replied: "已答复" } },
   en: { title: "Service chain · Supervisors' dashboard", asOf: "As of", signOut: "Sign out", token: "API token",
         signIn: "Open", resolved: "Resolved", replied: "Replied", open: "Open", overdue: "Overdue",
@@ -20,6 +22,8 @@ const T = {
         reported: "reported", closed: "closed", badToken: "The token is not valid or may not see this",
         itself: " (itself)", window: "Rates over", days: "Daily chart", history: "History", close: "Close",
         closures: "Closures (counting those later reopened)", settledNow: "settled now",
+        rated: "Satisfaction (all time)", byResidents: "given by residents themselves", ofRatings: "ratings",
+        callbacks: "Callbacks owed (closed, not rated)", closedAt: "Closed", waited: "days",
         statuses: { waiting: "waiting", claimed: "claimed", resolved: "resolved", replied: "replied" } },
 };
 const REFRESH_MS = 30000;
@@ -169,6 +173,8 @@ async function show(unitId) {
   if (!trail.length || trail[trail.length - 1].id !== unit) trail.push({ id: node.id, name: node.name });
   crumbs();
   for (const k of ["resolved", "replied", "open", "overdue"]) $("h-" + k).textContent = head[k].toLocaleString();
+  // Asked beside the rest, not before it: the first answer may have a long log to catch up on.
+  showResidentLoop(unit, at).catch(failed);
 
   const fromDay = day(at, 89), toDay = day(at, 0);
   const [rates, counts, days, funnel, queue] = await Promise.all([
@@ -249,6 +255,26 @@ async function show(unitId) {
   const url = new URL(location.href);
   url.searchParams.set("unit", unit);
   history.replaceState(null, "", url);
+}
+
+async function showResidentLoop(unitId, at) {
+  // Satisfaction counts only what residents said, and beside it how much of it they gave themselves (their
+  // receipt's page) rather than on the office's callback (回访).
+  // As of the page's time, as the overdue queue is: its days waited are counted to then.
+  const loop = await api(`/callbacks?unit=${encodeURIComponent(unitId)}&limit=20&at=${encodeURIComponent(isoWithOffset(at))}`);
+  $("h-satisfaction").textContent = pct(loop.ratings.satisfaction_rate);
+  $("h-resident-share").textContent = `${T[lang].byResidents} ${pct(loop.ratings.resident_share)} · ` +
+    `${loop.ratings.rated.toLocaleString()} ${T[lang].ofRatings}`;
+  // The office's callback queue (回访): closures nobody rated within the configured days, oldest first.
+  $("callbacks").tBodies[0].replaceChildren(...loop.closures.map((c) => {
+    const tr = document.createElement("tr");
+    const a = Object.assign(document.createElement("a"), { textContent: c.grievance_id.slice(0, 8), href: "#",
+                                                           title: T[lang].history });
+    a.onclick = (ev) => { ev.preventDefault(); openHistory({ ...c, title: c.grievance_id }).catch(failed); };
+    tr.append(cell(a), cell(c.unit_name), cell(T[lang].statuses[c.status] || c.status),
+              cell(shownTime(new Date(c.closed_at))), cell(`${c.days_waiting} ${T[lang].waited}`));
+    return tr;
+  }));
 }
 
 function drill(unitId) { show(unitId).catch(failed); }
