@@ -49,6 +49,7 @@ from adapters.storage.receipts import Receipts, read_secret
 from adapters.storage.resident_keys import ResidentKeys
 from adapters.storage.resident_loop import ResidentLoopTables
 from adapters.storage.seen_signatures import KEPT_FOR, SeenSignatures
+from adapters.storage.snapshots import SealedSnapshots
 from adapters.storage.wiped_log import refuse_a_wiped_log
 from engine.access import Principal, Role
 from engine.chart import OrgChart
@@ -94,6 +95,12 @@ def build_chain(settings: Settings, *, clock: Clock | None = None) -> ServiceCha
         )
     )
     chain.protect_personal_data(build_resident_keys(settings, chain))
+    snapshots = chain.snapshots.recorder if chain.snapshots is not None else None
+    if isinstance(snapshots, SealedSnapshots):
+        # The server secret the receipts derive from (kept off the database host): a snapshot rewritten in the
+        # database does not open, so the engine never decides on a state its events do not hold.
+        path, create = settings.receipt_key_path()
+        snapshots.seal_with(lambda: read_secret(path, create=create))
     return chain
 
 

@@ -3,12 +3,20 @@ if missing, in the events' database), keeping only each grievance's last one tak
 of a batch's grievances with the events stored since them in one query.
 
 A snapshot is no event: it is in no hash chain and no Merkle log, and nothing here reads it as history. The engine
-checks each one against the event it names (engine/service_chain.py, `_load_many`).
+checks each one against the event it names (engine/service_chain.py, `_load_many`). That check cannot see a snapshot
+whose state was rewritten in the database (a grievance made to read as resolved, or claimed by someone else, that the
+engine would then decide on): so, once given a key (`seal_with`, as the composition root does), the recorder stores
+each snapshot's state followed by an HMAC-SHA256 of its grievance, version, topic and state under that key, and
+reads back only snapshots whose seal holds; one that does not is set aside (reported) and the events replayed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+import hashlib
+import hmac
+import logging
+import struct
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -21,6 +29,59 @@ from psycopg.sql import SQL, Identifier
 
 # SQLite's default limit on bound parameters is 32,766; stay well below it.
 IDS_PER_QUERY = 500
+SEAL_BYTES = 32
+log = logging.getLogger("grievance.snapshots")
+
+
+class SnapshotSeal:
+    """Seals snapshots' stored states with an HMAC under a server key, and opens only those whose seal holds; the
+    key is asked for once, when a snapshot is first stored or read."""
+
+    def __init__(self, key: Callable[[], bytes]) -> None:
+        self._key_source = key
+        self._key: bytes | None = None
+
+    def _mac(self, s: StoredEvent, state: bytes) -> bytes:
+        if self._key is None:
+            self._key = hmac.new(self._key_source(), b"grievance-snapshots:v1", hashlib.sha256).digest()
+        oid = s.originator_id.bytes if isinstance(s.originator_id, UUID) else str(s.originator_id).encode()
+        topic = s.topic.encode()
+        message = struct.pack(">H", len(oid)) + oid + struct.pack(">QH", s.originator_version, len(topic)) + topic
+        return hmac.new(self._key, message + state, hashlib.sha256).digest()
+
+    def sealed(self, s: StoredEvent) -> bytes:
+        """The state to store: the snapshot's own, then its seal."""
+        return s.state + self._mac(s, s.state)
+
+    def opened(self, s: StoredEvent) -> StoredEvent:
+        """The snapshot as taken; one whose seal does not hold (altered, or taken under another key or none) is
+        reported and comes with no state, which the engine sets aside as unreadable and reads the events instead."""
+        state, seal = s.state[:-SEAL_BYTES], s.state[-SEAL_BYTES:]
+        if len(s.state) <= SEAL_BYTES or not hmac.compare_digest(seal, self._mac(s, state)):
+            log.warning("the snapshot of grievance %s at version %d is not sealed by this engine's key",
+                        s.originator_id, s.originator_version)  # fmt: skip
+            state = b""
+        return StoredEvent(originator_id=s.originator_id, originator_version=s.originator_version, topic=s.topic,
+                           state=state)  # fmt: skip
+
+
+class SealedSnapshots:
+    """What both stores' snapshot recorders share: a seal, once given, on what they store and read."""
+
+    seal: SnapshotSeal | None = None
+
+    def seal_with(self, key: Callable[[], bytes]) -> None:
+        """Seal snapshots from now on with a key derived from the server secret `key` returns; snapshots stored
+        unsealed, or under another key, are set aside from then on."""
+        self.seal = SnapshotSeal(key)
+
+    def _state_to_store(self, s: StoredEvent) -> bytes:
+        return self.seal.sealed(s) if self.seal else s.state
+
+    def _opened(self, snapshots: dict[UUID, StoredEvent]) -> dict[UUID, StoredEvent]:
+        if self.seal is None:
+            return snapshots
+        return {oid: self.seal.opened(s) for oid, s in snapshots.items()}
 
 
 def events_table_of(snapshots_table: str) -> str:
@@ -29,7 +90,7 @@ def events_table_of(snapshots_table: str) -> str:
     return snapshots_table.removesuffix("snapshots") + "events"
 
 
-class SQLiteSnapshots(SQLiteAggregateRecorder):
+class SQLiteSnapshots(SealedSnapshots, SQLiteAggregateRecorder):
     """SQLite's recorder for snapshots, which keeps each grievance's latest and reads it with the events since."""
 
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_snapshots") -> None:
@@ -40,7 +101,7 @@ class SQLiteSnapshots(SQLiteAggregateRecorder):
         # Another process may have taken the same one: either will do. The others go: older ones are never read
         # again, and one ahead of this (whose events the store lost) must not stay the latest.
         rows = [(s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id, s.originator_version,
-                 s.topic, s.state) for s in stored_events]  # fmt: skip
+                 s.topic, self._state_to_store(s)) for s in stored_events]  # fmt: skip
         c.executemany(f"INSERT INTO {self.events_table_name} VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
         c.executemany(f"DELETE FROM {self.events_table_name} WHERE originator_id = ? AND originator_version <> ?",
                       [(oid, v) for oid, v, _, _ in rows])  # fmt: skip
@@ -74,7 +135,7 @@ class SQLiteSnapshots(SQLiteAggregateRecorder):
                     [x for oid, v in part for x in (oid.hex, v)],
                 )
                 events.extend(map(self._stored, c.fetchall()))
-        return snapshots, events
+        return self._opened(snapshots), events
 
     def _stored(self, row: Any) -> StoredEvent:
         return StoredEvent(
@@ -85,7 +146,7 @@ class SQLiteSnapshots(SQLiteAggregateRecorder):
         )
 
 
-class PostgresSnapshots(PostgresAggregateRecorder):
+class PostgresSnapshots(SealedSnapshots, PostgresAggregateRecorder):
     """PostgreSQL's recorder for snapshots, which keeps each grievance's latest and reads it with the events since in
     one statement: one round trip for a batch's loads."""
 
@@ -116,7 +177,8 @@ class PostgresSnapshots(PostgresAggregateRecorder):
         ids = [s.originator_id for s in stored_events]
         versions = [s.originator_version for s in stored_events]
         curs.execute(self.insert_latest_statement,
-                     (ids, versions, [s.topic for s in stored_events], [s.state for s in stored_events], ids, versions),
+                     (ids, versions, [s.topic for s in stored_events], [self._state_to_store(s) for s in stored_events],
+                      ids, versions),
                      prepare=False)  # fmt: skip
 
     def select_latest_with_events(
@@ -139,4 +201,4 @@ class PostgresSnapshots(PostgresAggregateRecorder):
                     snapshots[row["originator_id"]] = stored
                 else:
                     events.append(stored)
-        return snapshots, events
+        return self._opened(snapshots), events

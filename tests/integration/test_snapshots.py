@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from uuid import UUID, uuid4
@@ -14,7 +15,9 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
+from adapters.composition import build_chain, build_chart
 from adapters.settings import Settings
+from adapters.storage.receipts import read_secret
 from adapters.storage.resident_keys import ResidentKeys
 from engine.chart import OrgChart
 from engine.clock import PlaybackClock
@@ -217,3 +220,36 @@ def test_a_store_made_before_snapshots_gains_the_table_on_open(
         assert not [e for e in reopened.history(gid) if isinstance(e, Grievance.Snapshot)]
     finally:
         reopened.close()
+
+
+@pytest.mark.parametrize("sealed_by_the_engine", [True, False], ids=["rewritten", "stored-unsealed"])
+def test_a_snapshot_rewritten_in_the_database_does_not_open_under_the_engines_key(
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, sealed_by_the_engine: bool
+) -> None:
+    # The digest of the event a snapshot was taken at cannot see its state rewritten (a claimed grievance made to
+    # read as resolved): the seal under the server's key can.
+    key = tmp_path / "server.key"
+    read_secret(key, create=True)
+    settings = Settings(database_url=database_url, receipt_key_file=key)
+    first = build_chain(settings) if sealed_by_the_engine else ServiceChain(settings.store_env(),
+                                                                            chart=build_chart(settings))  # fmt: skip
+    try:
+        gid = claimed(first)
+        notes(first, gid, 30)
+    finally:
+        first.close()
+    ((state,),) = run_sql(database_url, "SELECT state FROM stored_snapshots WHERE originator_id = %s", gid)
+    assert b'"claimed"' in bytes(state)
+    if sealed_by_the_engine:
+        forged = bytes(state).replace(b'"claimed"', b'"resolved"')
+        run_sql(database_url, "UPDATE stored_snapshots SET state = %s", forged)
+    fresh = build_chain(settings)
+    try:
+        with caplog.at_level(logging.WARNING, logger="grievance.snapshots"):
+            held = fresh.grievance(gid)
+        assert held.status == "claimed"
+        assert held.version == 32
+        assert "is not sealed by this engine's key" in caplog.text
+        notes(fresh, gid, 1, start=30)  # and the engine goes on deciding, from the events
+    finally:
+        fresh.close()
