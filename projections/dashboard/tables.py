@@ -373,7 +373,8 @@ class DashboardViews:
                     f"INSERT INTO dash_set_aside (position, grievance_id, version, event, error) VALUES ({marks})",
                     [(s.position, s.grievance_id, s.version, s.event, s.error) for s in changes.set_aside],
                 )
-            self._insert_tracking(cursor, Tracking(self.tracking_name, position))
+            if position != previous:  # a write that leaves the views where they are adds its changes alone
+                self._insert_tracking(cursor, Tracking(self.tracking_name, position))
 
     def set_aside(self, *, limit: int = 20) -> tuple[int, list[SetAsideEvent]]:
         """How many events the views set aside, and the latest `limit` of them, newest first."""

@@ -28,6 +28,7 @@ from engine.errors import GrievanceError
 from engine.grievance import Category
 from engine.levels import Level
 from engine.service_chain import ServiceChain
+from projections.dashboard import runner
 from projections.dashboard.list_plan import Walk, cheapest_walk
 from projections.dashboard.queries import STATUSES, Dashboard
 from projections.dashboard.runner import DashboardProjection, RecentRows
@@ -115,7 +116,12 @@ def test_views_equal_a_brute_force_recount_for_any_history(ops: list[Any], griev
             chain.close()
 
 
-def test_following_then_rebuilding_gives_the_same_views(store: tuple[ServiceChain, DashboardProjection]) -> None:
+# A rebuild writes its counters once it holds so many rows, and at the log's end: at both, often, and at the end only.
+@pytest.mark.parametrize("tallied_rows", [5, 200, runner.TALLIED_ROWS])
+def test_following_then_rebuilding_gives_the_same_views(
+    store: tuple[ServiceChain, DashboardProjection], tallied_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner, "TALLIED_ROWS", tallied_rows)
     chain, projection = store
     ops = [(OPS[i % len(OPS)], i % 7, i % 4, 1 + i % 50) for i in range(300)]
     ids = play(chain, ops[:150], 12)
