@@ -369,8 +369,10 @@ class Dashboard:
             "SELECT k.unit_id, k.n FROM due_before k JOIN dash_chart c ON c.unit_id = k.unit_id "
             "UNION ALL SELECT c.parent_id, -k.n FROM due_before k JOIN dash_chart c ON c.unit_id = k.unit_id "
             "WHERE c.parent_id IS NOT NULL "
-            "UNION ALL SELECT unit_id, COUNT(*) FROM dash_grievance WHERE due_at >= ? AND due_at < ? "
-            "AND unit_id IN (SELECT unit_id FROM dash_chart) GROUP BY unit_id) AS own "
+            # Today's few rows by the due index, each then looked up in the chart: as `unit_id IN (the chart)`, SQLite
+            # searched the index once for each of the chart's 1,636 units.
+            "UNION ALL SELECT g.unit_id, COUNT(*) FROM dash_grievance g WHERE g.due_at >= ? AND g.due_at < ? "
+            "AND EXISTS (SELECT 1 FROM dash_chart c WHERE c.unit_id = g.unit_id) GROUP BY g.unit_id) AS own "
             f"GROUP BY unit_id HAVING SUM(n) > 0 ORDER BY SUM(n) DESC, unit_id{self.views.by_code_point} LIMIT ?",
             [*OPEN_STATUSES, today, today * DAY, at, limit],
         )
