@@ -290,7 +290,7 @@ class Tally:
     def __init__(self, lineages: Lineages) -> None:
         self.lineages = lineages
         self.pages = 0
-        self.keys = 0  # counter rows held, an upper bound: the memory the tally holds
+        self.keys = 0  # units' own counter rows held (rolled up the chart, they are a few times more)
         self._counts = PageChanges(lineages=lineages)
 
     def add(self, page: PageChanges) -> None:

@@ -34,8 +34,9 @@ PageCallback = Callable[[int, int], None]  # (events in the page, position reach
 # About 0.8 KiB a row (measured: 41 MiB for 50,000), so some 16 MiB: more than the open grievances of a
 # city district, whose rows are the ones that come back.
 REMEMBERED_ROWS = 20_000
-# Counter rows a rebuild holds before it writes them: some 60 MiB of Python dicts at most; a store of a million
-# grievances has about 1.5 million counter rows of its own, so a tenth of them.
+# Units' own counter rows a rebuild holds before it writes them, a bound on its memory: a rebuild of 20,000
+# grievances held 81,000 rows rolled up in all, written at once; a bigger store's are written every few hundred
+# thousand events.
 TALLIED_ROWS = 150_000
 
 
