@@ -2,8 +2,8 @@
 question's p50/p99, at each size asked (20k, 50k, 100k, 200k and 1M grievances by default), on PostgreSQL or SQLite.
 
 Storing a million grievances through the application takes longer than the question needs: the events are decided
-by the aggregate itself, mapped by the chain's own mapper and bulk-copied into the store (no hash chain; nothing here
-audits them). Run: `.venv/bin/python -m bench.views_at_scale --stores postgres`.
+by the aggregate's own public methods, mapped by the chain's own mapper and bulk-copied into the store (no hash chain;
+nothing here audits them). Run: `.venv/bin/python -m bench.views_at_scale --stores postgres`.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ import psycopg
 from adapters.composition import build_chain, build_projection
 from adapters.settings import Settings
 from bench.engine_throughput import machine_speed, postgres_url, sqlite_url
-from bench.operator import OPERATOR
 from bench.projections import dashboard_questions, lifecycle, raw_read_rate, timed
 from bench.traffic import CHART
-from engine.commands import Command
+from engine.commands import Claim, Command, Rate, RecordProgress, Reply, Report, Resolve
+from engine.grievance import Grievance
+from engine.levels import REPORTING_LEVELS
 from engine.service_chain import ServiceChain
 from projections.dashboard.queries import Dashboard
 
@@ -98,24 +99,51 @@ def measure(label: str, url: str, sizes: list[int], page: int, samples: int) -> 
 
 
 def bulk_store(chain: ServiceChain, url: str, stored: int, size: int) -> float:
-    """Grow the store from `stored` grievances to `size`, five events each: events/s from deciding to stored. The
-    aggregates decide (through the chain's own `_decide`, rules and policy included); nothing is stored through it."""
+    """Grow the store from `stored` grievances to `size`, five events each: events/s from deciding to stored. Each
+    grievance's aggregate decides its commands (its rules included) through its public methods, with the chain's
+    chart and limits; the chain stores nothing of it."""
     started = time.perf_counter()
     mapper: Any = chain.mapper
     events_total = 0
     with _copier(url, chain.recorder.events_table_name) as copy_rows:  # type: ignore[attr-defined]
         for first in range(stored, size, 5000):
-            commands: list[Command] = [c for i in range(first, min(first + 5000, size)) for c in lifecycle(i)]
-            working: dict[Any, Any] = dict.fromkeys({c.grievance_id for c in commands})  # all new
-            for command in commands:
-                chain._decide(command, OPERATOR, working)
-            events = [e for g in working.values() if g is not None for e in g.collect_events()]
-            rows, sealer = mapper.to_stored_events(events)
+            grievances = [decided(chain, lifecycle(i)) for i in range(first, min(first + 5000, size))]
+            rows, sealer = mapper.to_stored_events([e for g in grievances for e in g.collect_events()])
             if sealer is not None:
                 sealer.store_keys()  # the residents' keys the rows are sealed under, as a batch stores them
             copy_rows(rows)
             events_total += len(rows)
     return events_total / max(time.perf_counter() - started, 1e-9)
+
+
+def decided(chain: ServiceChain, commands: list[Command]) -> Grievance:
+    """A new grievance's lifecycle decided by the aggregate, as an operator's historic import has it decided: each
+    command one call of the aggregate's, at the command's own time."""
+    report, *rest = commands
+    assert isinstance(report, Report)
+    resident = report.resident
+    g = Grievance.report(
+        report.grievance_id, unit=chain.chart.unit_at(report.unit_id, REPORTING_LEVELS), category=report.category,
+        channel=report.channel, title=report.title, description=report.description,
+        resident_id=resident.resident_id if resident else None, resident_name=resident.name if resident else None,
+        resident_phone=resident.phone if resident else None, limits=chain.limits, actor=report.actor,
+        at=report.occurred_at, command_id=report.command_id,
+    )  # fmt: skip
+    for c in rest:
+        common: dict[str, Any] = {"actor": c.actor, "at": c.occurred_at, "command_id": c.command_id}
+        if isinstance(c, Claim):
+            g.claim(unit_id=c.unit_id, mode=c.mode, claimant=c.claimant, limits=chain.limits, **common)
+        elif isinstance(c, RecordProgress):
+            g.record_progress(note=c.note, **common)
+        elif isinstance(c, Resolve):
+            g.resolve(summary=c.summary, **common)
+        elif isinstance(c, Reply):
+            g.reply(reason=c.reason, answer=c.answer, **common)
+        elif isinstance(c, Rate):
+            g.rate(rating=c.rating, comment=c.comment, limits=chain.limits, **common)
+        else:
+            raise TypeError(f"{c.kind} is not in the benchmark's lifecycles")
+    return g
 
 
 def main() -> None:

@@ -17,7 +17,15 @@ from eventsourcing.persistence import IntegrityError, Notification
 
 from engine.grievance import Grievance
 from engine.service_chain import ServiceChain
-from projections.dashboard.changes import GrievanceRow, Lineages, PageChanges, Unprojectable, project
+from projections.dashboard.changes import (
+    GrievanceRow,
+    Lineages,
+    PageChanges,
+    Tally,
+    Unprojectable,
+    project,
+    without_counters,
+)
 from projections.dashboard.tables import DashboardViews
 from schemas.dashboard import SetAsideEvent
 
@@ -26,6 +34,10 @@ PageCallback = Callable[[int, int], None]  # (events in the page, position reach
 # About 0.8 KiB a row (measured: 41 MiB for 50,000), so some 16 MiB: more than the open grievances of a
 # city district, whose rows are the ones that come back.
 REMEMBERED_ROWS = 20_000
+# Units' own counter rows a rebuild holds before it writes them, a bound on its memory: a rebuild of 20,000
+# grievances held 81,000 rows rolled up in all, written at once; a bigger store's are written every few hundred
+# thousand events.
+TALLIED_ROWS = 150_000
 
 
 class RecentRows:
@@ -117,11 +129,18 @@ class DashboardProjection:
     both commit a page: a page commits only while the views are still where it was read from.
     """
 
-    def __init__(self, chain: ServiceChain, views: DashboardViews, *, page_size: int = 2000) -> None:
+    def __init__(
+        self, chain: ServiceChain, views: DashboardViews, *, page_size: int = 2000, tallied_rows: int = 0
+    ) -> None:
         self.chain = chain
         self.views = views
         self.page_size = page_size
+        # With `tallied_rows`, pages' counters are held and written together once that many counter rows are
+        # held, and when the log is read to its end: for views rebuilt beside, which nobody reads until they are
+        # whole. (A rebuild that dies meanwhile is started afresh, so what was held dies with it harmlessly.)
+        self.tallied_rows = tallied_rows
         self.lineages = Lineages(chain.chart)
+        self.tally = Tally(self.lineages) if tallied_rows else None
         self.recent = RecentRows()
         # The views hold no personal data: leave residents' names sealed rather than open each one.
         self.mapper = chain.sealed_mapper()
@@ -143,6 +162,10 @@ class DashboardProjection:
                     total += page.events
                     if on_page:
                         on_page(page.events, position)
+                    continue
+                if not page.events and self.tally is not None and self.tally.pages:
+                    # The log's end: what the tally holds is written, leaving the views where they are.
+                    writes.write(self.tally.taken(PageChanges(lineages=self.lineages)), position, previous=position)
                     continue
                 if not page.events and self._flushed(writes):
                     return total
@@ -202,7 +225,8 @@ class DashboardProjection:
                 kept = [i for i in range(len(events)) if i not in set_aside]
                 page = [events[i] for i in kept]
                 try:
-                    changes = project(page, self._rows_before(page, writes), self.lineages)
+                    changes = project(page, self._rows_before(page, writes), self.lineages,
+                                      rolled_up=self.tally is None)  # fmt: skip
                     break
                 except Unprojectable as bad:
                     writes.flush()
@@ -213,8 +237,14 @@ class DashboardProjection:
                     log.error("event set aside: it cannot be projected", position=notifications[i].id,
                               error=set_aside[i].error)  # fmt: skip
             changes.set_aside = [set_aside[i] for i in sorted(set_aside)]
+            if self.tally is not None:
+                self.tally.add(changes)
+                full = self.tally.keys >= self.tallied_rows
+                changes = self.tally.taken(changes) if full else without_counters(changes)
             writes.write(changes, reached, previous=position)
         except IntegrityError:
+            if self.tally is not None:
+                raise  # another runner wrote views a tally was held for: they cannot be made whole
             # The tracking record refused a position of ours: that page's transaction rolled back whole.
             self.recent.forget()
             return False
@@ -226,6 +256,8 @@ class DashboardProjection:
         try:
             writes.flush()
         except IntegrityError:
+            if self.tally is not None:
+                raise  # as in `_project`
             self.recent.forget()
             return False
         return True
@@ -257,7 +289,9 @@ class DashboardProjection:
         own half to the next rebuild, which starts it afresh)."""
         beside = self.views.beside()
         beside.start_afresh(self.chain.chart)
-        projected = DashboardProjection(self.chain, beside, page_size=self.page_size).catch_up(on_page)
+        projected = DashboardProjection(
+            self.chain, beside, page_size=self.page_size, tallied_rows=TALLIED_ROWS
+        ).catch_up(on_page)
         self.views.take_over(beside)
         self.recent.forget()
         self.views.analyze()

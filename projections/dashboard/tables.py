@@ -373,7 +373,8 @@ class DashboardViews:
                     f"INSERT INTO dash_set_aside (position, grievance_id, version, event, error) VALUES ({marks})",
                     [(s.position, s.grievance_id, s.version, s.event, s.error) for s in changes.set_aside],
                 )
-            self._insert_tracking(cursor, Tracking(self.tracking_name, position))
+            if position != previous:  # a write that leaves the views where they are adds its changes alone
+                self._insert_tracking(cursor, Tracking(self.tracking_name, position))
 
     def set_aside(self, *, limit: int = 20) -> tuple[int, list[SetAsideEvent]]:
         """How many events the views set aside, and the latest `limit` of them, newest first."""
@@ -462,6 +463,19 @@ class DashboardViews:
     def _read_in_index_order(self, cursor: Any) -> None:
         """SQLite's planner walks an index that gives the ORDER BY when a LIMIT is asked; nothing to do."""
 
+    @contextmanager
+    def in_list_order(self, cursor: Any) -> Iterator[None]:
+        """Within a read transaction of `reading`, the statements run meanwhile read a page in the list's order, as
+        `reading(in_list_order=True)` has them; the statements after, as the store's planner chooses."""
+        self._read_in_index_order(cursor)
+        try:
+            yield
+        finally:
+            self._planner_chooses(cursor)
+
+    def _planner_chooses(self, cursor: Any) -> None:
+        """Undo `_read_in_index_order` for the rest of the transaction."""
+
 
 @cache
 def _insert_values(upsert: Upsert, mark: str) -> str:
@@ -549,6 +563,10 @@ class PostgresDashboardViews(DashboardViews, PostgresTrackingRecorder):
         cursor.execute("SELECT set_config('enable_seqscan', 'off', true), "
                        "set_config('enable_bitmapscan', 'off', true), "
                        "set_config('enable_sort', 'off', true)")  # fmt: skip
+
+    def _planner_chooses(self, cursor: Any) -> None:
+        cursor.execute("SET LOCAL enable_seqscan TO DEFAULT; SET LOCAL enable_bitmapscan TO DEFAULT; "
+                       "SET LOCAL enable_sort TO DEFAULT")  # fmt: skip
 
     def _rename_key_index(self, cursor: Any, table: str, prefix: str) -> None:
         old = f"{prefix}{table.removeprefix(LIVE_PREFIX)}_pkey"

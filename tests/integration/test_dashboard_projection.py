@@ -28,6 +28,7 @@ from engine.errors import GrievanceError
 from engine.grievance import Category
 from engine.levels import Level
 from engine.service_chain import ServiceChain
+from projections.dashboard import runner
 from projections.dashboard.list_plan import Walk, cheapest_walk
 from projections.dashboard.queries import STATUSES, Dashboard
 from projections.dashboard.runner import DashboardProjection, RecentRows
@@ -115,7 +116,12 @@ def test_views_equal_a_brute_force_recount_for_any_history(ops: list[Any], griev
             chain.close()
 
 
-def test_following_then_rebuilding_gives_the_same_views(store: tuple[ServiceChain, DashboardProjection]) -> None:
+# A rebuild writes its counters once it holds so many rows, and at the log's end: at both, often, and at the end only.
+@pytest.mark.parametrize("tallied_rows", [5, 200, runner.TALLIED_ROWS])
+def test_following_then_rebuilding_gives_the_same_views(
+    store: tuple[ServiceChain, DashboardProjection], tallied_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner, "TALLIED_ROWS", tallied_rows)
     chain, projection = store
     ops = [(OPS[i % len(OPS)], i % 7, i % 4, 1 + i % 50) for i in range(300)]
     ids = play(chain, ops[:150], 12)
@@ -222,6 +228,39 @@ def test_two_runners_catching_up_at_once_count_every_event_once(database_url: st
         assert_same(recompute(chain, ids), stored(runners[0].views))
     finally:
         chain.close()
+
+
+def test_a_question_asks_all_its_queries_in_one_read_transaction(
+    store: tuple[ServiceChain, DashboardProjection], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chain, projection = store
+    ids = play(chain, [(OPS[i % len(OPS)], i % 11, i % 4, 1 + i % 30) for i in range(120)], 15)
+    projection.catch_up()
+    dash = Dashboard(projection.views, chain.chart)
+    now = T0 + timedelta(days=5)
+    expected = recompute(chain, ids).rows
+    opened: list[dict[str, Any]] = []
+    reading = type(projection.views).reading
+
+    def counted(views: Any, **kwargs: Any) -> Any:
+        opened.append(kwargs)
+        return reading(views, **kwargs)
+
+    monkeypatch.setattr(type(projection.views), "reading", counted)
+    headline = dash.headline(GRID, now=now)
+    assert len(opened) == 1
+    overdue_here = {g for g, r in expected.items() if r["due_at"] is not None and r["due_at"] < int(now.timestamp())
+                    and GRID in chain.chart.lineage(r["unit_id"])}  # fmt: skip
+    assert overdue_here
+    assert headline.overdue == len(overdue_here)
+    opened.clear()
+    page = dash.grievances(GRID, now=now, overdue=True, limit=500)  # counts, then a page read in the list's order
+    assert len(opened) == 1
+    assert {i.grievance_id for i in page.items} == overdue_here
+    # The list's order was kept to for the page alone: the next question's plan is the store's own again.
+    assert dash.grievances(GRID, now=now, status="waiting", limit=500).items == [
+        i for i in dash.grievances(GRID, now=now, limit=500).items if i.status == "waiting"
+    ]
 
 
 def test_lists_queues_days_and_points_answer_from_the_views(store: tuple[ServiceChain, DashboardProjection]) -> None:
