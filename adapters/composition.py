@@ -49,6 +49,7 @@ from engine.access import Principal, Role
 from engine.chart import OrgChart
 from engine.clock import Clock
 from engine.errors import ConfigurationError
+from engine.roster_book import RosterBook
 from engine.service_chain import ServiceChain
 from engine.supervision import Supervision
 from projections.dashboard.cache import CachedDashboard
@@ -89,7 +90,17 @@ def build_chain(settings: Settings, *, clock: Clock | None = None) -> ServiceCha
     keks = KeyEncryptionKeys.from_file(settings.resident_kek_file) if settings.resident_kek_file else None
     datastore = chain.recorder.datastore  # type: ignore[attr-defined]
     chain.protect_personal_data(_creating_tables(lambda: ResidentKeys(datastore, keks=keks)))
+    # Every claim on every channel is checked against the roster from here on (engine/roster_rules.py).
+    RosterBook(chain, rules=settings.roster_claims)
     return chain
+
+
+def roster_of(chain: ServiceChain) -> RosterBook:
+    """The roster book `build_chain` gave the chain: the roster's commands and questions."""
+    book = chain.claimants
+    if not isinstance(book, RosterBook):
+        raise ConfigurationError("the chain was not built with a roster (build it with build_chain)")
+    return book
 
 
 def _creating_tables(construct: Callable[[], T], attempts: int = 5) -> T:

@@ -18,6 +18,7 @@ from adapters.kafka.settings import KafkaSettings
 from engine.clock import TimeBounds
 from engine.errors import ConfigurationError
 from engine.limits import TimeLimits
+from engine.roster_rules import ClaimRules
 
 DEFAULT_DATABASE_URL = "sqlite:///grievances.db"
 SHIPPED_CHART = Path(__file__).parent / "demo" / "charts" / "yongji.json"
@@ -65,6 +66,9 @@ class Settings:
     display_zone: DisplayZone = field(default_factory=lambda: DisplayZone())
     # Where the notary publishes checkpoints and the HTTP service reads the latest (adapters/audit/notary.py).
     checkpoints_dir: Path | None = None
+    # Whether a unit that keeps no roster yet takes claims (`kept`: yes, until it opens one) or not (`required`);
+    # engine/roster_rules.py.
+    roster_claims: ClaimRules = ClaimRules.KEPT
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -99,6 +103,9 @@ class Settings:
         public = env.get("GRIEVANCE_OPEN311_PUBLIC", "off").strip().lower()
         if public not in ("on", "off"):
             raise ConfigurationError(f"GRIEVANCE_OPEN311_PUBLIC: {public!r} is not on or off")
+        roster_claims = env.get("GRIEVANCE_ROSTER_CLAIMS", "kept").strip().lower()
+        if roster_claims not in tuple(ClaimRules):
+            raise ConfigurationError(f"GRIEVANCE_ROSTER_CLAIMS: {roster_claims!r} is not one of kept, required")
         bounds = TimeBounds(
             skew=timedelta(minutes=_number(env, "GRIEVANCE_CLOCK_SKEW_MINUTES", 5, 0, 60)),
             lag=timedelta(hours=_number(env, "GRIEVANCE_MAX_LAG_HOURS", 72, 1, 24 * 30)),
@@ -111,6 +118,7 @@ class Settings:
             decided_cache_size=_number(env, "GRIEVANCE_DECIDED_CACHE", DEFAULT_DECIDED_CACHE, 0, 10_000_000),
             time_bounds=bounds,
             open311_public=public == "on",
+            roster_claims=ClaimRules(roster_claims),
             display_zone=DisplayZone(env.get("GRIEVANCE_DISPLAY_TIMEZONE", "").strip() or DEFAULT_ZONE),
             resident_kek_file=Path(kek) if (kek := env.get("GRIEVANCE_RESIDENT_KEK_FILE", "").strip()) else None,
             checkpoints_dir=Path(cp) if (cp := env.get("GRIEVANCE_CHECKPOINTS_DIR", "").strip()) else None,
@@ -209,6 +217,7 @@ class Settings:
             "GRIEVANCE_HTTP_THREADS": str(self.http_threads),
             "GRIEVANCE_DECIDED_CACHE": str(self.decided_cache_size),
             "GRIEVANCE_OPEN311_PUBLIC": "on" if self.open311_public else "off",
+            "GRIEVANCE_ROSTER_CLAIMS": self.roster_claims.value,
             "GRIEVANCE_DISPLAY_TIMEZONE": self.display_zone.name,
             "GRIEVANCE_CLOCK_SKEW_MINUTES": str(int(self.time_bounds.skew.total_seconds() // 60)),
             "GRIEVANCE_MAX_LAG_HOURS": str(int(self.time_bounds.lag.total_seconds() // 3600)),
