@@ -117,11 +117,12 @@ class RosterBook:
             if held is not None and held.active:
                 raise RosterIdTaken("entry_id", f"{c.entry_id!r} is on the roster already, at {held.unit_id!r} (ids "
                                     "are never reused: move them, or choose another id)")  # fmt: skip
-            self._check_references(c, working)
             if held is None:
                 entry = RosterEntry.join(entry_id=c.entry_id, kind=c.kind, unit=unit, name=c.name,
                                          workplace_id=c.workplace_id, households=c.households,
                                          representatives=c.representatives, **common)  # fmt: skip
+                # The entry's own rules first, then what it names elsewhere on the roster.
+                self._check_references(c, working)
             else:
                 entry = copy.deepcopy(held)
                 entry.rejoin(kind=c.kind, unit=unit, households=c.households, **common)
