@@ -13,7 +13,7 @@ import pytest
 from engine.access import Principal, Role
 from engine.chart import OrgChart
 from engine.clock import PlaybackClock
-from engine.commands import Claim, Report
+from engine.commands import Claim, Escalate, Report
 from engine.errors import (
     AlreadyReported,
     ClaimModeMismatch,
@@ -29,7 +29,7 @@ from engine.errors import (
     UnknownUnit,
     WrongLevel,
 )
-from engine.grievance import Category, ClaimMode
+from engine.grievance import Category, ClaimMode, EscalationReason
 from engine.roster import Kind, entry_uuid
 from engine.roster_book import RosterBook
 from engine.roster_commands import Join, Leave, Move, RosterCommand, RosterOutcome
@@ -334,12 +334,10 @@ def test_the_mode_matches_what_the_claimant_is(keeper: Keeper, kind: str, unit: 
 
 def _escalated_to(keeper: Keeper, unit: str) -> Any:
     """A grievance reported at the community below `unit` and escalated there by supervision's lateness."""
-    from engine.commands import Escalate
-
     gid = keeper.report(COMMUNITY)
     keeper.clock.set(keeper.clock.now + timedelta(days=30))
     keeper.chain.apply(Escalate(command_id=str(uuid4()), grievance_id=gid, actor="op", occurred_at=keeper.tick(),
-                                reason="overdue"), principal=OPERATOR)  # fmt: skip
+                                reason=EscalationReason.OVERDUE), principal=OPERATOR)  # fmt: skip
     assert keeper.chain.grievance(gid).unit_id == unit
     return gid
 
