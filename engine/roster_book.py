@@ -213,6 +213,11 @@ class RosterBook:
                     self._rolls[unit_id] = fresh
         return fresh
 
+    def rolls(self, unit_ids: Iterable[str]) -> dict[str, UnitRoll]:
+        """The rolls of those of the units that keep one, read in one query where the store can."""
+        wanted = {roll_uuid(u): u for u in unit_ids}
+        return {roll.unit_id: roll for roll in self._read_many(set(wanted), UnitRoll, self._deciding).values()}
+
     def on_roll(self, unit_id: str, at: datetime | None = None) -> dict[str, Kind]:
         """Who stands on the unit's roster now, or stood on it at `at` (those who could claim there then, in the
         mode their kind claims in), and what each is."""

@@ -6,7 +6,7 @@ from typing import IO, Any
 
 import click
 
-from adapters.cli import audit, auditors, check, grievances, kafka, serving, supervisors, transparency
+from adapters.cli import audit, auditors, check, grievances, kafka, roster, serving, supervisors, transparency
 from adapters.cli.session import EXIT_INFRASTRUCTURE, fail
 
 
@@ -60,5 +60,5 @@ def main() -> None:
     """
 
 
-for verbs in (grievances, supervisors, kafka, audit, transparency, auditors, serving, check):
+for verbs in (grievances, supervisors, kafka, audit, transparency, auditors, serving, check, roster):
     verbs.register(main)
