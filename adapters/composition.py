@@ -241,6 +241,7 @@ def build_http_services(settings: Settings, *, clock: Clock | None = None) -> tu
         clock=clock or (lambda: datetime.now(UTC)),
         transparency=build_transparency(chain),
         checkpoints_dir=settings.checkpoints_dir,
+        roster=roster_of(chain),
     )
     return services, projection
 

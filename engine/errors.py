@@ -98,7 +98,7 @@ class ClaimModeMismatch(GrievanceError):
     code = "claim_mode_mismatch"
 
 
-class RosterEntryNotFound(GrievanceError):
+class RosterEntryNotFound(GrievanceNotFound):
     """No one and nothing has joined the roster under this id."""
 
     code = "not_found"

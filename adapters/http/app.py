@@ -20,7 +20,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 
-from adapters.http import commands, dashboard, grievances, open311, transparency
+from adapters.http import commands, dashboard, grievances, open311, roster, transparency
 from adapters.http.problems import problem_details_plugin
 from adapters.http.services import Services, principal, services
 from schemas.dashboard import ViewsHealth
@@ -78,6 +78,9 @@ def create_app(svc: Services, *, debug: bool = False) -> Litestar:
             dashboard.points,
             dashboard.chart_unit,
             dashboard.chart_levels,
+            roster.list_roster,
+            roster.get_entry,
+            roster.post_roster,
         ],
         dependencies={"principal": Provide(principal, sync_to_thread=False)},
         security=[{"bearer": []}],

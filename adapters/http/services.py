@@ -22,6 +22,7 @@ from adapters.intake import Intake
 from adapters.storage.disclosures import DisclosureLog
 from engine.access import Principal
 from engine.errors import InvalidValue
+from engine.roster_book import RosterBook
 from engine.service_chain import ServiceChain
 from engine.times import FORM, parse_time
 from projections.dashboard.health import ViewsWatch
@@ -50,6 +51,8 @@ class Services:
     # The store's Merkle log, and the directory `grievance notary` publishes checkpoints in (GRIEVANCE_CHECKPOINTS_DIR).
     transparency: Transparency | None = None
     checkpoints_dir: Path | None = None
+    # The roster's commands and questions (/api/v1/roster), on the same chain.
+    roster: RosterBook | None = None
 
 
 def services(state: State) -> Services:
