@@ -34,6 +34,7 @@ from engine.errors import GrievanceError
 from engine.roster import Kind, RosterEntry, entry_uuid
 from engine.roster_book import RosterBook
 from engine.roster_commands import Join, RosterCommand, roster_command_decoder
+from projections.stars import yearly_points
 from schemas.roster import RollView, RosterAccepted, RosterRejected, RosterResult
 
 # Rows a transaction of an import holds.
@@ -269,6 +270,61 @@ def _history(session: Session, entry: RosterEntry) -> list[dict[str, Any]]:
                       "event": getattr(type(event), "label", type(event).__name__), "actor": event.actor,
                       "detail": detail})  # fmt: skip
     return lines
+
+
+@roster.command("stars")
+@click.option("--year", type=click.IntRange(2000, 2100), required=True, help="The year whose points are counted.")
+@click.option("--unit", "unit_id", help="Only those registered at this unit or below it.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True, help="Most points first.")
+@json_option
+def stars(year: int, unit_id: str | None, limit: int, as_json: bool) -> None:
+    """Star ratings (评星定级) from the year's volunteer points, member by member and body by body (thresholds:
+    GRIEVANCE_STAR_THRESHOLDS, default 10,30,60,100,150); names masked."""
+    with opened() as session:
+        chain, book, thresholds = session.chain, _book(session), session.settings.star_thresholds
+        if unit_id is not None:
+            try:
+                chain.chart.unit(unit_id)
+            except GrievanceError as unknown:
+                refuse(unknown)
+        mapper, unreadable = chain.sealed_mapper(), [0]
+
+        def events() -> Any:
+            position = 0
+            while page := chain.recorder.select_notifications(start=position + 1, limit=5000):
+                for stored in page:
+                    try:
+                        yield mapper.to_domain_event(stored)
+                    except Exception:  # an unreadable event is counted and passed by, as the views set one aside
+                        unreadable[0] += 1
+                position = page[-1].id
+
+        year_of = yearly_points(events(), year)
+        found = {e.entry_id: e for e in book.entries(y.claimant for y in year_of)}
+        below = {u.id for u in chain.chart.walk(unit_id)} if unit_id else None
+    rows: list[dict[str, Any]] = []
+    for y in year_of:
+        entry = found.get(y.claimant)
+        if below is not None and (entry is None or entry.unit_id not in below):
+            continue
+        view = entry_view(entry) if entry else None
+        rows.append({"entry_id": y.claimant, "mode": y.mode, "on_roster": view is not None,
+                     "kind": view.kind if view else None, "name": view.name if view else None,
+                     "unit_id": view.unit_id if view else None, "points": y.points,
+                     "stars": thresholds.stars(y.points), **dict(y.counts)})  # fmt: skip
+    rows = rows[:limit]
+    if as_json:
+        click.echo(encoder.encode({"year": year, "thresholds": list(thresholds.points), "claimants": rows}))
+        return
+    table = Table("entry", "kind", "name", "unit", "points", "stars", "claims", "resolved")
+    for r in rows:
+        table.add_row(r["entry_id"], r["kind"] or "(not on the roster)", r["name"] or "", r["unit_id"] or "",
+                      str(r["points"]), "★" * r["stars"] or "-", str(r.get("claims", 0)),
+                      str(r.get("resolved", 0)))  # fmt: skip
+    out.print(table)
+    out.print(f"{year}: thresholds {', '.join(map(str, thresholds.points))} points for 1 to "
+              f"{len(thresholds.points)} stars" + (f"; {unreadable[0]} unreadable events passed by" if unreadable[0]
+                                                    else ""))  # fmt: skip
 
 
 @roster.command("forget")

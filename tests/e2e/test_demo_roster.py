@@ -3,6 +3,7 @@ credits no one who is not on it."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from engine.grievance import Grievance
 from engine.levels import Level
 from engine.roster import Kind, RosterEntry
 from engine.roster_book import RosterBook
+from tests.conftest import grievance
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +80,13 @@ def test_the_points_ledger_credits_only_the_roster(book: RosterBook, demo_db: Pa
     people = sum(1 for e in _entries(book) if e.kind.is_person)
     assert sealed == people
     assert in_clear == [0, 0, 0, 0]
+
+
+def test_the_year_s_stars_rate_only_those_on_the_roster(demo_db: Path) -> None:
+    done = grievance(demo_db, "roster", "stars", "--year", "2020", "--limit", "100000", "--json")
+    assert done.returncode == 0, done.stderr
+    rated = json.loads(done.stdout)
+    assert rated["thresholds"] == [10, 30, 60, 100, 150]
+    assert rated["claimants"]
+    assert all(c["on_roster"] for c in rated["claimants"])
+    assert {c["stars"] for c in rated["claimants"]} >= {1, 5}
