@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import tomllib
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,7 @@ IMPORT_NAMESPACE = UUID("a4c1d7e2-6b3f-4e09-8d25-7f1e3c9b0a64")
 COLUMNS = ("entry_id", "kind", "unit_id", "name", "workplace_id", "households", "representatives", "occurred_at",
            "command_id")  # fmt: skip
 LISTS = ("households", "representatives")
+MISSING = re.compile(r"missing required field `([a-z_]+)`")
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,8 @@ def _join(number: int, record: dict[str, Any], *, actor: str, at: datetime) -> J
     except wire.UNDECODABLE as e:
         rejected = wire.malformed(e)
         field = rejected.field.removeprefix("$.")
+        if field == "$" and (missing := MISSING.search(rejected.reason)):
+            field = missing.group(1)  # a row without a column's value: that column is the field at fault
         return BadRow(number, field, rejected.reason)
     if not isinstance(join, Join):
         return BadRow(number, "verb", "a roster file only joins entries")
