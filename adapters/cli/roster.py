@@ -140,7 +140,7 @@ def leave(as_json: bool, **fields: Any) -> None:
 
 
 @roster.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--at", "occurred_at", help="When the rows joined, unless a row says (RFC 3339); default now.")
 @click.option("--actor", help="Who records them (default $GRIEVANCE_ACTOR, else the login name).")
 @json_option
