@@ -187,7 +187,7 @@ def list_roster(unit_id: str | None, at: str | None, below: bool, as_json: bool)
     """Who is on the roster, unit by unit, names masked."""
     moment = parse_time("at", at) if at else None
     with opened() as session:
-        book, chart = _book(session), session.chain.chart
+        book, chart, zone = _book(session), session.chain.chart, session.settings.display_zone
         try:
             units = [u.id for u in chart.walk(unit_id)] if (below or unit_id is None) else [chart.unit(unit_id).id]
         except GrievanceError as unknown:
@@ -212,7 +212,7 @@ def list_roster(unit_id: str | None, at: str | None, below: bool, as_json: bool)
                           ", ".join(e.households or e.representatives))  # fmt: skip
     out.print(table)
     count = sum(len(v.entries) for v in views)
-    as_of = f" as of {moment.isoformat()}" if moment else ""
+    as_of = f" as of {zone.minute(moment)}" if moment else ""
     kept = "" if any(v.keeps_roster for v in views) else " (no roster kept here: claims are not checked yet)"
     out.print(f"{count:,} on the roster of {len(views):,} unit{'s' if len(views) != 1 else ''}{as_of}{kept}")
 
@@ -237,6 +237,7 @@ def show(entry_id: str, reveal: bool, reason: str | None, as_json: bool) -> None
             disclosures.record(session.principal, entry_uuid(entry_id), channel="cli: roster show",
                                reason=reason.strip())  # fmt: skip
         history = _history(session, entry)
+        zone = session.settings.display_zone
     view = entry_view(entry, reveal=reveal)
     if as_json:
         click.echo(encoder.encode({"entry": view, "history": history}))
@@ -250,7 +251,8 @@ def show(entry_id: str, reveal: bool, reason: str | None, as_json: bool) -> None
     if view.representatives:
         out.print(f"acted for by: {', '.join(view.representatives)}")
     for line in history:
-        out.print(f"  v{line['version']} {line['occurred_at']} {line['event']} by {line['actor']}{line['detail']}")
+        when = zone.second(line["occurred_at"])
+        out.print(f"  v{line['version']} {when} {line['event']} by {line['actor']}{line['detail']}")
 
 
 def _history(session: Session, entry: RosterEntry) -> list[dict[str, Any]]:
