@@ -55,6 +55,7 @@ from engine.access import Principal, Role
 from engine.chart import OrgChart
 from engine.clock import Clock
 from engine.errors import ConfigurationError
+from engine.roster_book import RosterBook
 from engine.service_chain import ServiceChain
 from engine.supervision import Supervision
 from projections.dashboard.cache import CachedDashboard
@@ -101,6 +102,8 @@ def build_chain(settings: Settings, *, clock: Clock | None = None) -> ServiceCha
         # database does not open, so the engine never decides on a state its events do not hold.
         path, create = settings.receipt_key_path()
         snapshots.seal_with(lambda: read_secret(path, create=create))
+    # Every claim on every channel is checked against the roster from here on (engine/roster_rules.py).
+    RosterBook(chain, rules=settings.roster_claims)
     return chain
 
 
@@ -110,6 +113,14 @@ def build_resident_keys(settings: Settings, chain: ServiceChain) -> ResidentKeys
     keks = KeyEncryptionKeys.from_file(settings.resident_kek_file) if settings.resident_kek_file else None
     datastore = chain.recorder.datastore  # type: ignore[attr-defined]
     return _creating_tables(lambda: ResidentKeys(datastore, keks=keks))
+
+
+def roster_of(chain: ServiceChain) -> RosterBook:
+    """The roster book `build_chain` gave the chain: the roster's commands and questions."""
+    book = chain.claimants
+    if not isinstance(book, RosterBook):
+        raise ConfigurationError("the chain was not built with a roster (build it with build_chain)")
+    return book
 
 
 def _creating_tables(construct: Callable[[], T], attempts: int = 5) -> T:
@@ -291,6 +302,7 @@ def build_http_services(settings: Settings, *, clock: Clock | None = None) -> tu
         transparency=build_transparency(chain),
         checkpoints_dir=settings.checkpoints_dir,
         checkpoint_verifiers=settings.checkpoint_verifier_keys,
+        roster=roster_of(chain),
     )
     return services, projection
 

@@ -19,6 +19,8 @@ from adapters.kafka.settings import KafkaSettings
 from engine.clock import TimeBounds
 from engine.errors import ConfigurationError
 from engine.limits import TimeLimits
+from engine.roster_rules import ClaimRules
+from projections.stars import StarThresholds
 
 DEFAULT_DATABASE_URL = "sqlite:///grievances.db"
 SHIPPED_CHART = Path(__file__).parent / "demo" / "charts" / "yongji.json"
@@ -77,6 +79,11 @@ class Settings:
     checkpoints_dir: Path | None = None
     # The log's verifier keys, which a published checkpoint's signature is checked with before a report says whose.
     checkpoint_verifier_keys: tuple[Verifier, ...] = ()
+    # Whether a unit that keeps no roster yet takes claims (`kept`: yes, until it opens one) or not (`required`);
+    # engine/roster_rules.py.
+    roster_claims: ClaimRules = ClaimRules.KEPT
+    # The year's points each star needs (projections/stars.py).
+    star_thresholds: StarThresholds = field(default_factory=lambda: StarThresholds())
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -111,6 +118,15 @@ class Settings:
         public = env.get("GRIEVANCE_OPEN311_PUBLIC", "off").strip().lower()
         if public not in ("on", "off"):
             raise ConfigurationError(f"GRIEVANCE_OPEN311_PUBLIC: {public!r} is not on or off")
+        roster_claims = env.get("GRIEVANCE_ROSTER_CLAIMS", "kept").strip().lower()
+        if roster_claims not in tuple(ClaimRules):
+            raise ConfigurationError(f"GRIEVANCE_ROSTER_CLAIMS: {roster_claims!r} is not one of kept, required")
+        stars_text = env.get("GRIEVANCE_STAR_THRESHOLDS", "").strip()
+        try:
+            stars = StarThresholds(tuple(int(p) for p in stars_text.split(","))) if stars_text else StarThresholds()
+        except ValueError:
+            raise ConfigurationError(f"GRIEVANCE_STAR_THRESHOLDS: {stars_text!r} is not rising whole numbers of "
+                                     "points above 0, separated by commas (10,30,60,100,150)") from None  # fmt: skip
         bounds = TimeBounds(
             skew=timedelta(minutes=_number(env, "GRIEVANCE_CLOCK_SKEW_MINUTES", 5, 0, 60)),
             lag=timedelta(hours=_number(env, "GRIEVANCE_MAX_LAG_HOURS", 72, 1, 24 * 30)),
@@ -123,6 +139,8 @@ class Settings:
             decided_cache_size=_number(env, "GRIEVANCE_DECIDED_CACHE", DEFAULT_DECIDED_CACHE, 0, 10_000_000),
             time_bounds=bounds,
             open311_public=public == "on",
+            roster_claims=ClaimRules(roster_claims),
+            star_thresholds=stars,
             display_zone=DisplayZone(env.get("GRIEVANCE_DISPLAY_TIMEZONE", "").strip() or DEFAULT_ZONE),
             resident_kek_file=Path(kek) if (kek := env.get("GRIEVANCE_RESIDENT_KEK_FILE", "").strip()) else None,
             receipt_key_file=Path(rk) if (rk := env.get("GRIEVANCE_RECEIPT_KEY_FILE", "").strip()) else None,
@@ -237,6 +255,8 @@ class Settings:
             "GRIEVANCE_HTTP_THREADS": str(self.http_threads),
             "GRIEVANCE_DECIDED_CACHE": str(self.decided_cache_size),
             "GRIEVANCE_OPEN311_PUBLIC": "on" if self.open311_public else "off",
+            "GRIEVANCE_ROSTER_CLAIMS": self.roster_claims.value,
+            "GRIEVANCE_STAR_THRESHOLDS": ",".join(map(str, self.star_thresholds.points)),
             "GRIEVANCE_DISPLAY_TIMEZONE": self.display_zone.name,
             "GRIEVANCE_CALLBACK_DAYS": str(self.callback_days),
             "GRIEVANCE_RESIDENT_PAGE_URL": self.resident_page_url,

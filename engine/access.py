@@ -12,6 +12,10 @@ applies to every command, whatever channel it came by. Channels only authenticat
   actor they name, anywhere, but within the time bounds and never escalating for lateness;
 - system: the engine's own processes (supervision), which only escalate; only they (and operators) escalate a
   grievance for being overdue.
+
+The roster (engine/roster.py) is kept by grid workers within their jurisdiction (the units an entry joins, moves
+from and to, or leaves), by admins and by operators; everyone who reads a unit reads its roster, people's names
+masked.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ _RECORDS_CALLBACKS = frozenset({Role.ADMIN, Role.OPERATOR, Role.GATEWAY})
 _READS_EVERYTHING = frozenset({Role.AUDITOR, Role.ADMIN, Role.OPERATOR, Role.GATEWAY, Role.SYSTEM})
 # The actor a command names is believed only from these; everyone else acts as themselves.
 _VOUCHES_FOR_ACTORS = frozenset({Role.OPERATOR, Role.GATEWAY})
+_KEEPS_ROSTER = frozenset({Role.GRID_WORKER, Role.ADMIN, Role.OPERATOR})
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,3 +170,15 @@ class AccessPolicy:
         if command.given_by != RatingSource.RESIDENT and role not in _RECORDS_CALLBACKS:
             raise Forbidden("role", f"a {role.value} may not rate: ratings come from the resident, or from "
                                     "the office's callback (回访), never from those whose work they rate")  # fmt: skip
+
+    def check_roster(self, principal: Principal, actor: str, unit_ids: Iterable[str]) -> None:
+        """Refuse (`Forbidden`) a change to the roster the principal may not make: by role, as another actor, or
+        at a unit outside their jurisdiction (an unknown unit is for the roster to refuse, naming it)."""
+        role = principal.role
+        if role not in _KEEPS_ROSTER:
+            raise Forbidden("role", f"a {role.value} may not change the roster")
+        if role is not Role.OPERATOR and actor != principal.name:
+            raise Forbidden("actor", f"{principal.name!r} may not act as {actor!r}")
+        for unit in unit_ids:
+            if unit in self.chart and not self.covers(principal, unit):
+                raise Forbidden("unit_id", f"{unit} is outside your jurisdiction ({principal.unit_id})")

@@ -92,6 +92,30 @@ class UnknownResident(GrievanceError):
     code = "unknown_resident"
 
 
+class NotOnRoster(GrievanceError):
+    """A claimant is not on the roster of the unit where the grievance waits (engine.roster_rules)."""
+
+    code = "not_on_roster"
+
+
+class ClaimModeMismatch(GrievanceError):
+    """The claim's mode does not match what the claimant is: member, party group or organisation."""
+
+    code = "claim_mode_mismatch"
+
+
+class RosterEntryNotFound(GrievanceNotFound):
+    """No one and nothing has joined the roster under this id."""
+
+    code = "not_found"
+
+
+class RosterIdTaken(GrievanceError):
+    """A roster id is already on the roster (ids are stable and never reused for someone else)."""
+
+    code = "roster_id_taken"
+
+
 class BrokenHistory(GrievanceError):
     """A grievance's stored events no longer replay: one is missing, out of order or unreadable. Nothing is
     decided on it; `grievance verify` names every broken link."""

@@ -12,7 +12,7 @@ from array import array
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar, TypedDict, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, TypeVar, cast
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, Snapshot
@@ -29,6 +29,9 @@ from engine.errors import (
 )
 from engine.levels import Level
 from engine.limits import TimeLimits
+
+if TYPE_CHECKING:
+    from engine.roster_rules import Claimants
 
 MAX_TITLE = 200
 MAX_TEXT = 4000
@@ -633,8 +636,10 @@ class Grievance(Aggregate):
         at: datetime,
         command_id: str,
         received: datetime | None = None,
+        claimants: Claimants | None = None,
     ) -> None:
-        """Take on a waiting problem at the unit where it waits; the limit to settle runs from `received`."""
+        """Take on a waiting problem at the unit where it waits; the limit to settle runs from `received`. The
+        claimant must be one of `claimants` there (the unit's roster, engine.roster_rules), when it is given."""
         self._check_common(actor, at, command_id)
         claim_mode = _choice(ClaimMode, "mode", mode)
         claimant = _identifier("claimant", claimant)
@@ -642,6 +647,8 @@ class Grievance(Aggregate):
             raise InvalidTransition("status", f"the grievance is {self.status}; only a waiting one can be claimed")
         if unit_id != self.unit_id:
             raise InvalidValue("unit_id", f"the grievance waits at {self.unit_id!r}, not {unit_id!r}")
+        if claimants is not None:
+            claimants.check(claimant, claim_mode, at)
         self.trigger_event(
             self.Claimed,
             unit_id=unit_id,

@@ -35,6 +35,7 @@ from engine.grievance import Grievance, digest_of
 from engine.levels import REPORTING_LEVELS
 from engine.limits import TimeLimits
 from engine.personal_data import PersonalData, Sealer
+from engine.roster_rules import ClaimantsSource
 from engine.transcoder import MsgspecTranscoder, TypedEventMapper
 
 # Events between snapshots: a load replays at most this many after the latest one (100 left a cold command on a
@@ -132,6 +133,8 @@ class ServiceChain(Application[UUID]):
         self.clock: Clock = clock or system_clock
         self.bounds = bounds or TimeBounds()
         self.policy = AccessPolicy(chart)
+        # Who may claim at each unit (the roster book, engine/roster_book.py, sets itself here); None: unchecked.
+        self.claimants: ClaimantsSource | None = None
         # Each command type's handler: one call on the aggregate.
         self._handlers: Mapping[type[Command], Callable[[Grievance, Any, datetime | None], None]] = {
             Claim: self._claim,
@@ -273,7 +276,7 @@ class ServiceChain(Application[UUID]):
         """The grievance now, or as it stood at `version`."""
         if version is None:
             found = self._load_many({self._checked_id(grievance_id)})[grievance_id]
-            if found is None:
+            if not isinstance(found, Grievance):
                 raise GrievanceNotFound("grievance_id", f"no grievance {grievance_id}")
             self.decided.put(found)
             return self._opened(found)
@@ -318,6 +321,11 @@ class ServiceChain(Application[UUID]):
         if command.grievance_id not in working:
             working[command.grievance_id] = self._load(command.grievance_id)
         grievance = working[command.grievance_id]
+        if grievance is not None and not isinstance(grievance, Grievance):
+            # Another aggregate of the store (a roster entry) under this id: no grievance, and not one to report.
+            raise (AlreadyReported if isinstance(command, Report) else GrievanceNotFound)(
+                "grievance_id", f"no grievance {command.grievance_id}" if not isinstance(command, Report)
+                else f"grievance {command.grievance_id} cannot be reported: choose another id")  # fmt: skip
         at = command.occurred_at
         historic = principal.role is Role.OPERATOR
         received: datetime | None = None
@@ -391,8 +399,9 @@ class ServiceChain(Application[UUID]):
         )
 
     def _claim(self, g: Grievance, c: Claim, received: datetime | None) -> None:
+        claimants = self.claimants.claimants_at(g.unit_id) if self.claimants is not None else None
         g.claim(unit_id=c.unit_id, mode=c.mode, claimant=c.claimant, limits=self.limits, actor=c.actor,
-                at=c.occurred_at, command_id=c.command_id, received=received)  # fmt: skip
+                at=c.occurred_at, command_id=c.command_id, received=received, claimants=claimants)  # fmt: skip
 
     def _record_progress(self, g: Grievance, c: RecordProgress, received: datetime | None) -> None:
         g.record_progress(note=c.note, actor=c.actor, at=c.occurred_at, command_id=c.command_id)
@@ -455,7 +464,9 @@ class ServiceChain(Application[UUID]):
         if not interval or self.snapshots is None:
             return
         wanted = self._snapshot_wanted
-        due = [g for g in changed if g.version // interval > (first_new[g.id] - 1) // interval or g.id in wanted]
+        # Only grievances: the roster's aggregates are saved in the same batches, and their histories stay short.
+        due = [g for g in changed if isinstance(g, Grievance)
+               and (g.version // interval > (first_new[g.id] - 1) // interval or g.id in wanted)]  # fmt: skip
         if not due:
             return
         last_stored = {_uuid(s.originator_id): s for s in stored}  # each grievance's last event, stored last

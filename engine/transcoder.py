@@ -113,6 +113,7 @@ class TypedEventMapper(Mapper[UUID]):
         state["originator_id"] = originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
         state["originator_version"] = stored_event.originator_version
         if fields and self.personal_data is not None and (subject := state.get(cls.personal_subject)):
+            subject = getattr(cls, "personal_scope", "") + subject
             for field in fields:
                 if state.get(field):
                     state[field] = self.personal_data.open(subject, field, state[field])
@@ -127,7 +128,8 @@ def _subject(domain_event: Any) -> str | None:
     if not getattr(cls, "personal_fields", ()):
         return None
     subject: str | None = vars(domain_event).get(getattr(cls, "personal_subject", ""))
-    return subject
+    # A class may keep its subjects apart from residents' (the roster's people: engine/roster.py).
+    return getattr(cls, "personal_scope", "") + subject if subject else subject
 
 
 @cache

@@ -15,6 +15,7 @@ from adapters.cli import (
     grievances,
     kafka,
     resident_loop,
+    roster,
     serving,
     supervisors,
     transparency,
@@ -108,5 +109,5 @@ def main() -> None:
     """
 
 
-for verbs in (grievances, supervisors, kafka, audit, transparency, auditors, serving, check, resident_loop):
+for verbs in (grievances, supervisors, kafka, audit, transparency, auditors, serving, check, resident_loop, roster):
     verbs.register(main)

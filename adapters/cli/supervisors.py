@@ -158,6 +158,7 @@ def demo(seed: int) -> None:
             principal=session.principal,
             clock=clock,
             seed=seed,
+            roster=composition.roster_of(session.chain),
         )
         with progress_bar() as bar:
             task = bar.add_task("Playing 2020", total=(YEAR_END - YEAR_START).days)

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid5
 
+from adapters.demo.roster import DemoRoster, household_member, party_body
 from engine.access import Principal
 from engine.chart import OrgChart, Unit
 from engine.clock import PlaybackClock
@@ -24,6 +25,7 @@ from engine.commands import Claim, Command, Escalate, Outcome, Rate, Reply, Repo
 from engine.errors import GrievanceError
 from engine.grievance import Category, Channel, ClaimMode, Rating, RatingSource, Status
 from engine.levels import Level
+from engine.roster_book import RosterBook
 from engine.service_chain import ServiceChain
 from engine.supervision import Supervision
 from projections.dashboard.changes import REPORTING_TZ
@@ -78,6 +80,7 @@ class Plan:
     status: str = "new"
     step: int = 0
     claimer: str = ""
+    reporter: str = ""
     rated: bool = False
 
 
@@ -93,8 +96,13 @@ class YongjiYear:
         principal: Principal,
         clock: PlaybackClock,
         seed: int = 2020,
+        roster: RosterBook | None = None,
     ) -> None:
         self.chain = chain
+        # The year's claimants, grid workers and chiefs, put on the roster (when given one) before the year begins.
+        self.roster = roster
+        self.people = DemoRoster(chain.chart, seed=seed)
+        self._organisation_picks = 0
         self.chart: OrgChart = chain.chart
         self.projection = projection
         self.supervision = supervision
@@ -157,15 +165,26 @@ class YongjiYear:
     # ----------------------------------------------------------------------------- steps
 
     def _claimer(self, unit: Unit) -> tuple[str, str, str]:
-        """(mode, claimant, actor): members claim at households, groups at buildings, organisations above."""
+        """(mode, claimant, actor), all on the roster: members claim at households, groups at buildings, members
+        or organisations above (at a joint committee, its own or one stationed in the community), each group and
+        organisation by the member who acts for it."""
         if unit.level is Level.MEMBER_HOUSEHOLD:
-            return "member", f"member:{unit.id}", f"member:{unit.id}"
-        if unit.level is Level.BUILDING_GROUP:
-            return "group", f"group:{unit.id}", f"leader:{unit.id}"
-        if unit.level in (Level.GRID_BRANCH, Level.COMMUNITY) and self.rng.random() < 0.2:
-            member = f"member:{unit.id}:{self.rng.randrange(1, 9)}"
+            member = household_member(unit.id)
             return "member", member, member
-        return "organisation", unit.id, f"secretary:{unit.id}"
+        if unit.level is Level.BUILDING_GROUP:
+            return "group", party_body(unit), self.people.acting_for(unit)
+        if unit.level in (Level.GRID_BRANCH, Level.COMMUNITY) and self.rng.random() < 0.2:
+            members = self.people.members_at[unit.id]
+            member = members[(self.rng.randrange(1, 9) - 1) % len(members)]
+            return "member", member, member
+        # Turn about rather than at random: the year's random numbers stay as they were before the roster.
+        organisations = self.people.organisations_at(unit)
+        self._organisation_picks += 1
+        return (
+            "organisation",
+            organisations[self._organisation_picks % len(organisations)],
+            self.people.acting_for(unit),
+        )
 
     def _next(self, p: Plan, at: datetime) -> Command | None:
         """The command for the grievance's next step at `at`, judged from where it stands now."""
@@ -175,8 +194,9 @@ class YongjiYear:
         if p.status == "new":
             category = self._weighted([(c, w) for c, (w, _) in CATEGORIES.items()])
             title = self.rng.choice(CATEGORIES[category][1])
+            p.reporter = self.people.reporter(self.chart.unit(p.unit_id))
             return Report(
-                **common, actor=f"grid-worker:{p.unit_id}", unit_id=p.unit_id, category=Category(category),
+                **common, actor=p.reporter, unit_id=p.unit_id, category=Category(category),
                 title=title, description=f"{title}（居民反映）", channel=Channel(self.rng.choice(
                     ["grid_visit", "grid_visit", "wechat_group", "wechat_group", "hotline", "walk_in", "app"])),
             )  # fmt: skip
@@ -225,8 +245,20 @@ class YongjiYear:
 
     # ----------------------------------------------------------------------------- the year
 
+    def enrol(self) -> int:
+        """Put the year's people and bodies on the roster, the day before the year begins; how many joined."""
+        if self.roster is None:
+            return 0
+        joins = list(self.people.joins(actor=self.principal.name, at=YEAR_START - timedelta(days=1)))
+        for start in range(0, len(joins), 500):
+            for result in self.roster.execute(joins[start : start + 500], principal=self.principal):
+                if isinstance(result, GrievanceError):
+                    raise result  # the demo's roster is the project's own: a refusal is a bug, not data
+        return len(joins)
+
     def play(self, on_day: Callable[[datetime], None] | None = None) -> int:
-        """Play the year; the number of commands applied."""
+        """Play the year (after putting its people on the roster); the number of commands applied."""
+        self.enrol()
         by_id: dict[UUID, Plan] = {}
         for p in self.plans():
             by_id[p.grievance_id] = p

@@ -20,7 +20,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 
-from adapters.http import callbacks, commands, dashboard, grievances, open311, resident_page, transparency
+from adapters.http import callbacks, commands, dashboard, grievances, open311, resident_page, roster, transparency
 from adapters.http.problems import problem_details_plugin
 from adapters.http.rate_limits import RateLimits
 from adapters.http.services import Services, principal, services
@@ -80,6 +80,9 @@ def create_app(svc: Services, *, debug: bool = False, resident_limits: RateLimit
             dashboard.chart_unit,
             dashboard.chart_levels,
             callbacks.callbacks,
+            roster.list_roster,
+            roster.get_entry,
+            roster.post_roster,
         ],
         dependencies={"principal": Provide(principal, sync_to_thread=False)},
         security=[{"bearer": []}],

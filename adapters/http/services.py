@@ -25,6 +25,7 @@ from adapters.storage.receipts import Receipts
 from adapters.storage.resident_loop import ResidentLoopTables
 from engine.access import Principal
 from engine.errors import InvalidValue
+from engine.roster_book import RosterBook
 from engine.service_chain import ServiceChain
 from engine.times import FORM, parse_time
 from projections.dashboard.health import ViewsWatch
@@ -63,6 +64,8 @@ class Services:
     # The log's verifier keys (GRIEVANCE_CHECKPOINT_VERIFIER_KEYS): a report names a checkpoint's signer only once
     # its signature checks against one of them.
     checkpoint_verifiers: tuple[Verifier, ...] = ()
+    # The roster's commands and questions (/api/v1/roster), on the same chain.
+    roster: RosterBook | None = None
 
 
 def services(state: State) -> Services:

@@ -220,9 +220,11 @@ class DashboardProjection:
         reached = notifications[-1].id
         set_aside = {i: _set_aside(n, None, "cannot be read") for i, (n, e) in enumerate(zip(notifications, events,
                      strict=True)) if e is None}  # fmt: skip
+        # The roster's events (engine/roster.py) share the log: the views count grievances, and pass them by.
+        others = {i for i, e in enumerate(events) if e is not None and not isinstance(e, Grievance.Event)}
         try:
             while True:
-                kept = [i for i in range(len(events)) if i not in set_aside]
+                kept = [i for i in range(len(events)) if i not in set_aside and i not in others]
                 page = [events[i] for i in kept]
                 try:
                     changes = project(page, self._rows_before(page, writes), self.lineages,

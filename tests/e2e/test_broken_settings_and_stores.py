@@ -54,6 +54,8 @@ BROKEN_SETTINGS = {
     "GRIEVANCE_DISPLAY_TIMEZONE": ["China/Beijing"],
     "GRIEVANCE_CLOCK_SKEW_MINUTES": ["-5"],
     "GRIEVANCE_RESIDENT_KEK_FILE": ["/nope/keks.json"],
+    "GRIEVANCE_ROSTER_CLAIMS": ["bogus"],
+    "GRIEVANCE_STAR_THRESHOLDS": ["150,10", "0"],
 }
 
 
@@ -69,7 +71,7 @@ VALUES = {
     "grievance_id": "00000000-0000-5000-8000-000000000001", "unit_id": "lg", "claimant": "member-wang",
     "resident_id": "res-1", "kek_id": "kek-1", "name": "someone", "key_id": "k-1", "note": "n", "reason": "r",
     "answer": "a", "title": "t", "description": "d", "summary": "s", "holder": "h", "every": "60",
-    "log_key": "grievances.example/log+00000000+AQID",
+    "log_key": "grievances.example/log+00000000+AQID", "entry_id": "m-1", "to_unit_id": "lg", "year": "2020",
 }  # fmt: skip
 
 
@@ -148,8 +150,9 @@ def test_every_verb_under_a_broken_setting_is_one_line_and_exit_3(setting: str, 
 def _damage(db: Path, how: str) -> UUID:
     """Damage one grievance of at least four events, as a careless hand or a bad disk would; its id."""
     with sqlite3.connect(db) as conn:
-        (oid,) = conn.execute("SELECT originator_id FROM stored_events GROUP BY originator_id "
-                              "HAVING max(originator_version) >= 4 LIMIT 1").fetchone()  # fmt: skip
+        # A grievance's, not a roster record's (the demo's store holds both).
+        (oid,) = conn.execute("SELECT originator_id FROM stored_events WHERE topic LIKE 'engine.grievance:%' GROUP "
+                              "BY originator_id HAVING max(originator_version) >= 4 LIMIT 1").fetchone()  # fmt: skip
         where = f"originator_id = '{oid}'"
         statements = {
             "a middle event deleted": f"DELETE FROM stored_events WHERE {where} AND originator_version = 2",
@@ -287,7 +290,8 @@ def test_the_api_answers_a_broken_history_with_a_problem_not_a_500(demo_db: Path
 def test_a_reason_for_reading_personal_data_is_one_line(demo_db: Path, store: Path) -> None:
     shutil.copy(demo_db, store)
     with sqlite3.connect(store) as conn:
-        (oid,) = conn.execute("SELECT originator_id FROM stored_events LIMIT 1").fetchone()
+        (oid,) = conn.execute("SELECT originator_id FROM stored_events WHERE topic LIKE 'engine.grievance:%' "
+                              "LIMIT 1").fetchone()  # fmt: skip
     forged = "routine check\n2026-12-03 02:39 CST  auditor-zhang (auditor) read grievance x via http: court order"
     done = grievance(store, "show", str(UUID(oid)), "--reveal", "--reason", forged)
     assert done.returncode == 1

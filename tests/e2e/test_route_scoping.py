@@ -47,7 +47,10 @@ SCOPED_BY_UNIT = {
     "/api/v1/dashboard/points": {},
     "/api/v1/chart/units/{unit_id}": {},
     "/api/v1/callbacks": {},
+    "/api/v1/roster": {},
 }
+# Asked about one roster entry, registered inside or outside the reader's jurisdiction: outside is 404.
+SCOPED_BY_ENTRY = {"/api/v1/roster/{entry_id}"}
 AUDITORS_ONLY = {"/api/v1/audit/disclosures"}
 # Of no place: what every reader with a token may see (the names of the chain's seven steps).
 ANY_READER = {"/api/v1/chart/levels"}
@@ -61,7 +64,7 @@ ANSWERED_ONCE_CHECKPOINTED = {
 }
 OPEN_TO_ALL = {"/api/v1/health", "/open311/v2/services.json", "/open311/v2/requests.json",
                "/open311/v2/requests/{request_id}"}  # fmt: skip
-WRITES = {"/api/v1/commands", "/open311/v2/requests.json"}
+WRITES = {"/api/v1/commands", "/open311/v2/requests.json", "/api/v1/roster"}
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +84,10 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClien
                 "unit_id": unit, "category": "parking", "title": "t", "description": "d"})  # fmt: skip
             assert reported.status_code == 200, reported.text
             grievances[where] = gid
+            joined = c.post("/api/v1/roster", headers={"Authorization": "Bearer t-admin"}, json={
+                "verb": "join", "command_id": f"j-{where}", "entry_id": f"m-{where}", "occurred_at": _now(),
+                "kind": "member", "unit_id": unit, "name": "王五"})  # fmt: skip
+            assert joined.status_code == 200, joined.text
         projection.catch_up()
         yield c, grievances
     services.chain.close()
@@ -102,7 +109,7 @@ def test_every_route_says_how_it_is_scoped(client: tuple[TestClient[Any], dict[s
     for method, path in _routes(c):
         if method == "GET":
             known = (SCOPED_BY_GRIEVANCE | set(SCOPED_BY_UNIT) | OPEN_TO_ALL | AUDITORS_ONLY | ANY_READER
-                     | ANSWERED_ONCE_CHECKPOINTED)  # fmt: skip
+                     | ANSWERED_ONCE_CHECKPOINTED | SCOPED_BY_ENTRY)  # fmt: skip
             assert path in known, f"{path}: how is it scoped?"
         else:
             assert path in WRITES, f"{method} {path}: a write the application's policy must check"
@@ -124,6 +131,9 @@ def test_every_read_answers_inside_and_hides_outside(
         asked = c.get(path.format(unit_id=unit), headers=headers,
                       params={**params, **({} if "{unit_id}" in path else {"unit": unit})})  # fmt: skip
         assert asked.status_code == (200 if visible else 403), (path, role, where, asked.text)
+    for path in sorted(SCOPED_BY_ENTRY):
+        answer = c.get(path.format(entry_id=f"m-{where}"), headers=headers)
+        assert answer.status_code == (200 if visible else 404), (path, role, where, answer.text)
     for path in sorted(ANY_READER):
         assert c.get(path, headers=headers).status_code == 200, (path, role)
         assert c.get(path).status_code == 401, path

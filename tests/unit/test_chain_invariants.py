@@ -7,15 +7,19 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from hypothesis import HealthCheck, settings
+from hypothesis import event as statistic
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, rule
 
 from adapters.settings import SHIPPED_CHART
 from adapters.storage.chart_file import load_chart
 from engine.commands import Command, Outcome
-from engine.errors import GrievanceError
+from engine.errors import ClaimModeMismatch, GrievanceError, NotOnRoster
 from engine.grievance import Grievance, Status
 from engine.levels import REPORTING_LEVELS
+from engine.roster import Kind
+from engine.roster_book import RosterBook
+from engine.roster_commands import Join, Leave, Move, RosterCommand, RosterOutcome
 from engine.service_chain import ServiceChain
 from tests.conftest import OPERATOR, T0
 from tests.conftest import command as make
@@ -23,6 +27,8 @@ from tests.conftest import command as make
 CHART = load_chart(SHIPPED_CHART)
 REPORTING_UNITS = sorted(u.id for u in CHART if u.level in REPORTING_LEVELS)
 PEOPLE = ["member-wang", "member-zhao", "group-3", "supervision"]
+# Who the machine puts on the roster, moves and takes off it ("supervision" never joins it).
+ROSTER_KINDS = {"member-wang": Kind.MEMBER, "member-zhao": Kind.MEMBER, "group-3": Kind.PARTY_GROUP}
 
 
 class ChainMachine(RuleBasedStateMachine):
@@ -41,8 +47,12 @@ class ChainMachine(RuleBasedStateMachine):
             snapshot_interval=self.snapshot_interval,
             decided_cache_size=self.cache_size,
         )
+        self.book = RosterBook(self.chain)
         self.applied: list[Command] = []
         self.last_status: dict[UUID, Status] = {}
+        # The roster as the machine expects it: each unit's roll now, the units that keep one, where each entry is.
+        self.rolls: dict[str, dict[str, Kind]] = {}
+        self.where: dict[str, str] = {}
 
     def teardown(self) -> None:
         self.chain.close()
@@ -88,7 +98,50 @@ class ChainMachine(RuleBasedStateMachine):
     def claim(self, gid: UUID, who: str, right_unit: bool, mode: str) -> None:
         g = self.chain.grievance(gid)
         unit = g.unit_id if right_unit else "lg"
-        self.run("claim", gid, who, unit_id=unit, mode=mode, claimant=who)
+        result = self.run("claim", gid, who, unit_id=unit, mode=mode, claimant=who)
+        roll = self.rolls.get(g.unit_id)
+        statistic(f"claim at a unit {'with' if roll is not None else 'without'} a roster: {type(result).__name__}")
+        if isinstance(result, Outcome):
+            # Where a roster is kept, only those on it now claim there, each in its own mode.
+            assert roll is None or (who in roll and roll[who].claim_mode == mode), (who, mode, roll)
+        elif isinstance(result, NotOnRoster | ClaimModeMismatch):
+            assert roll is not None, (who, mode)
+            assert who not in roll or roll[who].claim_mode != mode, (who, mode, roll)
+
+    def roster(self, command: RosterCommand) -> RosterOutcome | GrievanceError:
+        self.now += timedelta(minutes=5)
+        (result,) = self.book.execute([command], principal=OPERATOR)
+        return result
+
+    @rule(gid=grievances, who=st.sampled_from(sorted(ROSTER_KINDS)))
+    def register_where_it_waits(self, gid: UUID, who: str) -> None:
+        """Join the roster at the unit where a grievance waits, or move there: who joined can claim there now."""
+        unit, kind = self.chain.grievance(gid).unit_id, ROSTER_KINDS[who]
+        common: dict[str, Any] = {"command_id": str(uuid4()), "actor": "roster-keeper", "occurred_at": self.now,
+                                  "entry_id": who}  # fmt: skip
+        was = self.where.get(who)
+        command: RosterCommand = (
+            Move(**common, to_unit_id=unit) if was else Join(**common, kind=kind, unit_id=unit, name="王五")
+        )
+        result = self.roster(command)
+        fits = CHART.unit(unit).level in kind.levels
+        if not fits or was == unit:
+            assert isinstance(result, GrievanceError), result
+            return
+        assert isinstance(result, RosterOutcome), result
+        if was:
+            del self.rolls[was][who]
+        self.rolls.setdefault(unit, {})[who] = kind
+        self.where[who] = unit
+
+    @rule(who=st.sampled_from(sorted(ROSTER_KINDS)))
+    def leave_the_roster(self, who: str) -> None:
+        """Leave the roster: who left can claim nowhere it is kept."""
+        result = self.roster(Leave(command_id=str(uuid4()), actor="roster-keeper", occurred_at=self.now, entry_id=who))
+        was = self.where.pop(who, None)
+        assert isinstance(result, RosterOutcome) == (was is not None), result
+        if was:
+            del self.rolls[was][who]
 
     @rule(gid=grievances, who=st.sampled_from(PEOPLE), overdue=st.booleans())
     def escalate(self, gid: UUID, who: str, overdue: bool) -> None:
@@ -136,6 +189,11 @@ class ChainMachine(RuleBasedStateMachine):
     def drop_the_held_copies(self) -> None:
         """The process restarts, or its cache fills: the next loads read whole histories, and must agree."""
         self.chain.decided.clear()
+
+    @invariant()
+    def the_roster_is_as_expected(self) -> None:
+        for unit, roll in self.rolls.items():
+            assert self.book.on_roll(unit) == roll
 
     @invariant()
     def every_grievance_obeys_the_chain(self) -> None:

@@ -1,0 +1,83 @@
+"""Claims checked against the roster: the claimant must stand on the roster of the unit where the grievance waits
+(a member registered there, that unit's party group or organisation, or an organisation registered with it) at
+the claim's time, and claim in the one mode that fits what they are (member, group, organisation).
+
+Where no roster is kept yet: under `ClaimRules.KEPT` (the default) a unit's claims are checked from the moment
+its roster is opened (its first entry), and a unit without one takes claims as before; under
+`ClaimRules.REQUIRED` a unit without a roster takes no claim at all.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from engine.errors import ClaimModeMismatch, NotOnRoster
+from engine.grievance import ClaimMode
+from engine.roster import UnitRoll
+
+
+class ClaimRules(StrEnum):
+    """Whether units without a roster take claims (GRIEVANCE_ROSTER_CLAIMS)."""
+
+    KEPT = "kept"
+    REQUIRED = "required"
+
+
+class Claimants(Protocol):
+    """Who may claim at one unit, as the Grievance aggregate asks it."""
+
+    def check(self, claimant: str, mode: ClaimMode, at: datetime) -> None:
+        """Refuse (`NotOnRoster`, `ClaimModeMismatch`) a claimant who may not claim here at `at` in `mode`."""
+        ...
+
+
+class ClaimantsSource(Protocol):
+    """Where the application finds who may claim at a unit (the roster book)."""
+
+    def claimants_at(self, unit_id: str) -> Claimants | None:
+        """Who may claim at `unit_id`; None when claims there are not checked (no roster kept, and none required)."""
+        ...
+
+
+class RollClaimants:
+    """The claimants of a unit that keeps a roster: those on its roll."""
+
+    def __init__(self, roll: UnitRoll) -> None:
+        self.roll = roll
+
+    def check(self, claimant: str, mode: ClaimMode, at: datetime) -> None:
+        unit = self.roll.unit_id
+        standing = self.roll.standings.get(claimant)
+        if standing is None:
+            raise NotOnRoster("claimant", f"{claimant!r} is not on the roster of {unit!r}: those who claim there are "
+                              "the members registered there, its party group or organisation, and the organisations "
+                              "registered with it")  # fmt: skip
+        if not standing.on_at(at):
+            first, last = standing.periods[0][0], standing.periods[-1][1]
+            when = (
+                f"joined it only on {first:%Y-%m-%d %H:%M %Z}" if at < first
+                else f"left it on {last:%Y-%m-%d %H:%M %Z}" if last is not None and at >= last
+                else "was not on it then"
+            )  # fmt: skip
+            raise NotOnRoster("claimant", f"{claimant!r} was not on the roster of {unit!r} at {at.isoformat()}: "
+                              f"they {when}")  # fmt: skip
+        fits = standing.kind.claim_mode
+        if fits is None:
+            raise ClaimModeMismatch("claimant", f"{claimant!r} is a {standing.kind.value}; grid workers and chiefs "
+                                    "report and follow up, but do not claim")  # fmt: skip
+        if fits is not mode:
+            raise ClaimModeMismatch("mode", f"{claimant!r} is a {standing.kind.value}, which claims in {fits.value} "
+                                    f"mode, not {mode.value}")  # fmt: skip
+
+
+class NoRoster:
+    """The claimants of a unit that keeps no roster where claims must pass one: nobody."""
+
+    def __init__(self, unit_id: str) -> None:
+        self.unit_id = unit_id
+
+    def check(self, claimant: str, mode: ClaimMode, at: datetime) -> None:
+        raise NotOnRoster("claimant", f"{self.unit_id!r} keeps no roster yet, and every claim must pass one "
+                          "(GRIEVANCE_ROSTER_CLAIMS=required): register its members and bodies first")  # fmt: skip

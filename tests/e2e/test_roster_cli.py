@@ -1,0 +1,104 @@
+"""The roster from the command line: import (CSV and TOML), add, move, leave, list, show and forget, names masked
+when shown; and a claim refused for a claimant who is not on the roster of the unit where the grievance waits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.e2e.test_cli import Cli, cli
+from tests.scenario import BUILDING, COMMUNITY, GRID, HOUSEHOLD
+
+__all__ = ["cli"]  # the fixture, shared with the command line's own tests
+
+JOINT = "jc-chengxi-03"
+CSV = f"""entry_id,kind,unit_id,name,workplace_id,households,representatives
+emp-1,employer,{JOINT},永济电机厂,,,
+grp-1,party_group,{BUILDING},3号楼党小组,,,m-1
+m-1,member,{HOUSEHOLD},王秀英,emp-1,,
+c-1,neighbour_chief,{BUILDING},赵六,,hh-1;hh-2,
+m 2,member,{HOUSEHOLD},李四,,,
+m-3,member,{JOINT},张三,,,
+m-4,member,nowhere,周五,,,
+"""
+TOML = f"""
+[[entry]]
+entry_id = "org-1"
+kind = "party_organisation"
+unit_id = "{COMMUNITY}"
+name = "城西第3社区党委"
+representatives = ["m-1"]
+
+[[entry]]
+entry_id = "w-1"
+kind = "grid_worker"
+unit_id = "{GRID}"
+name = "孙七"
+households = ["hh-9"]
+"""
+
+
+def test_a_roster_is_imported_kept_and_read_from_the_command_line(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "roster.csv").write_text(CSV, encoding="utf-8")
+    imported = cli("roster", "import", str(tmp_path / "roster.csv"), ok=False)
+    assert imported.returncode == 5, imported.stderr
+    assert "4 stored, 0 already on the roster (repeats), 3 refused, of 7 rows" in imported.stdout
+    lines = imported.stderr.splitlines()
+    assert lines[0].startswith("error: row 5: entry_id: ")
+    assert lines[1] == (f"error: row 6: unit_id: a member registers at a member_household, building_group, grid_branch,"
+                        f" community; '{JOINT}' is a joint_committee [wrong_level]")  # fmt: skip
+    assert lines[2] == "error: row 7: unit_id: no unit 'nowhere' in the organisation chart [unknown_unit]"
+    again = cli("roster", "import", str(tmp_path / "roster.csv"), ok=False)
+    assert "0 stored, 4 already on the roster (repeats), 3 refused" in again.stdout
+
+    (tmp_path / "more.toml").write_text(TOML, encoding="utf-8")
+    toml = cli("roster", "import", str(tmp_path / "more.toml"), ok=False)
+    assert toml.returncode == 5
+    assert toml.stderr.strip() == "error: row 2: households: only chiefs cover households; a grid_worker covers none " \
+                                  "[invalid_value]"  # fmt: skip
+    assert "1 stored" in toml.stdout
+
+    added = cli("roster", "add", "w-1", "--kind", "grid_worker", "--unit", GRID, "--name", "孙七")
+    assert added.stdout.strip() == f"join: w-1 is on the roster at {GRID}, version 1"
+    listed = cli("roster", "list", "--unit", GRID, "--below", "--json")
+    rolls = {r["unit_id"]: r["entries"] for r in json.loads(listed.stdout)}
+    assert [e["entry_id"] for e in rolls[HOUSEHOLD]] == ["m-1"]
+    assert {e["entry_id"] for e in rolls[BUILDING]} == {"c-1", "grp-1"}
+    assert rolls[HOUSEHOLD][0]["name"] == "王**"
+    assert "王秀英" not in listed.stdout
+    assert "王秀英" not in cli("roster", "list").stdout
+    assert "永济电机厂" in cli("roster", "list", "--unit", JOINT).stdout  # a body's name is public
+
+    moved = cli("roster", "move", "m-1", "--to", BUILDING)
+    assert moved.stdout.strip() == f"move: m-1 is on the roster at {BUILDING}, version 2"
+    shown = cli("roster", "show", "m-1")
+    assert f"m-1: 党员 member 王**, on the roster at {BUILDING}" in shown.stdout
+    assert f"from {HOUSEHOLD} to {BUILDING}" in shown.stdout
+    refused = cli("roster", "move", "m-1", "--to", JOINT, ok=False)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error: to_unit_id: a member registers at")
+    left = cli("roster", "leave", "m-1", "--reason", "迁出本市")
+    assert left.stdout.strip() == f"leave: m-1 is off the roster (was at {BUILDING}), version 3"
+    assert "王秀英" in cli("roster", "show", "m-1", "--reveal", "--reason", "核对党员身份").stdout
+    assert cli("roster", "show", "m-1", "--reveal", ok=False).returncode == 1
+    cli("roster", "forget", "m-1")
+    assert "[erased]" in cli("roster", "show", "m-1", "--reveal", "--reason", "核对").stdout
+    missing = cli("roster", "show", "nobody", ok=False)
+    assert missing.stderr.strip() == "error: entry_id: nobody and nothing is on the roster as 'nobody' [not_found]"
+
+
+def test_a_claim_by_someone_not_on_the_roster_is_refused(cli: Cli) -> None:
+    cli("roster", "add", "m-1", "--kind", "member", "--unit", HOUSEHOLD, "--name", "王秀英")
+    gid = cli("report", "--unit", HOUSEHOLD, "--category", "parking", "--title", "车位", "--description", "没车位")
+    grievance_id = gid.stdout.strip()
+    claim = ["claim", grievance_id, "--unit", HOUSEHOLD]
+    stranger = cli(*claim, "--mode", "member", "--claimant", "stranger", ok=False)
+    assert stranger.returncode == 1
+    assert stranger.stderr.startswith(f"error: claimant: 'stranger' is not on the roster of '{HOUSEHOLD}'")
+    assert stranger.stderr.strip().endswith("[not_on_roster]")
+    mismatch = cli(*claim, "--mode", "group", "--claimant", "m-1", ok=False)
+    assert mismatch.stderr.strip() == ("error: mode: 'm-1' is a member, which claims in member mode, not group "
+                                       "[claim_mode_mismatch]")  # fmt: skip
+    assert "is claimed at" in cli(*claim, "--mode", "member", "--claimant", "m-1").stdout
+    verified = cli("verify", "--all")
+    assert "intact" in verified.stdout
