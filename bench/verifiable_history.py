@@ -68,7 +68,7 @@ def opened(url: str, durability: str = "normal") -> Iterator[ServiceChain]:
 
 
 def skip_the_log(recorder: Any) -> None:
-    """Have the recorder count leaf indexes but read and write no node: the store as it was before the log."""
+    """Have the recorder count leaf indexes but read and write no tile: the store as it was before the log."""
     counter = [0]
 
     def first_index(n: int) -> int:
@@ -77,8 +77,8 @@ def skip_the_log(recorder: Any) -> None:
 
     if hasattr(recorder.log, "start_append"):  # PostgreSQL: the frontier is asked for in the pipeline
         recorder.log.start_append = lambda c: c.execute("SELECT 1")
-        recorder.log.append = lambda c, hashes: (c.fetchall() and first_index(len(hashes)), [])
-        recorder.log.insert = lambda c, made: None
+        recorder.log.append = lambda c, hashes: (c.fetchall() and first_index(len(hashes)), {})
+        recorder.log.write = lambda c, tiles: None
     else:
         recorder.log.append = lambda c, hashes: first_index(len(hashes))
 

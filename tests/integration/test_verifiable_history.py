@@ -237,7 +237,15 @@ def roll_back(database_url: str, size: int) -> None:
     nid = "rowid" if is_sqlite(database_url) else "notification_id"
     tamper(database_url, "DELETE FROM event_hashes WHERE leaf_index >= %s", size)
     tamper(database_url, f"DELETE FROM stored_events WHERE {nid} > %s", size)
-    tamper(database_url, "DELETE FROM log_nodes WHERE (idx + 1) << level > %s", size)
+    cut_log(database_url, size)
+
+
+def cut_log(database_url: str, size: int) -> None:
+    """The log's tiles as they were at `size` leaves: tiles wholly beyond gone, the edge tile of each level cut."""
+    # Tile (t, k) holds the nodes of level 8t from 256k on; a log of `size` leaves has size >> 8t of them.
+    tamper(database_url, "DELETE FROM log_tiles WHERE (%s >> (8 * level)) <= 256 * idx", size)
+    tamper(database_url, "UPDATE log_tiles SET hashes = substr(hashes, 1, CAST(32 * ((%s >> (8 * level)) - 256 * idx) "
+           "AS INTEGER)) WHERE (%s >> (8 * level)) - 256 * idx < length(hashes) / 32", size, size)  # fmt: skip
 
 
 def test_a_rollback_to_an_earlier_copy_is_named_and_so_is_writing_over_it(
