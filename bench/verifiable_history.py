@@ -187,7 +187,7 @@ def sqlite_url() -> Iterator[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--write-events", type=int, default=100_000)
+    parser.add_argument("--write-events", type=int, default=100_000, help="0: no write figures")
     parser.add_argument("--sizes", type=int, nargs="*", default=[1_000_000, 5_000_000])
     parser.add_argument("--verify-up-to", type=int, default=1_000_000, help="verify --all at sizes up to this")
     parser.add_argument("--stores", nargs="*", default=["sqlite", "postgresql"])
@@ -199,7 +199,7 @@ def main() -> None:
         "| raw rows/s |"
     )
     print("|---|---|---|---|---|---|---|")
-    for store in args.stores:
+    for store in args.stores if args.write_events else ():
         if store == "sqlite":
             with sqlite_url() as raw_url:
                 writes(sqlite_url, lambda n, u=raw_url: raw_sqlite(u, n, "NORMAL"), args.write_events, "SQLite")
