@@ -1,10 +1,11 @@
 """The Merkle log's stored nodes, in SQLite and PostgreSQL: appended in the transaction that stores their events.
 
 `log_tiles (level, idx, hashes)` holds the log in tiles (adapters.storage.merkle_log): tile (t, k) is the
-concatenated hashes of up to 256 nodes of level 8t, leaves in tiles of level 0. Full tiles never change; the
-right-edge tile of each level is rewritten as it grows, so a batch of events writes a row per 256 leaves and a
-few edge tiles, not a row per node. The log's size is read off its last leaf tile. Each event's leaf index sits
-next to its chained hash in `event_hashes`, so a grievance's proofs are found from its id.
+concatenated hashes of up to 256 nodes of level 8t (leaves in tiles of level 0), a full one followed by the rows
+of nodes above them. Full tiles never change; the right-edge tile of each level is rewritten as it grows, so a
+batch of events writes a row per 256 leaves and a few edge tiles, not a row per node. The log's size is read off
+its last leaf tile. Each event's leaf index sits next to its chained hash in `event_hashes`, so a grievance's
+proofs are found from its id.
 
 Stores made while the log was a row per node (`log_nodes (level, idx, hash)`) have their leaves moved into
 tiles when opened (`Migration`); stores made before the log have it built from their events (`Backfill`).
@@ -28,9 +29,11 @@ from adapters.storage.merkle_log import (
     TileKey,
     appended_tiles,
     edge_tiles,
+    full_tile_size,
     leaf_hashes,
     nodes_in_tiles,
     tile_of,
+    tile_width,
 )
 from engine.errors import InfrastructureError
 
@@ -56,7 +59,7 @@ def _damaged(cut: TileCut) -> LogDamaged:
 
 def _size(last: tuple[int, bytes] | None) -> int:
     """The log's size from its last leaf tile (index, hashes)."""
-    return 0 if last is None else (last[0] << TILE_HEIGHT) + len(last[1]) // HASH_SIZE
+    return 0 if last is None else (last[0] << TILE_HEIGHT) + tile_width(last[1])
 
 
 def new_tiles(size: int, edge: Mapping[TileKey, bytes], chained: Iterable[bytes]) -> dict[TileKey, bytes]:
@@ -132,12 +135,13 @@ class PostgresLogNodes:
         # The size and the edge tiles in one round trip: for each tile level t, tile (t, (size >> 8t) >> 8) when
         # it holds any hash, that is when (size >> 8t) & 255 is not 0.
         self.select_edge_statement = SQL(
-            "WITH s AS (SELECT (idx << {height}) + length(hashes) / {hash_size} AS size FROM {s}.{tiles} "
-            "WHERE level = 0 ORDER BY idx DESC LIMIT 1) "
+            "WITH s AS (SELECT (idx << {height}) + CASE length(hashes) WHEN {full} THEN {width} "
+            "ELSE length(hashes) / {hash_size} END AS size FROM {s}.{tiles} WHERE level = 0 ORDER BY idx DESC LIMIT 1) "
             "SELECT s.size, b.level, t.hashes FROM s CROSS JOIN generate_series(0, {levels}) AS b(level) "
             "LEFT JOIN {s}.{tiles} t ON t.level = b.level AND t.idx = s.size >> ({height} * (b.level + 1)) "
             "WHERE (s.size >> ({height} * b.level)) & {mask} <> 0"
         ).format(s=s, tiles=tiles, height=TILE_HEIGHT, hash_size=HASH_SIZE, levels=TILE_LEVELS - 1,
+                 full=full_tile_size(), width=1 << TILE_HEIGHT,
                  mask=(1 << TILE_HEIGHT) - 1)  # fmt: skip
         self.upsert_statement = SQL(
             "INSERT INTO {s}.{tiles} SELECT * FROM unnest(%b::smallint[], %b::bigint[], %b::bytea[]) "

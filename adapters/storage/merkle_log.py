@@ -18,7 +18,9 @@ EMPTY_ROOT = hashlib.sha256(b"").digest()
 NodeKey = tuple[int, int]
 # Stored hashes come in tiles, as Go's tlog and C2SP's tlog-tiles store them: tile (t, k) holds the hashes of nodes
 # (t·TILE_HEIGHT, k·2^TILE_HEIGHT ...) up to 2^TILE_HEIGHT of them, so that an event rarely adds a row of its own
-# and any node is found in one tile, hashed up from at most half of it.
+# and any node is found in one tile. A full tile also keeps the nodes above its bottom row, row by row (they are
+# hashed anyway to reach its root), so a proof reads them rather than hashing up to 255 of them per tile; the
+# partial tile at a level's edge keeps its bottom row only, and its nodes are hashed from it.
 TILE_HEIGHT = 8
 TileKey = tuple[int, int]
 # A run of leaves [start, end) whose Merkle tree hash (MTH) a proof or a head needs.
@@ -203,11 +205,8 @@ def verify_consistency(old_size: int, new_size: int, proof: Sequence[bytes], old
 
 def subtree_hash(run: bytes) -> bytes:
     """MTH of a complete subtree from its bottom hashes, concatenated (a power of two of them, left to right)."""
-    sha256 = hashlib.sha256
     while len(run) > HASH_SIZE:
-        run = b"".join(
-            [sha256(b"\x01" + run[i : i + 2 * HASH_SIZE]).digest() for i in range(0, len(run), 2 * HASH_SIZE)]
-        )
+        run = subtree_row(run)
     return run
 
 
@@ -215,6 +214,30 @@ def leaf_hashes(entries: Iterable[bytes]) -> bytes:
     """The leaf hashes of `entries`, concatenated: the bottom row of the log's tiles."""
     sha256 = hashlib.sha256
     return b"".join([sha256(b"\x00" + e).digest() for e in entries])
+
+
+def subtree_row(run: bytes) -> bytes:
+    """The row of nodes above `run` (an even number of hashes, concatenated): each pair's node hash."""
+    sha256 = hashlib.sha256
+    return b"".join([sha256(b"\x01" + run[i : i + 2 * HASH_SIZE]).digest() for i in range(0, len(run), 2 * HASH_SIZE)])
+
+
+def full_tile_size(height: int = TILE_HEIGHT) -> int:
+    """The bytes of a full tile: its 2^height bottom hashes and the 2^height - 2 nodes above them, below its root."""
+    return HASH_SIZE * ((2 << height) - 2)
+
+
+def tile_width(data: bytes, height: int = TILE_HEIGHT) -> int:
+    """How many bottom hashes a stored tile holds."""
+    return 1 << height if len(data) == full_tile_size(height) else len(data) // HASH_SIZE
+
+
+def full_tile(bottom: bytes) -> tuple[bytes, bytes]:
+    """A full tile as stored (its bottom row, then each row above it up to the two below its root), and its root."""
+    rows = [bottom]
+    while len(rows[-1]) > HASH_SIZE:
+        rows.append(subtree_row(rows[-1]))
+    return b"".join(rows[:-1]), rows[-1]
 
 
 def tile_of(key: NodeKey, height: int = TILE_HEIGHT) -> tuple[TileKey, int, int]:
@@ -249,8 +272,8 @@ class TileCut(LookupError):
 def appended_tiles(size: int, edge: Mapping[TileKey, bytes], leaves: bytes, height: int = TILE_HEIGHT
                    ) -> dict[TileKey, bytes]:  # fmt: skip
     """The tiles that appending `leaves` (leaf hashes, concatenated) to a log of `size` leaves writes, whole: each
-    edge tile extended, and any completed; `edge` holds the log's edge tiles (`edge_tiles`). A completed tile's
-    root is the next hash of the tile level above."""
+    edge tile extended, and any completed (`full_tile`); `edge` holds the log's edge tiles (`edge_tiles`). A
+    completed tile's root is the next hash of the tile level above."""
     # Every edge tile is checked, not only those this append extends: a cut one is found at the next write.
     for key, width in edge_tiles(size, height):
         if len(held := edge.get(key, b"")) != width * HASH_SIZE:
@@ -261,9 +284,15 @@ def appended_tiles(size: int, edge: Mapping[TileKey, bytes], leaves: bytes, heig
     while new:
         k, width = n >> height, n & mask
         run = (edge[(t, k)] if width else b"") + new
+        roots = []
         for j in range(0, len(run), tile_bytes):
-            written[(t, k + j // tile_bytes)] = run[j : j + tile_bytes]
-        new = b"".join([subtree_hash(run[j : j + tile_bytes]) for j in range(0, len(run) - tile_bytes + 1, tile_bytes)])
+            bottom = run[j : j + tile_bytes]
+            if len(bottom) == tile_bytes:
+                written[(t, k + j // tile_bytes)], root = full_tile(bottom)
+                roots.append(root)
+            else:
+                written[(t, k + j // tile_bytes)] = bottom
+        new = b"".join(roots)
         n >>= height
         t += 1
     return written
@@ -273,10 +302,18 @@ def nodes_in_tiles(keys: Iterable[NodeKey], tiles: Mapping[TileKey, bytes], heig
                    ) -> dict[NodeKey, bytes]:  # fmt: skip
     """The hash of each key whose bottom hashes `tiles` holds (the others left out)."""
     found: dict[NodeKey, bytes] = {}
+    full = full_tile_size(height)
     for key in keys:
         tile, offset, count = tile_of(key, height)
         data = tiles.get(tile)
-        if data is not None and len(data) >= (offset + count) * HASH_SIZE:
+        if data is None:
+            continue
+        if len(data) == full:
+            # Row r of a full tile starts after the 2^height + ... + 2^(height-r+1) hashes of the rows below it.
+            r = count.bit_length() - 1
+            at = (2 << height) - ((2 << height) >> r) + (offset >> r)
+            found[key] = data[at * HASH_SIZE : (at + 1) * HASH_SIZE]
+        elif len(data) >= (offset + count) * HASH_SIZE:
             found[key] = subtree_hash(data[offset * HASH_SIZE : (offset + count) * HASH_SIZE])
     return found
 

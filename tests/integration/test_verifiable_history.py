@@ -241,11 +241,12 @@ def roll_back(database_url: str, size: int) -> None:
 
 
 def cut_log(database_url: str, size: int) -> None:
-    """The log's tiles as they were at `size` leaves: tiles wholly beyond gone, the edge tile of each level cut."""
+    """The log's tiles as they were at `size` leaves: tiles wholly beyond gone, the edge tile of each level cut to
+    the bottom hashes it held then (a tile's bottom row comes first, full or not)."""
     # Tile (t, k) holds the nodes of level 8t from 256k on; a log of `size` leaves has size >> 8t of them.
     tamper(database_url, "DELETE FROM log_tiles WHERE (%s >> (8 * level)) <= 256 * idx", size)
     tamper(database_url, "UPDATE log_tiles SET hashes = substr(hashes, 1, CAST(32 * ((%s >> (8 * level)) - 256 * idx) "
-           "AS INTEGER)) WHERE (%s >> (8 * level)) - 256 * idx < length(hashes) / 32", size, size)  # fmt: skip
+           "AS INTEGER)) WHERE (%s >> (8 * level)) - 256 * idx < 256", size, size)  # fmt: skip
 
 
 def test_a_rollback_to_an_earlier_copy_is_named_and_so_is_writing_over_it(
