@@ -24,6 +24,7 @@ from adapters.storage.merkle_log import (
     NodeKey,
     consistency_proof,
     inclusion_proof,
+    inclusion_proofs,
     leaf_hash,
     tree_head,
     verify_consistency,
@@ -107,15 +108,15 @@ class Transparency:
         if not events and not leaves:
             raise GrievanceNotFound("grievance_id", f"no grievance {grievance_id}")
         self._require_root(checkpoint)
-        proved, previous = [], GENESIS
+        inside, previous = [], GENESIS
         for e in events:
             previous = link(previous, e)
             index = leaves.get(e.originator_version)
-            if index is None or index >= checkpoint.size:
-                continue
-            proof = inclusion_proof(index, checkpoint.size, self.store)
-            proved.append(ProvedEvent(e.originator_version, index, previous, e.topic, bytes(e.state), proof))
-        return proved
+            if index is not None and index < checkpoint.size:
+                inside.append((e, index, previous))
+        proofs = inclusion_proofs([index for _, index, _ in inside], checkpoint.size, self.store)
+        return [ProvedEvent(e.originator_version, index, chained, e.topic, bytes(e.state), proof)
+                for (e, index, chained), proof in zip(inside, proofs, strict=True)]  # fmt: skip
 
     def consistency(self, old: Checkpoint, new: Checkpoint) -> list[bytes]:
         """The RFC 9162 consistency proof that `old` is a prefix of `new`, from the store's log; refused (as

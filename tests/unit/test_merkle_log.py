@@ -21,6 +21,7 @@ from adapters.storage.merkle_log import (
     consistency_proof,
     edge_tiles,
     inclusion_proof,
+    inclusion_proofs,
     leaf_hash,
     leaf_hashes,
     tree_head,
@@ -187,6 +188,7 @@ def test_proofs_match_the_rfcs_recursion_and_verify(d: list[bytes], data: st.Dat
     inclusion = inclusion_proof(index, size, log)
     assert inclusion == ref_path(index, d[:size])
     assert verify_inclusion(index, size, leaf_hash(d[index]), inclusion, root)
+    assert inclusion_proofs([index, size - 1, index], size, log) == [inclusion, ref_path(size - 1, d[:size]), inclusion]
     consistency = consistency_proof(old, size, log)
     assert consistency == ref_proof(old, d[:size])
     assert verify_consistency(old, size, consistency, old_root, root)
