@@ -296,6 +296,16 @@ class BatchReadingPostgresRecorder(PostgresProcessRecorder):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Columns as four arrays rather than one array of a composite type: psycopg escapes composites in
+        # Python, a fifth of a batch's time; plain arrays it sends in C.
+        self.insert_events_statement = SQL(
+            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) RETURNING notification_id"
+        ).format(
+            schema=Identifier(self.datastore.schema),
+            table=Identifier(self.events_table_name),
+            id_type=Identifier(self.datastore.originator_id_type),
+        )
         self.select_events_of_statement = SQL(
             "SELECT * FROM {schema}.{table} WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
         ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
@@ -323,19 +333,10 @@ class BatchReadingPostgresRecorder(PostgresProcessRecorder):
             "SELECT h.originator_id, h.hash FROM {schema}.{hashes} h JOIN unnest(%b::uuid[], %b::bigint[]) AS p(id, v) "
             "ON h.originator_id = p.id AND h.originator_version = p.v"
         ).format(schema=schema, hashes=hashes)
-        # The events and their chained hashes in one statement: the ids and versions are sent (and dumped by
-        # psycopg, a loop in Python for uuids) once for both tables, and each leaf index is the first one plus the
-        # row's place in the batch, as the log appended them. Columns as arrays rather than one array of a
-        # composite type, which psycopg escapes in Python (a fifth of a batch's time).
-        self.insert_events_and_hashes_statement = SQL(
-            "WITH hashed AS (INSERT INTO {schema}.{hashes} (originator_id, originator_version, hash, leaf_index) "
-            "SELECT id, v, h, %(first)s::bigint + n - 1 FROM unnest(%(ids)b::{id_type}[], %(versions)b::bigint[], "
-            "%(hashes)b::bytea[]) WITH ORDINALITY AS x(id, v, h, n)) "
-            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) SELECT * FROM "
-            "unnest(%(ids)b::{id_type}[], %(versions)b::bigint[], %(topics)b::text[], %(states)b::bytea[]) "
-            "RETURNING notification_id"
-        ).format(schema=schema, hashes=hashes, table=Identifier(self.events_table_name),
-                 id_type=Identifier(self.datastore.originator_id_type))  # fmt: skip
+        self.insert_hashes_statement = SQL(
+            "INSERT INTO {schema}.{hashes} (originator_id, originator_version, hash, leaf_index) "
+            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::bytea[], %b::bigint[])"
+        ).format(schema=schema, hashes=hashes)
         self.select_leaves_of_statement = SQL(
             "SELECT originator_id, originator_version, leaf_index FROM {schema}.{hashes} "
             "WHERE originator_id = ANY(%s) AND leaf_index IS NOT NULL"
@@ -448,20 +449,22 @@ class BatchReadingPostgresRecorder(PostgresProcessRecorder):
             first, tiles = self.log.append(logging, [h for _, _, h in rows])
             if (sealed_by := kwargs.get("sealed_by")) is not None:
                 sealed_by.store(curs)
-            # `rows` follows `stored_events`, so its hashes go with the events' ids and versions. The library reads
-            # the insert's RETURNING rows from `curs` afterwards: the log's tiles go on a cursor of their own.
             curs.execute(
-                self.insert_events_and_hashes_statement,
-                {
-                    "first": first,
-                    "ids": [e.originator_id for e in stored_events],
-                    "versions": [e.originator_version for e in stored_events],
-                    "hashes": [h for _, _, h in rows],
-                    "topics": [e.topic for e in stored_events],
-                    "states": [e.state for e in stored_events],
-                },
-                prepare=False,
+                self.insert_events_statement,
+                (
+                    [e.originator_id for e in stored_events],
+                    [e.originator_version for e in stored_events],
+                    [e.topic for e in stored_events],
+                    [e.state for e in stored_events],
+                ),
             )
+            # On cursors of their own: the library reads the insert's RETURNING rows from `curs` afterwards.
+            hashing.execute(
+                self.insert_hashes_statement,
+                ([oid for oid, _, _ in rows], [v for _, v, _ in rows], [h for _, _, h in rows],
+                 list(range(first, first + len(rows)))),
+                prepare=False,
+            )  # fmt: skip
             self.log.write(logging, tiles)
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
