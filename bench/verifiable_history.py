@@ -68,7 +68,7 @@ def opened(url: str, durability: str = "normal") -> Iterator[ServiceChain]:
 
 
 def skip_the_log(recorder: Any) -> None:
-    """Have the recorder count leaf indexes but read and write no node: the store as it was before the log."""
+    """Have the recorder count leaf indexes but read and write no tile: the store as it was before the log."""
     counter = [0]
 
     def first_index(n: int) -> int:
@@ -77,8 +77,8 @@ def skip_the_log(recorder: Any) -> None:
 
     if hasattr(recorder.log, "start_append"):  # PostgreSQL: the frontier is asked for in the pipeline
         recorder.log.start_append = lambda c: c.execute("SELECT 1")
-        recorder.log.append = lambda c, hashes: (c.fetchall() and first_index(len(hashes)), [])
-        recorder.log.insert = lambda c, made: None
+        recorder.log.append = lambda c, hashes: (c.fetchall() and first_index(len(hashes)), {})
+        recorder.log.write = lambda c, tiles: None
     else:
         recorder.log.append = lambda c, hashes: first_index(len(hashes))
 
@@ -187,7 +187,7 @@ def sqlite_url() -> Iterator[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--write-events", type=int, default=100_000)
+    parser.add_argument("--write-events", type=int, default=100_000, help="0: no write figures")
     parser.add_argument("--sizes", type=int, nargs="*", default=[1_000_000, 5_000_000])
     parser.add_argument("--verify-up-to", type=int, default=1_000_000, help="verify --all at sizes up to this")
     parser.add_argument("--stores", nargs="*", default=["sqlite", "postgresql"])
@@ -199,7 +199,7 @@ def main() -> None:
         "| raw rows/s |"
     )
     print("|---|---|---|---|---|---|---|")
-    for store in args.stores:
+    for store in args.stores if args.write_events else ():
         if store == "sqlite":
             with sqlite_url() as raw_url:
                 writes(sqlite_url, lambda n, u=raw_url: raw_sqlite(u, n, "NORMAL"), args.write_events, "SQLite")

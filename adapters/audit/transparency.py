@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import Notification, StoredEvent
@@ -25,6 +25,7 @@ from adapters.storage.merkle_log import (
     NodeKey,
     consistency_proof,
     inclusion_proof,
+    inclusion_proofs,
     leaf_hash,
     tree_head,
     verify_consistency,
@@ -118,23 +119,24 @@ class Transparency:
         if not events and not leaves:
             raise GrievanceNotFound("grievance_id", f"no grievance {grievance_id}")
         self._require_root(checkpoint)
-        inside = {v: at for v, at in leaves.items() if at < checkpoint.size}
-        logged = self.store.nodes((0, at) for at in inside.values())
-        proved, previous = [], GENESIS
+        inside: list[tuple[Any, int, bytes]] = []
+        previous = GENESIS
         for e in events:
             previous = link(previous, e)
+            index = leaves.get(e.originator_version)
+            if index is not None and index < checkpoint.size:
+                inside.append((e, index, previous))
+        logged = self.store.nodes((0, index) for _, index, _ in inside)
+        try:
+            proofs = inclusion_proofs([index for _, index, _ in inside], checkpoint.size, self.store)
+        except MissingNode as missing:
+            raise NotExtended(Finding("log_damaged", f"the store's log lacks a node of the proofs of grievance "
+                                      f"{grievance_id}: {missing}", None, grievance_id)) from None  # fmt: skip
+        proved = []
+        for (e, index, chained), proof in zip(inside, proofs, strict=True):
             v = e.originator_version
-            index = inside.get(v)
-            if index is None:
-                continue
-            try:
-                proof = inclusion_proof(index, checkpoint.size, self.store)
-            except MissingNode as missing:
-                raise NotExtended(Finding("log_damaged", f"the store's log lacks a node of the proof of grievance "
-                                          f"{grievance_id} version {v} (leaf {index}): {missing}", index,
-                                          grievance_id, v)) from None  # fmt: skip
-            self._require_leaf(grievance_id, v, index, previous, logged.get((0, index)), proof, checkpoint)
-            proved.append(ProvedEvent(v, index, previous, e.topic, bytes(e.state), proof))
+            self._require_leaf(grievance_id, v, index, chained, logged.get((0, index)), proof, checkpoint)
+            proved.append(ProvedEvent(v, index, chained, e.topic, bytes(e.state), proof))
         return proved
 
     @staticmethod

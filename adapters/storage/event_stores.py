@@ -25,7 +25,14 @@ from eventsourcing.utils import Environment, EnvType
 from psycopg.sql import SQL, Identifier
 
 from adapters.storage.hash_chain import chain, originator_uuid
-from adapters.storage.log_nodes import NODES_TABLE, Backfill, PostgresLogNodes, SQLiteLogNodes
+from adapters.storage.log_nodes import (
+    NODES_TABLE,
+    TILES_TABLE,
+    Backfill,
+    Migration,
+    PostgresLogNodes,
+    SQLiteLogNodes,
+)
 from adapters.storage.merkle_log import NodeKey
 from adapters.storage.snapshots import PostgresSnapshots, SQLiteSnapshots
 from engine.errors import ConfigurationError
@@ -110,10 +117,29 @@ class BatchReadingSQLiteRecorder(SQLiteProcessRecorder):
         c.execute(f"SELECT name FROM pragma_table_info('{HASHES_TABLE}')")
         if "leaf_index" not in {row[0] for row in c.fetchall()}:
             c.execute(f"ALTER TABLE {HASHES_TABLE} ADD COLUMN leaf_index INTEGER")
-        c.execute(f"SELECT EXISTS (SELECT 1 FROM {NODES_TABLE}), EXISTS (SELECT 1 FROM {self.events_table_name})")
-        has_log, has_events = c.fetchone()
+        c.execute(f"SELECT EXISTS (SELECT 1 FROM {TILES_TABLE}), EXISTS (SELECT 1 FROM {self.events_table_name}), "
+                  f"EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{NODES_TABLE}')")  # fmt: skip
+        has_log, has_events, has_nodes = c.fetchone()
+        if not has_log and has_nodes:
+            c.execute(f"SELECT EXISTS (SELECT 1 FROM {NODES_TABLE})")
+            if c.fetchone()[0]:
+                self._move_log_into_tiles(c)
+                has_log = True
         if has_events and not has_log:
             self._backfill_log(c)
+        if has_nodes:
+            c.execute(f"DROP TABLE {NODES_TABLE}")
+
+    def _move_log_into_tiles(self, c: Any) -> None:
+        # A store whose log was a row per node: its leaves, as that log recorded them, become tiles.
+        migration = Migration()
+        while True:
+            c.execute(f"SELECT idx, hash FROM {NODES_TABLE} WHERE level = 0 AND idx >= ? ORDER BY idx LIMIT ?",
+                      (migration.size, BACKFILL_PAGE))  # fmt: skip
+            rows = c.fetchall()
+            if not rows:
+                return
+            self.log.write(c, migration.page([(row[0], bytes(row[1])) for row in rows]))
 
     def _backfill_log(self, c: Any) -> None:
         # Events stored before the log existed become its first leaves, in the order stored, in this transaction.
@@ -134,7 +160,7 @@ class BatchReadingSQLiteRecorder(SQLiteProcessRecorder):
                 "ON CONFLICT (originator_id, originator_version) DO UPDATE SET leaf_index = excluded.leaf_index",
                 [(oid.hex, v, h, i) for oid, v, h, i in hashed],
             )
-            c.executemany(f"INSERT INTO {NODES_TABLE} VALUES (?, ?, ?)", [(n.level, n.index, n.hash) for n in made])
+            self.log.write(c, made)
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         # The library inserts a row at a time, to read each one's rowid (its notification id); one executemany
@@ -318,9 +344,18 @@ class BatchReadingPostgresRecorder(PostgresProcessRecorder):
         ).format(schema=schema, hashes=hashes)
         table = Identifier(self.events_table_name)
         self.select_log_and_events_statement = SQL(
-            "SELECT EXISTS (SELECT 1 FROM {schema}.{nodes}) AS has_log, EXISTS (SELECT 1 FROM {schema}.{table}) "
-            "AS has_events"
-        ).format(schema=schema, nodes=Identifier(NODES_TABLE), table=table)
+            "SELECT EXISTS (SELECT 1 FROM {schema}.{tiles}) AS has_log, EXISTS (SELECT 1 FROM {schema}.{table}) "
+            "AS has_events, to_regclass(%s) IS NOT NULL AS has_nodes"
+        ).format(schema=schema, tiles=Identifier(TILES_TABLE), table=table)
+        nodes = Identifier(NODES_TABLE)
+        self.old_nodes_name = f'"{self.datastore.schema}"."{NODES_TABLE}"'
+        self.select_any_old_node_statement = SQL("SELECT EXISTS (SELECT 1 FROM {schema}.{nodes}) AS any").format(
+            schema=schema, nodes=nodes
+        )
+        self.select_old_leaves_statement = SQL(
+            "SELECT idx, hash FROM {schema}.{nodes} WHERE level = 0 AND idx >= %s ORDER BY idx LIMIT %s"
+        ).format(schema=schema, nodes=nodes)
+        self.drop_old_nodes_statement = SQL("DROP TABLE {schema}.{nodes}").format(schema=schema, nodes=nodes)
         self.select_backfill_page_statement = SQL(
             "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state, h.hash FROM "
             "{schema}.{table} e LEFT JOIN {schema}.{hashes} h ON h.originator_id = e.originator_id AND "
@@ -346,16 +381,37 @@ class BatchReadingPostgresRecorder(PostgresProcessRecorder):
     def create_table(self) -> None:
         super().create_table()
         with self.datastore.transaction(commit=True) as curs:
-            curs.execute(self.select_log_and_events_statement)
+            curs.execute(self.select_log_and_events_statement, (self.old_nodes_name,))
             row = curs.fetchone()
-            if row is not None and row["has_events"] and not row["has_log"]:
-                # Events stored before the log existed become its first leaves, in the order stored, under the
-                # lock writers take: a second process starting at once finds the log built.
+            if row is not None and ((row["has_events"] and not row["has_log"]) or row["has_nodes"]):
+                # Events stored before the log existed become its first leaves, in the order stored, and a log
+                # stored a row per node moves into tiles, under the lock writers take: a second process starting
+                # at once finds the log built.
                 self._lock_table(curs)
-                curs.execute(self.select_log_and_events_statement)
+                curs.execute(self.select_log_and_events_statement, (self.old_nodes_name,))
                 again = curs.fetchone()
-                if again is not None and not again["has_log"]:
+                if again is None:
+                    return
+                has_log = again["has_log"]
+                if not has_log and again["has_nodes"]:
+                    curs.execute(self.select_any_old_node_statement)
+                    if (found := curs.fetchone()) is not None and found["any"]:
+                        self._move_log_into_tiles(curs)
+                        has_log = True
+                if again["has_events"] and not has_log:
                     self._backfill_log(curs)
+                if again["has_nodes"]:
+                    curs.execute(self.drop_old_nodes_statement)
+
+    def _move_log_into_tiles(self, curs: Any) -> None:
+        # A store whose log was a row per node: its leaves, as that log recorded them, become tiles.
+        migration = Migration()
+        while True:
+            curs.execute(self.select_old_leaves_statement, (migration.size, BACKFILL_PAGE))
+            rows = curs.fetchall()
+            if not rows:
+                return
+            self.log.write(curs, migration.page([(int(r["idx"]), bytes(r["hash"])) for r in rows]))
 
     def _backfill_log(self, curs: Any) -> None:
         backfill, after = Backfill(), 0
@@ -369,7 +425,7 @@ class BatchReadingPostgresRecorder(PostgresProcessRecorder):
                                           for r in rows])  # fmt: skip
             columns = list(zip(*hashed, strict=True))
             curs.execute(self.upsert_leaf_indexes_statement, [list(c) for c in columns])
-            self.log.insert(curs, made)
+            self.log.write(curs, made)
 
     def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         # As the library's PostgresApplicationRecorder: lock, notify, insert; only the insert's parameters differ.
@@ -391,7 +447,7 @@ class BatchReadingPostgresRecorder(PostgresProcessRecorder):
                                 ([oid for oid, _ in starts], [v - 1 for _, v in starts]), prepare=False)  # fmt: skip
                 previous = {row["originator_id"]: bytes(row["hash"]) for row in hashing.fetchall()}
             rows = chain(stored_events, previous)
-            first, made = self.log.append(logging, [h for _, _, h in rows])
+            first, tiles = self.log.append(logging, [h for _, _, h in rows])
             if (sealed_by := kwargs.get("sealed_by")) is not None:
                 sealed_by.store(curs)
             curs.execute(
@@ -410,7 +466,7 @@ class BatchReadingPostgresRecorder(PostgresProcessRecorder):
                  list(range(first, first + len(rows)))),
                 prepare=False,
             )  # fmt: skip
-            self.log.insert(logging, made)
+            self.log.write(logging, tiles)
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         returning: Sequence[int] | None = super().insert_events(stored_events, **kwargs)

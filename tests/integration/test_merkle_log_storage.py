@@ -3,10 +3,13 @@ under concurrent writers, and its stored nodes give the heads and proofs of the 
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 from uuid import UUID, uuid4
 
+import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
@@ -35,7 +38,7 @@ def rebuilt(chain: ServiceChain) -> tuple[MemoryLog, list[tuple[UUID, int]]]:
     order = stored_order(chain)
     hashes = recorder.select_hashes_of(list({oid for oid, _ in order}))
     log = MemoryLog()
-    log.append(leaf_hash(hashes[oid][v]) for oid, v in order)
+    log.append(b"".join(leaf_hash(hashes[oid][v]) for oid, v in order))
     return log, order
 
 
@@ -109,7 +112,7 @@ def test_a_store_made_before_the_log_gets_its_leaves_when_opened(stored_chain: S
     recorder: Any = stored_chain.recorder
     expected = tree_head(14, recorder)
     # As the store was before the log: no nodes, no leaf index column, and (older still) one grievance's hashes gone.
-    tamper(database_url, "DELETE FROM log_nodes")
+    tamper(database_url, "DELETE FROM log_tiles")
     tamper(database_url, "ALTER TABLE event_hashes DROP COLUMN leaf_index")
     tamper(database_url, "DELETE FROM event_hashes WHERE originator_id = %s", ids[1])
     reopened = ServiceChain(Settings(database_url=database_url).store_env(), chart=stored_chain.chart,
@@ -128,22 +131,106 @@ def test_a_store_made_before_the_log_gets_its_leaves_when_opened(stored_chain: S
         reopened.close()
 
 
-def test_a_store_whose_log_lost_a_node_stores_nothing_until_it_is_rebuilt(
+def raw_events(chain: ServiceChain, count: int) -> None:
+    """`count` events of new grievances stored through the recorder in one batch (the log's 257th leaf and on
+    start tiles of a second level)."""
+    s = Scenario(chain)
+    s.report()
+    recorder: Any = chain.recorder
+    (stored,) = recorder.select_events(s.id)
+    recorder.insert_events([StoredEvent(uuid4(), 1, stored.topic, stored.state) for _ in range(count - 1)])
+
+
+def test_a_store_whose_log_lost_a_tile_stores_nothing_until_it_is_rebuilt(
     stored_chain: ServiceChain, database_url: str
 ) -> None:
-    Scenario(stored_chain).answered_then_reopened()
+    raw_events(stored_chain, 300)
     recorder: Any = stored_chain.recorder
-    tamper(database_url, "DELETE FROM log_nodes WHERE level = 2 AND idx = 0")  # a node of the head of 7
+    tamper(database_url, "DELETE FROM log_tiles WHERE level = 1")  # the root of leaves 0-255, which the next joins
     s = Scenario(stored_chain)
-    with pytest.raises(LogDamaged, match=r"log: node \(2, 0\) of the Merkle log is missing, so no event can be stored"):
+    with pytest.raises(LogDamaged, match=r"log: tile \(1, 0\) of the Merkle log is missing or cut short \(tile "
+                       r"\(1, 0\) holds 0 hashes, not 1\), so no event can be stored"):  # fmt: skip
         s.report()
-    assert recorder.log_size() == 7
+    assert recorder.log_size() == 300
     assert recorder.select_leaves_of([s.id]) == {s.id: {}}
-    tamper(database_url, "DELETE FROM log_nodes")
+    tamper(database_url, "DELETE FROM log_tiles")
     reopened = ServiceChain(Settings(database_url=database_url).store_env(), chart=stored_chain.chart,
                             clock=stored_chain.clock)  # fmt: skip
     try:
         Scenario(reopened).report()
-        assert reopened.recorder.log_size() == 8  # type: ignore[attr-defined]
+        assert reopened.recorder.log_size() == 301  # type: ignore[attr-defined]
+        log, _ = rebuilt(reopened)
+        assert tree_head(301, reopened.recorder) == tree_head(301, log)  # type: ignore[arg-type]
     finally:
         reopened.close()
+
+
+def as_stored_a_row_per_node(database_url: str, nodes: dict[tuple[int, int], bytes]) -> None:
+    """The store's log as it was kept before tiles: `log_nodes (level, idx, hash)`, a row per complete subtree."""
+    tamper(database_url, "DROP TABLE log_tiles")
+    url = urlsplit(database_url)
+    rows = [(level, idx, h) for (level, idx), h in nodes.items()]
+    if url.scheme == "sqlite":
+        with sqlite3.connect(url.path) as conn:
+            conn.execute("CREATE TABLE log_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, "
+                         "PRIMARY KEY (level, idx)) WITHOUT ROWID")  # fmt: skip
+            conn.executemany("INSERT INTO log_nodes VALUES (?, ?, ?)", rows)
+        return
+    with psycopg.connect(database_url.split("?")[0], autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{parse_qs(url.query)["schema"][0]}"')
+        conn.execute("CREATE TABLE log_nodes (level smallint NOT NULL, idx bigint NOT NULL, hash bytea NOT NULL, "
+                     "PRIMARY KEY (level, idx))")  # fmt: skip
+        with conn.cursor() as c:
+            c.executemany("INSERT INTO log_nodes VALUES (%s, %s, %s)", rows)
+
+
+def every_node(recorder: Any, size: int) -> dict[tuple[int, int], bytes]:
+    """Every complete subtree of the log's first `size` leaves, as the layout before tiles stored them."""
+    keys = [(level, idx) for level in range(size.bit_length()) for idx in range(size >> level)]
+    return dict(recorder.nodes(keys))
+
+
+def test_a_store_whose_log_was_a_row_per_node_has_it_moved_into_tiles_when_opened(
+    stored_chain: ServiceChain, database_url: str
+) -> None:
+    raw_events(stored_chain, 290)
+    ids = [Scenario(stored_chain).answered_then_reopened() for _ in range(2)]
+    recorder: Any = stored_chain.recorder
+    size = recorder.log_size()
+    assert size == 304
+    nodes, root, leaves = every_node(recorder, size), tree_head(size, recorder), recorder.select_leaves_of(ids)
+    as_stored_a_row_per_node(database_url, nodes)
+    # An event edited behind the engine's back, its chain recomputed: the move keeps the leaf the log recorded.
+    hashes = recorder.select_hashes_of(ids)
+    tamper(database_url, "UPDATE event_hashes SET hash = %s WHERE originator_id = %s AND originator_version = 1",
+           bytes(32), ids[0])  # fmt: skip
+    reopened = ServiceChain(Settings(database_url=database_url).store_env(), chart=stored_chain.chart,
+                            clock=stored_chain.clock)  # fmt: skip
+    try:
+        again: Any = reopened.recorder
+        assert again.log_size() == size
+        assert tree_head(size, again) == root
+        assert every_node(again, size) == nodes
+        index = leaves[ids[0]][1]
+        proof = inclusion_proof(index, size, again)
+        assert verify_inclusion(index, size, leaf_hash(hashes[ids[0]][1]), proof, root)
+        later = Scenario(reopened).answered_then_reopened()
+        assert again.log_size() == size + 7
+        assert again.select_leaves_of([later]) == {later: {v: size + v - 1 for v in range(1, 8)}}
+    finally:
+        reopened.close()
+    with pytest.raises((sqlite3.OperationalError, psycopg.errors.UndefinedTable), match="log_nodes"):
+        tamper(database_url, "SELECT 1 FROM log_nodes")
+
+
+def test_a_row_per_node_log_that_lost_a_leaf_is_not_moved_into_tiles(
+    stored_chain: ServiceChain, database_url: str
+) -> None:
+    raw_events(stored_chain, 20)
+    recorder: Any = stored_chain.recorder
+    nodes = every_node(recorder, 20)
+    del nodes[(0, 9)]
+    as_stored_a_row_per_node(database_url, nodes)
+    with pytest.raises(LogDamaged, match=r"log: leaf 9 of the Merkle log is missing from log_nodes"):
+        ServiceChain(Settings(database_url=database_url).store_env(), chart=stored_chain.chart,
+                     clock=stored_chain.clock).close()  # fmt: skip

@@ -25,17 +25,26 @@ from tests.scenario import Scenario
 def tamper(database_url: str, sql: str, *params: Any) -> int:
     """Run SQL straight against the store, as someone with database access could; the rows it touched.
     `stored_events` stands for the events table, whatever the store calls it."""
+    return int(_run(database_url, sql, params, lambda cursor: cursor.rowcount))
+
+
+def query(database_url: str, sql: str, *params: Any) -> list[Any]:
+    """The rows SQL run straight against the store returns (`stored_events` as in `tamper`)."""
+    return list(_run(database_url, sql, params, lambda cursor: cursor.fetchall()))
+
+
+def _run(database_url: str, sql: str, params: tuple[Any, ...], result: Any) -> Any:
     url = urlsplit(database_url)
     if url.scheme != "sqlite":
         sql = sql.replace("stored_events", "grievances_events")
     if url.scheme == "sqlite":
         with sqlite3.connect(url.path) as conn:
             sql = sql.replace("%s", "?")
-            return conn.execute(sql, [p.hex if isinstance(p, UUID) else p for p in params]).rowcount
+            return result(conn.execute(sql, [p.hex if isinstance(p, UUID) else p for p in params]))
     schema = parse_qs(url.query)["schema"][0]
     with psycopg.connect(database_url.split("?")[0], autocommit=True) as conn:
         conn.execute(f'SET search_path TO "{schema}"')
-        return conn.execute(sql, params).rowcount
+        return result(conn.execute(sql, params))
 
 
 @pytest.fixture

@@ -12,12 +12,18 @@ from hypothesis import strategies as st
 
 from adapters.storage.merkle_log import (
     EMPTY_ROOT,
+    TILE_HEIGHT,
     Head,
     MemoryLog,
     MissingNode,
+    TileCut,
+    appended_tiles,
     consistency_proof,
+    edge_tiles,
     inclusion_proof,
+    inclusion_proofs,
     leaf_hash,
+    leaf_hashes,
     tree_head,
     verify_consistency,
     verify_inclusion,
@@ -108,12 +114,13 @@ CONSISTENCY = [
 ]  # fmt: skip
 
 
-def log_of(entries: list[bytes], chunks: int = 1) -> MemoryLog:
-    """A log with `entries` appended in `chunks` appends (appending in pieces must store the same tree)."""
-    log = MemoryLog()
+def log_of(entries: list[bytes], chunks: int = 1, height: int = TILE_HEIGHT) -> MemoryLog:
+    """A log with `entries` appended in `chunks` appends (appending in pieces must store the same tree), in tiles
+    of 2^`height` hashes (small ones fill and stack up tile levels with few entries)."""
+    log = MemoryLog(height)
     step = max(1, -(-len(entries) // chunks))
     for i in range(0, len(entries), step):
-        log.append(leaf_hash(e) for e in entries[i : i + step])
+        log.append(b"".join(leaf_hash(e) for e in entries[i : i + step]))
     return log
 
 
@@ -171,7 +178,7 @@ entries = st.lists(st.binary(max_size=40), min_size=1, max_size=140)
 @settings(max_examples=150, deadline=None)
 @given(entries, st.data())
 def test_proofs_match_the_rfcs_recursion_and_verify(d: list[bytes], data: st.DataObject) -> None:
-    log = log_of(d, chunks=data.draw(st.integers(1, 7)))
+    log = log_of(d, chunks=data.draw(st.integers(1, 7)), height=data.draw(st.sampled_from([1, 2, 3, TILE_HEIGHT])))
     size = data.draw(st.integers(1, len(d)))
     index = data.draw(st.integers(0, size - 1))
     old = data.draw(st.integers(0, size))
@@ -181,6 +188,7 @@ def test_proofs_match_the_rfcs_recursion_and_verify(d: list[bytes], data: st.Dat
     inclusion = inclusion_proof(index, size, log)
     assert inclusion == ref_path(index, d[:size])
     assert verify_inclusion(index, size, leaf_hash(d[index]), inclusion, root)
+    assert inclusion_proofs([index, size - 1, index], size, log) == [inclusion, ref_path(size - 1, d[:size]), inclusion]
     consistency = consistency_proof(old, size, log)
     assert consistency == ref_proof(old, d[:size])
     assert verify_consistency(old, size, consistency, old_root, root)
@@ -193,7 +201,7 @@ def flipped(b: bytes, at: int, bit: int) -> bytes:
 @settings(max_examples=150, deadline=None)
 @given(entries, st.data())
 def test_no_altered_byte_of_an_inclusion_proof_verifies(d: list[bytes], data: st.DataObject) -> None:
-    log, size = log_of(d), len(d)
+    log, size = log_of(d, height=data.draw(st.sampled_from([2, TILE_HEIGHT]))), len(d)
     index = data.draw(st.integers(0, size - 1))
     root, leaf, proof = tree_head(size, log), leaf_hash(d[index]), inclusion_proof(index, size, log)
     bit = data.draw(st.integers(0, 7))
@@ -235,3 +243,35 @@ def test_a_streamed_head_is_the_stored_trees(d: list[bytes]) -> None:
         head.append(leaf_hash(e))
     assert head.size == len(d)
     assert head.root() == ref_mth(d) == tree_head(len(d), log_of(d, chunks=3))
+
+
+def test_a_log_of_three_tile_levels_has_the_streamed_heads_and_proofs_that_verify() -> None:
+    # 2^16 + 1,000 leaves in tiles of 256: two full levels of tiles and a third begun, appended in uneven pieces.
+    d = [i.to_bytes(4, "big") for i in range((1 << 16) + 1000)]
+    log, head, at = MemoryLog(), Head(), 0
+    heads: dict[int, bytes] = {}
+    for step in (1, 255, 3000, 61_000, 1, 2279):
+        log.append(leaf_hashes(d[at : at + step]))
+        for e in d[at : at + step]:
+            head.append(leaf_hash(e))
+        at += step
+        heads[at] = head.root()
+    assert at == log.size == len(d)
+    assert {(t, k) for t, k in log.tiles if t == 2} == {(2, 0)}
+    for size, root in heads.items():
+        assert tree_head(size, log) == root
+    for index in (0, 255, 256, 65_535, 65_536, len(d) - 1):
+        proof = inclusion_proof(index, len(d), log)
+        assert verify_inclusion(index, len(d), leaf_hash(d[index]), proof, heads[len(d)])
+    consistency = consistency_proof(3256, len(d), log)
+    assert verify_consistency(3256, len(d), consistency, heads[3256], heads[len(d)])
+
+
+def test_an_append_to_a_cut_edge_tile_is_refused() -> None:
+    log = log_of([i.to_bytes(2, "big") for i in range(300)])
+    assert edge_tiles(300) == [((0, 1), 44), ((1, 0), 1)]
+    cut = {**log.tiles, (0, 1): log.tiles[(0, 1)][:-32]}
+    with pytest.raises(TileCut, match=r"tile \(0, 1\) holds 43 hashes, not 44"):
+        appended_tiles(300, cut, leaf_hash(b"x"))
+    with pytest.raises(TileCut, match=r"tile \(1, 0\) holds 0 hashes, not 1"):
+        appended_tiles(300, {(0, 1): log.tiles[(0, 1)]}, leaf_hashes([b"x"] * 212))

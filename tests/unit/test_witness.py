@@ -19,7 +19,7 @@ AUDITOR = Signer("audit.test/w1", Ed25519PrivateKey.generate())
 
 def history(*leaves: bytes) -> MemoryLog:
     log = MemoryLog()
-    log.append(leaf_hash(x) for x in leaves)
+    log.append(b"".join(leaf_hash(x) for x in leaves))
     return log
 
 
