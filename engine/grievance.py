@@ -15,7 +15,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, TypeVar, cast
 from uuid import UUID, uuid5
 
-from eventsourcing.domain import Aggregate, Snapshot
+from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Snapshot as LibrarySnapshot
 from eventsourcing.utils import get_topic
 
 from engine.chart import OrgChart, Unit
@@ -488,7 +489,7 @@ class Grievance(Aggregate):
             grievance._remember(self.command_id, "rate", self.occurred_at)
 
     @dataclasses.dataclass(frozen=True)  # as the library's metaclass makes it; said here for the type checker
-    class Snapshot(Snapshot):
+    class Snapshot(LibrarySnapshot):
         """The grievance as it stood at `originator_version`, to start a load from instead of its first event.
 
         Not an event: in no hash chain and no log, and never shown as history. It is trusted only as far as the store
