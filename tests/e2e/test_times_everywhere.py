@@ -140,9 +140,11 @@ def test_the_page_shows_the_same_window_and_its_date_in_its_own_language(demo_db
         expect(page.locator("#at")).to_have_value("2021-01-01 00:00")
         expect(page.locator("#at")).to_have_attribute("placeholder", "年-月-日 时:分")
         expect(page.locator("#at-shown")).to_have_text("2021年1月1日 00:00 CST")
-        shown_rates = [row.locator("td").nth(1).inner_text() for row in page.locator("#units tbody tr").all()]
-        # The units below, then the leading group's own row ("itself"), as the page lists them.
+        # The units below, then the leading group's own row ("itself"), as the page lists them; the table fills
+        # after the headline, so wait for its rows before reading them.
         below = [r for r in expected if r["unit_id"] != "lg" or r["scope"] == "unit_itself"]
+        expect(page.locator("#units tbody tr")).to_have_count(len(below), timeout=20_000)
+        shown_rates = [row.locator("td").nth(1).inner_text() for row in page.locator("#units tbody tr").all()]
         assert shown_rates == [f"{r['response_rate'] * 100:.1f}%" for r in below]
         assert all("at=2021-01-01T00%3A00%3A00%2B08%3A00" in url for url in asked), asked
         page.click("#lang")
