@@ -50,7 +50,6 @@ from adapters.storage.resident_keys import ResidentKeys
 from adapters.storage.resident_loop import ResidentLoopTables
 from adapters.storage.seen_signatures import KEPT_FOR, SeenSignatures
 from adapters.storage.snapshots import SealedSnapshots
-from adapters.storage.wiped_log import refuse_a_wiped_log
 from engine.access import Principal, Role
 from engine.chart import OrgChart
 from engine.clock import Clock
@@ -84,7 +83,6 @@ def build_chain(settings: Settings, *, clock: Clock | None = None) -> ServiceCha
     limits = settings.time_limits()
     if "POSTGRES_DBNAME" in (env := settings.store_env()):
         probe_postgres(env)
-    refuse_a_wiped_log(env)
     chain = _creating_tables(
         lambda: ServiceChain(
             env,

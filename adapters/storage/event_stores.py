@@ -32,6 +32,7 @@ from adapters.storage.log_nodes import (
     Migration,
     PostgresLogNodes,
     SQLiteLogNodes,
+    wiped,
 )
 from adapters.storage.merkle_log import NodeKey
 from adapters.storage.snapshots import PostgresSnapshots, SQLiteSnapshots
@@ -126,6 +127,10 @@ class BatchReadingSQLiteRecorder(SQLiteProcessRecorder):
                 self._move_log_into_tiles(c)
                 has_log = True
         if has_events and not has_log:
+            # Leaf indexes recorded mean the events had a log: a store made before the log has none.
+            c.execute(f"SELECT EXISTS (SELECT 1 FROM {HASHES_TABLE} WHERE leaf_index IS NOT NULL)")
+            if c.fetchone()[0]:
+                raise wiped(HASHES_TABLE)
             self._backfill_log(c)
         if has_nodes:
             c.execute(f"DROP TABLE {NODES_TABLE}")
@@ -347,6 +352,9 @@ class BatchReadingPostgresRecorder(PostgresProcessRecorder):
             "SELECT EXISTS (SELECT 1 FROM {schema}.{tiles}) AS has_log, EXISTS (SELECT 1 FROM {schema}.{table}) "
             "AS has_events, to_regclass(%s) IS NOT NULL AS has_nodes"
         ).format(schema=schema, tiles=Identifier(TILES_TABLE), table=table)
+        self.select_any_leaf_index_statement = SQL(
+            "SELECT EXISTS (SELECT 1 FROM {schema}.{hashes} WHERE leaf_index IS NOT NULL) AS any"
+        ).format(schema=schema, hashes=hashes)
         nodes = Identifier(NODES_TABLE)
         self.old_nodes_name = f'"{self.datastore.schema}"."{NODES_TABLE}"'
         self.select_any_old_node_statement = SQL("SELECT EXISTS (SELECT 1 FROM {schema}.{nodes}) AS any").format(
@@ -399,6 +407,10 @@ class BatchReadingPostgresRecorder(PostgresProcessRecorder):
                         self._move_log_into_tiles(curs)
                         has_log = True
                 if again["has_events"] and not has_log:
+                    # Leaf indexes recorded mean the events had a log: a store made before the log has none.
+                    curs.execute(self.select_any_leaf_index_statement)
+                    if (found := curs.fetchone()) is not None and found["any"]:
+                        raise wiped(HASHES_TABLE)
                     self._backfill_log(curs)
                 if again["has_nodes"]:
                     curs.execute(self.drop_old_nodes_statement)

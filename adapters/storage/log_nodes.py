@@ -49,11 +49,24 @@ class LogDamaged(InfrastructureError):
     """The stored log lacks a tile an append or a proof needs: rows were deleted behind the engine's back."""
 
 
+def wiped(hashes_table: str) -> LogDamaged:
+    """The refusal to open a store whose events were appended to its log (`hashes_table` holds their leaf
+    indexes) but whose log is gone: rebuilding it from the events as they stand would hide any rewrite of them."""
+    return LogDamaged(
+        f"log: the store's events were appended to its Merkle log ({hashes_table} holds their leaf indexes) but "
+        f"{TILES_TABLE} is empty (and no {NODES_TABLE} is left to move into it): it was wiped behind the engine's "
+        f"back, and is not rebuilt from the events as they stand now, which would hide any rewrite of them. Restore "
+        f"{TILES_TABLE} from a backup and run grievance verify --all --checkpoint against a checkpoint kept "
+        f"elsewhere; to rebuild it from the events on purpose, clear the leaf indexes first (UPDATE {hashes_table} "
+        "SET leaf_index = NULL) and verify against a checkpoint after"
+    )
+
+
 def _damaged(cut: TileCut) -> LogDamaged:
     return LogDamaged(
         f"log: tile {cut.key} of the Merkle log is missing or cut short ({cut}), so no event can be stored: restore "
-        f"{TILES_TABLE} from a backup, or empty it to rebuild it from the events at the next start (then verify "
-        "--checkpoint)"
+        f"{TILES_TABLE} from a backup, or empty it and clear the events' leaf indexes to rebuild it from the events "
+        "at the next start (then verify --checkpoint)"
     )
 
 

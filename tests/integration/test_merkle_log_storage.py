@@ -154,8 +154,14 @@ def test_a_store_whose_log_lost_a_tile_stores_nothing_until_it_is_rebuilt(
     assert recorder.log_size() == 300
     assert recorder.select_leaves_of([s.id]) == {s.id: {}}
     tamper(database_url, "DELETE FROM log_tiles")
-    reopened = ServiceChain(Settings(database_url=database_url).store_env(), chart=stored_chain.chart,
-                            clock=stored_chain.clock)  # fmt: skip
+    env = Settings(database_url=database_url).store_env()
+    # Emptied alone, the log is a wiped one, which opening refuses to rebuild over the events as they stand.
+    with pytest.raises(LogDamaged, match=r"log_tiles is empty \(and no log_nodes is left to move into it\): it was "
+                       "wiped"):  # fmt: skip
+        ServiceChain(env, chart=stored_chain.chart, clock=stored_chain.clock)
+    # Rebuilt on purpose, as the refusal says: the leaf indexes cleared too.
+    tamper(database_url, "UPDATE event_hashes SET leaf_index = NULL")
+    reopened = ServiceChain(env, chart=stored_chain.chart, clock=stored_chain.clock)
     try:
         Scenario(reopened).report()
         assert reopened.recorder.log_size() == 301  # type: ignore[attr-defined]
