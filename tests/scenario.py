@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
 from engine.clock import PlaybackClock
-from engine.commands import Claim, Outcome, Rate, Reply, Resolve
+from engine.commands import Claim, Outcome, Rate, RecordProgress, Reply, Resolve
 from engine.grievance import ClaimMode, Rating
 from engine.service_chain import ServiceChain
 from tests.conftest import OPERATOR, T0, command
@@ -123,3 +123,20 @@ class Scenario:
         self.reply() if close == "reply" else self.resolve()
         self.rate("dissatisfied")
         return self.id
+
+
+def claimed(chain: ServiceChain) -> UUID:
+    """A grievance reported and claimed at the household, early on T0's day: its id."""
+    scenario = Scenario(chain, at=T0.replace(hour=0))
+    scenario.report()
+    scenario.claim()
+    return scenario.id
+
+
+def notes(chain: ServiceChain, gid: UUID, n: int, start: int = 0) -> None:
+    """`n` progress notes on a claimed grievance in one batch, command ids n`start`…; a refusal is raised."""
+    batch = [RecordProgress(grievance_id=gid, command_id=f"n{start + i}", actor="member-wang", occurred_at=T0, note="n")
+             for i in range(n)]  # fmt: skip
+    for result in chain.execute(batch, principal=OPERATOR):
+        if isinstance(result, Exception):
+            raise result

@@ -26,7 +26,7 @@ from engine.grievance import Category, ClaimMode, Grievance
 from engine.personal_data import ERASED
 from engine.service_chain import ServiceChain
 from tests.conftest import OPERATOR, T0
-from tests.scenario import HOUSEHOLD, Scenario
+from tests.scenario import HOUSEHOLD, claimed, notes
 
 INTERVAL = 10
 NAME, PHONE = "王秀英", "+86 139 0000 1234"
@@ -61,21 +61,6 @@ def chain(database_url: str, yongji: OrgChart) -> Iterator[ServiceChain]:
     app = open_chain(database_url, yongji)
     yield app
     app.close()
-
-
-def claimed(chain: ServiceChain) -> UUID:
-    scenario = Scenario(chain, at=T0.replace(hour=0))
-    scenario.report()
-    scenario.claim()
-    return scenario.id
-
-
-def notes(chain: ServiceChain, gid: UUID, n: int, start: int = 0) -> None:
-    batch = [RecordProgress(grievance_id=gid, command_id=f"n{start + i}", actor="member-wang", occurred_at=T0, note="n")
-             for i in range(n)]  # fmt: skip
-    for result in chain.execute(batch, principal=OPERATOR):
-        if isinstance(result, Exception):
-            raise result
 
 
 def reads(chain: ServiceChain) -> list[tuple[int, int]]:

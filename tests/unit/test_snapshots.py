@@ -17,7 +17,7 @@ from engine.grievance import ClaimMode, CommandsSeen, Earlier, Grievance, Grieva
 from engine.levels import Level
 from engine.service_chain import ServiceChain
 from tests.conftest import OPERATOR, T0
-from tests.scenario import HOUSEHOLD, Scenario
+from tests.scenario import HOUSEHOLD, claimed, notes
 
 INTERVAL = 10
 
@@ -30,21 +30,6 @@ def chain(yongji: OrgChart) -> Iterator[ServiceChain]:
                        snapshot_interval=INTERVAL, decided_cache_size=0)  # fmt: skip
     yield app
     app.close()
-
-
-def claimed(chain: ServiceChain) -> UUID:
-    scenario = Scenario(chain, at=T0.replace(hour=0))
-    scenario.report()
-    scenario.claim()
-    return scenario.id
-
-
-def notes(chain: ServiceChain, gid: UUID, n: int, start: int = 0) -> None:
-    batch = [RecordProgress(grievance_id=gid, command_id=f"n{start + i}", actor="member-wang", occurred_at=T0, note="n")
-             for i in range(n)]  # fmt: skip
-    for result in chain.execute(batch, principal=OPERATOR):
-        if isinstance(result, Exception):
-            raise result
 
 
 def snapshot_versions(chain: ServiceChain, gid: UUID) -> list[int]:
