@@ -73,7 +73,13 @@ def lifecycle(i: int, prefix: str, first: int) -> list[tuple[bytes, bytes, str]]
         {"kind": "claim", "unit_id": unit, "mode": "member", "claimant": f"m{i % 900}"},
         {"kind": "record_progress", "note": "已联系物业"},
         {"kind": "resolve", "summary": "已修好"} if i % 7 else {"kind": "reply", "reason": "r", "answer": "a"},
-        {"kind": "rate", "rating": ("satisfied", "basically_satisfied", "dissatisfied")[i % 3]},
+        # The office's callback (回访): whoever reported or worked on a grievance may not rate it.
+        {
+            "kind": "rate",
+            "rating": ("satisfied", "basically_satisfied", "dissatisfied")[i % 3],
+            "actor": "office-zhao",
+            "given_by": "callback",
+        },
     ]
     out = []
     for n, step in enumerate(steps):
