@@ -63,7 +63,7 @@ def commands_of(i: int) -> list[Command]:
             Rate(
                 grievance_id=gid,
                 command_id=f"d{i}",
-                actor="w",
+                actor="office-zhao",  # the office's callback: the reporter may not rate their own work
                 occurred_at=t + timedelta(hours=30),
                 rating=Rating.SATISFIED,
             ),

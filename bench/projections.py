@@ -97,7 +97,13 @@ def lifecycle(i: int) -> list[Command]:
     return [
         *started,
         close,
-        Rate(grievance_id=gid, command_id=f"e{i}", actor="w", occurred_at=t + timedelta(hours=50), rating=rating),
+        Rate(
+            grievance_id=gid,
+            command_id=f"e{i}",
+            actor="office-zhao",
+            occurred_at=t + timedelta(hours=50),
+            rating=rating,
+        ),
     ]
 
 

@@ -140,7 +140,7 @@ def decided(chain: ServiceChain, commands: list[Command]) -> Grievance:
         elif isinstance(c, Reply):
             g.reply(reason=c.reason, answer=c.answer, **common)
         elif isinstance(c, Rate):
-            g.rate(rating=c.rating, comment=c.comment, limits=chain.limits, **common)
+            g.rate(rating=c.rating, comment=c.comment, limits=chain.limits, given_by=c.given_by, **common)
         else:
             raise TypeError(f"{c.kind} is not in the benchmark's lifecycles")
     return g
