@@ -37,7 +37,7 @@ from adapters.kafka.signatures import DEFAULT_KEYS_FILE, CommandSigner, KeyBook
 from adapters.kafka.worker import CommandWorker
 from adapters.logs import configure_logging
 from adapters.notifications.notifier import Notifier
-from adapters.notifications.senders import FileSender, Sender, WebhookSender
+from adapters.notifications.senders import FileSender, Sender, WebhookSender, read_webhook_secret
 from adapters.settings import Settings
 from adapters.storage.chart_file import load_chart
 from adapters.storage.connection_probe import probe_postgres
@@ -210,7 +210,7 @@ def build_sender(settings: Settings) -> Sender:
     """Where residents' messages go: GRIEVANCE_NOTIFY_WEBHOOK_URL's gateway, else GRIEVANCE_NOTIFY_FILE, else the
     console."""
     if settings.notify_webhook_url:
-        return WebhookSender(settings.notify_webhook_url)
+        return WebhookSender(settings.notify_webhook_url, read_webhook_secret(settings.notify_webhook_secret_file))
     return FileSender(settings.notify_file)
 
 

@@ -4,6 +4,7 @@ store's configuration. Nothing else in the engine reads or writes the environmen
 from __future__ import annotations
 
 import getpass
+import ipaddress
 import json
 import os
 import re
@@ -72,6 +73,8 @@ class Settings:
     callback_days: int = 7
     # Where residents' messages go: a webhook (an SMS gateway's URL), else a file of JSON lines, else the console.
     notify_webhook_url: str = ""
+    # The secret the webhook's messages are signed with, shared with the gateway (adapters/notifications/senders.py).
+    notify_webhook_secret_file: Path | None = None
     notify_file: Path | None = None
     # Where residents' page is, for the links messages carry (https://host); default: the page's path alone.
     resident_page_url: str = ""
@@ -146,6 +149,7 @@ class Settings:
             receipt_key_file=Path(rk) if (rk := env.get("GRIEVANCE_RECEIPT_KEY_FILE", "").strip()) else None,
             callback_days=_number(env, "GRIEVANCE_CALLBACK_DAYS", 7, 1, 365),
             notify_webhook_url=_webhook(env.get("GRIEVANCE_NOTIFY_WEBHOOK_URL", "").strip()),
+            notify_webhook_secret_file=_path(env, "GRIEVANCE_NOTIFY_WEBHOOK_SECRET_FILE"),
             notify_file=Path(nf) if (nf := env.get("GRIEVANCE_NOTIFY_FILE", "").strip()) else None,
             resident_page_url=env.get("GRIEVANCE_RESIDENT_PAGE_URL", "").strip().rstrip("/"),
             checkpoints_dir=Path(cp) if (cp := env.get("GRIEVANCE_CHECKPOINTS_DIR", "").strip()) else None,
@@ -276,6 +280,8 @@ class Settings:
             env["GRIEVANCE_API_TOKENS_FILE"] = str(self.tokens_file)
         if self.notify_webhook_url:
             env["GRIEVANCE_NOTIFY_WEBHOOK_URL"] = self.notify_webhook_url
+        if self.notify_webhook_secret_file is not None:
+            env["GRIEVANCE_NOTIFY_WEBHOOK_SECRET_FILE"] = str(self.notify_webhook_secret_file)
         if self.notify_file is not None:
             env["GRIEVANCE_NOTIFY_FILE"] = str(self.notify_file)
         if self.receipt_key_file is not None:
@@ -302,10 +308,39 @@ def _number(env: Mapping[str, str], name: str, default: int, low: int, high: int
     return int(raw)
 
 
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    return Path(raw) if (raw := env.get(name, "").strip()) else None
+
+
 def _webhook(url: str) -> str:
-    if url and urlsplit(url).scheme not in ("http", "https"):
-        raise ConfigurationError(f"GRIEVANCE_NOTIFY_WEBHOOK_URL: {url!r} is not an http:// or https:// URL")
+    """A gateway's URL: https://, or http:// to this machine only (a gateway beside the sender), since each
+    message carries a resident's phone; no credentials in it, since settings are shown and logged."""
+    if not url:
+        return url
+    name = "GRIEVANCE_NOTIFY_WEBHOOK_URL"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        raise ConfigurationError(f"{name}: {url!r} is not a URL") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise ConfigurationError(f"{name}: {url!r} is not an https:// URL")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigurationError(f"{name}: the URL carries credentials; the gateway is told who speaks by the "
+                                 "messages' signature (GRIEVANCE_NOTIFY_WEBHOOK_SECRET_FILE)")  # fmt: skip
+    if parts.scheme == "http" and not _loopback(host):
+        raise ConfigurationError(f"{name}: {url!r} would send residents' phones in clear; use https:// "
+                                 "(http:// only to a gateway on this machine)")  # fmt: skip
     return url
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _login_name() -> str:

@@ -11,9 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters import composition
-from adapters.cli.session import json_option, opened, refuse, stop_on_signals
+from adapters.cli.session import fail, json_option, opened, refuse, settings_or_exit, stop_on_signals
+from adapters.notifications.senders import SECRET_SETTING, new_webhook_secret
 from adapters.resident_loop_queries import callback_queue
-from engine.errors import GrievanceError
+from engine.errors import ConfigurationError, GrievanceError
 
 out = Console(highlight=False)
 
@@ -64,9 +65,18 @@ def callbacks(unit_id: str | None, days: int | None, limit: int, as_json: bool) 
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
 @click.option("--idle-wait", type=click.FloatRange(0.05, 60), default=1.0, show_default=True,
               help="Seconds to wait when nothing is due.")  # fmt: skip
-def notify(once: bool, idle_wait: float) -> None:
+@click.option(
+    "--new-secret",
+    is_flag=True,
+    help="Make GRIEVANCE_NOTIFY_WEBHOOK_SECRET_FILE (the gateway checks signatures with it), and exit.",
+)
+def notify(once: bool, idle_wait: float, new_secret: bool) -> None:
     """Deliver residents' messages (reported with the receipt, claimed, escalated, answered, asked to rate) from
-    the outbox: through GRIEVANCE_NOTIFY_WEBHOOK_URL's gateway, else GRIEVANCE_NOTIFY_FILE, else this console."""
+    the outbox: through GRIEVANCE_NOTIFY_WEBHOOK_URL's gateway (signed as Standard Webhooks specifies), else
+    GRIEVANCE_NOTIFY_FILE, else this console."""
+    if new_secret:
+        _new_secret()
+        return
     with opened(log_level="info") as session:
         notifier = composition.build_notifier(session.settings, session.chain)
         if once:
@@ -74,3 +84,14 @@ def notify(once: bool, idle_wait: float) -> None:
             click.echo(", ".join(f"{state} {n}" for state, n in sorted(states.items())) or "nothing due", err=True)
             return
         notifier.run(stop_on_signals(), idle_wait=idle_wait)
+
+
+def _new_secret() -> None:
+    path = settings_or_exit().notify_webhook_secret_file
+    try:
+        if path is None:
+            raise ConfigurationError(f"{SECRET_SETTING}: name the file to make")
+        new_webhook_secret(path)
+    except ConfigurationError as e:
+        fail(str(e), error_code="configuration")
+    click.echo(f"made {path}: give the gateway its contents to check the messages' webhook-signature", err=True)

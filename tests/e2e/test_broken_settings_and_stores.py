@@ -56,6 +56,7 @@ BROKEN_SETTINGS = {
     "GRIEVANCE_RESIDENT_KEK_FILE": ["/nope/keks.json"],
     "GRIEVANCE_ROSTER_CLAIMS": ["bogus"],
     "GRIEVANCE_STAR_THRESHOLDS": ["150,10", "0"],
+    "GRIEVANCE_NOTIFY_WEBHOOK_URL": ["http://sms.example.org/send"],
 }
 
 

@@ -14,6 +14,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from engine.grievance import Grievance
+from tests.conftest import grievance
 from tests.scenario import BUILDING, HOUSEHOLD
 
 
@@ -370,3 +371,21 @@ def test_a_command_line_click_cannot_parse_is_one_line_too(args: list[str], line
     done = subprocess.run([installed, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [line]
+
+
+def test_the_webhooks_secret_is_made_once_and_the_sender_starts_only_with_it(tmp_path: Path) -> None:
+    db, secret = tmp_path / "g.db", tmp_path / "webhook.secret"
+    env = {"GRIEVANCE_NOTIFY_WEBHOOK_URL": "https://sms.example.org/send"}
+    without = grievance(db, "notify", "--once", env=env)
+    assert without.returncode == 3
+    assert "GRIEVANCE_NOTIFY_WEBHOOK_SECRET_FILE" in without.stderr
+    assert "--new-secret" in without.stderr
+    env["GRIEVANCE_NOTIFY_WEBHOOK_SECRET_FILE"] = str(secret)
+    made = grievance(db, "notify", "--new-secret", env=env)
+    assert made.returncode == 0, made.stderr
+    assert secret.read_text().startswith("whsec_")
+    assert secret.read_text().strip() not in made.stderr
+    again = grievance(db, "notify", "--new-secret", env=env)
+    assert again.returncode == 1
+    assert "exists already" in again.stderr
+    assert grievance(db, "notify", "--once", env=env).returncode == 0

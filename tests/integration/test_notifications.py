@@ -16,11 +16,13 @@ from uuid import UUID, uuid4
 
 import pytest
 import structlog
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from adapters.composition import build_chain, build_notifier, build_receipts
 from adapters.intake import Intake
 from adapters.notifications.notifier import Notifier
-from adapters.notifications.senders import FileSender, WebhookSender
+from adapters.notifications.senders import FileSender, WebhookSender, new_webhook_secret, read_webhook_secret
 from adapters.settings import Settings
 from adapters.storage.receipts import read_secret
 from engine.access import Principal, Role
@@ -35,14 +37,25 @@ OPERATOR = Principal("op", Role.OPERATOR)
 
 
 class Gateway(BaseHTTPRequestHandler):
-    """An SMS gateway that fails one request in three: some before taking the message, some after."""
+    """An SMS gateway that checks each message's Standard Webhooks signature with the reference library (401 if
+    it fails), and fails one request in three: some before taking the message, some after."""
 
     received: list[dict[str, Any]]
     keys: list[str]
+    forged: list[str]
     rng: random.Random
+    secret: str
 
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        raw = self.rfile.read(int(self.headers["Content-Length"]))
+        try:
+            body = Webhook(self.secret).verify(raw, dict(self.headers.items()))
+        except WebhookVerificationError as e:
+            type(self).forged.append(str(e))
+            self.send_response(401)
+            self.end_headers()
+            return
+        assert self.headers["webhook-id"] == self.headers["Idempotency-Key"] == body["message_id"]
         fate = self.rng.random()
         if fate < 0.2:
             self.send_response(503)
@@ -57,8 +70,15 @@ class Gateway(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def gateway() -> Iterator[tuple[str, type[Gateway]]]:
-    handler = type("FlakyGateway", (Gateway,), {"received": [], "keys": [], "rng": random.Random(18)})
+def secret(tmp_path: Path) -> str:
+    new_webhook_secret(tmp_path / "webhook.secret")
+    return read_webhook_secret(tmp_path / "webhook.secret")
+
+
+@pytest.fixture
+def gateway(secret: str) -> Iterator[tuple[str, type[Gateway]]]:
+    handler = type("FlakyGateway", (Gateway,),
+                   {"received": [], "keys": [], "forged": [], "rng": random.Random(18), "secret": secret})  # fmt: skip
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -105,19 +125,21 @@ def _walk(chain: ServiceChain, intake: Intake, resident: str, *, phone: str = PH
     return gid
 
 
-def test_every_message_reaches_a_flaky_gateway_exactly_once_after_dedupe(store: Any, gateway: Any) -> None:
+def test_every_message_reaches_a_flaky_gateway_exactly_once_after_dedupe(store: Any, gateway: Any,
+                                                                         secret: str) -> None:  # fmt: skip
     settings, chain = store
     url, handler = gateway
     intake = Intake(chain, build_receipts(settings, chain))
     gids = [_walk(chain, intake, f"res-{i}") for i in range(4)]
     clock = Clock()
-    notifier = build_notifier(settings, chain, WebhookSender(url, timeout=5))
+    notifier = build_notifier(settings, chain, WebhookSender(url, secret, timeout=5))
     notifier.clock = clock
     for _ in range(40):
         notifier.deliver_once()
         clock.now += timedelta(minutes=30)  # past every retry's wait
     states = notifier.tables.deliveries()
     assert set(states.values()) == {"delivered"}
+    assert handler.forged == []
     assert len(states) == 4 * 6  # reported, claimed, escalated, claimed, answered, asked to rate
     assert len(handler.keys) > len(set(handler.keys)), "the gateway failed after taking some: they came again"
     deduped = dict(zip(handler.keys, handler.received, strict=True))
@@ -179,3 +201,16 @@ def test_the_outbox_is_rebuilt_the_same_and_delivers_nothing_twice(store: Any, t
     assert [dict(r) for r in notifier.tables._execute(outbox)] == before
     assert notifier.deliver_once() == {}
     assert len(sent.read_text(encoding="utf-8").splitlines()) == 6
+
+
+def test_a_gateway_holding_another_secret_takes_nothing_and_the_messages_wait(store: Any, gateway: Any,
+                                                                              tmp_path: Path) -> None:  # fmt: skip
+    settings, chain = store
+    url, handler = gateway
+    intake = Intake(chain, build_receipts(settings, chain))
+    _walk(chain, intake, "res-1")
+    new_webhook_secret(tmp_path / "other.secret")
+    notifier = build_notifier(settings, chain, WebhookSender(url, read_webhook_secret(tmp_path / "other.secret")))
+    assert notifier.deliver_once() == {"retrying": 6}  # the office sees why: "the webhook answered 401"
+    assert handler.received == []
+    assert handler.forged == ["No matching signature found"] * 6

@@ -37,3 +37,28 @@ def test_checkpoint_verifier_keys_are_read_and_a_bad_one_is_named() -> None:
     assert Settings.from_env(read.as_env()).checkpoint_verifier_keys == tuple(keys)
     with pytest.raises(ConfigurationError, match=r"^GRIEVANCE_CHECKPOINT_VERIFIER_KEYS: not <name>"):
         Settings.from_env({"GRIEVANCE_CHECKPOINT_VERIFIER_KEYS": "nonsense"})
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://sms.example.org/send", "in clear"),
+        ("http://10.0.0.5/send", "in clear"),
+        ("ftp://sms.example.org/", "not an https:// URL"),
+        ("https:///send", "not an https:// URL"),
+        ("https://user:pw@sms.example.org/send", "credentials"),
+        ("https://[::1/send", "not a URL"),
+    ],
+)
+def test_a_webhook_that_would_carry_phones_in_clear_or_credentials_is_refused(url: str, reason: str) -> None:
+    with pytest.raises(ConfigurationError, match=rf"^GRIEVANCE_NOTIFY_WEBHOOK_URL: .*{reason}"):
+        Settings.from_env({"GRIEVANCE_NOTIFY_WEBHOOK_URL": url})
+
+
+@pytest.mark.parametrize("url", ["https://sms.example.org/send", "http://127.0.0.1:8080/sms", "http://[::1]/s",
+                                 "http://localhost/sms"])  # fmt: skip
+def test_a_webhook_over_tls_or_to_this_machine_is_taken_and_handed_down(url: str) -> None:
+    settings = Settings.from_env({"GRIEVANCE_NOTIFY_WEBHOOK_URL": url,
+                                  "GRIEVANCE_NOTIFY_WEBHOOK_SECRET_FILE": "/etc/grievance/webhook.secret"})  # fmt: skip
+    assert settings.notify_webhook_url == url
+    assert Settings.from_env(settings.as_env()) == settings
