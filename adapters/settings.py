@@ -76,6 +76,9 @@ class Settings:
     # The secret the webhook's messages are signed with, shared with the gateway (adapters/notifications/senders.py).
     notify_webhook_secret_file: Path | None = None
     notify_file: Path | None = None
+    # The reverse proxies whose X-Forwarded-For / -Proto name the client (addresses or networks); none by default,
+    # so a client cannot name itself, but behind a proxy every resident would share the proxy's rate limits.
+    trusted_proxies: tuple[str, ...] = ()
     # Where residents' page is, for the links messages carry (https://host); default: the page's path alone.
     resident_page_url: str = ""
     # Where the notary publishes checkpoints and the HTTP service reads the latest (adapters/audit/notary.py).
@@ -151,6 +154,7 @@ class Settings:
             notify_webhook_url=_webhook(env.get("GRIEVANCE_NOTIFY_WEBHOOK_URL", "").strip()),
             notify_webhook_secret_file=_path(env, "GRIEVANCE_NOTIFY_WEBHOOK_SECRET_FILE"),
             notify_file=Path(nf) if (nf := env.get("GRIEVANCE_NOTIFY_FILE", "").strip()) else None,
+            trusted_proxies=_proxies(env.get("GRIEVANCE_TRUSTED_PROXIES", "")),
             resident_page_url=env.get("GRIEVANCE_RESIDENT_PAGE_URL", "").strip().rstrip("/"),
             checkpoints_dir=Path(cp) if (cp := env.get("GRIEVANCE_CHECKPOINTS_DIR", "").strip()) else None,
             checkpoint_verifier_keys=_verifier_keys(env.get("GRIEVANCE_CHECKPOINT_VERIFIER_KEYS", "")),
@@ -284,6 +288,8 @@ class Settings:
             env["GRIEVANCE_NOTIFY_WEBHOOK_SECRET_FILE"] = str(self.notify_webhook_secret_file)
         if self.notify_file is not None:
             env["GRIEVANCE_NOTIFY_FILE"] = str(self.notify_file)
+        if self.trusted_proxies:
+            env["GRIEVANCE_TRUSTED_PROXIES"] = ",".join(self.trusted_proxies)
         if self.receipt_key_file is not None:
             env["GRIEVANCE_RECEIPT_KEY_FILE"] = str(self.receipt_key_file)
         if self.checkpoints_dir is not None:
@@ -332,6 +338,21 @@ def _webhook(url: str) -> str:
         raise ConfigurationError(f"{name}: {url!r} would send residents' phones in clear; use https:// "
                                  "(http:// only to a gateway on this machine)")  # fmt: skip
     return url
+
+
+def _proxies(text: str) -> tuple[str, ...]:
+    """GRIEVANCE_TRUSTED_PROXIES: addresses or networks (CIDR), separated by commas or spaces; not `*`, which
+    would let every client name its own address and so escape the residents' page's rate limits."""
+    proxies = []
+    for item in re.split(r"[\s,]+", text.strip()):
+        if not item:
+            continue
+        try:
+            proxies.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ConfigurationError(f"GRIEVANCE_TRUSTED_PROXIES: {item!r} is not an address or a network "
+                                     "(10.0.0.0/8, 127.0.0.1, ::1)") from None  # fmt: skip
+    return tuple(proxies)
 
 
 def _loopback(host: str) -> bool:

@@ -6,6 +6,7 @@ import dataclasses
 import threading
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 import msgspec
@@ -24,6 +25,7 @@ from adapters.cli.session import (
 )
 from adapters.http.tokens import TOKEN_ROLES, TokenBook, TokenFile, check_holder, issue, read_file, revoke
 from adapters.logs import configure_logging
+from adapters.settings import Settings
 from engine.access import Role
 from engine.chart import OrgChart
 from engine.errors import ConfigurationError
@@ -87,17 +89,26 @@ def serve(host: str, port: int, workers: int, threads: int | None, project: bool
         if workers == 1:
             app = composition.build_http_app(svc, settings)
             uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
-                        timeout_graceful_shutdown=SHUTDOWN_S)  # fmt: skip
+                        timeout_graceful_shutdown=SHUTDOWN_S, **_proxy_headers(settings))  # fmt: skip
         else:
             # Each server process builds its own Services from the settings handed down; this one keeps the views.
             settings.hand_down()
             uvicorn.run(composition.ASGI_FACTORY, factory=True, workers=workers, host=host, port=port,
-                        log_level="warning", access_log=False, timeout_graceful_shutdown=SHUTDOWN_S)  # fmt: skip
+                        log_level="warning", access_log=False, timeout_graceful_shutdown=SHUTDOWN_S,
+                        **_proxy_headers(settings))  # fmt: skip
     finally:
         stop.set()
         if follower:
             follower.join(timeout=5)
         svc.chain.close()
+
+
+def _proxy_headers(settings: Settings) -> dict[str, Any]:
+    """uvicorn reads the client's address from X-Forwarded-For only when it comes from a trusted proxy; its own
+    default trusts 127.0.0.1 (and FORWARDED_ALLOW_IPS), which here is never assumed: none unless named."""
+    if not settings.trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(settings.trusted_proxies)}
 
 
 def _keep_views(projection: DashboardProjection, stop: threading.Event) -> None:
