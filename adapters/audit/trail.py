@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 from uuid import UUID
@@ -14,6 +16,17 @@ from adapters.storage.hash_chain import BrokenLink, first_broken_link, originato
 from engine.errors import GrievanceNotFound
 from engine.service_chain import ServiceChain
 from schemas.events import EventEnvelope
+
+# What each aggregate's history is called in an auditor's report: the store chains the roster's records too.
+RECORD_NAMES = {"Grievance": "grievance", "RosterEntry": "roster entry", "UnitRoll": "unit roll"}
+
+
+def record_kind(events: Sequence[StoredEvent]) -> str:
+    """What a history is a history of, read off its first event's topic (`module:Class.Event`)."""
+    if not events:
+        return "history with no events"
+    name = events[0].topic.partition(":")[2].partition(".")[0]
+    return RECORD_NAMES.get(name, name or "record")
 
 
 class ChainedStore(Protocol):
@@ -49,20 +62,28 @@ class AuditTrail:
         (broken,) = self._verify_many([grievance_id], must_exist=True)
         return broken
 
-    def verify_all(self, on_batch: Callable[[int], None] | None = None, batch: int = 500) -> Iterator[BrokenLink]:
-        """The first broken link of every grievance whose history is not intact, in grievance id order."""
+    def verify_all(self, on_batch: Callable[[Counter[str]], None] | None = None, batch: int = 500
+                   ) -> Iterator[BrokenLink]:  # fmt: skip
+        """The first broken link of every history whose chain is not intact (grievances and the roster's records),
+        in id order; `on_batch` hears how many of each kind (`record_kind`) each batch checked."""
         after: UUID | None = None
         while ids := self.store.select_originator_ids(after, batch):
-            yield from (b for b in self._verify_many(ids) if b is not None)
+            kinds: Counter[str] = Counter()
+            yield from (b for b in self._verify_many(ids, kinds=kinds) if b is not None)
             if on_batch:
-                on_batch(len(ids))
+                on_batch(kinds)
             after = ids[-1]
 
-    def _verify_many(self, ids: list[UUID], *, must_exist: bool = False) -> list[BrokenLink | None]:
+    def _verify_many(self, ids: list[UUID], *, must_exist: bool = False, kinds: Counter[str] | None = None
+                     ) -> list[BrokenLink | None]:  # fmt: skip
         events: dict[UUID, list[StoredEvent]] = {oid: [] for oid in ids}
         for e in self.store.select_events_of(ids):
             events[originator_uuid(e)].append(e)
+        named = {oid: record_kind(sorted(events[oid], key=lambda e: e.originator_version)) for oid in ids}
+        if kinds is not None:
+            kinds.update(named.values())
         hashes = self.store.select_hashes_of(ids)
         if must_exist and not events[ids[0]] and not hashes[ids[0]]:
             raise GrievanceNotFound("grievance_id", f"no grievance {ids[0]}")
-        return [first_broken_link(oid, events[oid], hashes[oid]) for oid in ids]
+        found = [first_broken_link(oid, events[oid], hashes[oid]) for oid in ids]
+        return [b and dataclasses.replace(b, kind=named[b.grievance_id]) for b in found]

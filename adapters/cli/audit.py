@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,6 +109,7 @@ def verify(grievance_id: str | None, everything: bool, checkpoint_file: Path | N
         gid = parse_uuid(grievance_id) if grievance_id else None
         verify_against_checkpoint(gid, signed, signature_checked, as_json)
         return
+    kinds: Counter[str] = Counter()
     with opened() as session:
         trail = session.trail()
         if grievance_id:
@@ -115,22 +117,39 @@ def verify(grievance_id: str | None, everything: bool, checkpoint_file: Path | N
                 broken = [b for b in [trail.verify(parse_uuid(grievance_id))] if b is not None]
             except GrievanceError as e:
                 refuse(e)
-            checked = 1
+            kinds["grievance"] = 1
         else:
-            counted = [0]
-            broken = list(trail.verify_all(on_batch=lambda n: counted.__setitem__(0, counted[0] + n)))
-            checked = counted[0]
+            broken = list(trail.verify_all(on_batch=kinds.update))
+    checked = sum(kinds.values())
     if as_json:
-        click.echo(encoder.encode({"checked": checked, "broken": [
-            {"grievance_id": b.grievance_id, "version": b.version, "reason": b.reason} for b in broken]}))  # fmt: skip
+        click.echo(encoder.encode({"checked": checked, "kinds": dict(sorted(kinds.items())), "broken": [
+            {"grievance_id": b.grievance_id, "kind": b.kind, "version": b.version, "reason": b.reason}
+            for b in broken]}))  # fmt: skip
     elif not broken:
-        out.print(f"intact: the hash chains of {checked:,} grievance{'s' if checked != 1 else ''} verify")
+        out.print(f"intact: the hash chains of {_histories(kinds)} verify")
     else:
         for b in broken:
-            out.print(f"broken: grievance {b.grievance_id} at version {b.version}: {b.reason}")
-        out.print(f"{len(broken):,} of {checked:,} grievances broken")
+            out.print(f"broken: {b.kind} {b.grievance_id} at version {b.version}: {b.reason}")
+        out.print(f"{len(broken):,} of {_histories(kinds)} broken")
     if broken:
         sys.exit(EXIT_BROKEN)
+
+
+PLURALS = {"roster entry": "roster entries", "history with no events": "histories with no events"}
+
+
+def _histories(kinds: Counter[str]) -> str:
+    """'1,234 histories (1,000 grievances, 200 roster entries, 34 unit rolls)', or '1 grievance' for one kind."""
+
+    def plural(n: int, kind: str) -> str:
+        return f"{n:,} {kind if n == 1 else PLURALS.get(kind, kind + 's')}"
+
+    if len(kinds) == 1:
+        ((kind, n),) = kinds.items()
+        return plural(n, kind)
+    total = sum(kinds.values())
+    each = ", ".join(plural(n, k) for k, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
+    return f"{total:,} histories ({each})"
 
 
 @click.command()

@@ -54,11 +54,13 @@ def originator_uuid(event: StoredEvent) -> UUID:
 
 @dataclass(frozen=True)
 class BrokenLink:
-    """Where a grievance's stored history stops being what was written."""
+    """Where a grievance's (or a roster record's) stored history stops being what was written."""
 
     grievance_id: UUID
     version: int
     reason: str
+    # What the history is of, as an auditor's report names it (adapters.audit.trail.record_kind).
+    kind: str = "grievance"
 
 
 def first_broken_link(

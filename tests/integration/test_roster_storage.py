@@ -5,6 +5,10 @@ forgetting the key; every roster event a leaf of the store's Merkle log, and eve
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any, cast
@@ -21,6 +25,7 @@ from engine.roster_book import RosterBook
 from engine.roster_commands import Join, Leave, Move
 from engine.service_chain import ServiceChain
 from tests.conftest import OPERATOR, T0
+from tests.integration.test_tamper_evidence import tamper
 from tests.scenario import BUILDING, COMMUNITY, HOUSEHOLD
 
 NAME = "王秀英"
@@ -113,3 +118,20 @@ def test_every_roster_event_is_a_leaf_of_the_store_s_merkle_log(chain: ServiceCh
     assert sum(len(v) for v in leaves.values()) == len(events) == 14
     size, _ = build_transparency(chain).head()
     assert size == chain.recorder.max_notification_id() == 14
+
+
+def test_verify_all_counts_the_roster_s_records_apart_from_grievances_and_names_a_broken_one(
+    chain: ServiceChain, database_url: str
+) -> None:
+    _fill(roster_of(chain))
+    kinds: Counter[str] = Counter()
+    assert list(build_audit_trail(chain).verify_all(on_batch=kinds.update)) == []
+    assert kinds == {"roster entry": 3, "unit roll": 3}
+    tamper(database_url, "UPDATE stored_events SET state = %s WHERE originator_id = %s AND originator_version = 1",
+           b"{}", entry_uuid("org-1"))  # fmt: skip
+    env = {**os.environ, "GRIEVANCE_DATABASE_URL": database_url}
+    done = subprocess.run([sys.executable, "-m", "adapters.cli", "verify", "--all"], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 4, done.stderr
+    assert f"broken: roster entry {entry_uuid('org-1')} at version 1: event altered" in done.stdout
+    assert "1 of 6 histories (3 roster entries, 3 unit rolls) broken" in done.stdout
