@@ -80,7 +80,7 @@ def _apply(fields: dict[str, Any], as_json: bool) -> None:
             result = RosterRejected(command_id=fields["command_id"], entry_id=fields.get("entry_id"), code=bad.code,
                                     field=bad.field.removeprefix("$."), reason=bad.reason)  # fmt: skip
         else:
-            (outcome,) = _book(session).execute([command], principal=session.principal)
+            (outcome,) = session.apply_roster(f"roster {command.verb}", [command])
             result = result_of(command, outcome)
     _print(result, as_json)
     if isinstance(result, RosterRejected):
@@ -150,12 +150,11 @@ def import_file(file: Path, occurred_at: str | None, actor: str | None, as_json:
     at = parse_time("at", occurred_at) if occurred_at else datetime.now(UTC)
     with opened() as session:
         rows = read_roster_file(file, actor=actor or session.settings.actor, at=at)
-        book = _book(session)
         results: list[RosterResult] = []
         for start in range(0, len(rows), IMPORT_BATCH):
             chunk = rows[start : start + IMPORT_BATCH]
             joins = [(n, row) for n, row in chunk if isinstance(row, Join)]
-            outcomes = iter(book.execute([row for _, row in joins], principal=session.principal) if joins else [])
+            outcomes = iter(session.apply_roster("roster import", [row for _, row in joins]) if joins else [])
             for number, row in chunk:
                 if isinstance(row, BadRow):
                     results.append(RosterRejected(command_id=None, entry_id=None, code="malformed", field=row.field,

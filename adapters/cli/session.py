@@ -27,6 +27,7 @@ from engine.access import Principal
 from engine.clock import Clock
 from engine.commands import Command
 from engine.errors import BrokenHistory, GrievanceError, InfrastructureError, InvalidValue
+from engine.roster_commands import RosterCommand, RosterOutcome
 from engine.service_chain import ServiceChain
 from projections.dashboard.queries import Dashboard
 from projections.dashboard.runner import DashboardProjection
@@ -93,6 +94,12 @@ class Session:
         results = self.intake().submit(commands, principal=self.principal)
         composition.build_operator_log(self.chain).record(self.principal, verb, commands, results)
         return results
+
+    def apply_roster(self, verb: str, commands: Sequence[RosterCommand]) -> list[RosterOutcome | GrievanceError]:
+        """Apply roster commands as this operator, in one batch, and record each with the operator who ran it."""
+        outcomes = composition.roster_of(self.chain).execute(commands, principal=self.principal)
+        composition.build_operator_log(self.chain).record_roster(self.principal, verb, commands, outcomes)
+        return outcomes
 
     def trail(self) -> AuditTrail:
         """Auditors' reading of the chain."""

@@ -1,5 +1,6 @@
 """What operators did at the store: the CLI, with direct access to the database, acts as whatever actor it is
-told, so each command it applies is recorded with the operator who ran it, for auditors."""
+told, so each command it applies (to a grievance or to the roster) is recorded with the operator who ran it, for
+auditors."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ import msgspec
 from adapters.storage.side_table import SideTable
 from engine.access import Principal
 from engine.commands import Command
+from engine.errors import GrievanceError
+from engine.roster import entry_uuid
+from engine.roster_commands import RosterCommand, RosterOutcome
 from schemas.results import Accepted, Result
 
 TABLE = "operator_actions"
@@ -45,6 +49,19 @@ class OperatorLog(SideTable):
         rows = [(at, operator.name, verb, str(c.grievance_id), c.command_id, c.kind, c.actor,
                  ("duplicate" if r.duplicate else "applied") if isinstance(r, Accepted) else f"refused: {r.code}")
                 for c, r in zip(commands, results, strict=True)]  # fmt: skip
+        self._insert(rows)
+
+    def record_roster(self, operator: Principal, verb: str, commands: Sequence[RosterCommand],
+                      outcomes: Sequence[RosterOutcome | GrievanceError]) -> None:  # fmt: skip
+        """Record each roster command of one invocation under its entry's record id (`roster join` and so on), in
+        one transaction: the roster's keepers act at the store as the grievances' operators do."""
+        at = datetime.now(UTC).isoformat()
+        rows = [(at, operator.name, verb, str(entry_uuid(c.entry_id)), c.command_id, f"roster {c.verb}", c.actor,
+                 f"refused: {o.code}" if isinstance(o, GrievanceError) else "duplicate" if o.duplicate else "applied")
+                for c, o in zip(commands, outcomes, strict=True)]  # fmt: skip
+        self._insert(rows)
+
+    def _insert(self, rows: Sequence[tuple[str, ...]]) -> None:
         if rows:
             with self.datastore.transaction(commit=True) as cursor:
                 marks = ", ".join([self.mark] * 8)

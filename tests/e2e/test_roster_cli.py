@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from engine.roster import entry_uuid
 from tests.e2e.test_cli import Cli, cli
 from tests.scenario import BUILDING, COMMUNITY, GRID, HOUSEHOLD
 
@@ -85,6 +86,15 @@ def test_a_roster_is_imported_kept_and_read_from_the_command_line(cli: Cli, tmp_
     assert "[erased]" in cli("roster", "show", "m-1", "--reveal", "--reason", "核对").stdout
     missing = cli("roster", "show", "nobody", ok=False)
     assert missing.stderr.strip() == "error: entry_id: nobody and nothing is on the roster as 'nobody' [not_found]"
+    actions = json.loads(cli("operator-actions", "--limit", "100", "--json").stdout)
+    done = [(a["verb"], a["kind"], a["grievance_id"], a["outcome"]) for a in actions if a["kind"].startswith("roster")]
+    m1 = str(entry_uuid("m-1"))
+    assert ("roster move", "roster move", m1, "applied") in done
+    assert ("roster move", "roster move", m1, "refused: wrong_level") in done
+    assert ("roster leave", "roster leave", m1, "applied") in done
+    assert ("roster import", "roster join", m1, "duplicate") in done
+    # Every row that decoded, stored or refused by the rules (not those malformed): 6 of the CSV twice, 2 of TOML.
+    assert sum(1 for d in done if d[0] == "roster import") == 6 + 6 + 2
 
 
 def test_a_claim_by_someone_not_on_the_roster_is_refused(cli: Cli) -> None:
