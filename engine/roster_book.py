@@ -218,6 +218,11 @@ class RosterBook:
         wanted = {roll_uuid(u): u for u in unit_ids}
         return {roll.unit_id: roll for roll in self._read_many(set(wanted), UnitRoll, self._deciding).values()}
 
+    def ever_on(self, unit_ids: Iterable[str]) -> list[RosterEntry]:
+        """Every entry that stands or ever stood on the rolls of these units, in id order, names opened."""
+        ids = {entry_id for roll in self.rolls(unit_ids).values() for entry_id in roll.standings}
+        return self.entries(sorted(ids))
+
     def on_roll(self, unit_id: str, at: datetime | None = None) -> dict[str, Kind]:
         """Who stands on the unit's roster now, or stood on it at `at` (those who could claim there then, in the
         mode their kind claims in), and what each is."""

@@ -1,10 +1,11 @@
-"""The roster's verbs: `grievance roster import|add|move|leave|list|show|forget`. People's names are masked when
-shown, unless revealed with a reason (recorded for auditors)."""
+"""The roster's verbs: `grievance roster import|add|move|leave|list|show|forget`, and its year's readings
+`stars`, `service` (a workplace's members, 双认可) and `year-end` (a street's organisations). People's names are
+masked when shown, unless revealed with a reason (recorded for auditors)."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,8 @@ from engine.errors import GrievanceError
 from engine.roster import Kind, RosterEntry, entry_uuid
 from engine.roster_book import RosterBook
 from engine.roster_commands import Join, RosterCommand, roster_command_decoder
-from projections.stars import yearly_points
+from projections.stars import StarThresholds, YearOfPoints, yearly_points
+from projections.year_end import Contribution, street_year_end, workplace_service
 from schemas.roster import RollView, RosterAccepted, RosterRejected, RosterResult
 
 # Rows a transaction of an import holds.
@@ -284,23 +286,8 @@ def stars(year: int, unit_id: str | None, limit: int, as_json: bool) -> None:
     with opened() as session:
         chain, book, thresholds = session.chain, _book(session), session.settings.star_thresholds
         if unit_id is not None:
-            try:
-                chain.chart.unit(unit_id)
-            except GrievanceError as unknown:
-                refuse(unknown)
-        mapper, unreadable = chain.sealed_mapper(), [0]
-
-        def events() -> Any:
-            position = 0
-            while page := chain.recorder.select_notifications(start=position + 1, limit=5000):
-                for stored in page:
-                    try:
-                        yield mapper.to_domain_event(stored)
-                    except Exception:  # an unreadable event is counted and passed by, as the views set one aside
-                        unreadable[0] += 1
-                position = page[-1].id
-
-        year_of = yearly_points(events(), year)
+            _unit_or_refuse(session, unit_id)
+        year_of, unreadable = _year_of(session, year)
         found = {e.entry_id: e for e in book.entries(y.claimant for y in year_of)}
         below = {u.id for u in chain.chart.walk(unit_id)} if unit_id else None
     rows: list[dict[str, Any]] = []
@@ -324,8 +311,106 @@ def stars(year: int, unit_id: str | None, limit: int, as_json: bool) -> None:
                       str(r.get("resolved", 0)))  # fmt: skip
     out.print(table)
     out.print(f"{year}: thresholds {', '.join(map(str, thresholds.points))} points for 1 to "
-              f"{len(thresholds.points)} stars" + (f"; {unreadable[0]} unreadable events passed by" if unreadable[0]
-                                                    else ""))  # fmt: skip
+              f"{len(thresholds.points)} stars" + _passed_by(unreadable))  # fmt: skip
+
+
+def _year_of(session: Session, year: int) -> tuple[list[YearOfPoints], int]:
+    """The year's points of every claimant, read from the chain's events in log order, and how many events could
+    not be read (each passed by, as the views set one aside)."""
+    chain, mapper, unreadable = session.chain, session.chain.sealed_mapper(), [0]
+
+    def events() -> Iterator[Any]:
+        position = 0
+        while page := chain.recorder.select_notifications(start=position + 1, limit=5000):
+            for stored in page:
+                try:
+                    yield mapper.to_domain_event(stored)
+                except Exception:
+                    unreadable[0] += 1
+            position = page[-1].id
+
+    return yearly_points(events(), year), unreadable[0]
+
+
+def _passed_by(unreadable: int) -> str:
+    return f"; {unreadable} unreadable events passed by" if unreadable else ""
+
+
+def _unit_or_refuse(session: Session, unit_id: str) -> None:
+    try:
+        session.chain.chart.unit(unit_id)
+    except GrievanceError as unknown:
+        refuse(unknown)
+
+
+def _contribution(c: Contribution, thresholds: StarThresholds) -> dict[str, Any]:
+    view = entry_view(c.entry)
+    return {"entry_id": view.entry_id, "kind": view.kind, "name": view.name, "unit_id": view.unit_id,
+            "on_roster": view.on_roster, "points": c.points, "stars": thresholds.stars(c.points),
+            "claims": c.counts["claims"], "resolved": c.counts["resolved"], "replied": c.counts["replied"],
+            "rated": c.rated, "satisfaction_rate": c.satisfaction_rate}  # fmt: skip
+
+
+def _print_contributions(title: str, rows: list[dict[str, Any]]) -> None:
+    table = Table("entry", "kind", "name", "unit", "claims", "resolved", "replied", "satisfied", "points", "stars",
+                  title=title)  # fmt: skip
+    for r in rows:
+        rate = r["satisfaction_rate"]
+        table.add_row(r["entry_id"], r["kind"], r["name"], r["unit_id"], str(r["claims"]), str(r["resolved"]),
+                      str(r["replied"]), "-" if rate is None else f"{rate:.0%} of {r['rated']}", str(r["points"]),
+                      "★" * r["stars"] or "-")  # fmt: skip
+    out.print(table)
+
+
+@roster.command("service")
+@click.argument("workplace_id")
+@click.option("--year", type=click.IntRange(2000, 2100), required=True, help="The year whose service is read.")
+@json_option
+def service(workplace_id: str, year: int, as_json: bool) -> None:
+    """A workplace's members' service where they live (双认可): every member registered with WORKPLACE_ID as their
+    workplace, with the claims they made as members that year, what came of them, their points and stars."""
+    with opened() as session:
+        book = _book(session)
+        found = book.entries([workplace_id])
+        workplace = found[0] if found else None
+        if workplace is None or workplace.kind.is_person:
+            fail(f"workplace_id: {workplace_id!r} is not an organisation on the roster", error_code="not_found")
+        everyone = book.ever_on(u.id for u in session.chain.chart.walk(None))
+        year_of, unreadable = _year_of(session, year)
+    thresholds = session.settings.star_thresholds
+    rows = [_contribution(c, thresholds) for c in workplace_service(year_of, everyone, workplace_id)]
+    if as_json:
+        click.echo(encoder.encode({"year": year, "workplace_id": workplace_id, "workplace": workplace.name,
+                                   "members": rows}))  # fmt: skip
+        return
+    _print_contributions(f"{workplace.name} ({workplace_id}): its members' service in {year}", rows)
+    served = sum(1 for r in rows if r["claims"])
+    out.print(f"{len(rows):,} members registered with it, {served:,} of whom claimed in {year}"
+              + _passed_by(unreadable))  # fmt: skip
+
+
+@roster.command("year-end")
+@click.option("--year", type=click.IntRange(2000, 2100), required=True, help="The year whose contributions are read.")
+@click.option("--unit", "unit_id", help="A street (or any unit): the bodies registered there and below; default all.")
+@json_option
+def year_end(year: int, unit_id: str | None, as_json: bool) -> None:
+    """A street's year-end view of its organisations: each party group, party organisation and stationed unit
+    registered at the unit or below, with its claims, resolutions, replies, residents' satisfaction and stars."""
+    with opened() as session:
+        if unit_id is not None:
+            _unit_or_refuse(session, unit_id)
+        units = [u.id for u in session.chain.chart.walk(unit_id)]
+        everyone = _book(session).ever_on(units)
+        year_of, unreadable = _year_of(session, year)
+    thresholds = session.settings.star_thresholds
+    rows = [_contribution(c, thresholds) for c in street_year_end(year_of, everyone, set(units))]
+    if as_json:
+        click.echo(encoder.encode({"year": year, "unit_id": unit_id, "organisations": rows}))
+        return
+    _print_contributions(f"{year}: the organisations' contributions" + (f" at {unit_id}" if unit_id else ""), rows)
+    claimed = sum(1 for r in rows if r["claims"])
+    out.print(f"{len(rows):,} organisations and groups, {claimed:,} of which claimed in {year}"
+              + _passed_by(unreadable))  # fmt: skip
 
 
 @roster.command("forget")

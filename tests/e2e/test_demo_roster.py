@@ -90,3 +90,28 @@ def test_the_year_s_stars_rate_only_those_on_the_roster(demo_db: Path) -> None:
     assert rated["claimants"]
     assert all(c["on_roster"] for c in rated["claimants"])
     assert {c["stars"] for c in rated["claimants"]} >= {1, 5}
+
+
+def test_a_workplace_reads_its_members_service_and_a_street_its_organisations(demo_db: Path,
+                                                                             book: RosterBook) -> None:  # fmt: skip
+    employed = [e for e in _entries(book) if e.workplace_id == "employer-jc-chengdong-01"]
+    done = grievance(demo_db, "roster", "service", "employer-jc-chengdong-01", "--year", "2020", "--json")
+    assert done.returncode == 0, done.stderr
+    service = json.loads(done.stdout)
+    assert {m["entry_id"] for m in service["members"]} == {e.entry_id for e in employed}
+    assert all(m["kind"] == "member" and "*" in m["name"] for m in service["members"])  # names masked
+    points = [m["points"] for m in service["members"]]
+    assert points == sorted(points, reverse=True)
+    assert any(m["claims"] for m in service["members"])
+    refused = grievance(demo_db, "roster", "service", employed[0].entry_id, "--year", "2020")
+    assert refused.returncode == 1
+    assert "is not an organisation on the roster" in refused.stderr
+
+    year_end = json.loads(grievance(demo_db, "roster", "year-end", "--year", "2020", "--unit", "st-chengdong",
+                                    "--json").stdout)  # fmt: skip
+    bodies = year_end["organisations"]
+    street = {u.id for u in book.chain.chart.walk("st-chengdong")}
+    assert bodies
+    assert all(b["unit_id"] in street and b["kind"] not in ("member", "grid_worker") for b in bodies)
+    assert sum(b["claims"] for b in bodies) > 0
+    assert all(b["satisfaction_rate"] is None or 0 <= b["satisfaction_rate"] <= 1 for b in bodies)
