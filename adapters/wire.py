@@ -10,12 +10,14 @@ from uuid import UUID, uuid5
 import msgspec
 from eventsourcing.domain import DomainEventProtocol
 
+from adapters.roster_views import entry_view
 from engine.commands import CommandBase, Outcome
 from engine.errors import GrievanceError
 from engine.grievance import Grievance
 from engine.personal_data import masked
+from engine.roster_book import RosterBook
 from schemas.events import EventEnvelope
-from schemas.results import Accepted, GrievanceView, Rejected
+from schemas.results import Accepted, ClaimantThen, GrievanceView, Rejected
 
 # Fields the envelope carries itself, so they are not repeated in its payload.
 _ENVELOPE_FIELDS = frozenset(
@@ -64,10 +66,17 @@ def malformed(error: msgspec.ValidationError | msgspec.DecodeError | RecursionEr
     return Rejected(command_id=None, grievance_id=None, code="malformed", field=field, reason=reason)
 
 
-def view(grievance: Grievance, now: datetime, *, reveal: bool = False) -> GrievanceView:
+def view(grievance: Grievance, now: datetime, *, reveal: bool = False, roster: RosterBook | None = None
+         ) -> GrievanceView:  # fmt: skip
     """A grievance as the wire shows it; `overdue` is judged at `now`; the resident's name and phone masked
-    unless `reveal`."""
+    unless `reveal`; with `roster`, its claimant as the roster stood at the claim."""
     g: Any = grievance
+    then = None
+    if roster is not None and g.claimant and g.claimed_at:
+        entry = roster.as_it_stood(g.claimant, g.claimed_at)
+        if entry is not None:
+            shown = entry_view(entry)
+            then = ClaimantThen(kind=shown.kind, unit_id=shown.unit_id, name=shown.name, on_roster=shown.on_roster)
     return GrievanceView(
         grievance_id=g.id,
         version=g.version,
@@ -88,6 +97,7 @@ def view(grievance: Grievance, now: datetime, *, reveal: bool = False) -> Grieva
         claim_mode=g.claim_mode.value if g.claim_mode else None,
         claimant=g.claimant,
         claimed_at=g.claimed_at,
+        claimant_then=then,
         due_at=g.due_at(),
         overdue=g.is_overdue(now),
         closed_at=g.closed_at,

@@ -218,6 +218,17 @@ class RosterBook:
         wanted = {roll_uuid(u): u for u in unit_ids}
         return {roll.unit_id: roll for roll in self._read_many(set(wanted), UnitRoll, self._deciding).values()}
 
+    def as_it_stood(self, entry_id: str, at: datetime) -> RosterEntry | None:
+        """The entry as it stood at `at` (its registration, name and standing then), names opened; None if it had
+        not joined by then or is not on the roster at all."""
+        uid, state = entry_uuid(entry_id), None
+        for stored in self.chain.recorder.select_events(uid):
+            event: Any = self.chain.mapper.to_domain_event(stored)
+            if event.occurred_at > at:
+                break
+            state = event.mutate(state)
+        return state if isinstance(state, RosterEntry) else None
+
     def ever_on(self, unit_ids: Iterable[str]) -> list[RosterEntry]:
         """Every entry that stands or ever stood on the rolls of these units, in id order, names opened."""
         ids = {entry_id for roll in self.rolls(unit_ids).values() for entry_id in roll.standings}

@@ -46,6 +46,16 @@ class Rejected(msgspec.Struct, kw_only=True, frozen=True, tag="rejected", tag_fi
 Result = Accepted | Rejected
 
 
+class ClaimantThen(msgspec.Struct, kw_only=True, frozen=True):
+    """Who the claimant was on the roster when they claimed: what they were, where registered, and their name
+    (a person's masked, "[erased]" once forgotten; a body's as it is), and whether they stood on it then."""
+
+    kind: str
+    unit_id: str
+    name: str
+    on_roster: bool
+
+
 class GrievanceView(msgspec.Struct, kw_only=True, frozen=True):
     """A grievance's current (or past) state."""
 
@@ -69,6 +79,8 @@ class GrievanceView(msgspec.Struct, kw_only=True, frozen=True):
     claim_mode: ClaimModeName | None
     claimant: str | None
     claimed_at: AwareDatetime | None
+    # The claimant on the roster as it stood at the claim; None where the claimant was not on it (or none claimed).
+    claimant_then: ClaimantThen | None = None
     due_at: AwareDatetime | None
     overdue: bool
     closed_at: AwareDatetime | None

@@ -261,7 +261,8 @@ def show(
             )
         except GrievanceError as e:
             refuse(e)
-        view = wire.view(grievance, chain.clock(), reveal=revealing(session, gid, reveal, reason, "show"))
+        view = wire.view(grievance, chain.clock(), reveal=revealing(session, gid, reveal, reason, "show"),
+                         roster=composition.roster_of(chain))  # fmt: skip
     if as_json:
         click.echo(encoder.encode(view))
         return
@@ -291,6 +292,8 @@ def print_view(view: GrievanceView, session: Session) -> None:
     ]
     if view.claimant and view.claimed_at:
         rows.append(("claimed", f"by {view.claimant} ({view.claim_mode}) at {zone.minute(view.claimed_at)}"))
+        if (then := view.claimant_then) is not None:
+            rows.append(("claimant then", f"{then.name}, {then.kind} registered at {then.unit_id}"))
     if view.due_at:
         rows.append(("due", zone.minute(view.due_at) + ("  OVERDUE" if view.overdue else "")))
     if view.closing_text:

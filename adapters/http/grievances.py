@@ -90,7 +90,7 @@ def get_grievance(
         shown = svc.chain.grievance_at(grievance_id, now, clock=clock)
     else:
         shown = current
-    return wire.view(shown, now, reveal=whole)
+    return wire.view(shown, now, reveal=whole, roster=svc.roster)
 
 
 @get("/grievances/{grievance_id:uuid}/history", sync_to_thread=True,

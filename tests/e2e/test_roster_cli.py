@@ -112,3 +112,8 @@ def test_a_claim_by_someone_not_on_the_roster_is_refused(cli: Cli) -> None:
     assert "is claimed at" in cli(*claim, "--mode", "member", "--claimant", "m-1").stdout
     verified = cli("verify", "--all")
     assert "intact" in verified.stdout
+    # Moved away since: the grievance still shows who the claimant was, and where, when they claimed.
+    cli("roster", "move", "m-1", "--to", BUILDING)
+    shown = json.loads(cli("show", grievance_id, "--json").stdout)
+    assert shown["claimant_then"] == {"kind": "member", "unit_id": HOUSEHOLD, "name": "王**", "on_roster": True}
+    assert f"王**, member registered at {HOUSEHOLD}" in cli("show", grievance_id).stdout

@@ -68,3 +68,7 @@ def test_a_claim_by_someone_not_on_the_roster_is_refused(api: Api) -> None:
     mismatch = api.post("/api/v1/commands", {**claim, "claimant": "m-1", "mode": "group"})
     assert (mismatch.json()["code"], mismatch.json()["field"]) == ("claim_mode_mismatch", "mode")
     assert api.post("/api/v1/commands", {**claim, "claimant": "m-1"}).json()["status"] == "claimed"
+    shown = api.get(f"/api/v1/grievances/{body['grievance_id']}").json()
+    assert shown["claimant_then"]["kind"] == "member"
+    assert shown["claimant_then"]["unit_id"] == HOUSEHOLD
+    assert "*" in shown["claimant_then"]["name"]  # a person's name, masked
