@@ -12,7 +12,7 @@ from eventsourcing.domain import DomainEventProtocol
 
 from adapters.roster_views import entry_view
 from engine.commands import CommandBase, Outcome
-from engine.errors import GrievanceError
+from engine.errors import BrokenHistory, GrievanceError
 from engine.grievance import Grievance
 from engine.personal_data import masked
 from engine.roster_book import RosterBook
@@ -73,7 +73,10 @@ def view(grievance: Grievance, now: datetime, *, reveal: bool = False, roster: R
     g: Any = grievance
     then = None
     if roster is not None and g.claimant and g.claimed_at:
-        entry = roster.as_it_stood(g.claimant, g.claimed_at)
+        try:
+            entry = roster.as_it_stood(g.claimant, g.claimed_at)
+        except BrokenHistory:
+            entry = None  # the roster's record is damaged (verify names it): the grievance is shown all the same
         if entry is not None:
             shown = entry_view(entry)
             then = ClaimantThen(kind=shown.kind, unit_id=shown.unit_id, name=shown.name, on_roster=shown.on_roster)

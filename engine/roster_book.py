@@ -223,7 +223,13 @@ class RosterBook:
         not joined by then or is not on the roster at all."""
         uid, state = entry_uuid(entry_id), None
         for stored in self.chain.recorder.select_events(uid):
-            event: Any = self.chain.mapper.to_domain_event(stored)
+            try:
+                event: Any = self.chain.mapper.to_domain_event(stored)
+            except InfrastructureError:
+                raise
+            except Exception as e:  # a damaged row: a broken link, not a crash
+                raise BrokenHistory(uid, stored.originator_version,
+                                    f"the event cannot be read ({type(e).__name__})") from e  # fmt: skip
             if event.occurred_at > at:
                 break
             state = event.mutate(state)
