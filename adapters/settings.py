@@ -326,7 +326,9 @@ def _webhook(url: str) -> str:
     name = "GRIEVANCE_NOTIFY_WEBHOOK_URL"
     try:
         parts = urlsplit(url)
-        host = parts.hostname or ""
+        host, _ = parts.hostname or "", parts.port  # .port refuses a port that is not one
+        if "\\" in url or any(ch.isspace() for ch in url):
+            raise ValueError("a backslash or a space")
     except ValueError:
         raise ConfigurationError(f"{name}: {url!r} is not a URL") from None
     if parts.scheme not in ("http", "https") or not host:

@@ -330,7 +330,9 @@ async def rate_from_page(request: Request[Any, Any, State], code: FromPath[str],
     svc = services(request.app.state)
     language = _language(lang)
     limits = _limits(request)
-    wait = limits.spend(f"client:{_client(request)}", "rating") or limits.spend(f"code:{code[:40]}", "rating")
+    # Keyed by the code it spells, so that case, dashes or look-alike letters do not make a fresh bucket.
+    spelled = normalised(code) or "(malformed)"
+    wait = limits.spend(f"client:{_client(request)}", "rating") or limits.spend(f"code:{spelled}", "rating")
     if wait:
         return _too_many(svc, language, wait)
     body = await request.body()

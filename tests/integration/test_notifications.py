@@ -214,3 +214,20 @@ def test_a_gateway_holding_another_secret_takes_nothing_and_the_messages_wait(st
     assert notifier.deliver_once() == {"retrying": 6}  # the office sees why: "the webhook answered 401"
     assert handler.received == []
     assert handler.forged == ["No matching signature found"] * 6
+
+
+def test_a_proxy_in_the_environment_never_sees_the_phones(store: Any, gateway: Any, secret: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    settings, chain = store
+    url, handler = gateway
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there: a message through it would fail
+    _walk(chain, Intake(chain, build_receipts(settings, chain)), "res-1")
+    notifier = build_notifier(settings, chain, WebhookSender(url, secret, timeout=5))
+    clock = Clock()
+    notifier.clock = clock
+    for _ in range(10):
+        notifier.deliver_once()
+        clock.now += timedelta(minutes=30)
+    assert set(notifier.tables.deliveries().values()) == {"delivered"}
+    assert {b["to"] for b in handler.received} == {PHONE}

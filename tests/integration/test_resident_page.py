@@ -189,6 +189,21 @@ def test_requests_past_the_limit_wait(tmp_path: Path) -> None:
     services.chain.close()
 
 
+def test_one_code_spelled_another_way_spends_the_same_rating_limit(tmp_path: Path) -> None:
+    services, _ = build_http_services(Settings(database_url=f"sqlite:///{tmp_path / 'g.db'}", durability="off"))
+    # Each client its own: only the code's bucket is tried.
+    limits = RateLimits({"page": Limit(burst=100, per_minute=1), "rating": Limit(burst=1, per_minute=1)},
+                        clock=lambda: 0.0)  # fmt: skip
+    with TestClient(create_app(services, resident_limits=limits)) as client:
+        spellings = ["T1AR-XHGW-E5Q7", "t1ar-xhgw-e5q7", "T1ARXHGWE5Q7", "TIAR-XHGW-E5Q7", "t 1 a r x h g w e 5 q 7"]
+        answers = []
+        for n, spelled in enumerate(spellings):
+            limits._buckets.pop(("rating", "client:testclient"), None)  # as if from another address each time
+            answers.append(client.post(f"/r/{quote(spelled)}/rating", data={"rating": "satisfied", "key": str(n)}))
+        assert [a.status_code for a in answers] == [404, 429, 429, 429, 429]
+    services.chain.close()
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(code=st.text(max_size=60), lang=st.one_of(st.none(), st.text(max_size=10)),
        form=st.dictionaries(st.sampled_from(["rating", "comment", "key", "other"]), st.text(max_size=300),

@@ -48,6 +48,9 @@ def test_checkpoint_verifier_keys_are_read_and_a_bad_one_is_named() -> None:
         ("https:///send", "not an https:// URL"),
         ("https://user:pw@sms.example.org/send", "credentials"),
         ("https://[::1/send", "not a URL"),
+        ("http://127.0.0.1:80:81/", "not a URL"),
+        ("https://sms.example.org:99999/", "not a URL"),
+        ("http://127.0.0.1:8080\\evil.example/", "not a URL"),
     ],
 )
 def test_a_webhook_that_would_carry_phones_in_clear_or_credentials_is_refused(url: str, reason: str) -> None:
