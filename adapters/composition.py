@@ -36,6 +36,7 @@ from adapters.kafka.relay import EventRelay
 from adapters.kafka.signatures import DEFAULT_KEYS_FILE, CommandSigner, KeyBook
 from adapters.kafka.worker import CommandWorker
 from adapters.logs import configure_logging
+from adapters.notifications.deliveries import Deliveries
 from adapters.notifications.notifier import Notifier
 from adapters.notifications.senders import FileSender, Sender, WebhookSender, read_webhook_secret
 from adapters.settings import Settings
@@ -47,7 +48,6 @@ from adapters.storage.log_follower import keep_following
 from adapters.storage.operator_log import OperatorLog
 from adapters.storage.receipts import Receipts, read_secret
 from adapters.storage.resident_keys import ResidentKeys
-from adapters.storage.resident_loop import ResidentLoopTables
 from adapters.storage.seen_signatures import KEPT_FOR, SeenSignatures
 from adapters.storage.snapshots import SealedSnapshots
 from engine.access import Principal, Role
@@ -63,6 +63,7 @@ from projections.dashboard.queries import Dashboard
 from projections.dashboard.runner import DashboardProjection
 from projections.dashboard.tables import DashboardViews, PostgresDashboardViews, SQLiteDashboardViews
 from projections.resident_loop.runner import ResidentLoopProjection
+from projections.resident_loop.tables import ResidentLoopTables
 
 log = structlog.get_logger("grievance.views")
 T = TypeVar("T")
@@ -217,7 +218,8 @@ def build_sender(settings: Settings) -> Sender:
 def build_notifier(settings: Settings, chain: ServiceChain, sender: Sender | None = None) -> Notifier:
     """The sender process's work: the outbox projected from the chain's events, delivered through `sender`."""
     tables, projection = build_resident_loop(chain)
-    return Notifier(chain, projection, tables, build_receipts(settings, chain), sender or build_sender(settings),
+    deliveries = _creating_tables(lambda: Deliveries(tables))
+    return Notifier(chain, projection, deliveries, build_receipts(settings, chain), sender or build_sender(settings),
                     page_url=settings.resident_page_url)  # fmt: skip
 
 

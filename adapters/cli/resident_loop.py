@@ -13,8 +13,8 @@ from rich.table import Table
 from adapters import composition
 from adapters.cli.session import fail, json_option, opened, refuse, settings_or_exit, stop_on_signals
 from adapters.notifications.senders import SECRET_SETTING, new_webhook_secret
-from adapters.resident_loop_queries import callback_queue
 from engine.errors import ConfigurationError, GrievanceError
+from projections.resident_loop.queries import callback_queue
 
 out = Console(highlight=False)
 

@@ -11,7 +11,7 @@ from litestar.params import QueryParameter
 
 from adapters.http.problems import api_get as get
 from adapters.http.services import AsOf, Reader, moment, require_reader_of, services
-from adapters.resident_loop_queries import callback_queue
+from projections.resident_loop.queries import callback_queue
 from schemas.resident_loop import CallbackQueue
 
 Unit = Annotated[str | None, QueryParameter(description="A unit id; default: your own unit.")]

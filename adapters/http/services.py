@@ -22,7 +22,6 @@ from adapters.http.tokens import TokenBook
 from adapters.intake import Intake
 from adapters.storage.disclosures import DisclosureLog
 from adapters.storage.receipts import Receipts
-from adapters.storage.resident_loop import ResidentLoopTables
 from engine.access import Principal
 from engine.errors import InvalidValue
 from engine.roster_book import RosterBook
@@ -31,6 +30,7 @@ from engine.times import FORM, parse_time
 from projections.dashboard.health import ViewsWatch
 from projections.dashboard.queries import Dashboard
 from projections.resident_loop.runner import ResidentLoopProjection
+from projections.resident_loop.tables import ResidentLoopTables
 
 
 @dataclass

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from adapters.notifications.deliveries import Deliveries, Pending
 from adapters.notifications.senders import Delivery, Sender
 from adapters.storage.receipts import Receipts
-from adapters.storage.resident_loop import Pending, ResidentLoopTables
 from engine.errors import GrievanceError
 from engine.grievance import Grievance
 from engine.personal_data import ERASED
@@ -35,12 +35,12 @@ TEXTS = {
 class Notifier:
     """Delivers the outbox's messages through `sender`: each at most until delivered, `MAX_ATTEMPTS` times."""
 
-    def __init__(self, chain: ServiceChain, projection: ResidentLoopProjection, tables: ResidentLoopTables,
+    def __init__(self, chain: ServiceChain, projection: ResidentLoopProjection, deliveries: Deliveries,
                  receipts: Receipts, sender: Sender, *, page_url: str = "",
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:  # fmt: skip
         self.chain = chain
         self.projection = projection
-        self.tables = tables
+        self.deliveries = deliveries
         self.receipts = receipts
         self.sender = sender
         self.page_url = page_url
@@ -50,7 +50,7 @@ class Notifier:
         """Project new events into the outbox, then try each message due; how many ended in each state."""
         self.projection.catch_up()
         states: dict[str, int] = {}
-        while pending := self.tables.pending(self.clock(), limit=batch):
+        while pending := self.deliveries.pending(self.clock(), limit=batch):
             for message in pending:
                 state = self._deliver(message)
                 states[state] = states.get(state, 0) + 1
@@ -76,21 +76,21 @@ class Notifier:
         except GrievanceError as error:
             return self._failed(message, attempts, now, f"the grievance cannot be read: {error.code}")
         if isinstance(delivery, str):
-            self.tables.record(message.message_id, delivery, attempts, now)
+            self.deliveries.record(message.message_id, delivery, attempts, now)
             log.info("message", message_id=message.message_id, kind=message.kind, state=delivery)
             return delivery
         try:
             self.sender.send(delivery)
         except Exception as error:  # whatever the sender raised: tried again later, the reason recorded
             return self._failed(message, attempts, now, f"{type(error).__name__}: {error}")
-        self.tables.record(message.message_id, "delivered", attempts, now)
+        self.deliveries.record(message.message_id, "delivered", attempts, now)
         log.info("message", message_id=message.message_id, kind=message.kind, state="delivered", attempts=attempts)
         return "delivered"
 
     def _failed(self, message: Pending, attempts: int, now: datetime, error: str) -> str:
         state = "failed" if attempts >= MAX_ATTEMPTS else "retrying"
-        self.tables.record(message.message_id, state, attempts, now, next_at=now + FIRST_WAIT * 2 ** (attempts - 1),
-                           error=error)  # fmt: skip
+        self.deliveries.record(message.message_id, state, attempts, now, next_at=now + FIRST_WAIT * 2 ** (attempts - 1),
+                               error=error)  # fmt: skip
         log.warning("message", message_id=message.message_id, kind=message.kind, state=state, attempts=attempts,
                     error=error)  # fmt: skip
         return state

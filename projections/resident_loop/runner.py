@@ -16,7 +16,7 @@ log = structlog.get_logger("grievance.resident_loop")
 
 
 class LoopViews(Protocol):
-    """Where the loop's read models are kept (adapters.storage.resident_loop)."""
+    """Where the loop's read models are kept (projections.resident_loop.tables)."""
 
     def position(self) -> int:
         """The position in the event log the views are as of."""

@@ -137,7 +137,7 @@ def test_every_message_reaches_a_flaky_gateway_exactly_once_after_dedupe(store: 
     for _ in range(40):
         notifier.deliver_once()
         clock.now += timedelta(minutes=30)  # past every retry's wait
-    states = notifier.tables.deliveries()
+    states = notifier.deliveries.deliveries()
     assert set(states.values()) == {"delivered"}
     assert handler.forged == []
     assert len(states) == 4 * 6  # reported, claimed, escalated, claimed, answered, asked to rate
@@ -193,12 +193,12 @@ def test_the_outbox_is_rebuilt_the_same_and_delivers_nothing_twice(store: Any, t
     sent = tmp_path / "sent.jsonl"
     notifier = build_notifier(settings, chain, FileSender(sent))
     notifier.deliver_once()
-    assert notifier.tables.pending(datetime.now(UTC) + timedelta(days=1)) == []
-    outbox = f"SELECT * FROM {notifier.tables.table} ORDER BY message_id"
-    before = [dict(r) for r in notifier.tables._execute(outbox)]
+    assert notifier.deliveries.pending(datetime.now(UTC) + timedelta(days=1)) == []
+    outbox = "SELECT * FROM {loop_outbox} ORDER BY message_id"
+    before = [dict(r) for r in notifier.deliveries.loop.rows(outbox)]
     assert len(before) == 6
     assert notifier.projection.rebuild() == 5  # events
-    assert [dict(r) for r in notifier.tables._execute(outbox)] == before
+    assert [dict(r) for r in notifier.deliveries.loop.rows(outbox)] == before
     assert notifier.deliver_once() == {}
     assert len(sent.read_text(encoding="utf-8").splitlines()) == 6
 
