@@ -229,5 +229,5 @@ def test_a_proxy_in_the_environment_never_sees_the_phones(store: Any, gateway: A
     for _ in range(10):
         notifier.deliver_once()
         clock.now += timedelta(minutes=30)
-    assert set(notifier.tables.deliveries().values()) == {"delivered"}
+    assert set(notifier.deliveries.deliveries().values()) == {"delivered"}
     assert {b["to"] for b in handler.received} == {PHONE}
