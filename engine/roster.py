@@ -266,6 +266,8 @@ class RosterEntry(Aggregate):
         self.workplace_id = workplace_id
         self.households = households
         self.representatives = representatives
+        # Who acted for the body from when: a claim is checked against those acting at its own time.
+        self.acting: list[tuple[datetime, tuple[str, ...]]] = [(occurred_at, representatives)]
         self.active = True
         self.joined_at = occurred_at
         self.left_at: datetime | None = None
@@ -357,6 +359,15 @@ class RosterEntry(Aggregate):
         self.trigger_event(self.Rejoined, unit_id=unit.id, level=level, households=_households(what, households),
                            actor=actor, occurred_at=at, command_id=command_id)  # fmt: skip
 
+    def representatives_at(self, at: datetime) -> tuple[str, ...]:
+        """Who acted for the body at `at` (none before it joined, and none for a person)."""
+        named: tuple[str, ...] = ()
+        for since, representatives in self.acting:
+            if since > at:
+                break
+            named = representatives
+        return named
+
     def outcome_of(self, command_id: str, kind: str) -> int | None:
         """The version an earlier command with this id left, or None if it is new to this entry."""
         seen = self._commands.get(command_id)
@@ -371,6 +382,7 @@ class RosterEntry(Aggregate):
         twin = object.__new__(type(self))
         twin.__dict__.update(self.__dict__)
         twin._commands = dict(self._commands)
+        twin.acting = list(self.acting)
         twin._pending_events = list(self._pending_events)
         memo[id(self)] = twin
         return twin

@@ -245,8 +245,12 @@ class RosterBook:
         none; None (unchecked) where the unit keeps none and none is required."""
         roll = self.roll(unit_id)
         if roll is not None:
-            return RollClaimants(roll)
+            return RollClaimants(roll, self._acting_entry)
         return NoRoster(unit_id) if self.rules is ClaimRules.REQUIRED else None
+
+    def _acting_entry(self, entry_id: str) -> RosterEntry | None:
+        """A body's entry as stored (its name sealed), read for who acts for it when it claims."""
+        return self._read(entry_uuid(entry_id), RosterEntry, self._deciding, field="claimant")
 
     # ----------------------------------------------------------------------------- reading
 

@@ -99,6 +99,10 @@ def test_a_claim_by_someone_not_on_the_roster_is_refused(cli: Cli) -> None:
     mismatch = cli(*claim, "--mode", "group", "--claimant", "m-1", ok=False)
     assert mismatch.stderr.strip() == ("error: mode: 'm-1' is a member, which claims in member mode, not group "
                                        "[claim_mode_mismatch]")  # fmt: skip
-    assert "is claimed at" in cli(*claim, "--mode", "member", "--claimant", "m-1").stdout
+    # At a unit keeping a roster a member claims for themselves: not the grid worker at the terminal for them.
+    for_them = cli(*claim, "--mode", "member", "--claimant", "m-1", ok=False)
+    assert for_them.stderr.strip() == ("error: actor: 'worker-li' may not claim for 'm-1': a member claims for "
+                                       "themselves only [does_not_act_for]")  # fmt: skip
+    assert "is claimed at" in cli(*claim, "--mode", "member", "--claimant", "m-1", "--actor", "m-1").stdout
     verified = cli("verify", "--all")
     assert "intact" in verified.stdout

@@ -67,4 +67,7 @@ def test_a_claim_by_someone_not_on_the_roster_is_refused(api: Api) -> None:
     assert (refused.status_code, refused.json()["code"], refused.json()["field"]) == (422, "not_on_roster", "claimant")
     mismatch = api.post("/api/v1/commands", {**claim, "claimant": "m-1", "mode": "group"})
     assert (mismatch.json()["code"], mismatch.json()["field"]) == ("claim_mode_mismatch", "mode")
-    assert api.post("/api/v1/commands", {**claim, "claimant": "m-1"}).json()["status"] == "claimed"
+    for_them = api.post("/api/v1/commands", {**claim, "claimant": "m-1"})  # the grid worker, for the member
+    assert (for_them.status_code, for_them.json()["code"], for_them.json()["field"]) == (422, "does_not_act_for",
+                                                                                         "actor")  # fmt: skip
+    assert api.post("/api/v1/commands", {**claim, "claimant": "m-1"}, who="member").json()["status"] == "claimed"

@@ -14,7 +14,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initial
 from adapters.settings import SHIPPED_CHART
 from adapters.storage.chart_file import load_chart
 from engine.commands import Command, Outcome
-from engine.errors import ClaimModeMismatch, GrievanceError, NotOnRoster
+from engine.errors import ClaimModeMismatch, DoesNotActFor, GrievanceError, NotOnRoster
 from engine.grievance import Grievance, Status
 from engine.levels import REPORTING_LEVELS
 from engine.roster import Kind
@@ -53,6 +53,8 @@ class ChainMachine(RuleBasedStateMachine):
         # The roster as the machine expects it: each unit's roll now, the units that keep one, where each entry is.
         self.rolls: dict[str, dict[str, Kind]] = {}
         self.where: dict[str, str] = {}
+        # Who acts for each body: the members on the roster when it first joined.
+        self.acting: dict[str, tuple[str, ...]] = {}
 
     def teardown(self) -> None:
         self.chain.close()
@@ -94,19 +96,43 @@ class ChainMachine(RuleBasedStateMachine):
         who=st.sampled_from(PEOPLE),
         right_unit=st.booleans(),
         mode=st.sampled_from(["organisation", "group", "member"]),
+        sent_by=st.none() | st.sampled_from(PEOPLE),
     )
-    def claim(self, gid: UUID, who: str, right_unit: bool, mode: str) -> None:
+    def claim(self, gid: UUID, who: str, right_unit: bool, mode: str, sent_by: str | None) -> None:
+        """`who` claims, the claim sent by `sent_by` (None: by the claimant themselves)."""
+        self.check_claim(gid, who, right_unit, mode, sent_by)
+
+    @rule(gid=grievances, data=st.data(), sent_by=st.none() | st.sampled_from(PEOPLE))
+    def claim_where_registered(self, gid: UUID, data: st.DataObject, sent_by: str | None) -> None:
+        """One on the roster where the grievance waits claims it in their own mode, sent by themselves or another."""
+        roll = self.rolls.get(self.chain.grievance(gid).unit_id)
+        if not roll:
+            return
+        who = data.draw(st.sampled_from(sorted(roll)))
+        mode = roll[who].claim_mode
+        assert mode is not None
+        self.check_claim(gid, who, True, mode.value, sent_by)
+
+    def check_claim(self, gid: UUID, who: str, right_unit: bool, mode: str, sent_by: str | None) -> None:
         g = self.chain.grievance(gid)
         unit = g.unit_id if right_unit else "lg"
-        result = self.run("claim", gid, who, unit_id=unit, mode=mode, claimant=who)
+        actor = sent_by or who
+        result = self.run("claim", gid, actor, unit_id=unit, mode=mode, claimant=who)
         roll = self.rolls.get(g.unit_id)
         statistic(f"claim at a unit {'with' if roll is not None else 'without'} a roster: {type(result).__name__}")
+        # A member claims for themselves; a body through one who acts for it.
+        acts = actor == who if ROSTER_KINDS.get(who) is Kind.MEMBER else actor in self.acting.get(who, ())
         if isinstance(result, Outcome):
-            # Where a roster is kept, only those on it now claim there, each in its own mode.
-            assert roll is None or (who in roll and roll[who].claim_mode == mode), (who, mode, roll)
+            # Where a roster is kept, only those on it now claim there, each in its own mode, sent by who may.
+            assert roll is None or (who in roll and roll[who].claim_mode == mode and acts), (who, mode, actor, roll)
         elif isinstance(result, NotOnRoster | ClaimModeMismatch):
             assert roll is not None, (who, mode)
             assert who not in roll or roll[who].claim_mode != mode, (who, mode, roll)
+        elif isinstance(result, DoesNotActFor):
+            assert roll is not None, who
+            assert who in roll, (who, roll)
+            assert roll[who].claim_mode == mode, (who, mode, roll)
+            assert not acts, (who, actor, self.acting)
 
     def roster(self, command: RosterCommand) -> RosterOutcome | GrievanceError:
         self.now += timedelta(minutes=5)
@@ -120,8 +146,12 @@ class ChainMachine(RuleBasedStateMachine):
         common: dict[str, Any] = {"command_id": str(uuid4()), "actor": "roster-keeper", "occurred_at": self.now,
                                   "entry_id": who}  # fmt: skip
         was = self.where.get(who)
+        # A body names as acting for it the members on the roster now (only its first Join names them).
+        acting = [m for m in sorted(self.where) if ROSTER_KINDS[m] is Kind.MEMBER] if not kind.is_person else []
         command: RosterCommand = (
-            Move(**common, to_unit_id=unit) if was else Join(**common, kind=kind, unit_id=unit, name="王五")
+            Move(**common, to_unit_id=unit)
+            if was
+            else Join(**common, kind=kind, unit_id=unit, name="王五", representatives=acting)
         )
         result = self.roster(command)
         fits = CHART.unit(unit).level in kind.levels
@@ -129,6 +159,8 @@ class ChainMachine(RuleBasedStateMachine):
             assert isinstance(result, GrievanceError), result
             return
         assert isinstance(result, RosterOutcome), result
+        if not kind.is_person:
+            self.acting.setdefault(who, tuple(acting))
         if was:
             del self.rolls[was][who]
         self.rolls.setdefault(unit, {})[who] = kind

@@ -18,6 +18,7 @@ from engine.errors import (
     AlreadyReported,
     ClaimModeMismatch,
     CommandIdReused,
+    DoesNotActFor,
     Forbidden,
     GrievanceError,
     GrievanceNotFound,
@@ -90,8 +91,9 @@ class Keeper:
                          principal=OPERATOR)  # fmt: skip
         return gid
 
-    def claim(self, gid: Any, unit_id: str, mode: str, claimant: str) -> Any:
-        return self.chain.apply(Claim(command_id=str(uuid4()), grievance_id=gid, actor="grid-li",
+    def claim(self, gid: Any, unit_id: str, mode: str, claimant: str, actor: str | None = None) -> Any:
+        """A claim sent (by an operator) in the name of `actor`: by default the claimant themselves."""
+        return self.chain.apply(Claim(command_id=str(uuid4()), grievance_id=gid, actor=actor or claimant,
                                       occurred_at=self.tick(), unit_id=unit_id, mode=ClaimMode(mode),
                                       claimant=claimant), principal=OPERATOR)  # fmt: skip
 
@@ -325,11 +327,62 @@ def test_where_a_roster_is_required_a_unit_without_one_takes_no_claim(chain: Ser
     ],
 )
 def test_the_mode_matches_what_the_claimant_is(keeper: Keeper, kind: str, unit: str, fits: str, unfit: str) -> None:
-    keeper.join("x-1", kind, unit)
+    acting = {} if kind == "member" else {"representatives": ["rep-1"]}
+    if acting:
+        keeper.join("rep-1", "member", ELSEWHERE)
+    keeper.join("x-1", kind, unit, **acting)
     gid = keeper.report(unit) if unit != JOINT else _escalated_to(keeper, JOINT)
+    actor = "rep-1" if acting else "x-1"
     refused(ClaimModeMismatch, "mode", f"'x-1' is a {kind}, which claims in {fits} mode, not {unfit}", keeper.claim,
-            gid, unit, unfit, "x-1")  # fmt: skip
-    assert keeper.claim(gid, unit, fits, "x-1").status == "claimed"
+            gid, unit, unfit, "x-1", actor)  # fmt: skip
+    assert keeper.claim(gid, unit, fits, "x-1", actor).status == "claimed"
+
+
+def test_a_member_claims_for_themselves_only(keeper: Keeper) -> None:
+    keeper.join("m-1", "member", HOUSEHOLD)
+    gid = keeper.report(HOUSEHOLD)
+    refused(DoesNotActFor, "actor", "'grid-li' may not claim for 'm-1': a member claims for themselves only",
+            keeper.claim, gid, HOUSEHOLD, "member", "m-1", "grid-li")  # fmt: skip
+    claimed = keeper.claim(gid, HOUSEHOLD, "member", "m-1", "m-1")
+    assert (claimed.status, keeper.chain.grievance(gid).claimed_by) == ("claimed", "m-1")
+
+
+@pytest.mark.parametrize(("kind", "unit"), [("party_group", BUILDING), ("party_organisation", COMMUNITY),
+                                            ("police_station", JOINT)])  # fmt: skip
+def test_a_body_claims_through_one_who_acts_for_it(keeper: Keeper, kind: str, unit: str) -> None:
+    keeper.join("m-1", "member", HOUSEHOLD)
+    keeper.join("m-2", "member", ELSEWHERE)
+    keeper.join("li-si", "member", ELSEWHERE)
+    keeper.join("body", kind, unit, representatives=["m-1", "m-2"])
+    gid = keeper.report(unit) if unit != JOINT else _escalated_to(keeper, JOINT)
+    mode = Kind(kind).claim_mode
+    assert mode is not None
+    for stranger in ("li-si", "body", "grid-li"):
+        refused(DoesNotActFor, "actor", f"{stranger!r} does not act for 'body': its representatives are m-1, m-2",
+                keeper.claim, gid, unit, mode.value, "body", stranger)  # fmt: skip
+    assert keeper.claim(gid, unit, mode.value, "body", "m-2").status == "claimed"
+
+
+def test_a_body_that_names_nobody_to_act_for_it_cannot_claim(keeper: Keeper) -> None:
+    keeper.join("grp-1", "party_group", BUILDING)
+    gid = keeper.report(BUILDING)
+    refused(DoesNotActFor, "actor", "'grp-1' does not act for 'grp-1': the roster names nobody who acts for it",
+            keeper.claim, gid, BUILDING, "group", "grp-1")  # fmt: skip
+
+
+def test_the_actor_is_checked_after_who_and_how_claims(keeper: Keeper) -> None:
+    # A stranger claiming for someone off the roster hears about the claimant first, and the mode before the actor.
+    keeper.join("grp-1", "party_group", BUILDING)
+    gid = keeper.report(BUILDING)
+    refused(NotOnRoster, "claimant", "'nobody' is not on the roster", keeper.claim, gid, BUILDING, "group", "nobody",
+            "li-si")  # fmt: skip
+    refused(ClaimModeMismatch, "mode", "claims in group mode", keeper.claim, gid, BUILDING, "member", "grp-1",
+            "li-si")  # fmt: skip
+
+
+def test_units_without_a_roster_take_claims_from_anyone_as_before(keeper: Keeper) -> None:
+    gid = keeper.report(BUILDING)
+    assert keeper.claim(gid, BUILDING, "group", "some-group", "grid-li").status == "claimed"
 
 
 def _escalated_to(keeper: Keeper, unit: str) -> Any:
