@@ -14,6 +14,7 @@ from uuid import UUID
 import msgspec
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Mapper
+from eventsourcing.utils import get_topic
 
 from engine.access import Principal, Role
 from engine.errors import (
@@ -22,6 +23,7 @@ from engine.errors import (
     GrievanceError,
     InfrastructureError,
     InvalidValue,
+    NotOnRoster,
     RosterEntryNotFound,
     RosterIdTaken,
 )
@@ -53,6 +55,7 @@ class RosterBook:
         self._rolls: dict[str, UnitRoll] = {}
         self._lock = threading.Lock()
         chain.claimants = self
+        chain.policy.people = self
 
     # ----------------------------------------------------------------------------- commands
 
@@ -239,6 +242,42 @@ class RosterBook:
         if personal_data is None:
             return False
         return personal_data.forget(SUBJECT_SCOPE + entry_id)
+
+    def left_roster(self, name: str) -> datetime | None:
+        """When the entry `name` left the roster, if it is off it now; None if on it, or never on it."""
+        try:
+            held = self._read(entry_uuid(name), RosterEntry, self._deciding, field="actor")
+        except RosterIdTaken:
+            return None  # a grievance someone reported under the id: no roster entry, so nobody who left it
+        return held.left_at if held is not None and not held.active else None
+
+    def keeps_roster(self) -> bool:
+        """Whether the store keeps a roster at all: some unit's roster has been opened (it stays open)."""
+        topic = get_topic(UnitRoll.Opened)
+        return bool(self.chain.recorder.select_notifications(start=None, limit=1, topics=[topic]))
+
+    def check_holder(self, name: str, role: Role, unit_id: str | None) -> None:
+        """Refuse (`NotOnRoster`, field `name`) a grid worker's token or signing key for someone who is not one of
+        the chain's people on the roster, registered at or below the unit it covers, where the store keeps a
+        roster. Other roles are the office's staff, not the chain's people: they are not on the roster."""
+        if role is not Role.GRID_WORKER:
+            return
+        held = self._read(entry_uuid(name), RosterEntry, self._deciding, field="name")
+        if held is None:
+            if self.keeps_roster():
+                raise NotOnRoster("name", f"{name!r} is not on the roster: a grid worker's token or key is issued "
+                                  "to a grid worker, chief or member on it")  # fmt: skip
+            return
+        if not held.kind.is_person:
+            raise NotOnRoster("name", f"{name!r} is a {held.kind.value} on the roster; a token or key is issued to "
+                              "a person (a grid worker, chief or member), who acts for it")  # fmt: skip
+        if not held.active:
+            left = f" on {held.left_at:%Y-%m-%d}" if held.left_at else ""
+            raise NotOnRoster("name", f"{name!r} left the roster{left}: a token or key is issued to one on it")
+        chart = self.chain.chart
+        if unit_id in chart and (held.unit_id not in chart or unit_id not in chart.lineage(held.unit_id)):
+            raise NotOnRoster("name", f"{name!r} is registered at {held.unit_id!r}, not at or below {unit_id!r}, "
+                              "the unit the token or key covers")  # fmt: skip
 
     def claimants_at(self, unit_id: str) -> Claimants | None:
         """Who may claim at `unit_id`: those on its roll; nobody, where a roster is required and the unit keeps

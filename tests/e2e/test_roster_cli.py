@@ -106,3 +106,35 @@ def test_a_claim_by_someone_not_on_the_roster_is_refused(cli: Cli) -> None:
     assert "is claimed at" in cli(*claim, "--mode", "member", "--claimant", "m-1", "--actor", "m-1").stdout
     verified = cli("verify", "--all")
     assert "intact" in verified.stdout
+
+
+def test_grid_worker_tokens_and_keys_are_issued_to_people_on_the_roster(cli: Cli, tmp_path: Path) -> None:
+    tokens, keys = str(tmp_path / "api-tokens.json"), str(tmp_path / "kafka-keys.json")
+    token = ["token", "add", "--file", tokens, "--role", "grid_worker", "--unit", GRID, "--name"]
+    key = ["key", "add", "--file", keys, "--role", "grid_worker", "--unit", GRID, "--name"]
+    # A store without a roster: a grid worker's token for anyone, as before.
+    assert cli(*token, "worker-zhou").stdout.startswith("gct_")
+    cli("roster", "add", "w-1", "--kind", "grid_worker", "--unit", GRID, "--name", "孙七")
+    cli("roster", "add", "m-1", "--kind", "member", "--unit", HOUSEHOLD, "--name", "王秀英")
+    cli("roster", "add", "m-9", "--kind", "member", "--unit", "cm-chengdong-01", "--name", "李四")
+    for holder, why in [
+        ("stranger", "'stranger' is not on the roster: a grid worker's token or key is issued to a grid worker, "
+                     "chief or member on it"),
+        ("m-9", f"'m-9' is registered at 'cm-chengdong-01', not at or below {GRID!r}, the unit the token or key "
+                "covers"),
+    ]:  # fmt: skip
+        for verb, extra in ((token, []), (key, ["--private-key", str(tmp_path / f"{holder}.pem")])):
+            done = cli(*verb, holder, *extra, ok=False)
+            assert (done.returncode, done.stdout) == (1, "")
+            assert done.stderr == f"error: name: {why} [not_on_roster]\n"
+    assert not (tmp_path / "stranger.pem").exists()
+    assert [e["name"] for e in json.loads((tmp_path / "api-tokens.json").read_text())["tokens"]] == ["worker-zhou"]
+    assert cli(*token, "w-1").stdout.startswith("gct_")
+    assert "key " in cli(*key, "m-1", "--private-key", str(tmp_path / "m-1.pem")).stdout
+    # The office's own staff are not on the roster, and need not be.
+    cli("token", "add", "--file", tokens, "--role", "supervisor", "--unit", GRID, "--name", "supervisor-wang")
+    cli("key", "add", "--file", keys, "--role", "gateway", "--name", "app-gateway", "--private-key",
+        str(tmp_path / "gw.pem"))  # fmt: skip
+    cli("roster", "leave", "m-1")
+    left = cli(*token, "m-1", ok=False)
+    assert left.stderr.startswith("error: name: 'm-1' left the roster on ")

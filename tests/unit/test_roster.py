@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
+import msgspec
 import pytest
 
 from engine.access import Principal, Role
@@ -449,3 +450,58 @@ def test_a_grievance_s_id_is_no_roster_record(keeper: Keeper) -> None:
                               unit_id=HOUSEHOLD, category=Category.OTHER, title="t", description="d"),
                        principal=OPERATOR)  # fmt: skip
     refused(RosterIdTaken, "entry_id", "something other than a roster record", keeper.join, "m-9", "member", HOUSEHOLD)
+
+
+# ----------------------------------------------------------------------------- tokens and keys for roster people
+
+
+def test_a_grid_worker_s_token_is_issued_to_a_person_on_the_roster_at_or_below_its_unit(
+    keeper: Keeper, book: RosterBook
+) -> None:
+    worker = Role.GRID_WORKER
+    book.check_holder("worker-li", worker, GRID)  # no roster kept anywhere yet: anyone, as before
+    keeper.join("w-1", "grid_worker", GRID)
+    keeper.join("c-1", "building_chief", BUILDING, households=["hh-1"])
+    keeper.join("m-1", "member", HOUSEHOLD)
+    keeper.join("m-2", "member", ELSEWHERE)
+    keeper.join("grp-1", "party_group", BUILDING, representatives=["m-1"])
+    for person in ("w-1", "c-1", "m-1"):
+        book.check_holder(person, worker, GRID)
+    book.check_holder("m-1", worker, HOUSEHOLD)
+    refused(NotOnRoster, "name", "'worker-li' is not on the roster: a grid worker's token or key is issued to a "
+            "grid worker, chief or member on it", book.check_holder, "worker-li", worker, GRID)  # fmt: skip
+    refused(NotOnRoster, "name", f"'m-2' is registered at {ELSEWHERE!r}, not at or below {GRID!r}",
+            book.check_holder, "m-2", worker, GRID)  # fmt: skip
+    refused(NotOnRoster, "name", f"'w-1' is registered at {GRID!r}, not at or below {BUILDING!r}",
+            book.check_holder, "w-1", worker, BUILDING)  # fmt: skip
+    refused(NotOnRoster, "name", "'grp-1' is a party_group on the roster; a token or key is issued to a person",
+            book.check_holder, "grp-1", worker, GRID)  # fmt: skip
+    keeper.roster(Leave, entry_id="m-1")
+    refused(NotOnRoster, "name", "'m-1' left the roster on", book.check_holder, "m-1", worker, GRID)
+    # The office's staff are not the chain's people: their tokens are not the roster's business.
+    for role in (Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR, Role.OPERATOR, Role.GATEWAY):
+        book.check_holder("office-zhao", role, GRID if role is Role.SUPERVISOR else None)
+
+
+def test_a_grid_worker_who_left_the_roster_sends_nothing_more(keeper: Keeper, chain: ServiceChain) -> None:
+    keeper.join("w-1", "grid_worker", GRID)
+    keeper.join("m-1", "member", HOUSEHOLD)
+    worker, member = Principal("w-1", Role.GRID_WORKER, GRID), Principal("m-1", Role.GRID_WORKER, HOUSEHOLD)
+    gid = keeper.report(HOUSEHOLD)
+    keeper.roster(Leave, entry_id="w-1", reason="调离")
+    report = Report(command_id="r-w", grievance_id=uuid4(), actor="w-1", occurred_at=keeper.tick(), unit_id=HOUSEHOLD,
+                    category=Category.OTHER, title="t", description="d")  # fmt: skip
+    claim = Claim(command_id="c-m", grievance_id=gid, actor="m-1", occurred_at=keeper.tick(), unit_id=HOUSEHOLD,
+                  mode=ClaimMode.MEMBER, claimant="m-1")  # fmt: skip
+    # One batch from two senders: only the one who left is refused, each of their commands alike.
+    results = chain.execute([report, claim], principal=[worker, member])
+    assert isinstance(results[0], Forbidden)
+    assert results[0].field == "actor"
+    assert "'w-1' left the roster on " in results[0].reason
+    assert not isinstance(results[1], GrievanceError)
+    refused(Forbidden, "actor", "'w-1' left the roster on", keeper.join, "m-9", "member", HOUSEHOLD, principal=worker)
+    # Back on the roster, their token acts again; a grid worker never on it is not the roster's to refuse.
+    keeper.join("w-1", "grid_worker", GRID)
+    assert chain.apply(msgspec.structs.replace(report, occurred_at=keeper.tick()), principal=worker).status
+    outsider = Principal("worker-li", Role.GRID_WORKER, GRID)
+    assert keeper.join("m-8", "member", HOUSEHOLD, principal=outsider).on_roster
