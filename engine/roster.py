@@ -241,6 +241,19 @@ class RosterEntry(Aggregate):
             entry.unit_id, entry.level, entry.households = self.unit_id, self.level, self.households
             entry._remember(self.command_id, "join", self.occurred_at)
 
+    class RepresentativesNamed(Event):
+        """Who acts for a body changed: from this time on, these people act for it (and only these)."""
+
+        label = "代表变更 representatives named"
+        class_version = 1
+
+        representatives: tuple[str, ...]
+
+        def apply(self, entry: RosterEntry) -> None:
+            entry.representatives = self.representatives
+            entry.acting.append((self.occurred_at, self.representatives))
+            entry._remember(self.command_id, "represent", self.occurred_at)
+
     @event(Joined)
     def __init__(
         self,
@@ -367,6 +380,25 @@ class RosterEntry(Aggregate):
                 break
             named = representatives
         return named
+
+    def name_representatives(
+        self, *, representatives: Sequence[str], actor: str, at: datetime, command_id: str
+    ) -> None:
+        """Name who acts for the body from `at` on (none: nobody, until some are named); the caller has checked
+        that they are people on the roster."""
+        self._check_common(actor, at, command_id)
+        self._check_on_roster("given representatives")
+        if self.kind.is_person:
+            raise InvalidValue("representatives", f"people act for bodies; a {self.kind.value} has no "
+                               "representatives")  # fmt: skip
+        acting = _ids("representatives", representatives, MAX_REPRESENTATIVES)
+        if self.entry_id in acting:
+            raise InvalidValue("representatives", "a body does not act for itself")
+        if set(acting) == set(self.representatives):
+            named = ", ".join(acting) if acting else "nobody"
+            raise InvalidValue("representatives", f"{self.entry_id!r} is acted for by {named} already")
+        self.trigger_event(self.RepresentativesNamed, representatives=acting, actor=actor, occurred_at=at,
+                           command_id=command_id)  # fmt: skip
 
     def outcome_of(self, command_id: str, kind: str) -> int | None:
         """The version an earlier command with this id left, or None if it is new to this entry."""

@@ -29,7 +29,7 @@ from engine.errors import (
 )
 from engine.personal_data import PersonalData
 from engine.roster import SUBJECT_SCOPE, Kind, RosterEntry, UnitRoll, entry_uuid, roll_uuid
-from engine.roster_commands import Join, Move, RosterCommand, RosterOutcome
+from engine.roster_commands import Join, Move, Represent, RosterCommand, RosterOutcome
 from engine.roster_rules import Claimants, ClaimRules, NoRoster, RollClaimants
 from engine.service_chain import ServiceChain
 from engine.transcoder import TypedEventMapper
@@ -142,6 +142,12 @@ class RosterBook:
             now_at = self._roll_to_change(working, unit.id, common)
             now_at.enrol(c.entry_id, entry.kind, actor=c.actor, at=c.occurred_at, command_id=c.command_id)
             touched = [entry, was, now_at]
+        elif isinstance(c, Represent):
+            assert held is not None
+            entry = copy.deepcopy(held)
+            entry.name_representatives(representatives=c.representatives, **common)
+            self._check_representatives(c.representatives, working)
+            touched = [entry]
         else:
             assert held is not None
             entry = copy.deepcopy(held)
@@ -164,7 +170,11 @@ class RosterBook:
             if not workplace.kind.is_organisation:
                 raise InvalidValue("workplace_id", f"{c.workplace_id!r} is a {workplace.kind.value}, not an "
                                    "organisation")  # fmt: skip
-        for person_id in c.representatives:
+        self._check_representatives(c.representatives, working)
+
+    def _check_representatives(self, representatives: Sequence[str], working: Working) -> None:
+        """Who acts for a body are people on the roster."""
+        for person_id in representatives:
             person = self._entry(working, person_id)
             if person is None or not person.active:
                 raise InvalidValue("representatives", f"{person_id!r} is not on the roster: who acts for a body "
@@ -288,8 +298,12 @@ class RosterBook:
         return NoRoster(unit_id) if self.rules is ClaimRules.REQUIRED else None
 
     def _acting_entry(self, entry_id: str) -> RosterEntry | None:
-        """A body's entry as stored (its name sealed), read for who acts for it when it claims."""
-        return self._read(entry_uuid(entry_id), RosterEntry, self._deciding, field="claimant")
+        """An entry as stored (its name sealed), read for who acts for a body when it claims, and whether they are
+        on the roster still."""
+        try:
+            return self._read(entry_uuid(entry_id), RosterEntry, self._deciding, field="claimant")
+        except RosterIdTaken:
+            return None  # a grievance someone reported under the id: nobody on the roster
 
     # ----------------------------------------------------------------------------- reading
 

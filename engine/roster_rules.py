@@ -2,7 +2,7 @@
 (a member registered there, that unit's party group or organisation, or an organisation registered with it) at
 the claim's time, and claim in the one mode that fits what they are (member, group, organisation); and whoever
 sends the claim (its actor) must be the member themselves, or one of the people the roster names as acting for the
-group or organisation at that time.
+group or organisation at that time, and still on the roster.
 
 Where no roster is kept yet: under `ClaimRules.KEPT` (the default) a unit's claims are checked from the moment
 its roster is opened (its first entry), and a unit without one takes claims as before; under
@@ -91,6 +91,10 @@ class RollClaimants:
             named = (f"its representatives are {', '.join(acting)}" if acting
                      else "the roster names nobody who acts for it")  # fmt: skip
             raise DoesNotActFor("actor", f"{actor!r} does not act for {claimant!r}: {named}")
+        person = self.entries(actor)
+        if person is not None and not person.active and person.left_at is not None and person.left_at <= at:
+            raise DoesNotActFor("actor", f"{actor!r} acts for {claimant!r} no more: they left the roster on "
+                                f"{person.left_at:%Y-%m-%d}")  # fmt: skip
 
 
 class NoRoster:

@@ -138,3 +138,28 @@ def test_grid_worker_tokens_and_keys_are_issued_to_people_on_the_roster(cli: Cli
     cli("roster", "leave", "m-1")
     left = cli(*token, "m-1", ok=False)
     assert left.stderr.startswith("error: name: 'm-1' left the roster on ")
+
+
+def test_who_acts_for_a_body_is_named_again_from_the_command_line(cli: Cli) -> None:
+    cli("roster", "add", "m-1", "--kind", "member", "--unit", HOUSEHOLD, "--name", "王秀英")
+    cli("roster", "add", "m-2", "--kind", "member", "--unit", HOUSEHOLD, "--name", "李四")
+    cli("roster", "add", "grp-1", "--kind", "party_group", "--unit", BUILDING, "--name", "3号楼党小组",
+        "--representative", "m-1")  # fmt: skip
+    named = cli("roster", "represent", "grp-1", "--representative", "m-2")
+    assert named.stdout.strip() == f"represent: grp-1 is on the roster at {BUILDING}, version 2"
+    shown = cli("roster", "show", "grp-1").stdout
+    assert "acted for by: m-2" in shown
+    assert "representatives named by worker-li: m-2" in shown
+    neither = cli("roster", "represent", "grp-1", ok=False)
+    assert neither.stderr == ("error: representatives: name who acts for the body (--representative, repeated), or "
+                              "--nobody [invalid_value]\n")  # fmt: skip
+    person = cli("roster", "represent", "m-1", "--representative", "m-2", ok=False)
+    assert person.stderr == ("error: representatives: people act for bodies; a member has no representatives "
+                             "[invalid_value]\n")  # fmt: skip
+    gid = cli("report", "--unit", BUILDING, "--category", "parking", "--title", "车位", "--description", "没车位")
+    claim = ["claim", gid.stdout.strip(), "--unit", BUILDING, "--mode", "group", "--claimant", "grp-1", "--actor"]
+    old = cli(*claim, "m-1", ok=False)
+    assert old.stderr == ("error: actor: 'm-1' does not act for 'grp-1': its representatives are m-2 "
+                          "[does_not_act_for]\n")  # fmt: skip
+    assert "is claimed at" in cli(*claim, "m-2").stdout
+    assert "version 3" in cli("roster", "represent", "grp-1", "--nobody").stdout

@@ -16,16 +16,18 @@ from adapters.storage.chart_file import load_chart
 from engine.commands import Command, Outcome
 from engine.errors import ClaimModeMismatch, DoesNotActFor, GrievanceError, NotOnRoster
 from engine.grievance import Grievance, Status
-from engine.levels import REPORTING_LEVELS
+from engine.levels import REPORTING_LEVELS, Level
 from engine.roster import Kind
 from engine.roster_book import RosterBook
-from engine.roster_commands import Join, Leave, Move, RosterCommand, RosterOutcome
+from engine.roster_commands import Join, Leave, Move, Represent, RosterCommand, RosterOutcome
 from engine.service_chain import ServiceChain
 from tests.conftest import OPERATOR, T0
 from tests.conftest import command as make
 
 CHART = load_chart(SHIPPED_CHART)
 REPORTING_UNITS = sorted(u.id for u in CHART if u.level in REPORTING_LEVELS)
+# A few buildings, reported at often, so that the party group that joins where a grievance waits claims there too.
+BUILDINGS = sorted(u.id for u in CHART if u.level is Level.BUILDING_GROUP)[:3]
 PEOPLE = ["member-wang", "member-zhao", "group-3", "supervision"]
 # Who the machine puts on the roster, moves and takes off it ("supervision" never joins it).
 ROSTER_KINDS = {"member-wang": Kind.MEMBER, "member-zhao": Kind.MEMBER, "group-3": Kind.PARTY_GROUP}
@@ -84,7 +86,7 @@ class ChainMachine(RuleBasedStateMachine):
             assert ratings[-1].rating == "dissatisfied"
         self.last_status[gid] = now
 
-    @rule(target=grievances, unit=st.sampled_from(REPORTING_UNITS))
+    @rule(target=grievances, unit=st.sampled_from(REPORTING_UNITS) | st.sampled_from(BUILDINGS))
     def report(self, unit: str) -> UUID:
         gid = uuid4()
         result = self.run("report", gid, "worker-li", unit_id=unit, category="other", title="t", description="d")
@@ -120,8 +122,14 @@ class ChainMachine(RuleBasedStateMachine):
         result = self.run("claim", gid, actor, unit_id=unit, mode=mode, claimant=who)
         roll = self.rolls.get(g.unit_id)
         statistic(f"claim at a unit {'with' if roll is not None else 'without'} a roster: {type(result).__name__}")
-        # A member claims for themselves; a body through one who acts for it.
-        acts = actor == who if ROSTER_KINDS.get(who) is Kind.MEMBER else actor in self.acting.get(who, ())
+        if roll is not None and not ROSTER_KINDS.get(who, Kind.MEMBER).is_person:
+            statistic(f"a body's claim at a unit with a roster: {type(result).__name__}")
+        # A member claims for themselves; a body through one who acts for it and is on the roster still.
+        acts = (
+            actor == who
+            if ROSTER_KINDS.get(who) is Kind.MEMBER
+            else actor in self.acting.get(who, ()) and actor in self.where
+        )
         if isinstance(result, Outcome):
             # Where a roster is kept, only those on it now claim there, each in its own mode, sent by who may.
             assert roll is None or (who in roll and roll[who].claim_mode == mode and acts), (who, mode, actor, roll)
@@ -165,6 +173,20 @@ class ChainMachine(RuleBasedStateMachine):
             del self.rolls[was][who]
         self.rolls.setdefault(unit, {})[who] = kind
         self.where[who] = unit
+
+    @rule(who=st.sampled_from(sorted(ROSTER_KINDS)),
+          people=st.sets(st.sampled_from(["member-wang", "member-zhao", "supervision"]), max_size=2))  # fmt: skip
+    def name_representatives(self, who: str, people: set[str]) -> None:
+        """Name who acts for a body from now on: only people on the roster, only for a body on it."""
+        named = sorted(people)
+        result = self.roster(Represent(command_id=str(uuid4()), actor="roster-keeper", occurred_at=self.now,
+                                       entry_id=who, representatives=named))  # fmt: skip
+        body = not ROSTER_KINDS[who].is_person
+        valid = (body and who in self.where and set(named) <= set(self.where) - {who}
+                 and set(named) != set(self.acting.get(who, ())))  # fmt: skip
+        assert isinstance(result, RosterOutcome) == valid, (who, named, result)
+        if valid:
+            self.acting[who] = tuple(named)
 
     @rule(who=st.sampled_from(sorted(ROSTER_KINDS)))
     def leave_the_roster(self, who: str) -> None:

@@ -34,7 +34,7 @@ from engine.errors import (
 from engine.grievance import Category, ClaimMode, EscalationReason
 from engine.roster import Kind, entry_uuid
 from engine.roster_book import RosterBook
-from engine.roster_commands import Join, Leave, Move, RosterCommand, RosterOutcome
+from engine.roster_commands import Join, Leave, Move, Represent, RosterCommand, RosterOutcome
 from engine.roster_rules import ClaimRules
 from engine.service_chain import ServiceChain
 from tests.conftest import OPERATOR, T0
@@ -505,3 +505,76 @@ def test_a_grid_worker_who_left_the_roster_sends_nothing_more(keeper: Keeper, ch
     assert chain.apply(msgspec.structs.replace(report, occurred_at=keeper.tick()), principal=worker).status
     outsider = Principal("worker-li", Role.GRID_WORKER, GRID)
     assert keeper.join("m-8", "member", HOUSEHOLD, principal=outsider).on_roster
+
+
+# ----------------------------------------------------------------------------- who acts for a body, over time
+
+
+def test_a_body_s_representatives_change_and_a_claim_is_checked_against_those_acting_at_its_time(
+    keeper: Keeper, book: RosterBook
+) -> None:
+    keeper.join("m-1", "member", HOUSEHOLD)
+    keeper.join("m-2", "member", ELSEWHERE)
+    keeper.join("grp-1", "party_group", BUILDING, representatives=["m-1"])
+    early, late = keeper.report(BUILDING), keeper.report(BUILDING)
+    before = keeper.tick()
+    named = keeper.roster(Represent, entry_id="grp-1", representatives=["m-2"])
+    assert (named.verb, named.version, named.on_roster) == ("represent", 2, True)
+    entry = book.entry("grp-1")
+    assert (entry.representatives, entry.representatives_at(before)) == (("m-2",), ("m-1",))
+    refused(DoesNotActFor, "actor", "'m-1' does not act for 'grp-1': its representatives are m-2", keeper.claim,
+            late, BUILDING, "group", "grp-1", "m-1")  # fmt: skip
+    # A claim recorded at a time before the change is checked against who acted then.
+    claim = Claim(command_id="then", grievance_id=early, actor="m-1", occurred_at=before, unit_id=BUILDING,
+                  mode=ClaimMode.GROUP, claimant="grp-1")  # fmt: skip
+    assert keeper.chain.apply(claim, principal=OPERATOR).status == "claimed"
+    assert keeper.claim(late, BUILDING, "group", "grp-1", "m-2").status == "claimed"
+
+
+def test_naming_representatives_is_refused_naming_the_field(keeper: Keeper) -> None:
+    keeper.join("m-1", "member", HOUSEHOLD)
+    keeper.join("w-1", "grid_worker", GRID)
+    keeper.join("grp-1", "party_group", BUILDING, representatives=["m-1"])
+    keeper.join("emp-1", "employer", JOINT)
+
+    def name(entry_id: str, *people: str, principal: Principal = OPERATOR) -> Any:
+        return keeper.roster(Represent, entry_id=entry_id, representatives=list(people), principal=principal)
+
+    refused(InvalidValue, "representatives", "a member has no representatives", name, "m-1", "w-1")
+    refused(InvalidValue, "representatives", "'grp-1' is acted for by m-1 already", name, "grp-1", "m-1")
+    refused(InvalidValue, "representatives", "does not act for itself", name, "grp-1", "grp-1")
+    refused(InvalidValue, "representatives", "'nobody' is not on the roster", name, "grp-1", "nobody")
+    refused(InvalidValue, "representatives", "'emp-1' is a employer; people act for bodies", name, "grp-1", "emp-1")
+    refused(RosterEntryNotFound, "entry_id", "nobody and nothing", name, "ghost", "m-1")
+    refused(Forbidden, "unit_id", f"{JOINT} is outside", name, "emp-1", "m-1",
+            principal=Principal("grid-li", Role.GRID_WORKER, GRID))  # fmt: skip
+    # Any person on the roster may be named; naming nobody leaves the body unable to claim.
+    assert name("grp-1", "m-1", "w-1").version == 2
+    assert name("grp-1").version == 3
+    gid = keeper.report(BUILDING)
+    refused(DoesNotActFor, "actor", "the roster names nobody who acts for it", keeper.claim, gid, BUILDING, "group",
+            "grp-1", "m-1")  # fmt: skip
+    keeper.roster(Leave, entry_id="grp-1")
+    refused(InvalidTransition, "entry_id", "'grp-1' left the roster", name, "grp-1", "m-1")
+
+
+def test_a_representative_who_left_the_roster_acts_for_the_body_no_more(keeper: Keeper) -> None:
+    keeper.join("m-1", "member", HOUSEHOLD)
+    keeper.join("grp-1", "party_group", BUILDING, representatives=["m-1"])
+    gid = keeper.report(BUILDING)
+    keeper.roster(Leave, entry_id="m-1", reason="迁出")
+    refused(DoesNotActFor, "actor", "'m-1' acts for 'grp-1' no more: they left the roster on", keeper.claim, gid,
+            BUILDING, "group", "grp-1", "m-1")  # fmt: skip
+    keeper.join("m-1", "member", HOUSEHOLD)
+    assert keeper.claim(gid, BUILDING, "group", "grp-1", "m-1").status == "claimed"
+
+
+def test_a_repeated_represent_is_recognised(keeper: Keeper) -> None:
+    keeper.join("m-1", "member", HOUSEHOLD)
+    keeper.join("m-2", "member", HOUSEHOLD)
+    keeper.join("grp-1", "party_group", BUILDING, representatives=["m-1"])
+    first = keeper.roster(Represent, entry_id="grp-1", representatives=["m-2"], command_id="rep-1")
+    again = keeper.roster(Represent, entry_id="grp-1", representatives=["m-2"], command_id="rep-1")
+    assert (again.version, again.duplicate, first.duplicate) == (2, True, False)
+    refused(CommandIdReused, "command_id", "was already used to represent", keeper.roster, Move, entry_id="grp-1",
+            to_unit_id=OTHER_BUILDING, command_id="rep-1")  # fmt: skip
