@@ -15,14 +15,17 @@ applies to every command, whatever channel it came by. Channels only authenticat
 
 The roster (engine/roster.py) is kept by grid workers within their jurisdiction (the units an entry joins, moves
 from and to, or leaves), by admins and by operators; everyone who reads a unit reads its roster, people's names
-masked.
+masked. A grid worker's token or key is issued to one of the chain's people on the roster; once they have left
+it, what they send is refused.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
+from typing import Protocol
 from uuid import UUID
 
 from engine.chart import OrgChart
@@ -86,11 +89,31 @@ class Principal:
 SUPERVISION = Principal("supervision", Role.SYSTEM)
 
 
+class PeopleOnRoster(Protocol):
+    """Where the policy learns whether one of the chain's people has left the roster (the roster book)."""
+
+    def left_roster(self, name: str) -> datetime | None:
+        """When the entry `name` left the roster, if it has and not come back; None otherwise (or not on it)."""
+        ...
+
+
 class AccessPolicy:
     """Roles and jurisdiction on the organisation chart: the one place that decides who may do what where."""
 
     def __init__(self, chart: OrgChart) -> None:
         self.chart = chart
+        # The roster, once the roster book sets itself here: grid workers who left it send nothing more.
+        self.people: PeopleOnRoster | None = None
+
+    def check_sender(self, principal: Principal) -> None:
+        """Refuse (`Forbidden`, field `actor`) everything a grid worker sends once they have left the roster: their
+        token or key was issued to one of the chain's people, and acts no more. Checked once per batch."""
+        if principal.role is not Role.GRID_WORKER or self.people is None:
+            return
+        left = self.people.left_roster(principal.name)
+        if left is not None:
+            raise Forbidden("actor", f"{principal.name!r} left the roster on {left:%Y-%m-%d}: a grid worker's token "
+                            "or key acts only while its holder is on it")  # fmt: skip
 
     def covers(self, principal: Principal, unit_id: str) -> bool:
         """Whether `unit_id` is the principal's unit or below it (everything, for those who read everything)."""
@@ -177,6 +200,7 @@ class AccessPolicy:
         role = principal.role
         if role not in _KEEPS_ROSTER:
             raise Forbidden("role", f"a {role.value} may not change the roster")
+        self.check_sender(principal)
         if role is not Role.OPERATOR and actor != principal.name:
             raise Forbidden("actor", f"{principal.name!r} may not act as {actor!r}")
         for unit in unit_ids:

@@ -104,6 +104,13 @@ class ClaimModeMismatch(GrievanceError):
     code = "claim_mode_mismatch"
 
 
+class DoesNotActFor(GrievanceError):
+    """The claim's actor may not claim for its claimant: a member claims for themselves, a body through one of the
+    representatives the roster names for it."""
+
+    code = "does_not_act_for"
+
+
 class RosterEntryNotFound(GrievanceNotFound):
     """No one and nothing has joined the roster under this id."""
 

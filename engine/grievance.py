@@ -640,7 +640,8 @@ class Grievance(Aggregate):
         claimants: Claimants | None = None,
     ) -> None:
         """Take on a waiting problem at the unit where it waits; the limit to settle runs from `received`. The
-        claimant must be one of `claimants` there (the unit's roster, engine.roster_rules), when it is given."""
+        claimant must be one of `claimants` there (the unit's roster, engine.roster_rules), when it is given, and the
+        actor the claimant themselves or one who acts for it."""
         self._check_common(actor, at, command_id)
         claim_mode = _choice(ClaimMode, "mode", mode)
         claimant = _identifier("claimant", claimant)
@@ -649,7 +650,7 @@ class Grievance(Aggregate):
         if unit_id != self.unit_id:
             raise InvalidValue("unit_id", f"the grievance waits at {self.unit_id!r}, not {unit_id!r}")
         if claimants is not None:
-            claimants.check(claimant, claim_mode, at)
+            claimants.check(claimant, claim_mode, at, actor=actor)
         self.trigger_event(
             self.Claimed,
             unit_id=unit_id,

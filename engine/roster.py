@@ -241,6 +241,19 @@ class RosterEntry(Aggregate):
             entry.unit_id, entry.level, entry.households = self.unit_id, self.level, self.households
             entry._remember(self.command_id, "join", self.occurred_at)
 
+    class RepresentativesNamed(Event):
+        """Who acts for a body changed: from this time on, these people act for it (and only these)."""
+
+        label = "代表变更 representatives named"
+        class_version = 1
+
+        representatives: tuple[str, ...]
+
+        def apply(self, entry: RosterEntry) -> None:
+            entry.representatives = self.representatives
+            entry.acting.append((self.occurred_at, self.representatives))
+            entry._remember(self.command_id, "represent", self.occurred_at)
+
     @event(Joined)
     def __init__(
         self,
@@ -266,6 +279,8 @@ class RosterEntry(Aggregate):
         self.workplace_id = workplace_id
         self.households = households
         self.representatives = representatives
+        # Who acted for the body from when: a claim is checked against those acting at its own time.
+        self.acting: list[tuple[datetime, tuple[str, ...]]] = [(occurred_at, representatives)]
         self.active = True
         self.joined_at = occurred_at
         self.left_at: datetime | None = None
@@ -357,6 +372,34 @@ class RosterEntry(Aggregate):
         self.trigger_event(self.Rejoined, unit_id=unit.id, level=level, households=_households(what, households),
                            actor=actor, occurred_at=at, command_id=command_id)  # fmt: skip
 
+    def representatives_at(self, at: datetime) -> tuple[str, ...]:
+        """Who acted for the body at `at` (none before it joined, and none for a person)."""
+        named: tuple[str, ...] = ()
+        for since, representatives in self.acting:
+            if since > at:
+                break
+            named = representatives
+        return named
+
+    def name_representatives(
+        self, *, representatives: Sequence[str], actor: str, at: datetime, command_id: str
+    ) -> None:
+        """Name who acts for the body from `at` on (none: nobody, until some are named); the caller has checked
+        that they are people on the roster."""
+        self._check_common(actor, at, command_id)
+        self._check_on_roster("given representatives")
+        if self.kind.is_person:
+            raise InvalidValue("representatives", f"people act for bodies; a {self.kind.value} has no "
+                               "representatives")  # fmt: skip
+        acting = _ids("representatives", representatives, MAX_REPRESENTATIVES)
+        if self.entry_id in acting:
+            raise InvalidValue("representatives", "a body does not act for itself")
+        if set(acting) == set(self.representatives):
+            named = ", ".join(acting) if acting else "nobody"
+            raise InvalidValue("representatives", f"{self.entry_id!r} is acted for by {named} already")
+        self.trigger_event(self.RepresentativesNamed, representatives=acting, actor=actor, occurred_at=at,
+                           command_id=command_id)  # fmt: skip
+
     def outcome_of(self, command_id: str, kind: str) -> int | None:
         """The version an earlier command with this id left, or None if it is new to this entry."""
         seen = self._commands.get(command_id)
@@ -371,6 +414,7 @@ class RosterEntry(Aggregate):
         twin = object.__new__(type(self))
         twin.__dict__.update(self.__dict__)
         twin._commands = dict(self._commands)
+        twin.acting = list(self.acting)
         twin._pending_events = list(self._pending_events)
         memo[id(self)] = twin
         return twin

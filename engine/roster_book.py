@@ -14,6 +14,7 @@ from uuid import UUID
 import msgspec
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Mapper
+from eventsourcing.utils import get_topic
 
 from engine.access import Principal, Role
 from engine.errors import (
@@ -22,12 +23,13 @@ from engine.errors import (
     GrievanceError,
     InfrastructureError,
     InvalidValue,
+    NotOnRoster,
     RosterEntryNotFound,
     RosterIdTaken,
 )
 from engine.personal_data import PersonalData
 from engine.roster import SUBJECT_SCOPE, Kind, RosterEntry, UnitRoll, entry_uuid, roll_uuid
-from engine.roster_commands import Join, Move, RosterCommand, RosterOutcome
+from engine.roster_commands import Join, Move, Represent, RosterCommand, RosterOutcome
 from engine.roster_rules import Claimants, ClaimRules, NoRoster, RollClaimants
 from engine.service_chain import ServiceChain
 from engine.transcoder import TypedEventMapper
@@ -53,6 +55,7 @@ class RosterBook:
         self._rolls: dict[str, UnitRoll] = {}
         self._lock = threading.Lock()
         chain.claimants = self
+        chain.policy.people = self
 
     # ----------------------------------------------------------------------------- commands
 
@@ -139,6 +142,12 @@ class RosterBook:
             now_at = self._roll_to_change(working, unit.id, common)
             now_at.enrol(c.entry_id, entry.kind, actor=c.actor, at=c.occurred_at, command_id=c.command_id)
             touched = [entry, was, now_at]
+        elif isinstance(c, Represent):
+            assert held is not None
+            entry = copy.deepcopy(held)
+            entry.name_representatives(representatives=c.representatives, **common)
+            self._check_representatives(c.representatives, working)
+            touched = [entry]
         else:
             assert held is not None
             entry = copy.deepcopy(held)
@@ -161,7 +170,11 @@ class RosterBook:
             if not workplace.kind.is_organisation:
                 raise InvalidValue("workplace_id", f"{c.workplace_id!r} is a {workplace.kind.value}, not an "
                                    "organisation")  # fmt: skip
-        for person_id in c.representatives:
+        self._check_representatives(c.representatives, working)
+
+    def _check_representatives(self, representatives: Sequence[str], working: Working) -> None:
+        """Who acts for a body are people on the roster."""
+        for person_id in representatives:
             person = self._entry(working, person_id)
             if person is None or not person.active:
                 raise InvalidValue("representatives", f"{person_id!r} is not on the roster: who acts for a body "
@@ -262,13 +275,57 @@ class RosterBook:
             return False
         return personal_data.forget(SUBJECT_SCOPE + entry_id)
 
+    def left_roster(self, name: str) -> datetime | None:
+        """When the entry `name` left the roster, if it is off it now; None if on it, or never on it."""
+        try:
+            held = self._read(entry_uuid(name), RosterEntry, self._deciding, field="actor")
+        except RosterIdTaken:
+            return None  # a grievance someone reported under the id: no roster entry, so nobody who left it
+        return held.left_at if held is not None and not held.active else None
+
+    def keeps_roster(self) -> bool:
+        """Whether the store keeps a roster at all: some unit's roster has been opened (it stays open)."""
+        topic = get_topic(UnitRoll.Opened)
+        return bool(self.chain.recorder.select_notifications(start=None, limit=1, topics=[topic]))
+
+    def check_holder(self, name: str, role: Role, unit_id: str | None) -> None:
+        """Refuse (`NotOnRoster`, field `name`) a grid worker's token or signing key for someone who is not one of
+        the chain's people on the roster, registered at or below the unit it covers, where the store keeps a
+        roster. Other roles are the office's staff, not the chain's people: they are not on the roster."""
+        if role is not Role.GRID_WORKER:
+            return
+        held = self._read(entry_uuid(name), RosterEntry, self._deciding, field="name")
+        if held is None:
+            if self.keeps_roster():
+                raise NotOnRoster("name", f"{name!r} is not on the roster: a grid worker's token or key is issued "
+                                  "to a grid worker, chief or member on it")  # fmt: skip
+            return
+        if not held.kind.is_person:
+            raise NotOnRoster("name", f"{name!r} is a {held.kind.value} on the roster; a token or key is issued to "
+                              "a person (a grid worker, chief or member), who acts for it")  # fmt: skip
+        if not held.active:
+            left = f" on {held.left_at:%Y-%m-%d}" if held.left_at else ""
+            raise NotOnRoster("name", f"{name!r} left the roster{left}: a token or key is issued to one on it")
+        chart = self.chain.chart
+        if unit_id in chart and (held.unit_id not in chart or unit_id not in chart.lineage(held.unit_id)):
+            raise NotOnRoster("name", f"{name!r} is registered at {held.unit_id!r}, not at or below {unit_id!r}, "
+                              "the unit the token or key covers")  # fmt: skip
+
     def claimants_at(self, unit_id: str) -> Claimants | None:
         """Who may claim at `unit_id`: those on its roll; nobody, where a roster is required and the unit keeps
         none; None (unchecked) where the unit keeps none and none is required."""
         roll = self.roll(unit_id)
         if roll is not None:
-            return RollClaimants(roll)
+            return RollClaimants(roll, self._acting_entry)
         return NoRoster(unit_id) if self.rules is ClaimRules.REQUIRED else None
+
+    def _acting_entry(self, entry_id: str) -> RosterEntry | None:
+        """An entry as stored (its name sealed), read for who acts for a body when it claims, and whether they are
+        on the roster still."""
+        try:
+            return self._read(entry_uuid(entry_id), RosterEntry, self._deciding, field="claimant")
+        except RosterIdTaken:
+            return None  # a grievance someone reported under the id: nobody on the roster
 
     # ----------------------------------------------------------------------------- reading
 

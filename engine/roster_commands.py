@@ -27,7 +27,7 @@ class RosterCommandBase(msgspec.Struct, kw_only=True, frozen=True, forbid_unknow
 
     @property
     def verb(self) -> str:
-        """The command's tag on the wire: `join`, `move` or `leave`."""
+        """The command's tag on the wire: `join`, `move`, `leave` or `represent`."""
         return str(type(self).__struct_config__.tag)
 
 
@@ -55,7 +55,13 @@ class Leave(RosterCommandBase, tag="leave", frozen=True):
     reason: Annotated[str, msgspec.Meta(max_length=MAX_REASON)] = ""
 
 
-RosterCommand = Join | Move | Leave
+class Represent(RosterCommandBase, tag="represent", frozen=True):
+    """Name who acts for a body from now on, in place of those named before (an empty list: nobody)."""
+
+    representatives: Annotated[list[Identifier], msgspec.Meta(max_length=MAX_REPRESENTATIVES)]
+
+
+RosterCommand = Join | Move | Leave | Represent
 
 roster_command_decoder: CommandDecoder[RosterCommand] = CommandDecoder(RosterCommand)  # type: ignore[arg-type]
 

@@ -241,7 +241,11 @@ class ServiceChain(Application[UUID]):
             working = self._load_many({c.grievance_id for c in commands if isinstance(c.grievance_id, UUID)}, broken={})
             new_ids = {gid for gid, g in working.items() if g is None}
             results: list[Outcome | GrievanceError] = []
+            refused_senders = self._refused_senders(senders)
             for i, command in enumerate(commands):
+                if (sender_refused := refused_senders.get(senders[i])) is not None:
+                    results.append(sender_refused)
+                    continue
                 try:
                     results.append(self._decide(command, senders[i], working))
                 except GrievanceError as refused:
@@ -316,6 +320,17 @@ class ServiceChain(Application[UUID]):
             yield _read(grievance_id, expected, event, self.mapper.to_domain_event)
 
     # ----------------------------------------------------------------------------- deciding
+
+    def _refused_senders(self, senders: Sequence[Principal]) -> dict[Principal, GrievanceError]:
+        """The senders of a batch whom the policy refuses whatever they send (a grid worker off the roster), asked
+        once each per batch."""
+        refused: dict[Principal, GrievanceError] = {}
+        for sender in set(senders):
+            try:
+                self.policy.check_sender(sender)
+            except GrievanceError as error:
+                refused[sender] = error
+        return refused
 
     def _decide(self, command: Command, principal: Principal, working: dict[UUID, Grievance | None]) -> Outcome:
         if command.grievance_id not in working:

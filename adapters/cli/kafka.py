@@ -16,6 +16,7 @@ from adapters import composition
 from adapters.cli.session import (
     EXIT_INFRASTRUCTURE,
     fail,
+    holder_on_roster,
     infrastructure_failures_exit,
     json_option,
     opened,
@@ -28,6 +29,7 @@ from adapters.kafka.intake_sealing import make_intake_key
 from adapters.kafka.settings import KafkaSettings
 from adapters.kafka.signatures import DEFAULT_KEYS_FILE, KeyRole, add_key, read_keys, revoke_key
 from adapters.kafka.topics import ensure_topics
+from engine.access import Role
 from engine.errors import ConfigurationError
 
 
@@ -167,10 +169,12 @@ keys_file_option = click.option(
               help="Where to write the private key (PEM, readable by its owner only); never overwritten.")  # fmt: skip
 @keys_file_option
 def key_add(name: str, role: str, unit_id: str | None, private_out: Path, path: Path | None) -> None:
-    """Make a signing key: its private half to --private-key, its public half appended to the key file."""
+    """Make a signing key: its private half to --private-key, its public half appended to the key file. Where
+    the store keeps a roster, a grid worker's key is made only for a person on it at or below --unit."""
     keys = _keys_file(path)
-    with infrastructure_failures_exit():
-        chart = composition.build_chart(settings_or_exit())
+    with opened() as session:
+        chart = session.chain.chart
+        holder_on_roster(session, name, Role(role), unit_id)
     try:
         entry = add_key(keys, private_out, name=name, role=KeyRole(role), unit_id=unit_id, chart=chart)
     except ConfigurationError as e:

@@ -141,6 +141,21 @@ def leave(as_json: bool, **fields: Any) -> None:
     _apply({"verb": "leave", **fields}, as_json)
 
 
+@roster.command("represent")
+@click.argument("entry_id")
+@click.option("--representative", "representatives", multiple=True,
+              help="A person on the roster who acts for the body from now on (repeat the option).")  # fmt: skip
+@click.option("--nobody", is_flag=True, help="Nobody acts for the body from now on (it claims no more until named).")
+@common_options
+def represent(as_json: bool, representatives: Sequence[str], nobody: bool, **fields: Any) -> None:
+    """Name who acts for a body (a party group or organisation, a stationed unit) from now on, in place of those
+    named before: its claims are sent by one of them."""
+    if nobody == bool(representatives):
+        with opened():  # a broken setting or store is named first, as by every roster verb
+            fail("representatives: name who acts for the body (--representative, repeated), or --nobody")
+    _apply({"verb": "represent", **fields, "representatives": list(representatives)}, as_json)
+
+
 @roster.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--at", "occurred_at", help="When the rows joined, unless a row says (RFC 3339); default now.")
@@ -269,6 +284,8 @@ def _history(session: Session, entry: RosterEntry) -> list[dict[str, Any]]:
             detail = f" from {event.from_unit}" + (f": {event.reason}" if event.reason else "")
         elif isinstance(event, RosterEntry.Rejoined):
             detail = f" at {event.unit_id}"
+        elif isinstance(event, RosterEntry.RepresentativesNamed):
+            detail = f": {', '.join(event.representatives) or 'nobody'}"
         lines.append({"version": event.originator_version, "occurred_at": event.occurred_at.isoformat(),
                       "event": getattr(type(event), "label", type(event).__name__), "actor": event.actor,
                       "detail": detail})  # fmt: skip

@@ -18,8 +18,10 @@ from adapters import composition
 from adapters.cli.session import (
     EXIT_INFRASTRUCTURE,
     fail,
+    holder_on_roster,
     infrastructure_failures_exit,
     json_option,
+    opened,
     out,
     settings_or_exit,
 )
@@ -151,7 +153,8 @@ def _tokens_as_stored(path: Path, chart: OrgChart | None = None) -> TokenFile:
 
 
 @token.command("add")
-@click.option("--name", required=True, help="Who holds it: the actor of every command sent with it.")
+@click.option("--name", required=True, help="Who holds it: the actor of every command sent with it (a grid "
+              "worker's: a person on the roster, where the store keeps one).")  # fmt: skip
 @click.option("--role", required=True, type=click.Choice(ROLES))
 @click.option("--unit", "unit_id", help="Jurisdiction: the unit whose subtree a grid worker or supervisor covers.")
 @click.option("--expires-in-days", type=click.IntRange(min=0, max=36_600), default=90, show_default=True,
@@ -162,12 +165,13 @@ def _tokens_as_stored(path: Path, chart: OrgChart | None = None) -> TokenFile:
 def token_add(
     name: str, role: str, unit_id: str | None, expires_in_days: int, reveals_personal_data: bool, path: Path | None
 ) -> None:
-    """Issue a token, print it once, and append its hash to the token file."""
-    settings = settings_or_exit()
+    """Issue a token, print it once, and append its hash to the token file. Where the store keeps a roster, a
+    grid worker's token is issued only to a person on it at or below --unit."""
     path = _token_file(path)
-    with infrastructure_failures_exit():
-        chart = composition.build_chart(settings)
-    _tokens_as_stored(path, chart)
+    with opened() as session:
+        chart = session.chain.chart
+        _tokens_as_stored(path, chart)
+        holder_on_roster(session, name, Role(role), unit_id)
     try:
         expires = timedelta(days=expires_in_days) if expires_in_days else None
         secret = issue(path, name, Role(role), unit_id, chart, expires_in=expires,

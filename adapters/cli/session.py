@@ -23,7 +23,7 @@ from adapters.intake import Intake
 from adapters.logs import configure_logging
 from adapters.settings import Settings
 from engine import times
-from engine.access import Principal
+from engine.access import Principal, Role
 from engine.clock import Clock
 from engine.commands import Command
 from engine.errors import BrokenHistory, GrievanceError, InfrastructureError, InvalidValue
@@ -147,6 +147,15 @@ def opened(*, views: bool = False, log_level: str = "warning", clock: Clock | No
             yield session
         finally:
             chain.close()
+
+
+def holder_on_roster(session: Session, name: str, role: Role, unit_id: str | None) -> None:
+    """Refuse, one line and exit 1, a grid worker's token or key for someone the store's roster does not have
+    where the token's unit covers (engine/roster_book.py decides)."""
+    try:
+        composition.roster_of(session.chain).check_holder(name, role, unit_id)
+    except GrievanceError as e:
+        refuse(e)
 
 
 def reveal_options(f: F) -> F:

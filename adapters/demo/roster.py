@@ -8,7 +8,8 @@
   committee, street committee and the leading group (136): 485 grassroots party organisations and groups
   with the communities and grids, as in Yongji; each acted for by a member on the roster;
 - the units stationed in each community (驻区单位), registered with its joint committee: a property firm,
-  a police station, an employer, and a school in every other community;
+  a police station, an employer, and a school in every other community; each acted for by one of the
+  community's members (one who names no workplace, so on the roster before the employer its colleagues name);
 - a grid worker for each grid (88), an area chief for each community, a building chief for each building
   (its 24 households) and two neighbour chiefs in each grid's first building (12 households each).
 
@@ -77,6 +78,8 @@ class DemoRoster:
             self.members_at[community.id] = serving_members(community.id, share - MEMBERS_PER_GRID * len(grids))
             for grid in grids:
                 self.members_at[grid.id] = serving_members(grid.id, MEMBERS_PER_GRID)
+        # Each party group's and organisation's representatives, by its id (who acts for a body, `acts_for`).
+        self._acting = {party_body(u): [self.acting_for(u)] for u in chart if u.level is not Level.MEMBER_HOUSEHOLD}
 
     def reporter(self, unit: Unit) -> str:
         """Who reports a problem raised at a unit: the grid worker of its grid, or the area chief of a community."""
@@ -104,16 +107,17 @@ class DemoRoster:
 
         names = {Kind.PROPERTY_FIRM: "物业服务有限公司", Kind.POLICE_STATION: "警务室", Kind.EMPLOYER: "驻区企业",
                  Kind.SCHOOL: "小学"}  # fmt: skip
-        for joint in (u for u in self.chart if u.level is Level.JOINT_COMMITTEE):
-            place = joint.name.removesuffix("联建委员会")
-            for kind, body in zip(STATIONED, self.organisations_at(joint)[1:], strict=False):
-                yield join(body, kind, joint.id, place + names[kind])
+        # The people first, then the stationed units (each acted for by a member already on the roster), then the
+        # members who name their employer (which must be on it before them), then the groups and organisations.
+        working: list[tuple[str, str, str]] = []
         for unit in self.chart:
             if unit.level is Level.MEMBER_HOUSEHOLD:
                 yield join(household_member(unit.id), Kind.MEMBER, unit.id)
             for k, member in enumerate(self.members_at.get(unit.id, [])):
-                workplace = stationed(self._joint_of(unit), Kind.EMPLOYER) if k % 3 == 0 else None
-                yield join(member, Kind.MEMBER, unit.id, workplace_id=workplace)
+                if k % 3 == 0:
+                    working.append((member, unit.id, stationed(self._joint_of(unit), Kind.EMPLOYER)))
+                else:
+                    yield join(member, Kind.MEMBER, unit.id)
             if unit.level is Level.GRID_BRANCH:
                 yield join(f"gw-{unit.id}", Kind.GRID_WORKER, unit.id)
             if unit.level is Level.COMMUNITY:
@@ -127,11 +131,17 @@ class DemoRoster:
                     for half in (0, 1):
                         yield join(f"nc-{unit.id}-{half + 1}", Kind.NEIGHBOUR_CHIEF, unit.id,
                                    households=households[half * 12 : (half + 1) * 12])  # fmt: skip
+        for joint in (u for u in self.chart if u.level is Level.JOINT_COMMITTEE):
+            place = joint.name.removesuffix("联建委员会")
+            for kind, body in zip(STATIONED, self.organisations_at(joint)[1:], strict=False):
+                yield join(body, kind, joint.id, place + names[kind], representatives=self.acts_for(body))
+        for member, unit_id, workplace in working:
+            yield join(member, Kind.MEMBER, unit_id, workplace_id=workplace)
         for unit in self.chart.walk():
             if unit.level is Level.MEMBER_HOUSEHOLD:
                 continue
             kind = Kind.PARTY_GROUP if unit.level is Level.BUILDING_GROUP else Kind.PARTY_ORGANISATION
-            yield join(party_body(unit), kind, unit.id, unit.name, representatives=[self.acting_for(unit)])
+            yield join(party_body(unit), kind, unit.id, unit.name, representatives=self.acts_for(party_body(unit)))
 
     def _joint_of(self, unit: Unit) -> str:
         return next(u.id for u in self.chart.path_to_root(unit.id) if u.level is Level.JOINT_COMMITTEE)
@@ -144,6 +154,21 @@ class DemoRoster:
             if members := self.members_at.get(below.id):
                 return members[0]
         raise LookupError(f"no member at or below {unit.id}")
+
+    def acts_for(self, body_id: str) -> list[str]:
+        """Who the roster names as acting for a body: for a unit's own group or organisation, `acting_for` it; for
+        a unit stationed in a community, one of the community's members who names no workplace, a different one
+        for each of its stationed units."""
+        if body_id in self._acting:
+            return self._acting[body_id]
+        for kind in STATIONED:
+            prefix = stationed("", kind)
+            if body_id.startswith(prefix):
+                joint = self.chart.unit(body_id.removeprefix(prefix))
+                community = next(u for u in self.chart.walk(joint.id) if u.level is Level.COMMUNITY)
+                free = [m for k, m in enumerate(self.members_at[community.id]) if k % 3]
+                return [free[STATIONED.index(kind) % len(free)]]
+        raise LookupError(f"{body_id} is no body of the demo's roster")
 
     def organisations_at(self, unit: Unit) -> list[str]:
         """The organisations that claim at a unit: its own party organisation, and at a joint committee the units

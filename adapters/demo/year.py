@@ -172,7 +172,7 @@ class YongjiYear:
             member = household_member(unit.id)
             return "member", member, member
         if unit.level is Level.BUILDING_GROUP:
-            return "group", party_body(unit), self.people.acting_for(unit)
+            return "group", party_body(unit), self.people.acts_for(party_body(unit))[0]
         if unit.level in (Level.GRID_BRANCH, Level.COMMUNITY) and self.rng.random() < 0.2:
             members = self.people.members_at[unit.id]
             member = members[(self.rng.randrange(1, 9) - 1) % len(members)]
@@ -180,11 +180,8 @@ class YongjiYear:
         # Turn about rather than at random: the year's random numbers stay as they were before the roster.
         organisations = self.people.organisations_at(unit)
         self._organisation_picks += 1
-        return (
-            "organisation",
-            organisations[self._organisation_picks % len(organisations)],
-            self.people.acting_for(unit),
-        )
+        organisation = organisations[self._organisation_picks % len(organisations)]
+        return "organisation", organisation, self.people.acts_for(organisation)[0]
 
     def _next(self, p: Plan, at: datetime) -> Command | None:
         """The command for the grievance's next step at `at`, judged from where it stands now."""

@@ -1,5 +1,6 @@
 """The roster over HTTP, under /api/v1/roster: who is on it (unit by unit, now or as it stood at a time), one entry,
-and roster commands (join, move, leave; one or a batch), each as the token's holder under the access policy."""
+and roster commands (join, move, leave, represent; one or a batch), each as the token's holder under the access
+policy."""
 
 from __future__ import annotations
 
@@ -66,12 +67,13 @@ def get_entry(entry_id: FromPath[str], state: State, principal: Reader) -> Roste
     return entry_view(entry)
 
 
-@post("/roster", status_code=200, tags=["roster"], summary="Apply one roster command or a batch (join, move, leave)",
+@post("/roster", status_code=200, tags=["roster"],
+      summary="Apply one roster command or a batch (join, move, leave, represent)",
       responses={**problem_responses(401, 413), **problem_responses(400, 403, 422)},
-      description="A JSON roster command tagged by `verb` (join, move, leave), or a list of them applied as one "
-      "transaction in which a bad command fails alone. `actor` is taken from the token. One command: 200 with its "
-      "result, or a problem (400 malformed, 403 outside your jurisdiction, 422 refused by a rule). A batch: 200 "
-      "with one result per command.")  # fmt: skip
+      description="A JSON roster command tagged by `verb` (join, move, leave, represent), or a list of them applied "
+      "as one transaction in which a bad command fails alone. `actor` is taken from the token. One command: 200 "
+      "with its result, or a problem (400 malformed, 403 outside your jurisdiction, 422 refused by a rule). A "
+      "batch: 200 with one result per command.")  # fmt: skip
 async def post_roster(request: Request[Any, Any, State], principal: Reader) -> Response[Any]:
     body = await request.body()
     return await anyio.to_thread.run_sync(_apply, services(request.app.state), principal, body)

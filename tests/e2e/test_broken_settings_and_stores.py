@@ -18,9 +18,10 @@ from adapters.cli.main import main
 from tests.conftest import grievance
 
 # Verbs that read no setting of the store: they look after their own files (a key, a token file) and need not
-# stop for a setting they never read; they must still never crash, and a refusal is one line.
-READS_NO_SETTING = {"schema", "kek new", "key intake", "key add", "key list", "key revoke", "token add", "token list",
-                    "token revoke", "checkpoint-key", "offline-verifier"}  # fmt: skip
+# stop for a setting they never read; they must still never crash, and a refusal is one line. (`key add` and
+# `token add` open the store: a grid worker's key or token is issued to one on its roster.)
+READS_NO_SETTING = {"schema", "kek new", "key intake", "key list", "key revoke", "token list", "token revoke",
+                    "checkpoint-key", "offline-verifier"}  # fmt: skip
 # Verbs that read a key or checkpoint file named on the command line before the store: given none that exists
 # here, they may refuse it first (one line, exit 1) rather than reach the setting.
 FILE_FIRST = {"checkpoint", "notary", "witness", "prove"}

@@ -54,7 +54,7 @@ def test_the_roster_is_sized_from_the_seeds(book: RosterBook) -> None:
 
 def test_every_claim_of_the_year_passed_the_roster(book: RosterBook, demo_db: Path) -> None:
     mapper = book.chain.sealed_mapper()
-    claims = 0
+    claims, bodies = 0, Counter[str]()
     for stored in book.chain.recorder.select_notifications(start=1, limit=10_000_000):
         if not stored.topic.endswith("Grievance.Claimed"):
             continue
@@ -63,8 +63,15 @@ def test_every_claim_of_the_year_passed_the_roster(book: RosterBook, demo_db: Pa
         stood = book.on_roll(claim.unit_id, claim.occurred_at)
         assert claim.claimant in stood, (claim.claimant, claim.unit_id)
         assert stood[claim.claimant].claim_mode == claim.mode
+        # Sent by the member themselves, or by one the roster names as acting for the group or organisation.
+        if stood[claim.claimant] is Kind.MEMBER:
+            assert claim.actor == claim.claimant
+        else:
+            assert claim.actor in book.entry(claim.claimant).representatives_at(claim.occurred_at), claim
+            bodies[stood[claim.claimant].value] += 1
         claims += 1
     assert claims > 1300
+    assert {"party_group", "party_organisation", "property_firm", "police_station", "employer"} <= set(bodies)
 
 
 def test_the_points_ledger_credits_only_the_roster(book: RosterBook, demo_db: Path) -> None:

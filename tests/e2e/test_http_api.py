@@ -27,6 +27,7 @@ TOKENS = {
     "auditor": ("auditor-sun", Role.AUDITOR, None),
     "admin": ("admin-qian", Role.ADMIN, None),
     "caller": ("caller-zhou", Role.SUPERVISOR, STREET),  # the office that calls residents back: may reveal
+    "member": ("m-1", Role.GRID_WORKER, HOUSEHOLD),  # a member on the roster (tests/e2e/test_roster_http.py)
 }
 
 

@@ -109,7 +109,11 @@ def test_a_claim_by_someone_not_on_the_roster_is_refused(cli: Cli) -> None:
     mismatch = cli(*claim, "--mode", "group", "--claimant", "m-1", ok=False)
     assert mismatch.stderr.strip() == ("error: mode: 'm-1' is a member, which claims in member mode, not group "
                                        "[claim_mode_mismatch]")  # fmt: skip
-    assert "is claimed at" in cli(*claim, "--mode", "member", "--claimant", "m-1").stdout
+    # At a unit keeping a roster a member claims for themselves: not the grid worker at the terminal for them.
+    for_them = cli(*claim, "--mode", "member", "--claimant", "m-1", ok=False)
+    assert for_them.stderr.strip() == ("error: actor: 'worker-li' may not claim for 'm-1': a member claims for "
+                                       "themselves only [does_not_act_for]")  # fmt: skip
+    assert "is claimed at" in cli(*claim, "--mode", "member", "--claimant", "m-1", "--actor", "m-1").stdout
     verified = cli("verify", "--all")
     assert "intact" in verified.stdout
     # Moved away since: the grievance still shows who the claimant was, and where, when they claimed.
@@ -117,3 +121,60 @@ def test_a_claim_by_someone_not_on_the_roster_is_refused(cli: Cli) -> None:
     shown = json.loads(cli("show", grievance_id, "--json").stdout)
     assert shown["claimant_then"] == {"kind": "member", "unit_id": HOUSEHOLD, "name": "王**", "on_roster": True}
     assert f"王**, member registered at {HOUSEHOLD}" in cli("show", grievance_id).stdout
+
+
+def test_grid_worker_tokens_and_keys_are_issued_to_people_on_the_roster(cli: Cli, tmp_path: Path) -> None:
+    tokens, keys = str(tmp_path / "api-tokens.json"), str(tmp_path / "kafka-keys.json")
+    token = ["token", "add", "--file", tokens, "--role", "grid_worker", "--unit", GRID, "--name"]
+    key = ["key", "add", "--file", keys, "--role", "grid_worker", "--unit", GRID, "--name"]
+    # A store without a roster: a grid worker's token for anyone, as before.
+    assert cli(*token, "worker-zhou").stdout.startswith("gct_")
+    cli("roster", "add", "w-1", "--kind", "grid_worker", "--unit", GRID, "--name", "孙七")
+    cli("roster", "add", "m-1", "--kind", "member", "--unit", HOUSEHOLD, "--name", "王秀英")
+    cli("roster", "add", "m-9", "--kind", "member", "--unit", "cm-chengdong-01", "--name", "李四")
+    for holder, why in [
+        ("stranger", "'stranger' is not on the roster: a grid worker's token or key is issued to a grid worker, "
+                     "chief or member on it"),
+        ("m-9", f"'m-9' is registered at 'cm-chengdong-01', not at or below {GRID!r}, the unit the token or key "
+                "covers"),
+    ]:  # fmt: skip
+        for verb, extra in ((token, []), (key, ["--private-key", str(tmp_path / f"{holder}.pem")])):
+            done = cli(*verb, holder, *extra, ok=False)
+            assert (done.returncode, done.stdout) == (1, "")
+            assert done.stderr == f"error: name: {why} [not_on_roster]\n"
+    assert not (tmp_path / "stranger.pem").exists()
+    assert [e["name"] for e in json.loads((tmp_path / "api-tokens.json").read_text())["tokens"]] == ["worker-zhou"]
+    assert cli(*token, "w-1").stdout.startswith("gct_")
+    assert "key " in cli(*key, "m-1", "--private-key", str(tmp_path / "m-1.pem")).stdout
+    # The office's own staff are not on the roster, and need not be.
+    cli("token", "add", "--file", tokens, "--role", "supervisor", "--unit", GRID, "--name", "supervisor-wang")
+    cli("key", "add", "--file", keys, "--role", "gateway", "--name", "app-gateway", "--private-key",
+        str(tmp_path / "gw.pem"))  # fmt: skip
+    cli("roster", "leave", "m-1")
+    left = cli(*token, "m-1", ok=False)
+    assert left.stderr.startswith("error: name: 'm-1' left the roster on ")
+
+
+def test_who_acts_for_a_body_is_named_again_from_the_command_line(cli: Cli) -> None:
+    cli("roster", "add", "m-1", "--kind", "member", "--unit", HOUSEHOLD, "--name", "王秀英")
+    cli("roster", "add", "m-2", "--kind", "member", "--unit", HOUSEHOLD, "--name", "李四")
+    cli("roster", "add", "grp-1", "--kind", "party_group", "--unit", BUILDING, "--name", "3号楼党小组",
+        "--representative", "m-1")  # fmt: skip
+    named = cli("roster", "represent", "grp-1", "--representative", "m-2")
+    assert named.stdout.strip() == f"represent: grp-1 is on the roster at {BUILDING}, version 2"
+    shown = cli("roster", "show", "grp-1").stdout
+    assert "acted for by: m-2" in shown
+    assert "representatives named by worker-li: m-2" in shown
+    neither = cli("roster", "represent", "grp-1", ok=False)
+    assert neither.stderr == ("error: representatives: name who acts for the body (--representative, repeated), or "
+                              "--nobody [invalid_value]\n")  # fmt: skip
+    person = cli("roster", "represent", "m-1", "--representative", "m-2", ok=False)
+    assert person.stderr == ("error: representatives: people act for bodies; a member has no representatives "
+                             "[invalid_value]\n")  # fmt: skip
+    gid = cli("report", "--unit", BUILDING, "--category", "parking", "--title", "车位", "--description", "没车位")
+    claim = ["claim", gid.stdout.strip(), "--unit", BUILDING, "--mode", "group", "--claimant", "grp-1", "--actor"]
+    old = cli(*claim, "m-1", ok=False)
+    assert old.stderr == ("error: actor: 'm-1' does not act for 'grp-1': its representatives are m-2 "
+                          "[does_not_act_for]\n")  # fmt: skip
+    assert "is claimed at" in cli(*claim, "m-2").stdout
+    assert "version 3" in cli("roster", "represent", "grp-1", "--nobody").stdout

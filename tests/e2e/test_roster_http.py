@@ -67,8 +67,23 @@ def test_a_claim_by_someone_not_on_the_roster_is_refused(api: Api) -> None:
     assert (refused.status_code, refused.json()["code"], refused.json()["field"]) == (422, "not_on_roster", "claimant")
     mismatch = api.post("/api/v1/commands", {**claim, "claimant": "m-1", "mode": "group"})
     assert (mismatch.json()["code"], mismatch.json()["field"]) == ("claim_mode_mismatch", "mode")
-    assert api.post("/api/v1/commands", {**claim, "claimant": "m-1"}).json()["status"] == "claimed"
+    for_them = api.post("/api/v1/commands", {**claim, "claimant": "m-1"})  # the grid worker, for the member
+    assert (for_them.status_code, for_them.json()["code"], for_them.json()["field"]) == (422, "does_not_act_for",
+                                                                                         "actor")  # fmt: skip
+    assert api.post("/api/v1/commands", {**claim, "claimant": "m-1"}, who="member").json()["status"] == "claimed"
     shown = api.get(f"/api/v1/grievances/{body['grievance_id']}").json()
     assert shown["claimant_then"]["kind"] == "member"
     assert shown["claimant_then"]["unit_id"] == HOUSEHOLD
     assert "*" in shown["claimant_then"]["name"]  # a person's name, masked
+
+
+def test_who_acts_for_a_body_is_named_again_over_http(api: Api) -> None:
+    assert api.post("/api/v1/roster", join("m-1")).status_code == 200
+    assert api.post("/api/v1/roster", join("grp-1", kind="party_group", unit=BUILDING)).status_code == 200
+    named = api.post("/api/v1/roster", {"verb": "represent", "command_id": "rp", "entry_id": "grp-1",
+                                        "occurred_at": now(1), "representatives": ["m-1"]})  # fmt: skip
+    assert (named.status_code, named.json()["verb"], named.json()["version"]) == (200, "represent", 2)
+    assert api.get("/api/v1/roster/grp-1", who="worker").json()["representatives"] == ["m-1"]
+    twice = api.post("/api/v1/roster", {"verb": "represent", "command_id": "rp2", "entry_id": "grp-1",
+                                        "occurred_at": now(2), "representatives": ["m-1"]})  # fmt: skip
+    assert (twice.status_code, twice.json()["field"]) == (422, "representatives")

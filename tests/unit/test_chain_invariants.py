@@ -14,18 +14,20 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initial
 from adapters.settings import SHIPPED_CHART
 from adapters.storage.chart_file import load_chart
 from engine.commands import Command, Outcome
-from engine.errors import ClaimModeMismatch, GrievanceError, NotOnRoster
+from engine.errors import ClaimModeMismatch, DoesNotActFor, GrievanceError, NotOnRoster
 from engine.grievance import Grievance, Status
-from engine.levels import REPORTING_LEVELS
+from engine.levels import REPORTING_LEVELS, Level
 from engine.roster import Kind
 from engine.roster_book import RosterBook
-from engine.roster_commands import Join, Leave, Move, RosterCommand, RosterOutcome
+from engine.roster_commands import Join, Leave, Move, Represent, RosterCommand, RosterOutcome
 from engine.service_chain import ServiceChain
 from tests.conftest import OPERATOR, T0
 from tests.conftest import command as make
 
 CHART = load_chart(SHIPPED_CHART)
 REPORTING_UNITS = sorted(u.id for u in CHART if u.level in REPORTING_LEVELS)
+# A few buildings, reported at often, so that the party group that joins where a grievance waits claims there too.
+BUILDINGS = sorted(u.id for u in CHART if u.level is Level.BUILDING_GROUP)[:3]
 PEOPLE = ["member-wang", "member-zhao", "group-3", "supervision"]
 # Who the machine puts on the roster, moves and takes off it ("supervision" never joins it).
 ROSTER_KINDS = {"member-wang": Kind.MEMBER, "member-zhao": Kind.MEMBER, "group-3": Kind.PARTY_GROUP}
@@ -53,6 +55,8 @@ class ChainMachine(RuleBasedStateMachine):
         # The roster as the machine expects it: each unit's roll now, the units that keep one, where each entry is.
         self.rolls: dict[str, dict[str, Kind]] = {}
         self.where: dict[str, str] = {}
+        # Who acts for each body: the members on the roster when it first joined.
+        self.acting: dict[str, tuple[str, ...]] = {}
 
     def teardown(self) -> None:
         self.chain.close()
@@ -82,7 +86,7 @@ class ChainMachine(RuleBasedStateMachine):
             assert ratings[-1].rating == "dissatisfied"
         self.last_status[gid] = now
 
-    @rule(target=grievances, unit=st.sampled_from(REPORTING_UNITS))
+    @rule(target=grievances, unit=st.sampled_from(REPORTING_UNITS) | st.sampled_from(BUILDINGS))
     def report(self, unit: str) -> UUID:
         gid = uuid4()
         result = self.run("report", gid, "worker-li", unit_id=unit, category="other", title="t", description="d")
@@ -94,19 +98,49 @@ class ChainMachine(RuleBasedStateMachine):
         who=st.sampled_from(PEOPLE),
         right_unit=st.booleans(),
         mode=st.sampled_from(["organisation", "group", "member"]),
+        sent_by=st.none() | st.sampled_from(PEOPLE),
     )
-    def claim(self, gid: UUID, who: str, right_unit: bool, mode: str) -> None:
+    def claim(self, gid: UUID, who: str, right_unit: bool, mode: str, sent_by: str | None) -> None:
+        """`who` claims, the claim sent by `sent_by` (None: by the claimant themselves)."""
+        self.check_claim(gid, who, right_unit, mode, sent_by)
+
+    @rule(gid=grievances, data=st.data(), sent_by=st.none() | st.sampled_from(PEOPLE))
+    def claim_where_registered(self, gid: UUID, data: st.DataObject, sent_by: str | None) -> None:
+        """One on the roster where the grievance waits claims it in their own mode, sent by themselves or another."""
+        roll = self.rolls.get(self.chain.grievance(gid).unit_id)
+        if not roll:
+            return
+        who = data.draw(st.sampled_from(sorted(roll)))
+        mode = roll[who].claim_mode
+        assert mode is not None
+        self.check_claim(gid, who, True, mode.value, sent_by)
+
+    def check_claim(self, gid: UUID, who: str, right_unit: bool, mode: str, sent_by: str | None) -> None:
         g = self.chain.grievance(gid)
         unit = g.unit_id if right_unit else "lg"
-        result = self.run("claim", gid, who, unit_id=unit, mode=mode, claimant=who)
+        actor = sent_by or who
+        result = self.run("claim", gid, actor, unit_id=unit, mode=mode, claimant=who)
         roll = self.rolls.get(g.unit_id)
         statistic(f"claim at a unit {'with' if roll is not None else 'without'} a roster: {type(result).__name__}")
+        if roll is not None and not ROSTER_KINDS.get(who, Kind.MEMBER).is_person:
+            statistic(f"a body's claim at a unit with a roster: {type(result).__name__}")
+        # A member claims for themselves; a body through one who acts for it and is on the roster still.
+        acts = (
+            actor == who
+            if ROSTER_KINDS.get(who) is Kind.MEMBER
+            else actor in self.acting.get(who, ()) and actor in self.where
+        )
         if isinstance(result, Outcome):
-            # Where a roster is kept, only those on it now claim there, each in its own mode.
-            assert roll is None or (who in roll and roll[who].claim_mode == mode), (who, mode, roll)
+            # Where a roster is kept, only those on it now claim there, each in its own mode, sent by who may.
+            assert roll is None or (who in roll and roll[who].claim_mode == mode and acts), (who, mode, actor, roll)
         elif isinstance(result, NotOnRoster | ClaimModeMismatch):
             assert roll is not None, (who, mode)
             assert who not in roll or roll[who].claim_mode != mode, (who, mode, roll)
+        elif isinstance(result, DoesNotActFor):
+            assert roll is not None, who
+            assert who in roll, (who, roll)
+            assert roll[who].claim_mode == mode, (who, mode, roll)
+            assert not acts, (who, actor, self.acting)
 
     def roster(self, command: RosterCommand) -> RosterOutcome | GrievanceError:
         self.now += timedelta(minutes=5)
@@ -120,8 +154,12 @@ class ChainMachine(RuleBasedStateMachine):
         common: dict[str, Any] = {"command_id": str(uuid4()), "actor": "roster-keeper", "occurred_at": self.now,
                                   "entry_id": who}  # fmt: skip
         was = self.where.get(who)
+        # A body names as acting for it the members on the roster now (only its first Join names them).
+        acting = [m for m in sorted(self.where) if ROSTER_KINDS[m] is Kind.MEMBER] if not kind.is_person else []
         command: RosterCommand = (
-            Move(**common, to_unit_id=unit) if was else Join(**common, kind=kind, unit_id=unit, name="王五")
+            Move(**common, to_unit_id=unit)
+            if was
+            else Join(**common, kind=kind, unit_id=unit, name="王五", representatives=acting)
         )
         result = self.roster(command)
         fits = CHART.unit(unit).level in kind.levels
@@ -129,10 +167,26 @@ class ChainMachine(RuleBasedStateMachine):
             assert isinstance(result, GrievanceError), result
             return
         assert isinstance(result, RosterOutcome), result
+        if not kind.is_person:
+            self.acting.setdefault(who, tuple(acting))
         if was:
             del self.rolls[was][who]
         self.rolls.setdefault(unit, {})[who] = kind
         self.where[who] = unit
+
+    @rule(who=st.sampled_from(sorted(ROSTER_KINDS)),
+          people=st.sets(st.sampled_from(["member-wang", "member-zhao", "supervision"]), max_size=2))  # fmt: skip
+    def name_representatives(self, who: str, people: set[str]) -> None:
+        """Name who acts for a body from now on: only people on the roster, only for a body on it."""
+        named = sorted(people)
+        result = self.roster(Represent(command_id=str(uuid4()), actor="roster-keeper", occurred_at=self.now,
+                                       entry_id=who, representatives=named))  # fmt: skip
+        body = not ROSTER_KINDS[who].is_person
+        valid = (body and who in self.where and set(named) <= set(self.where) - {who}
+                 and set(named) != set(self.acting.get(who, ())))  # fmt: skip
+        assert isinstance(result, RosterOutcome) == valid, (who, named, result)
+        if valid:
+            self.acting[who] = tuple(named)
 
     @rule(who=st.sampled_from(sorted(ROSTER_KINDS)))
     def leave_the_roster(self, who: str) -> None:

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
+import msgspec
 import pytest
 
 from engine.access import Principal, Role
@@ -18,6 +19,7 @@ from engine.errors import (
     AlreadyReported,
     ClaimModeMismatch,
     CommandIdReused,
+    DoesNotActFor,
     Forbidden,
     GrievanceError,
     GrievanceNotFound,
@@ -32,7 +34,7 @@ from engine.errors import (
 from engine.grievance import Category, ClaimMode, EscalationReason
 from engine.roster import Kind, entry_uuid
 from engine.roster_book import RosterBook
-from engine.roster_commands import Join, Leave, Move, RosterCommand, RosterOutcome
+from engine.roster_commands import Join, Leave, Move, Represent, RosterCommand, RosterOutcome
 from engine.roster_rules import ClaimRules
 from engine.service_chain import ServiceChain
 from tests.conftest import OPERATOR, T0
@@ -90,8 +92,9 @@ class Keeper:
                          principal=OPERATOR)  # fmt: skip
         return gid
 
-    def claim(self, gid: Any, unit_id: str, mode: str, claimant: str) -> Any:
-        return self.chain.apply(Claim(command_id=str(uuid4()), grievance_id=gid, actor="grid-li",
+    def claim(self, gid: Any, unit_id: str, mode: str, claimant: str, actor: str | None = None) -> Any:
+        """A claim sent (by an operator) in the name of `actor`: by default the claimant themselves."""
+        return self.chain.apply(Claim(command_id=str(uuid4()), grievance_id=gid, actor=actor or claimant,
                                       occurred_at=self.tick(), unit_id=unit_id, mode=ClaimMode(mode),
                                       claimant=claimant), principal=OPERATOR)  # fmt: skip
 
@@ -325,11 +328,62 @@ def test_where_a_roster_is_required_a_unit_without_one_takes_no_claim(chain: Ser
     ],
 )
 def test_the_mode_matches_what_the_claimant_is(keeper: Keeper, kind: str, unit: str, fits: str, unfit: str) -> None:
-    keeper.join("x-1", kind, unit)
+    acting = {} if kind == "member" else {"representatives": ["rep-1"]}
+    if acting:
+        keeper.join("rep-1", "member", ELSEWHERE)
+    keeper.join("x-1", kind, unit, **acting)
     gid = keeper.report(unit) if unit != JOINT else _escalated_to(keeper, JOINT)
+    actor = "rep-1" if acting else "x-1"
     refused(ClaimModeMismatch, "mode", f"'x-1' is a {kind}, which claims in {fits} mode, not {unfit}", keeper.claim,
-            gid, unit, unfit, "x-1")  # fmt: skip
-    assert keeper.claim(gid, unit, fits, "x-1").status == "claimed"
+            gid, unit, unfit, "x-1", actor)  # fmt: skip
+    assert keeper.claim(gid, unit, fits, "x-1", actor).status == "claimed"
+
+
+def test_a_member_claims_for_themselves_only(keeper: Keeper) -> None:
+    keeper.join("m-1", "member", HOUSEHOLD)
+    gid = keeper.report(HOUSEHOLD)
+    refused(DoesNotActFor, "actor", "'grid-li' may not claim for 'm-1': a member claims for themselves only",
+            keeper.claim, gid, HOUSEHOLD, "member", "m-1", "grid-li")  # fmt: skip
+    claimed = keeper.claim(gid, HOUSEHOLD, "member", "m-1", "m-1")
+    assert (claimed.status, keeper.chain.grievance(gid).claimed_by) == ("claimed", "m-1")
+
+
+@pytest.mark.parametrize(("kind", "unit"), [("party_group", BUILDING), ("party_organisation", COMMUNITY),
+                                            ("police_station", JOINT)])  # fmt: skip
+def test_a_body_claims_through_one_who_acts_for_it(keeper: Keeper, kind: str, unit: str) -> None:
+    keeper.join("m-1", "member", HOUSEHOLD)
+    keeper.join("m-2", "member", ELSEWHERE)
+    keeper.join("li-si", "member", ELSEWHERE)
+    keeper.join("body", kind, unit, representatives=["m-1", "m-2"])
+    gid = keeper.report(unit) if unit != JOINT else _escalated_to(keeper, JOINT)
+    mode = Kind(kind).claim_mode
+    assert mode is not None
+    for stranger in ("li-si", "body", "grid-li"):
+        refused(DoesNotActFor, "actor", f"{stranger!r} does not act for 'body': its representatives are m-1, m-2",
+                keeper.claim, gid, unit, mode.value, "body", stranger)  # fmt: skip
+    assert keeper.claim(gid, unit, mode.value, "body", "m-2").status == "claimed"
+
+
+def test_a_body_that_names_nobody_to_act_for_it_cannot_claim(keeper: Keeper) -> None:
+    keeper.join("grp-1", "party_group", BUILDING)
+    gid = keeper.report(BUILDING)
+    refused(DoesNotActFor, "actor", "'grp-1' does not act for 'grp-1': the roster names nobody who acts for it",
+            keeper.claim, gid, BUILDING, "group", "grp-1")  # fmt: skip
+
+
+def test_the_actor_is_checked_after_who_and_how_claims(keeper: Keeper) -> None:
+    # A stranger claiming for someone off the roster hears about the claimant first, and the mode before the actor.
+    keeper.join("grp-1", "party_group", BUILDING)
+    gid = keeper.report(BUILDING)
+    refused(NotOnRoster, "claimant", "'nobody' is not on the roster", keeper.claim, gid, BUILDING, "group", "nobody",
+            "li-si")  # fmt: skip
+    refused(ClaimModeMismatch, "mode", "claims in group mode", keeper.claim, gid, BUILDING, "member", "grp-1",
+            "li-si")  # fmt: skip
+
+
+def test_units_without_a_roster_take_claims_from_anyone_as_before(keeper: Keeper) -> None:
+    gid = keeper.report(BUILDING)
+    assert keeper.claim(gid, BUILDING, "group", "some-group", "grid-li").status == "claimed"
 
 
 def _escalated_to(keeper: Keeper, unit: str) -> Any:
@@ -396,3 +450,131 @@ def test_a_grievance_s_id_is_no_roster_record(keeper: Keeper) -> None:
                               unit_id=HOUSEHOLD, category=Category.OTHER, title="t", description="d"),
                        principal=OPERATOR)  # fmt: skip
     refused(RosterIdTaken, "entry_id", "something other than a roster record", keeper.join, "m-9", "member", HOUSEHOLD)
+
+
+# ----------------------------------------------------------------------------- tokens and keys for roster people
+
+
+def test_a_grid_worker_s_token_is_issued_to_a_person_on_the_roster_at_or_below_its_unit(
+    keeper: Keeper, book: RosterBook
+) -> None:
+    worker = Role.GRID_WORKER
+    book.check_holder("worker-li", worker, GRID)  # no roster kept anywhere yet: anyone, as before
+    keeper.join("w-1", "grid_worker", GRID)
+    keeper.join("c-1", "building_chief", BUILDING, households=["hh-1"])
+    keeper.join("m-1", "member", HOUSEHOLD)
+    keeper.join("m-2", "member", ELSEWHERE)
+    keeper.join("grp-1", "party_group", BUILDING, representatives=["m-1"])
+    for person in ("w-1", "c-1", "m-1"):
+        book.check_holder(person, worker, GRID)
+    book.check_holder("m-1", worker, HOUSEHOLD)
+    refused(NotOnRoster, "name", "'worker-li' is not on the roster: a grid worker's token or key is issued to a "
+            "grid worker, chief or member on it", book.check_holder, "worker-li", worker, GRID)  # fmt: skip
+    refused(NotOnRoster, "name", f"'m-2' is registered at {ELSEWHERE!r}, not at or below {GRID!r}",
+            book.check_holder, "m-2", worker, GRID)  # fmt: skip
+    refused(NotOnRoster, "name", f"'w-1' is registered at {GRID!r}, not at or below {BUILDING!r}",
+            book.check_holder, "w-1", worker, BUILDING)  # fmt: skip
+    refused(NotOnRoster, "name", "'grp-1' is a party_group on the roster; a token or key is issued to a person",
+            book.check_holder, "grp-1", worker, GRID)  # fmt: skip
+    keeper.roster(Leave, entry_id="m-1")
+    refused(NotOnRoster, "name", "'m-1' left the roster on", book.check_holder, "m-1", worker, GRID)
+    # The office's staff are not the chain's people: their tokens are not the roster's business.
+    for role in (Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR, Role.OPERATOR, Role.GATEWAY):
+        book.check_holder("office-zhao", role, GRID if role is Role.SUPERVISOR else None)
+
+
+def test_a_grid_worker_who_left_the_roster_sends_nothing_more(keeper: Keeper, chain: ServiceChain) -> None:
+    keeper.join("w-1", "grid_worker", GRID)
+    keeper.join("m-1", "member", HOUSEHOLD)
+    worker, member = Principal("w-1", Role.GRID_WORKER, GRID), Principal("m-1", Role.GRID_WORKER, HOUSEHOLD)
+    gid = keeper.report(HOUSEHOLD)
+    keeper.roster(Leave, entry_id="w-1", reason="调离")
+    report = Report(command_id="r-w", grievance_id=uuid4(), actor="w-1", occurred_at=keeper.tick(), unit_id=HOUSEHOLD,
+                    category=Category.OTHER, title="t", description="d")  # fmt: skip
+    claim = Claim(command_id="c-m", grievance_id=gid, actor="m-1", occurred_at=keeper.tick(), unit_id=HOUSEHOLD,
+                  mode=ClaimMode.MEMBER, claimant="m-1")  # fmt: skip
+    # One batch from two senders: only the one who left is refused, each of their commands alike.
+    results = chain.execute([report, claim], principal=[worker, member])
+    assert isinstance(results[0], Forbidden)
+    assert results[0].field == "actor"
+    assert "'w-1' left the roster on " in results[0].reason
+    assert not isinstance(results[1], GrievanceError)
+    refused(Forbidden, "actor", "'w-1' left the roster on", keeper.join, "m-9", "member", HOUSEHOLD, principal=worker)
+    # Back on the roster, their token acts again; a grid worker never on it is not the roster's to refuse.
+    keeper.join("w-1", "grid_worker", GRID)
+    assert chain.apply(msgspec.structs.replace(report, occurred_at=keeper.tick()), principal=worker).status
+    outsider = Principal("worker-li", Role.GRID_WORKER, GRID)
+    assert keeper.join("m-8", "member", HOUSEHOLD, principal=outsider).on_roster
+
+
+# ----------------------------------------------------------------------------- who acts for a body, over time
+
+
+def test_a_body_s_representatives_change_and_a_claim_is_checked_against_those_acting_at_its_time(
+    keeper: Keeper, book: RosterBook
+) -> None:
+    keeper.join("m-1", "member", HOUSEHOLD)
+    keeper.join("m-2", "member", ELSEWHERE)
+    keeper.join("grp-1", "party_group", BUILDING, representatives=["m-1"])
+    early, late = keeper.report(BUILDING), keeper.report(BUILDING)
+    before = keeper.tick()
+    named = keeper.roster(Represent, entry_id="grp-1", representatives=["m-2"])
+    assert (named.verb, named.version, named.on_roster) == ("represent", 2, True)
+    entry = book.entry("grp-1")
+    assert (entry.representatives, entry.representatives_at(before)) == (("m-2",), ("m-1",))
+    refused(DoesNotActFor, "actor", "'m-1' does not act for 'grp-1': its representatives are m-2", keeper.claim,
+            late, BUILDING, "group", "grp-1", "m-1")  # fmt: skip
+    # A claim recorded at a time before the change is checked against who acted then.
+    claim = Claim(command_id="then", grievance_id=early, actor="m-1", occurred_at=before, unit_id=BUILDING,
+                  mode=ClaimMode.GROUP, claimant="grp-1")  # fmt: skip
+    assert keeper.chain.apply(claim, principal=OPERATOR).status == "claimed"
+    assert keeper.claim(late, BUILDING, "group", "grp-1", "m-2").status == "claimed"
+
+
+def test_naming_representatives_is_refused_naming_the_field(keeper: Keeper) -> None:
+    keeper.join("m-1", "member", HOUSEHOLD)
+    keeper.join("w-1", "grid_worker", GRID)
+    keeper.join("grp-1", "party_group", BUILDING, representatives=["m-1"])
+    keeper.join("emp-1", "employer", JOINT)
+
+    def name(entry_id: str, *people: str, principal: Principal = OPERATOR) -> Any:
+        return keeper.roster(Represent, entry_id=entry_id, representatives=list(people), principal=principal)
+
+    refused(InvalidValue, "representatives", "a member has no representatives", name, "m-1", "w-1")
+    refused(InvalidValue, "representatives", "'grp-1' is acted for by m-1 already", name, "grp-1", "m-1")
+    refused(InvalidValue, "representatives", "does not act for itself", name, "grp-1", "grp-1")
+    refused(InvalidValue, "representatives", "'nobody' is not on the roster", name, "grp-1", "nobody")
+    refused(InvalidValue, "representatives", "'emp-1' is a employer; people act for bodies", name, "grp-1", "emp-1")
+    refused(RosterEntryNotFound, "entry_id", "nobody and nothing", name, "ghost", "m-1")
+    refused(Forbidden, "unit_id", f"{JOINT} is outside", name, "emp-1", "m-1",
+            principal=Principal("grid-li", Role.GRID_WORKER, GRID))  # fmt: skip
+    # Any person on the roster may be named; naming nobody leaves the body unable to claim.
+    assert name("grp-1", "m-1", "w-1").version == 2
+    assert name("grp-1").version == 3
+    gid = keeper.report(BUILDING)
+    refused(DoesNotActFor, "actor", "the roster names nobody who acts for it", keeper.claim, gid, BUILDING, "group",
+            "grp-1", "m-1")  # fmt: skip
+    keeper.roster(Leave, entry_id="grp-1")
+    refused(InvalidTransition, "entry_id", "'grp-1' left the roster", name, "grp-1", "m-1")
+
+
+def test_a_representative_who_left_the_roster_acts_for_the_body_no_more(keeper: Keeper) -> None:
+    keeper.join("m-1", "member", HOUSEHOLD)
+    keeper.join("grp-1", "party_group", BUILDING, representatives=["m-1"])
+    gid = keeper.report(BUILDING)
+    keeper.roster(Leave, entry_id="m-1", reason="迁出")
+    refused(DoesNotActFor, "actor", "'m-1' acts for 'grp-1' no more: they left the roster on", keeper.claim, gid,
+            BUILDING, "group", "grp-1", "m-1")  # fmt: skip
+    keeper.join("m-1", "member", HOUSEHOLD)
+    assert keeper.claim(gid, BUILDING, "group", "grp-1", "m-1").status == "claimed"
+
+
+def test_a_repeated_represent_is_recognised(keeper: Keeper) -> None:
+    keeper.join("m-1", "member", HOUSEHOLD)
+    keeper.join("m-2", "member", HOUSEHOLD)
+    keeper.join("grp-1", "party_group", BUILDING, representatives=["m-1"])
+    first = keeper.roster(Represent, entry_id="grp-1", representatives=["m-2"], command_id="rep-1")
+    again = keeper.roster(Represent, entry_id="grp-1", representatives=["m-2"], command_id="rep-1")
+    assert (again.version, again.duplicate, first.duplicate) == (2, True, False)
+    refused(CommandIdReused, "command_id", "was already used to represent", keeper.roster, Move, entry_id="grp-1",
+            to_unit_id=OTHER_BUILDING, command_id="rep-1")  # fmt: skip
