@@ -84,6 +84,16 @@ class SealedSnapshots:
         return {oid: self.seal.opened(s) for oid, s in snapshots.items()}
 
 
+def _whole_below(snapshot: StoredEvent, events_through: int) -> bool:
+    """Whether every event up to the snapshot's version is still stored (counted in the same read): a snapshot over
+    a history whose earlier events were deleted is set aside, so that the events decide, and refuse, as broken."""
+    if events_through == snapshot.originator_version:
+        return True
+    log.warning("the snapshot of grievance %s at version %d stands over %d stored events of its versions: set aside",
+                snapshot.originator_id, snapshot.originator_version, events_through)  # fmt: skip
+    return False
+
+
 def events_table_of(snapshots_table: str) -> str:
     """The events' table beside a snapshots' table: the library's factories name both after the application
     (`grievances_snapshots` and `grievances_events` on PostgreSQL, `stored_snapshots` and `stored_events` on SQLite)."""
@@ -118,12 +128,15 @@ class SQLiteSnapshots(SealedSnapshots, SQLiteAggregateRecorder):
         with self.datastore.transaction(commit=False) as c:
             for i in range(0, len(wanted), IDS_PER_QUERY):
                 chunk = [oid.hex for oid in wanted[i : i + IDS_PER_QUERY]]
-                c.execute(f"SELECT s.* FROM {self.events_table_name} s WHERE s.originator_id IN "
+                c.execute(f"SELECT s.*, (SELECT COUNT(*) FROM {self.beside} e WHERE e.originator_id = s.originator_id "
+                          "AND e.originator_version <= s.originator_version) AS through "
+                          f"FROM {self.events_table_name} s WHERE s.originator_id IN "
                           f"({','.join('?' * len(chunk))}) AND s.originator_version = (SELECT MAX(originator_version) "
                           f"FROM {self.events_table_name} WHERE originator_id = s.originator_id)", chunk)  # fmt: skip
                 for row in c.fetchall():
                     snapshot = self._stored(row)
-                    snapshots[snapshot.originator_id] = snapshot  # type: ignore[index]
+                    if _whole_below(snapshot, row["through"]):
+                        snapshots[snapshot.originator_id] = snapshot  # type: ignore[index]
             since = {**after, **{oid: s.originator_version - 1 for oid, s in snapshots.items()}}
             pairs = list(since.items())
             for i in range(0, len(pairs), IDS_PER_QUERY):
@@ -164,11 +177,14 @@ class PostgresSnapshots(SealedSnapshots, PostgresAggregateRecorder):
         # snapshot's version on (the snapshot's own event, to check it) or after the version given.
         self.select_latest_with_events_statement = SQL(
             "WITH a AS (SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::bool[]) AS a(id, v, latest)), "
-            "s AS (SELECT l.* FROM a CROSS JOIN LATERAL (SELECT * FROM {schema}.{table} WHERE originator_id = a.id "
-            "ORDER BY originator_version DESC LIMIT 1) l WHERE a.latest) "
+            "s AS (SELECT l.*, (SELECT COUNT(*) FROM {schema}.{events} e WHERE e.originator_id = l.originator_id "
+            "AND e.originator_version <= l.originator_version) AS through FROM a CROSS JOIN LATERAL (SELECT * FROM "
+            "{schema}.{table} WHERE originator_id = a.id ORDER BY originator_version DESC LIMIT 1) l WHERE a.latest) "
             "SELECT true AS snapshot, s.* FROM s UNION ALL "
-            "SELECT false, e.originator_id, e.originator_version, e.topic, e.state FROM a "
-            "LEFT JOIN s ON s.originator_id = a.id JOIN {schema}.{events} e ON e.originator_id = a.id "
+            "SELECT false, e.originator_id, e.originator_version, e.topic, e.state, 0 FROM a "
+            # A snapshot over fewer events than its version is set aside: the grievance's events are read whole.
+            "LEFT JOIN s ON s.originator_id = a.id AND s.through = s.originator_version "
+            "JOIN {schema}.{events} e ON e.originator_id = a.id "
             "AND e.originator_version > COALESCE(s.originator_version - 1, a.v) "
             "ORDER BY snapshot DESC, originator_id, originator_version"
         ).format(schema=schema, table=table, events=events)
@@ -198,7 +214,8 @@ class PostgresSnapshots(SealedSnapshots, PostgresAggregateRecorder):
                 stored = StoredEvent(originator_id=row["originator_id"], originator_version=row["originator_version"],
                                      topic=row["topic"], state=bytes(row["state"] or b""))  # fmt: skip
                 if row["snapshot"]:
-                    snapshots[row["originator_id"]] = stored
+                    if _whole_below(stored, row["through"]):
+                        snapshots[row["originator_id"]] = stored
                 else:
                     events.append(stored)
         return self._opened(snapshots), events

@@ -22,6 +22,7 @@ from adapters.storage.resident_keys import ResidentKeys
 from engine.chart import OrgChart
 from engine.clock import PlaybackClock
 from engine.commands import Claim, RecordProgress, Report, Resident
+from engine.errors import BrokenHistory
 from engine.grievance import Category, ClaimMode, Grievance
 from engine.personal_data import ERASED
 from engine.service_chain import ServiceChain
@@ -143,6 +144,29 @@ def test_a_snapshot_that_cannot_be_trusted_is_set_aside_reported_and_the_events_
         assert run_sql(database_url, "SELECT originator_version FROM stored_snapshots") == [(loaded.version + 1,)], (
             "the whole history was replayed: a snapshot is taken after the write, and the one set aside is gone"
         )
+    finally:
+        fresh.close()
+
+
+@pytest.mark.parametrize("lost", ["originator_version < 22", "originator_version = 1", "originator_version = 9"])
+def test_events_deleted_under_a_kept_snapshot_leave_a_broken_history_that_takes_no_command(
+    chain: ServiceChain, database_url: str, yongji: OrgChart, lost: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    gid = claimed(chain)
+    notes(chain, gid, 20)
+    assert run_sql(database_url, "SELECT originator_version FROM stored_snapshots") == [(22,)]
+    run_sql(database_url, f"DELETE FROM stored_events WHERE originator_id = %s AND {lost}", gid)
+    fresh = open_chain(database_url, yongji)
+    try:
+        with caplog.at_level(logging.WARNING, logger="grievance.snapshots"):
+            with pytest.raises(BrokenHistory):
+                fresh.grievance(gid)
+        assert any("set aside" in r.getMessage() for r in caplog.records)
+        (result,) = fresh.execute([RecordProgress(grievance_id=gid, command_id="after-the-loss", actor="member-wang",
+                                                  occurred_at=T0, note="还在修")], principal=OPERATOR)  # fmt: skip
+        assert isinstance(result, BrokenHistory), result
+        assert run_sql(database_url, "SELECT MAX(originator_version) FROM stored_events WHERE originator_id = %s",
+                       gid) == [(22,)], "nothing was stored on the broken history"  # fmt: skip
     finally:
         fresh.close()
 
