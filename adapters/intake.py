@@ -12,7 +12,7 @@ from eventsourcing.persistence import Tracking
 from adapters import wire
 from adapters.storage.receipts import Receipts
 from engine.access import Principal
-from engine.commands import Command, CommandBase, Outcome, batch_decoder, command_decoder
+from engine.commands import Command, CommandBase, Outcome, Report, batch_decoder, command_decoder
 from engine.errors import GrievanceError
 from engine.service_chain import ServiceChain
 from schemas.results import Accepted, Rejected, Result
@@ -48,18 +48,31 @@ class Intake:
             before_store=(lambda decided: before_store(_results(commands, decided))) if before_store else None,
         )
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
-        results = self._with_receipts(_results(commands, outcomes))
+        results = self._with_receipts(commands, _results(commands, outcomes), principal)
         for command, result in zip(commands, results, strict=True):
             _log(command, result, duration_ms, len(commands))
         return results
 
-    def _with_receipts(self, results: list[Result]) -> list[Result]:
-        reports = [r.grievance_id for r in results if isinstance(r, Accepted) and r.kind == "report"]
-        if self.receipts is None or not reports:
+    def _with_receipts(self, commands: Sequence[Command], results: list[Result],
+                       principal: Principal | Sequence[Principal]) -> list[Result]:  # fmt: skip
+        """Each accepted report's receipt, for a sender the policy lets hold it (the rest get none: it goes to the
+        resident's phone through the outbox)."""
+        senders = [principal] * len(commands) if isinstance(principal, Principal) else list(principal)
+        policy = self.chain.policy
+        given = []
+        for command, result, sender in zip(commands, results, senders, strict=True):
+            if not (isinstance(result, Accepted) and isinstance(command, Report) and result.kind == "report"):
+                continue
+            # A repeat may come from someone else than the first sender: the grievance says who reported it.
+            reported_by = self.chain.grievance(result.grievance_id).reported_by if result.duplicate else command.actor
+            if policy.may_hold_receipt(sender, command, reported_by):
+                given.append(result.grievance_id)
+        if self.receipts is None or not given:
             return results
-        codes = self.receipts.issue(reports)
+        codes = self.receipts.issue(given)
         return [msgspec.structs.replace(r, receipt=codes[r.grievance_id])
-                if isinstance(r, Accepted) and r.kind == "report" else r for r in results]  # fmt: skip
+                if isinstance(r, Accepted) and r.kind == "report" and r.grievance_id in codes else r
+                for r in results]  # fmt: skip
 
     def submit_one(self, command: Command, *, principal: Principal) -> Result:
         """Apply a single command."""

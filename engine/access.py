@@ -105,6 +105,17 @@ class AccessPolicy:
         # The roster, once the roster book sets itself here: grid workers who left it send nothing more.
         self.people: PeopleOnRoster | None = None
 
+    def may_hold_receipt(self, principal: Principal, report: Report, reported_by: str) -> bool:
+        """Whether a report's sender is given its resident's receipt, which opens the resident's page and rates as
+        the resident: the resident's own channel (a gateway) and the store's operators are; a grid worker who
+        reported it for a resident only where no phone is known to send it to (they hand it over), so that those
+        who work a grievance cannot rate it as its resident; nobody else (a repeat of another's report) ever."""
+        if principal.role in (Role.GATEWAY, Role.OPERATOR):
+            return True
+        if principal.name != reported_by:
+            return False
+        return report.resident is None or not report.resident.phone
+
     def check_sender(self, principal: Principal) -> None:
         """Refuse (`Forbidden`, field `actor`) everything a grid worker sends once they have left the roster: their
         token or key was issued to one of the chain's people, and acts no more. Checked once per batch."""

@@ -158,9 +158,8 @@ def test_events_deleted_under_a_kept_snapshot_leave_a_broken_history_that_takes_
     run_sql(database_url, f"DELETE FROM stored_events WHERE originator_id = %s AND {lost}", gid)
     fresh = open_chain(database_url, yongji)
     try:
-        with caplog.at_level(logging.WARNING, logger="grievance.snapshots"):
-            with pytest.raises(BrokenHistory):
-                fresh.grievance(gid)
+        with caplog.at_level(logging.WARNING, logger="grievance.snapshots"), pytest.raises(BrokenHistory):
+            fresh.grievance(gid)
         assert any("set aside" in r.getMessage() for r in caplog.records)
         (result,) = fresh.execute([RecordProgress(grievance_id=gid, command_id="after-the-loss", actor="member-wang",
                                                   occurred_at=T0, note="还在修")], principal=OPERATOR)  # fmt: skip
