@@ -18,7 +18,7 @@ from tests.scenario import HOUSEHOLD
 def _report(phone: str | None) -> Report:
     return Report(grievance_id=uuid4(), command_id="r1", actor="worker-li", occurred_at=datetime.now(UTC),
                   unit_id=HOUSEHOLD, category=Category.SAFETY, title="t", description="d",
-                  resident=Resident(resident_id="res-1", name="王秀英", phone=phone))  # fmt: skip
+                  resident=Resident(resident_id="res-1", name="王秀英", phone=phone or ""))  # fmt: skip
 
 
 @pytest.mark.parametrize(
