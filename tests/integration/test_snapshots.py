@@ -14,11 +14,13 @@ from uuid import UUID, uuid4
 
 import psycopg
 import pytest
+from eventsourcing.persistence import StoredEvent
 
-from adapters.composition import build_chain, build_chart
+from adapters.composition import build_audit_trail, build_chain, build_chart
 from adapters.settings import Settings
 from adapters.storage.receipts import read_secret
 from adapters.storage.resident_keys import ResidentKeys
+from adapters.storage.snapshots import SEAL_BYTES, SnapshotSeal
 from engine.chart import OrgChart
 from engine.clock import PlaybackClock
 from engine.commands import Claim, RecordProgress, Report, Resident
@@ -259,5 +261,37 @@ def test_a_snapshot_rewritten_in_the_database_does_not_open_under_the_engines_ke
         assert held.version == 32
         assert "is not sealed by this engine's key" in caplog.text
         notes(fresh, gid, 1, start=30)  # and the engine goes on deciding, from the events
+    finally:
+        fresh.close()
+
+
+def test_a_snapshot_forged_with_the_stolen_key_is_named_by_verify(database_url: str, tmp_path: Path) -> None:
+    # Someone holding the database and the server's key file can rewrite a snapshot and seal it again; the engine
+    # then starts loads from it. verify replays the events up to the snapshot and names it as rewritten.
+    key = tmp_path / "server.key"
+    read_secret(key, create=True)
+    settings = Settings(database_url=database_url, receipt_key_file=key)
+    chain = build_chain(settings)
+    try:
+        gid, untouched = claimed(chain), claimed(chain)
+        notes(chain, gid, 30)
+        notes(chain, untouched, 30)
+        assert list(build_audit_trail(chain).verify_all()) == [], "snapshots its events make are not departures"
+        ((version, topic, state),) = run_sql(database_url, "SELECT originator_version, topic, state FROM "
+                                                          "stored_snapshots WHERE originator_id = %s", gid)  # fmt: skip
+        seal = SnapshotSeal(lambda: read_secret(key, create=False))
+        taken = bytes(state)[:-SEAL_BYTES].replace(b'"claimed"', b'"resolved"')
+        forged = seal.sealed(StoredEvent(originator_id=gid, originator_version=version, topic=topic, state=taken))
+        run_sql(database_url, "UPDATE stored_snapshots SET state = %s WHERE originator_id = %s", forged, gid)
+    finally:
+        chain.close()
+    fresh = build_chain(settings)
+    try:
+        assert fresh.grievance(gid).status == "resolved", "the forgery opens: the engine would decide on it"
+        (broken,) = build_audit_trail(fresh).verify_all()
+        assert (broken.grievance_id, broken.version, broken.kind) == (gid, version, "grievance")
+        assert broken.reason.startswith(f"its snapshot at version {version} is not what its events make")
+        assert "status" in broken.reason
+        assert build_audit_trail(fresh).verify(untouched) is None
     finally:
         fresh.close()
