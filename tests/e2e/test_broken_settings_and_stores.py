@@ -74,6 +74,7 @@ VALUES = {
     "resident_id": "res-1", "kek_id": "kek-1", "name": "someone", "key_id": "k-1", "note": "n", "reason": "r",
     "answer": "a", "title": "t", "description": "d", "summary": "s", "holder": "h", "every": "60",
     "log_key": "grievances.example/log+00000000+AQID", "entry_id": "m-1", "to_unit_id": "lg", "year": "2020",
+    "workplace_id": "employer-1",
 }  # fmt: skip
 
 
