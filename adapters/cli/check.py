@@ -6,7 +6,6 @@ import urllib.error
 import urllib.request
 
 import click
-from kafka import KafkaAdminClient
 
 from adapters import composition
 from adapters.cli.kafka import reaching_kafka
@@ -33,6 +32,8 @@ def check(with_kafka: bool, url: str | None) -> None:
     if with_kafka:
         kafka = session.settings.kafka
         with reaching_kafka(kafka):
+            from kafka import KafkaAdminClient
+
             admin = KafkaAdminClient(bootstrap_servers=kafka.servers, client_id="grievance-check")
             try:
                 topics = set(admin.list_topics())

@@ -10,7 +10,6 @@ from typing import BinaryIO
 
 import click
 import msgspec
-from kafka.errors import KafkaError, KafkaTimeoutError
 
 from adapters import composition
 from adapters.cli.session import (
@@ -24,11 +23,9 @@ from adapters.cli.session import (
     settings_or_exit,
     stop_on_signals,
 )
-from adapters.kafka.emitter import MalformedCommand, validated
 from adapters.kafka.intake_sealing import make_intake_key
 from adapters.kafka.settings import KafkaSettings
 from adapters.kafka.signatures import DEFAULT_KEYS_FILE, KeyRole, add_key, read_keys, revoke_key
-from adapters.kafka.topics import ensure_topics
 from engine.access import Role
 from engine.errors import ConfigurationError
 
@@ -44,6 +41,9 @@ def register(main: click.Group) -> None:
 @contextmanager
 def reaching_kafka(settings: KafkaSettings) -> Iterator[None]:
     """A broker that cannot be reached, or fails, is one line and exit 3."""
+    # Kafka's client is imported by the verbs that reach it: the others start without it (adapters/composition.py).
+    from kafka.errors import KafkaError, KafkaTimeoutError
+
     try:
         yield
     except KafkaTimeoutError as e:
@@ -65,6 +65,8 @@ def worker() -> None:
         # A broken key file is named at once, not after the half-minute a missing broker takes to say so.
         keys = composition.build_key_book(session.settings, session.chain.chart)
         with reaching_kafka(kafka := session.settings.kafka):
+            from adapters.kafka.topics import ensure_topics
+
             ensure_topics(kafka, kafka.commands_topic, kafka.rejected_topic)
             command_worker = composition.build_worker(session.settings, session.chain, keys)
             stop = stop_on_signals()
@@ -85,6 +87,8 @@ def relay(page_size: int, idle_wait: float) -> None:
     At least once, in per-grievance order: consumers dedupe on (grievance_id, version).
     """
     with opened(log_level="info") as session, reaching_kafka(kafka := session.settings.kafka):
+        from adapters.kafka.topics import ensure_topics
+
         ensure_topics(kafka, kafka.events_topic)
         event_relay = composition.build_relay(session.settings, session.chain, page_size=page_size)
         stop = stop_on_signals()
@@ -107,6 +111,8 @@ def emit(source: BinaryIO, key: Path | None, as_json: bool) -> None:
     the private key --key names (default GRIEVANCE_KAFKA_SIGNING_KEY): the worker applies it as whoever
     holds that key.
     """
+    from adapters.kafka.emitter import MalformedCommand, validated
+
     data = source.read()
     try:
         items = _commands_in(data)
@@ -133,6 +139,8 @@ def emit(source: BinaryIO, key: Path | None, as_json: bool) -> None:
 
 def _commands_in(data: bytes) -> list[bytes]:
     """The commands of a JSON document (one command or a list) or of JSON Lines, each still undecoded."""
+    from adapters.kafka.emitter import MalformedCommand
+
     stripped = data.strip()
     if stripped.startswith(b"["):
         try:

@@ -12,7 +12,6 @@ from rich.table import Table
 
 from adapters import composition
 from adapters.cli.session import fail, json_option, opened, refuse, settings_or_exit, stop_on_signals
-from adapters.notifications.senders import SECRET_SETTING, new_webhook_secret
 from engine.errors import ConfigurationError, GrievanceError
 from projections.resident_loop.queries import callback_queue
 
@@ -87,6 +86,8 @@ def notify(once: bool, idle_wait: float, new_secret: bool) -> None:
 
 
 def _new_secret() -> None:
+    from adapters.notifications.senders import SECRET_SETTING, new_webhook_secret
+
     path = settings_or_exit().notify_webhook_secret_file
     try:
         if path is None:

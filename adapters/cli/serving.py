@@ -11,7 +11,6 @@ from typing import Any
 import click
 import msgspec
 import structlog
-import uvicorn
 from eventsourcing.persistence import PersistenceError
 
 from adapters import composition
@@ -87,6 +86,8 @@ def serve(host: str, port: int, workers: int, threads: int | None, project: bool
     out.print(f"Serving on http://{host}:{port}/ with {workers} process{'es' if workers > 1 else ''} "
               f"({len(svc.tokens.by_hash)} API tokens; views "
               f"{'kept up to date here' if project else 'kept by another process'}).")  # fmt: skip
+    import uvicorn  # here, not at import: only `serve` needs it
+
     try:
         if workers == 1:
             app = composition.build_http_app(svc, settings)

@@ -41,7 +41,6 @@ from adapters.cli.session import (
     refuse,
     stop_on_signals,
 )
-from adapters.kafka.checkpoints import announcer
 from engine.errors import GrievanceError
 
 
@@ -325,6 +324,8 @@ def notary(key_file: Path, every: float | None, once: bool, directory: Path | No
         except OSError as e:
             fail(f"--dir: {directory} cannot be made: {e.strerror}")
         keeper = Notary(signer, composition.build_transparency(session.chain), directory)
+        if to_kafka:
+            from adapters.kafka.checkpoints import announcer
         announce = announcer(session.settings.kafka, keeper.last()) if to_kafka else None
         stop = stop_on_signals()
         while True:
