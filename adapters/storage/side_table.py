@@ -8,6 +8,8 @@ from uuid import UUID
 
 from eventsourcing.postgres import PostgresDatastore
 
+from projections.store_statement import run_alone
+
 R = TypeVar("R")
 
 
@@ -23,12 +25,7 @@ class SideTable:
 
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         """Run one statement in a transaction of its own; the rows it returns, if any."""
-        with self.datastore.transaction(commit=True) as cursor:
-            cursor.execute(sql.replace("?", self.mark), params)
-            try:
-                return list(cursor.fetchall())
-            except Exception:  # a statement that returns no rows: each driver says so its own way
-                return []
+        return run_alone(self.datastore, sql, params, self.mark)
 
     def _latest(self, record: type[R], when: str, grievance_id: UUID | None, limit: int) -> list[R]:
         """The newest rows first, by the `when` column, as `record`s (of one grievance, if given)."""

@@ -12,6 +12,7 @@ from uuid import UUID
 from eventsourcing.postgres import PostgresDatastore
 
 from projections.resident_loop.changes import LoopChanges
+from projections.store_statement import run_alone
 
 OUTBOX = "loop_outbox"
 TABLES = (OUTBOX, "loop_position", "loop_grievances", "loop_closures", "loop_ratings")
@@ -63,12 +64,7 @@ class ResidentLoopTables:
         return self._execute(self.sql(sql), params)
 
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        with self.datastore.transaction(commit=True) as cursor:
-            cursor.execute(sql.replace("?", self.mark), params)
-            try:
-                return list(cursor.fetchall())
-            except Exception:  # a statement that returns no rows: each driver says so its own way
-                return []
+        return run_alone(self.datastore, sql, params, self.mark)
 
     # ----------------------------------------------------------------------------- the projection's port
 
