@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
 import msgspec
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, Mapper
+from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent
 from eventsourcing.utils import get_topic
 
 from engine.access import Principal, Role
@@ -54,6 +54,8 @@ class RosterBook:
         # only a roll's new events. Bounded by the chart's units.
         self._rolls: dict[str, UnitRoll] = {}
         self._lock = threading.Lock()
+        # The rolls one batch's claims read (`prepare`), per thread: a batch is decided in the thread that sends it.
+        self._prepared = threading.local()
         chain.claimants = self
         chain.policy.people = self
 
@@ -311,10 +313,35 @@ class RosterBook:
             raise NotOnRoster("name", f"{name!r} is registered at {held.unit_id!r}, not at or below {unit_id!r}, "
                               "the unit the token or key covers")  # fmt: skip
 
+    def prepare(self, unit_ids: Collection[str]) -> None:
+        """Bring the rolls of these units up to date in one query (only their events since the copies held), for
+        one batch's claims: a claim at a unit with no roster otherwise cost a query of its own."""
+        reader = self.chain.recorder
+        if not unit_ids or not hasattr(reader, "select_events_after"):
+            self._prepared.rolls = {}
+            return
+        with self._lock:
+            held = {u: self._rolls.get(u) for u in unit_ids}
+        stored = reader.select_events_after({roll_uuid(u): h.version if h else 0 for u, h in held.items()})
+        by_roll: dict[UUID, list[StoredEvent]] = {}
+        for event in stored:
+            by_roll.setdefault(cast(UUID, event.originator_id), []).append(event)
+        fresh: dict[str, UnitRoll | None] = {}
+        for unit_id, roll in held.items():
+            uid = roll_uuid(unit_id)
+            fresh[unit_id] = self._replayed(uid, UnitRoll, self._deciding, by_roll.get(uid, []), field="unit_id",
+                                            after=roll)  # fmt: skip
+        with self._lock:
+            for unit_id, roll in fresh.items():
+                if roll is not None and (unit_id not in self._rolls or self._rolls[unit_id].version < roll.version):
+                    self._rolls[unit_id] = roll
+        self._prepared.rolls = fresh
+
     def claimants_at(self, unit_id: str) -> Claimants | None:
         """Who may claim at `unit_id`: those on its roll; nobody, where a roster is required and the unit keeps
         none; None (unchecked) where the unit keeps none and none is required."""
-        roll = self.roll(unit_id)
+        prepared: dict[str, UnitRoll | None] = getattr(self._prepared, "rolls", {})
+        roll = prepared[unit_id] if unit_id in prepared else self.roll(unit_id)
         if roll is not None:
             return RollClaimants(roll, self._acting_entry)
         return NoRoster(unit_id) if self.rules is ClaimRules.REQUIRED else None
@@ -333,6 +360,11 @@ class RosterBook:
         """The aggregate stored under `uid` (None if none), read on from `after` when given; another kind of
         aggregate under the id (a grievance someone reported under it) is refused as the id being taken."""
         stored = self.chain.recorder.select_events(uid, gt=after.version if after is not None else None)
+        return self._replayed(uid, kind, mapper, stored, field=field, after=after)
+
+    def _replayed(self, uid: UUID, kind: type[A], mapper: Mapper[UUID], stored: Sequence[StoredEvent], *, field: str,
+                  after: A | None) -> A | None:  # fmt: skip
+        """`after` (or nothing) brought on by `stored`, the events stored under `uid` since it."""
         if not stored:
             return after
         state: Any = copy.deepcopy(after) if after is not None else None

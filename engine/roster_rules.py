@@ -11,7 +11,7 @@ its roster is opened (its first entry), and a unit without one takes claims as b
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
@@ -42,6 +42,11 @@ class ClaimantsSource(Protocol):
 
     def claimants_at(self, unit_id: str) -> Claimants | None:
         """Who may claim at `unit_id`; None when claims there are not checked (no roster kept, and none required)."""
+        ...
+
+    def prepare(self, unit_ids: Collection[str]) -> None:
+        """Read the rolls of the units one batch's claims name, in one query where the store can, so that
+        `claimants_at` asks the store nothing more for them until the next batch's `prepare` (this thread's)."""
         ...
 
 

@@ -241,6 +241,9 @@ class ServiceChain(Application[UUID]):
             working = self._load_many({c.grievance_id for c in commands if isinstance(c.grievance_id, UUID)}, broken={})
             new_ids = {gid for gid, g in working.items() if g is None}
             results: list[Outcome | GrievanceError] = []
+            if self.claimants is not None:
+                # The rolls of every unit the batch's claims name, in one read, not one a claim.
+                self.claimants.prepare({c.unit_id for c in commands if isinstance(c, Claim)})
             refused_senders = self._refused_senders(senders)
             for i, command in enumerate(commands):
                 if (sender_refused := refused_senders.get(senders[i])) is not None:
