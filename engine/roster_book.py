@@ -238,13 +238,7 @@ class RosterBook:
         not joined by then or is not on the roster at all."""
         uid, state = entry_uuid(entry_id), None
         for stored in self.chain.recorder.select_events(uid):
-            try:
-                event: Any = self.chain.mapper.to_domain_event(stored)
-            except InfrastructureError:
-                raise
-            except Exception as e:  # a damaged row: a broken link, not a crash
-                raise BrokenHistory(uid, stored.originator_version,
-                                    f"the event cannot be read ({type(e).__name__})") from e  # fmt: skip
+            event = _decoded(uid, stored, self.chain.mapper)
             if event.occurred_at > at:
                 break
             state = event.mutate(state)
@@ -369,14 +363,7 @@ class RosterBook:
             return after
         state: Any = copy.deepcopy(after) if after is not None else None
         for event in stored:
-            try:
-                state = cast(Any, mapper.to_domain_event(event)).mutate(state)
-            except InfrastructureError:
-                raise
-            except Exception as e:  # a damaged row: a broken link, not a crash
-                raise BrokenHistory(
-                    uid, event.originator_version, f"the event cannot be read ({type(e).__name__})"
-                ) from e
+            state = _decoded(uid, event, mapper).mutate(state)
         if not isinstance(state, kind):
             raise RosterIdTaken(field, f"the store holds something other than a roster record under {uid}")
         return state
@@ -398,3 +385,13 @@ class RosterBook:
                     uid, event.originator_version, f"the event cannot be read ({type(e).__name__})"
                 ) from e
         return {uid: state for uid, state in states.items() if isinstance(state, kind)}
+
+
+def _decoded(uid: UUID, stored: StoredEvent, mapper: Mapper[UUID]) -> Any:
+    """The domain event of a roster record's stored event; a damaged row is a broken link, not a crash."""
+    try:
+        return mapper.to_domain_event(stored)
+    except InfrastructureError:
+        raise  # a key that cannot be read is a setting, not damage
+    except Exception as e:
+        raise BrokenHistory(uid, stored.originator_version, f"the event cannot be read ({type(e).__name__})") from e
