@@ -57,9 +57,10 @@ class AuditTrail:
             for env in envelopes
         ]
 
-    def verify(self, grievance_id: UUID) -> BrokenLink | None:
-        """The first broken link of one grievance's chain, or None if its history is intact."""
-        (broken,) = self._verify_many([grievance_id], must_exist=True)
+    def verify(self, grievance_id: UUID, kinds: Counter[str] | None = None) -> BrokenLink | None:
+        """The first broken link of one grievance's chain (or a roster record's), or None if its history is
+        intact; `kinds` hears what the history is of."""
+        (broken,) = self._verify_many([grievance_id], must_exist=True, kinds=kinds)
         return broken
 
     def verify_all(self, on_batch: Callable[[Counter[str]], None] | None = None, batch: int = 500

@@ -114,10 +114,9 @@ def verify(grievance_id: str | None, everything: bool, checkpoint_file: Path | N
         trail = session.trail()
         if grievance_id:
             try:
-                broken = [b for b in [trail.verify(parse_uuid(grievance_id))] if b is not None]
+                broken = [b for b in [trail.verify(parse_uuid(grievance_id), kinds)] if b is not None]
             except GrievanceError as e:
                 refuse(e)
-            kinds["grievance"] = 1
         else:
             broken = list(trail.verify_all(on_batch=kinds.update))
     checked = sum(kinds.values())

@@ -390,7 +390,8 @@ def service(workplace_id: str, year: int, as_json: bool) -> None:
         book = _book(session)
         found = book.entries([workplace_id])
         workplace = found[0] if found else None
-        if workplace is None or workplace.kind.is_person:
+        # A workplace is an organisation, as a member's registration names it (RosterBook checks it so at join).
+        if workplace is None or not workplace.kind.is_organisation:
             fail(f"workplace_id: {workplace_id!r} is not an organisation on the roster", error_code="not_found")
         everyone = book.ever_on(u.id for u in session.chain.chart.walk(None))
         year_of, unreadable = _year_of(session, year)

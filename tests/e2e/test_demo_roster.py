@@ -113,6 +113,8 @@ def test_a_workplace_reads_its_members_service_and_a_street_its_organisations(de
     refused = grievance(demo_db, "roster", "service", employed[0].entry_id, "--year", "2020")
     assert refused.returncode == 1
     assert "is not an organisation on the roster" in refused.stderr
+    group = grievance(demo_db, "roster", "service", "pg-bg-chengdong-08-4-4", "--year", "2020")
+    assert group.returncode == 1, "a party group is nobody's workplace"
 
     year_end = json.loads(grievance(demo_db, "roster", "year-end", "--year", "2020", "--unit", "st-chengdong",
                                     "--json").stdout)  # fmt: skip

@@ -135,3 +135,6 @@ def test_verify_all_counts_the_roster_s_records_apart_from_grievances_and_names_
     assert done.returncode == 4, done.stderr
     assert f"broken: roster entry {entry_uuid('org-1')} at version 1: event altered" in done.stdout
     assert "1 of 6 histories (3 roster entries, 3 unit rolls) broken" in done.stdout
+    one = subprocess.run([sys.executable, "-m", "adapters.cli", "verify", str(entry_uuid("org-1"))], env=env,
+                         capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert "1 of 1 roster entry broken" in one.stdout, one.stdout
