@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,12 +94,11 @@ class OrgChart:
         except (KeyError, TypeError):
             raise UnknownUnit(field, f"no unit {unit_id!r} in the organisation chart") from None
 
-    def unit_at(self, unit_id: str, levels: Iterable[Level], *, field: str = "unit_id") -> Unit:
+    def unit_at(self, unit_id: str, levels: Collection[Level], *, field: str = "unit_id") -> Unit:
         """The unit, checked to sit at one of `levels`."""
         unit = self.unit(unit_id, field=field)
-        allowed = set(levels)
-        if unit.level not in allowed:
-            names = ", ".join(level.value for level in Level if level in allowed)
+        if unit.level not in levels:
+            names = ", ".join(level.value for level in Level if level in levels)
             raise WrongLevel(field, f"unit {unit_id!r} is a {unit.level}; expected one of: {names}")
         return unit
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import ClassVar
 from uuid import UUID, uuid5
 
@@ -128,8 +129,10 @@ def entry_uuid(entry_id: str) -> UUID:
     return uuid5(ROSTER_NAMESPACE, f"entry/{entry_id}")
 
 
+@lru_cache(maxsize=65_536)
 def roll_uuid(unit_id: str) -> UUID:
-    """The stored aggregate id of the roll of unit `unit_id`."""
+    """The stored aggregate id of the roll of unit `unit_id` (remembered: a batch asks it for each claim's unit,
+    and a chart's units are few)."""
     return uuid5(ROSTER_NAMESPACE, f"unit/{unit_id}")
 
 
