@@ -130,7 +130,8 @@ def dashboard_questions(dash: Dashboard) -> dict[str, Callable[[], Any]]:
 
 
 def raw_read_rate(chain: Any, page: int) -> float:
-    """Notifications/s read from the store in pages, without decoding them: the ceiling for a rebuild."""
+    """Notifications/s read from the store in pages by its own read, the one a rebuild makes, without decoding them: the
+    ceiling for a rebuild."""
     started, position, total = time.perf_counter(), 0, 0
     while rows := chain.recorder.select_notifications(start=position + 1, limit=page):
         total += len(rows)

@@ -19,6 +19,7 @@ from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent, Track
 from engine.access import AccessPolicy, Principal, Role
 from engine.chart import OrgChart
 from engine.clock import Clock, TimeBounds, system_clock
+from engine.collector import collector_paused
 from engine.commands import Claim, Command, Escalate, Outcome, Rate, RecordProgress, Reply, Report, Resolve
 from engine.decided_grievances import DEFAULT_SIZE, DecidedGrievances
 from engine.errors import (
@@ -233,6 +234,18 @@ class ServiceChain(Application[UUID]):
         senders = [principal] * len(commands) if isinstance(principal, Principal) else list(principal)
         if len(senders) != len(commands):
             raise ValueError("one principal for the batch, or one for each of its commands")
+        # A batch's objects live until it is stored: the collector, paused, goes over them once afterwards
+        # rather than again and again meanwhile (engine/collector.py).
+        with collector_paused():
+            return self._execute(commands, senders, tracking, before_store)
+
+    def _execute(
+        self,
+        commands: Sequence[Command],
+        senders: Sequence[Principal],
+        tracking: Tracking | None,
+        before_store: Callable[[list[Outcome | GrievanceError]], None] | None,
+    ) -> list[Outcome | GrievanceError]:
         for attempt in range(self.max_attempts):
             if attempt:
                 # Back off a little, at random, so racing writers stop colliding in lockstep.

@@ -3,11 +3,9 @@ rebuilding from zero); `adapters.storage.log_follower` keeps it following the lo
 
 from __future__ import annotations
 
-import gc
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -15,6 +13,7 @@ from uuid import UUID
 import structlog
 from eventsourcing.persistence import IntegrityError, Notification
 
+from engine.collector import collector_paused
 from engine.grievance import Grievance
 from engine.service_chain import ServiceChain
 from projections.dashboard.changes import (
@@ -72,18 +71,6 @@ class Page:
     events: int
     last: int
     written: bool
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    if not gc.isenabled():  # someone else has it off: leave it so
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 class PageWrites:
@@ -180,7 +167,7 @@ class DashboardProjection:
         generations and kept going over them again: a seventh of a rebuild. The page's objects are
         dropped before it resumes, so that their counts free them and it finds only what is left.
         """
-        with _collector_paused():
+        with collector_paused():
             notifications, events = self._read(position)
             if not notifications:
                 return Page(0, position, written=False)
