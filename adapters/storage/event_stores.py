@@ -494,8 +494,6 @@ class BatchReadingPostgresRecorder(PostgresProcessRecorder):
             ids = [row[0] for row in curs.fetchall()]
         except psycopg.ProgrammingError as e:
             raise ProgrammingError(f"could not read the notification ids of {len(stored_events)} events") from e
-        if len(ids) != len(stored_events):
-            raise ProgrammingError(f"{len(ids)} notification ids for {len(stored_events)} events")
         return ids
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
