@@ -163,9 +163,11 @@ class PostgresLogNodes:
         self.select_last_statement = SQL(
             "SELECT idx, hashes FROM {s}.{tiles} WHERE level = 0 ORDER BY idx DESC LIMIT 1"
         ).format(s=s, tiles=tiles)
+        # A lateral subquery, an index lookup per key whatever the plan: as a join, a prepared statement's generic
+        # plan may hash the keys and scan every tile (OFFSET 0 keeps the planner from folding it back into one).
         self.select_tiles_statement = SQL(
             "SELECT t.level, t.idx, t.hashes FROM unnest(%b::smallint[], %b::bigint[]) AS k(level, idx) "
-            "JOIN {s}.{tiles} t ON t.level = k.level AND t.idx = k.idx"
+            "CROSS JOIN LATERAL (SELECT * FROM {s}.{tiles} t WHERE t.level = k.level AND t.idx = k.idx OFFSET 0) t"
         ).format(s=s, tiles=tiles)
 
     def start_append(self, c: Any) -> None:
