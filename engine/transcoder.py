@@ -68,15 +68,15 @@ class TypedEventMapper(Mapper[UUID]):
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID], *, sealer: Sealer | None = None) -> StoredEvent:
         """The event as stored, its personal fields sealed: as the library's Mapper stores it, in one copy of its
         state (the library's path, with a sealed copy of the event made first, was a seventh of a batch)."""
-        topic, class_version, fields, subject_field, scope = _for_storing(type(domain_event))
+        topic, class_version, fields, _, _ = _for_storing(type(domain_event))
         state = dict(vars(domain_event))
         originator_id = state.pop("originator_id")
         originator_version = state.pop("originator_version")
         sealing = sealer or self.personal_data
-        if fields and sealing is not None and (subject := state.get(subject_field)):
+        if fields and sealing is not None and (subject := _subject(domain_event)):
             for field in fields:
                 if value := state.get(field):
-                    state[field] = sealing.seal(scope + subject, field, value)
+                    state[field] = sealing.seal(subject, field, value)
         if class_version > 1:
             state["class_version"] = class_version
         data = self.transcoder.encode(state)
@@ -129,12 +129,13 @@ class TypedEventMapper(Mapper[UUID]):
 
 def _subject(domain_event: Any) -> str | None:
     """Whose personal data the event holds, if its class names personal fields and the event a subject."""
-    cls = type(domain_event)
-    if not getattr(cls, "personal_fields", ()):
+    cls: type = type(domain_event)
+    _, _, fields, subject_field, scope = _for_storing(cls)
+    if not fields:
         return None
-    subject: str | None = vars(domain_event).get(getattr(cls, "personal_subject", ""))
+    subject: str | None = vars(domain_event).get(subject_field)
     # A class may keep its subjects apart from residents' (the roster's people: engine/roster.py).
-    return getattr(cls, "personal_scope", "") + subject if subject else subject
+    return scope + subject if subject else subject
 
 
 @cache
