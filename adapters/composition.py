@@ -4,6 +4,7 @@ each from one `Settings`. Nothing else constructs them; nothing here connects un
 from __future__ import annotations
 
 import gc
+import os
 import sqlite3
 import threading
 import time
@@ -27,6 +28,7 @@ from adapters.audit.trail import AuditTrail
 from adapters.audit.transparency import LoggedStore, Transparency
 from adapters.intake import Intake
 from adapters.logs import configure_logging
+from adapters.rebuild_parts import ProcessParts
 from adapters.settings import Settings
 from adapters.storage.chart_file import load_chart
 from adapters.storage.connection_probe import probe_postgres
@@ -157,6 +159,21 @@ def build_projection(settings: Settings, chain: ServiceChain, *, page_size: int 
     if views.total_along(chain.chart):
         log.warning("the chart moved a unit since the views were totalled; they are projected again from zero")
     return DashboardProjection(chain, views, page_size=page_size)
+
+
+def rebuild_processes() -> int:
+    """How many processes a rebuild projects in by default: one a core this process may run on, up to four (each
+    holds a page and its tally, some 200 MiB at most)."""
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def build_rebuild_parts(settings: Settings, processes: int, *, page_size: int) -> ProcessParts | None:
+    """What projects a rebuild's other parts of the log, in `processes` processes in all (this one included):
+    none for one, or for a store no other process can open (SQLite in memory)."""
+    dbname = settings.store_env().get("SQLITE_DBNAME", "")
+    if processes <= 1 or ":memory:" in dbname or "mode=memory" in dbname:
+        return None
+    return ProcessParts(settings, processes - 1, page_size=page_size)
 
 
 def build_views_watch(projection: DashboardProjection) -> ViewsWatch:

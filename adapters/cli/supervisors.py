@@ -30,6 +30,7 @@ from engine.commands import Outcome
 from engine.errors import GrievanceError
 from engine.levels import Level, label
 from projections.dashboard.queries import Dashboard, twelve_months_to
+from projections.dashboard.runner import PARTED_REBUILD_EVENTS
 from projections.dashboard.tables import PROJECTION
 from schemas.dashboard import LevelSettled, ViewsHealth
 
@@ -241,17 +242,24 @@ def _check_name(name: str | None) -> None:
 @projections.command()
 @click.argument("name", required=False)
 @page_size_option(REBUILD_PAGE)
-def rebuild(name: str | None, page_size: int) -> None:
+@click.option(
+    "--processes", type=click.IntRange(1, 64), default=composition.rebuild_processes(), show_default=True,
+    help=f"Processes to project in, this one included, each a part of the grievances (a log of fewer than "
+    f"{PARTED_REBUILD_EVENTS:,} events is projected in one).",
+)  # fmt: skip
+def rebuild(name: str | None, page_size: int, processes: int) -> None:
     """Empty the views and project every stored event again, with a progress bar."""
     _check_name(name)
     with opened(views=True) as session:
         runner = session.runner
         runner.page_size = page_size
         total = session.chain.recorder.max_notification_id() or 0
+        elsewhere = composition.build_rebuild_parts(session.settings, processes, page_size=page_size)
         with progress_bar() as bar:
             task = bar.add_task(f"Rebuilding {PROJECTION}", total=total)
             started = time.perf_counter()
-            events = runner.rebuild(on_page=lambda _count, position: bar.update(task, completed=position))
+            events = runner.rebuild(on_page=lambda _count, position: bar.update(task, completed=position),
+                                    elsewhere=elsewhere)  # fmt: skip
         seconds = time.perf_counter() - started
         out.print(f"{events:,} events projected in {seconds:.1f} s ({events / max(seconds, 1e-9):,.0f} events/s).")
         aside, _ = runner.set_aside(limit=1)

@@ -50,6 +50,17 @@ PARSED_IDS = 20_000
 HASHES_TABLE = "event_hashes"
 # Events a page when a store made before the Merkle log gets its leaves.
 BACKFILL_PAGE = 2000
+# An id's last byte as SQLite keeps ids (32 hex digits), in SQL: what `part_of` reads in Python.
+_SQLITE_LAST_BYTE = (
+    "((instr('0123456789abcdef', substr(originator_id, -2, 1)) - 1) * 16 "
+    "+ instr('0123456789abcdef', substr(originator_id, -1, 1)) - 1)"
+)
+
+
+def part_of(originator_id: UUID, parts: int) -> int:
+    """Which of `parts` parts of the log an aggregate's events are in (`select_notifications_of_part`): its id's
+    last byte, modulo `parts`, so that every aggregate is wholly in one part and the parts are about even."""
+    return (originator_id.int & 0xFF) % parts
 
 
 def _continued(stored_events: Sequence[StoredEvent]) -> list[tuple[UUID, int]]:
@@ -105,6 +116,23 @@ class BatchReadingSQLiteRecorder(SQLiteProcessRecorder):
                 self._parsed_ids.clear()
             found = self._parsed_ids[originator_id] = super().convert_originator_id(originator_id)
         return found
+
+    def select_notifications_of_part(
+        self, start: int, limit: int, *, stop: int, part: int, parts: int
+    ) -> Sequence[Notification]:
+        """The page of the log from `start` up to `stop` of the aggregates in one of `parts` parts (`part_of`): what
+        one of several processes rebuilding the views side by side projects."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT rowid, originator_id, originator_version, topic, state FROM {self.events_table_name} "
+                f"WHERE rowid >= ? AND rowid <= ? AND {_SQLITE_LAST_BYTE} % ? = ? ORDER BY rowid LIMIT ?",
+                (start, stop, parts, part, limit),
+            )
+            return [
+                Notification(id=i, originator_id=self.convert_originator_id(oid), originator_version=v, topic=topic,
+                             state=state)
+                for i, oid, v, topic, state in c.fetchall()
+            ]  # fmt: skip
 
     def construct_create_table_statements(self) -> list[str]:
         return [
@@ -535,6 +563,31 @@ class BatchReadingPostgresRecorder(PostgresProcessRecorder):
         )
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row, binary=True) as curs:
             curs.execute(statement, params, prepare=True)
+            return [
+                Notification(id=i, originator_id=oid, originator_version=v, topic=topic, state=state or b"")
+                for i, oid, v, topic, state in curs.fetchall()
+            ]
+
+    def select_notifications_of_part(
+        self, start: int, limit: int, *, stop: int, part: int, parts: int
+    ) -> Sequence[Notification]:
+        """The page of the log from `start` up to `stop` of the aggregates in one of `parts` parts (`part_of`): what
+        one of several processes rebuilding the views side by side projects."""
+        statement = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {schema}.{table} "
+            "WHERE notification_id >= %s AND notification_id <= %s AND mod(get_byte(uuid_send(originator_id), 15), %s) "
+            "= %s ORDER BY notification_id LIMIT %s"
+        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(force_rollback=True),
+            conn.cursor(row_factory=tuple_row, binary=True) as curs,
+        ):
+            # The planner takes the part's filter to keep 0.5 % of rows, so that the page would not fill before
+            # `stop`: on a store without statistics it then read the whole range and sorted it (0.4 s a page of
+            # 20,000 at 1M events, not 10 ms). Walking the index in order stops at the page's last row.
+            curs.execute("SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)")
+            curs.execute(statement, (start, stop, parts, part, limit), prepare=True)
             return [
                 Notification(id=i, originator_id=oid, originator_version=v, topic=topic, state=state or b"")
                 for i, oid, v, topic, state in curs.fetchall()

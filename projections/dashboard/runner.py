@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import structlog
@@ -37,6 +37,41 @@ REMEMBERED_ROWS = 20_000
 # grievances held 81,000 rows rolled up in all, written at once; a bigger store's are written every few hundred
 # thousand events.
 TALLIED_ROWS = 150_000
+# Below this many events a rebuild stays in one process: starting another (an interpreter, the chain's imports and
+# connections) takes about a second, the time this process projects some 50,000 events in.
+PARTED_REBUILD_EVENTS = 200_000
+
+
+@dataclass(frozen=True)
+class Part:
+    """One of `parts` parts of the log up to `stop`: the events of the aggregates the store puts in part `index`
+    (by their ids, each aggregate wholly in one part), projected into the views alone, beside the other parts."""
+
+    index: int
+    parts: int
+    stop: int
+
+
+class PartedLog(Protocol):
+    """A store that reads a part of its log (adapters/storage/event_stores.py)."""
+
+    def select_notifications_of_part(
+        self, start: int, limit: int, *, stop: int, part: int, parts: int
+    ) -> Sequence[Notification]: ...
+
+
+class ElsewhereParts(Protocol):
+    """Projects parts of the log into the views rebuilt beside the live ones in other processes, while this one
+    projects its own part: `start` them, then `join` waits for every one and gives the events they projected
+    (raising what one raised); `stop` ends any still running."""
+
+    processes: int
+
+    def start(self, parts: Sequence[Part]) -> None: ...
+
+    def join(self) -> int: ...
+
+    def stop(self) -> None: ...
 
 
 class RecentRows:
@@ -117,11 +152,15 @@ class DashboardProjection:
     """
 
     def __init__(
-        self, chain: ServiceChain, views: DashboardViews, *, page_size: int = 2000, tallied_rows: int = 0
-    ) -> None:
+        self, chain: ServiceChain, views: DashboardViews, *, page_size: int = 2000, tallied_rows: int = 0,
+        part: Part | None = None,
+    ) -> None:  # fmt: skip
         self.chain = chain
-        self.views = views
+        self.views = views if part is None else views.for_part(part.index, part.parts)
         self.page_size = page_size
+        # With a part, only that part of the log is read, up to its stop: the views rebuilt beside in several
+        # processes, each its own part (`rebuild`).
+        self.part = part
         # With `tallied_rows`, pages' counters are held and written together once that many counter rows are
         # held, and when the log is read to its end: for views rebuilt beside, which nobody reads until they are
         # whole. (A rebuild that dies meanwhile is started afresh, so what was held dies with it harmlessly.)
@@ -185,7 +224,13 @@ class DashboardProjection:
 
     def _read(self, position: int) -> tuple[Sequence[Notification], list[Any]]:
         """The page of notifications after `position`, and their events (None for one that cannot be read)."""
-        notifications = self.chain.recorder.select_notifications(start=position + 1, limit=self.page_size)
+        if self.part is None:
+            notifications = self.chain.recorder.select_notifications(start=position + 1, limit=self.page_size)
+        else:
+            store: PartedLog = self.chain.recorder  # type: ignore[assignment]
+            notifications = store.select_notifications_of_part(
+                position + 1, self.page_size, stop=self.part.stop, part=self.part.index, parts=self.part.parts
+            )
         events: list[Any] = []
         for n in notifications:
             try:
@@ -271,19 +316,48 @@ class DashboardProjection:
         """How many events the views have set aside, and the latest `limit` of them."""
         return self.views.set_aside(limit=limit)
 
-    def rebuild(self, on_page: PageCallback | None = None) -> int:
+    def rebuild(self, on_page: PageCallback | None = None, *, elsewhere: ElsewhereParts | None = None) -> int:
         """Project the whole log again into views beside the live ones, then put them in their place in one
         transaction: supervisors read the old views meanwhile, never emptier ones, and the list's indexes are
         built once, at the switch. A rebuild that dies half-way leaves the live views as they were (and its
-        own half to the next rebuild, which starts it afresh)."""
+        own half to the next rebuild, which starts it afresh).
+
+        With processes `elsewhere`, a log of `PARTED_REBUILD_EVENTS` or more is split into parts by grievance, one
+        a process, this one included: a grievance's row and every counter are its own events' alone, and
+        counters add up, so parts projected side by side give what one process gives, on every core."""
         beside = self.views.beside()
         beside.start_afresh(self.chain.chart)
-        projected = DashboardProjection(
+        projected = 0
+        stop = self.chain.recorder.max_notification_id() or 0
+        if elsewhere is not None and elsewhere.processes and stop >= PARTED_REBUILD_EVENTS:
+            projected += self._parted(beside, stop, elsewhere, on_page)
+        projected += DashboardProjection(
             self.chain, beside, page_size=self.page_size, tallied_rows=TALLIED_ROWS
         ).catch_up(on_page)
         self.views.take_over(beside)
         self.recent.forget()
         self.views.analyze()
+        return projected
+
+    def _parted(
+        self, beside: DashboardViews, stop: int, elsewhere: ElsewhereParts, on_page: PageCallback | None
+    ) -> int:
+        """Project the log up to `stop` into `beside` in parts, the first here and the rest `elsewhere`; the events
+        projected. `beside` is then at `stop`, for the rest of the log to follow as usual."""
+        parts = [Part(i, elsewhere.processes + 1, stop) for i in range(elsewhere.processes + 1)]
+        for part in parts:
+            beside.for_part(part.index, part.parts).start_part()
+        elsewhere.start(parts[1:])
+        try:
+            projected = DashboardProjection(
+                self.chain, beside, page_size=self.page_size, tallied_rows=TALLIED_ROWS, part=parts[0]
+            ).catch_up(on_page)
+            projected += elsewhere.join()
+        finally:
+            elsewhere.stop()
+        beside.join_parts(len(parts), stop)
+        if on_page:
+            on_page(projected, stop)  # this process's part ends short of `stop`; the views are there now
         return projected
 
     def backlog(self) -> int:

@@ -48,6 +48,8 @@ PROJECTION = "dashboard"
 VIEWS_VERSION = 9
 LINEAGE_COLUMNS = ("street_id", "community_id", "grid_id")
 LIVE_PREFIX, BESIDE_PREFIX = "dash_", "dashnew_"
+# Between a rebuild's tracking name and its parts' (`DashboardViews.for_part`).
+PART_MARK = " part "
 IDS_PER_QUERY = 500
 
 # name, key columns, counter columns
@@ -217,7 +219,8 @@ class DashboardViews:
     _insert_tracking: Callable[[Any, Tracking], None]
     max_tracking_id: Callable[[str], int | None]
 
-    def _delete_tracking_statement(self) -> Any:
+    def _delete_tracking_statement(self, *, like: bool = False) -> Any:
+        """Delete the tracking record named (`like`: those whose names match the pattern)."""
         raise NotImplementedError
 
     def _start_tracking_statement(self) -> Any:
@@ -250,6 +253,7 @@ class DashboardViews:
         with self._transaction(commit=True) as cursor:
             self._serialise_creation(cursor)
             cursor.execute(self._delete_tracking_statement(), [self.tracking_name])
+            cursor.execute(self._delete_tracking_statement(like=True), [f"{self.tracking_name}{PART_MARK}%"])
             cursor.execute(self._start_tracking_statement(), [self.tracking_name])
             for table in VIEW_TABLES:
                 cursor.execute(f"DROP TABLE IF EXISTS {table}")
@@ -257,6 +261,36 @@ class DashboardViews:
                 if not statement.startswith("CREATE INDEX"):
                     cursor.execute(statement)
             self._record_chart(cursor, units, _digest(units))
+        self.chart_digest, self._chart_units = _digest(units), units
+
+    def for_part(self, index: int, parts: int) -> DashboardViews:
+        """These views, as written by a process projecting one of `parts` parts of the log (`runner.Part`): a
+        tracking record of its own, at the last event of its part it projected."""
+        part = copy.copy(self)
+        part.tracking_name = f"{self.tracking_name}{PART_MARK}{index} of {parts}"
+        return part
+
+    def start_part(self) -> None:
+        """Put this part's tracking record at position 0, for its first page to write from."""
+        with self._transaction(commit=True) as cursor:
+            cursor.execute(self._delete_tracking_statement(), [self.tracking_name])
+            cursor.execute(self._start_tracking_statement(), [self.tracking_name])
+
+    def join_parts(self, parts: int, stop: int) -> None:
+        """Once each of `parts` parts is projected up to `stop`, the views are at `stop`, their parts' records gone."""
+        with self._transaction(commit=True) as cursor:
+            self._begin_writing(cursor)
+            for index in range(parts):
+                cursor.execute(self._delete_tracking_statement(), [self.for_part(index, parts).tracking_name])
+            cursor.execute(self._delete_tracking_statement(), [self.tracking_name])
+            cursor.execute(self._start_tracking_statement(), [self.tracking_name])
+            if stop:
+                self._insert_tracking(cursor, Tracking(self.tracking_name, stop))
+
+    def expect_chart(self, chart: OrgChart) -> None:
+        """Write pages only while the views are totalled along `chart` (a process projecting a part of views that
+        another started afresh): else `ChartChanged`, as in `total_along`."""
+        units = {u.id: (u.parent, u.level.value) for u in chart}
         self.chart_digest, self._chart_units = _digest(units), units
 
     def take_over(self, rebuilt: DashboardViews) -> None:
@@ -527,8 +561,8 @@ class _Renamed:
 class SQLiteDashboardViews(DashboardViews, SQLiteTrackingRecorder):
     """The dashboard's tables in the SQLite file beside the events."""
 
-    def _delete_tracking_statement(self) -> str:
-        return "DELETE FROM tracking WHERE application_name = ?"
+    def _delete_tracking_statement(self, *, like: bool = False) -> str:
+        return f"DELETE FROM tracking WHERE application_name {'LIKE' if like else '='} ?"
 
     def _start_tracking_statement(self) -> str:
         return "INSERT INTO tracking (application_name, notification_id) VALUES (?, 0) ON CONFLICT DO NOTHING"
@@ -575,8 +609,10 @@ class PostgresDashboardViews(DashboardViews, PostgresTrackingRecorder):
     def _serialise_creation(self, cursor: Any) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"{self.datastore.schema}.dash_version"])
 
-    def _delete_tracking_statement(self) -> Any:
-        return SQL("DELETE FROM {0}.{1} WHERE application_name = %s").format(*self._tracking_table())
+    def _delete_tracking_statement(self, *, like: bool = False) -> Any:
+        return SQL("DELETE FROM {0}.{1} WHERE application_name " + ("LIKE" if like else "=") + " %s").format(
+            *self._tracking_table()
+        )
 
     def _start_tracking_statement(self) -> Any:
         return SQL(

@@ -9,8 +9,9 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from eventsourcing.persistence import OperationalError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.composition import build_chain, build_projection, keep_views
+from adapters.composition import build_chain, build_projection, build_rebuild_parts, keep_views
+from adapters.rebuild_parts import ProcessParts
 from adapters.settings import SHIPPED_CHART, Settings
 from engine.commands import Report
 from engine.errors import GrievanceError
@@ -473,3 +475,78 @@ def test_a_following_runner_rides_out_a_failing_store_and_stops_for_a_changed_ch
     monkeypatch.setattr(projection, "catch_up", refused)
     with pytest.raises(ChartChanged):
         keep_views(projection, threading.Event(), retry_wait=0.01)
+
+
+class _TailArrivesMeanwhile:
+    """Other processes' parts (`ProcessParts`), with more events stored while they run: the rebuild's parts stop
+    where the log ended when it began, and the rest follows after them."""
+
+    def __init__(self, parts: ProcessParts, arrive: Callable[[], object]) -> None:
+        self.inner, self.arrive, self.processes = parts, arrive, parts.processes
+
+    def start(self, parts: Sequence[runner.Part]) -> None:
+        self.inner.start(parts)
+        self.arrive()
+
+    def join(self) -> int:
+        return self.inner.join()
+
+    def stop(self) -> None:
+        self.inner.stop()
+
+
+@pytest.fixture
+def small_parted(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Settings, ServiceChain, DashboardProjection]]:
+    """A store whose rebuilds go in parts however few its events."""
+    monkeypatch.setattr(runner, "PARTED_REBUILD_EVENTS", 0)
+    s = Settings(database_url=database_url)
+    chain = build_chain(s, clock=lambda: T0 + timedelta(days=400))
+    yield s, chain, build_projection(s, chain, page_size=7)
+    chain.close()
+
+
+@pytest.mark.parametrize("processes", [2, 3])
+def test_a_rebuild_in_parts_gives_the_views_following_gave(
+    small_parted: tuple[Settings, ServiceChain, DashboardProjection], processes: int
+) -> None:
+    s, chain, projection = small_parted
+    ops = [(OPS[i % len(OPS)], i % 11, i % 4, 1 + i % 40) for i in range(260)]
+    ids = play(chain, ops[:200], 16)
+    stop = chain.recorder.max_notification_id() or 0
+    parts = build_rebuild_parts(s, processes, page_size=7)
+    assert parts is not None
+    assert parts.processes == processes - 1
+    tail: list[UUID] = []
+    projected = projection.rebuild(
+        elsewhere=_TailArrivesMeanwhile(parts, lambda: tail.extend(play(chain, ops[200:], 5)))
+    )
+    assert projected == (chain.recorder.max_notification_id() or 0) > stop  # every event once, the tail's included
+    assert projection.backlog() == 0
+    rebuilt = stored(projection.views)
+    assert_same(recompute(chain, ids + tail), rebuilt)
+    projection.rebuild()  # in one process, from zero
+    assert_same(stored(projection.views), rebuilt)
+
+
+def test_a_part_that_fails_leaves_the_live_views_as_they_were_and_says_why(
+    small_parted: tuple[Settings, ServiceChain, DashboardProjection], tmp_path: Path
+) -> None:
+    s, chain, projection = small_parted
+    ids = play(chain, [(OPS[i % len(OPS)], i % 7, i % 4, 1 + i % 30) for i in range(80)], 8)
+    projection.catch_up()
+    before = stored(projection.views)
+    # The other process reads another chart than the one this rebuild started along: its first page is refused.
+    other = json.loads(SHIPPED_CHART.read_text())
+    other["units"] = [u for u in other["units"] if u["id"] != "mh-chengdong-01-1-1-1"]
+    chart = tmp_path / "other-chart.json"
+    chart.write_text(json.dumps(other))
+    parts = build_rebuild_parts(replace(s, chart_path=chart), 2, page_size=7)
+    assert parts is not None
+    with pytest.raises(ChartChanged):
+        projection.rebuild(elsewhere=parts)
+    assert_same(before, stored(projection.views))
+    assert_same(recompute(chain, ids), stored(projection.views))
+    assert projection.rebuild() == chain.recorder.max_notification_id()  # and the next rebuild starts afresh
+    assert_same(before, stored(projection.views))

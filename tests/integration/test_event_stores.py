@@ -11,6 +11,7 @@ import pytest
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from adapters.settings import Settings
+from adapters.storage.event_stores import part_of
 from engine.commands import Claim, Command, Escalate, Outcome, RecordProgress, Report, Resolve
 from engine.errors import GrievanceError
 from engine.grievance import Category, ClaimMode, Status
@@ -203,3 +204,27 @@ def test_the_notification_ids_a_batch_is_given_are_those_its_events_are_read_bac
         given += ids
     assert given == sorted(given), "later batches follow earlier ones"
     assert recorder.max_notification_id() == given[-1]
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3, 7])
+def test_the_parts_of_the_log_hold_each_event_up_to_their_stop_once_and_each_grievance_whole(
+    stored_chain: ServiceChain, parts: int
+) -> None:
+    for i in range(40):
+        s = Scenario(stored_chain, at=T0 + timedelta(minutes=i))
+        s.report()
+        s.claim()
+    stop = (stored_chain.recorder.max_notification_id() or 0) - 5
+    everything = stored_chain.recorder.select_notifications(start=1, limit=1000, stop=stop)
+    recorder: Any = stored_chain.recorder
+    seen = []
+    for part in range(parts):
+        position, page = 0, 3  # pages smaller than a part, so that each is read in several
+        while batch := recorder.select_notifications_of_part(position + 1, page, stop=stop, part=part, parts=parts):
+            assert len(batch) <= page
+            assert all(part_of(n.originator_id, parts) == part for n in batch)  # the store's parts are `part_of`'s
+            seen += batch
+            position = batch[-1].id
+    assert sorted(seen, key=lambda n: n.id) == list(everything)
+    assert everything[-1].id == stop
+    assert len({n.originator_id for n in everything}) > 30

@@ -9,7 +9,13 @@ from uuid import uuid4
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from adapters.composition import build_chain, build_dashboard, build_projection, build_views_watch
+from adapters.composition import (
+    build_chain,
+    build_dashboard,
+    build_projection,
+    build_rebuild_parts,
+    build_views_watch,
+)
 from adapters.settings import Settings
 from engine.chart import OrgChart
 from engine.clock import PlaybackClock
@@ -17,6 +23,7 @@ from engine.errors import InvalidValue
 from engine.grievance import Category, Channel, Grievance
 from engine.limits import TimeLimits
 from engine.service_chain import ServiceChain
+from projections.dashboard import runner
 from projections.dashboard.queries import Dashboard
 from tests.conftest import T0
 from tests.scenario import HOUSEHOLD, Scenario
@@ -41,7 +48,7 @@ def stored_before_the_bounds(yongji: OrgChart, at: datetime) -> Grievance:
 
 
 def test_an_event_the_views_cannot_read_or_project_is_set_aside_and_the_rest_counted(
-    database_url: str, yongji: OrgChart
+    database_url: str, yongji: OrgChart, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = Settings(database_url=database_url)
     chain = build_chain(settings, clock=PlaybackClock(T0))
@@ -85,6 +92,13 @@ def test_an_event_the_views_cannot_read_or_project_is_set_aside_and_the_rest_cou
         projection.rebuild()
         again = build_views_watch(projection).health()
         assert (again.set_aside, again.backlog) == (3, 0)
+        # And so does a rebuild in parts, whichever process each of them falls to.
+        monkeypatch.setattr(runner, "PARTED_REBUILD_EVENTS", 0)
+        projection.rebuild(elsewhere=build_rebuild_parts(settings, 3, page_size=2))
+        parted = build_views_watch(projection).health()
+        assert (parted.set_aside, parted.backlog) == (3, 0)
+        assert {s.position for s in parted.latest_set_aside} == {s.position for s in health.latest_set_aside}
+        assert set(projection.views.rows_of([good.id, after.id, bad.id])) == {good.id, after.id}
     finally:
         chain.close()
 
