@@ -110,11 +110,12 @@ ROW_COLUMNS = tuple(f.name for f in fields(GrievanceRow))
 
 @dataclass
 class PageChanges:
-    """What a page of events changes: final rows of the grievances it touched, and counter deltas. While the
-    page runs the unit-keyed deltas are each unit's own; `project` ends by rolling them up the chart."""
+    """What a page of events changes: final rows of the grievances it touched (by the integer of their ids), and
+    counter deltas. While the page runs the unit-keyed deltas are each unit's own; `project` ends by rolling them
+    up the chart."""
 
     lineages: Lineages
-    rows: dict[UUID, GrievanceRow] = field(default_factory=dict)
+    rows: dict[int, GrievanceRow] = field(default_factory=dict)
     status_counts: defaultdict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     # Grievances by unit and category, so a list filtered by category knows how many it can find.
     category_counts: defaultdict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
@@ -245,23 +246,23 @@ class Unprojectable(Exception):
 
 
 def project(
-    events: Sequence[Any], known: Mapping[UUID, GrievanceRow], lineages: Lineages, *, rolled_up: bool = True
+    events: Sequence[Any], known: Mapping[int, GrievanceRow], lineages: Lineages, *, rolled_up: bool = True
 ) -> PageChanges:
-    """The changes a page of grievance events makes, given the stored rows of the grievances it touches;
-    `Unprojectable` names the first event that cannot be projected. Not `rolled_up`, its counters are each
-    unit's own, to be added to other pages' (`Tally`) and rolled up once."""
+    """The changes a page of grievance events makes, given the stored rows of the grievances it touches (by the
+    integer of their ids); `Unprojectable` names the first event that cannot be projected. Not `rolled_up`, its
+    counters are each unit's own, to be added to other pages' (`Tally`) and rolled up once."""
     changes = PageChanges(lineages=lineages)
-    # Keyed by the id's integer while the page runs: a UUID hashes and compares in Python, an int in C.
-    rows: dict[int, GrievanceRow] = {}
+    # Keyed by the id's integer: a UUID hashes and compares in Python, an int in C.
+    rows = changes.rows
     due_days = changes.due_days
     for index, event in enumerate(events):
         try:
-            gid = event.originator_id
-            row = rows.get(gid.int)
-            if row is None and gid in known:
-                row = replace(known[gid])  # never mutate what the caller passed in
+            gid = event.originator_id.int
+            row = rows.get(gid)
+            if row is None and (stored := known.get(gid)) is not None:
+                row = replace(stored)  # never mutate what the caller passed in
             unit_before, due_before = ("", None) if row is None else (row.unit_id, row.due_at)
-            row = rows[gid.int] = _apply(event, row, changes)
+            row = rows[gid] = _apply(event, row, changes)
             due = row.due_at
             if due != due_before or row.unit_id != unit_before:
                 if due_before is not None:
@@ -272,7 +273,6 @@ def project(
         # it aside and projects the rest; what this page changed so far is dropped with it.
         except Exception as error:
             raise Unprojectable(index, error) from error
-    changes.rows = {row.grievance_id: row for row in rows.values()}
     if rolled_up:
         _roll_up(changes)
     return changes

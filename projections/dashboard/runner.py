@@ -8,13 +8,11 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
-from uuid import UUID
 
 import structlog
 from eventsourcing.persistence import IntegrityError, Notification
 
 from engine.collector import collector_paused
-from engine.grievance import Grievance
 from engine.service_chain import ServiceChain
 from projections.dashboard.changes import (
     GrievanceRow,
@@ -25,6 +23,7 @@ from projections.dashboard.changes import (
     project,
     without_counters,
 )
+from projections.dashboard.event_shapes import GRIEVANCE_EVENTS, REPORTS, reader
 from projections.dashboard.tables import DashboardViews
 from schemas.dashboard import SetAsideEvent
 
@@ -76,17 +75,18 @@ class ElsewhereParts(Protocol):
 
 class RecentRows:
     """The list rows a runner projected last, up to a bound (the least recently projected go first): a
-    grievance's next events usually come soon after its last, and then need no read from the views."""
+    grievance's next events usually come soon after its last, and then need no read from the views. Keyed by
+    the integer of the grievance's id, as `project` keys them."""
 
     def __init__(self, bound: int = REMEMBERED_ROWS) -> None:
         self.bound = bound
         self.position = 0  # the position these rows are as of (its pages written, or handed to the writer)
-        self._rows: OrderedDict[UUID, GrievanceRow] = OrderedDict()
+        self._rows: OrderedDict[int, GrievanceRow] = OrderedDict()
 
-    def get(self, grievance_id: UUID) -> GrievanceRow | None:
+    def get(self, grievance_id: int) -> GrievanceRow | None:
         return self._rows.get(grievance_id)
 
-    def remember(self, rows: Iterable[tuple[UUID, GrievanceRow]], position: int) -> None:
+    def remember(self, rows: Iterable[tuple[int, GrievanceRow]], position: int) -> None:
         for grievance_id, row in rows:
             self._rows[grievance_id] = row
             self._rows.move_to_end(grievance_id)
@@ -170,6 +170,7 @@ class DashboardProjection:
         self.recent = RecentRows()
         # The views hold no personal data: leave residents' names sealed rather than open each one.
         self.mapper = chain.sealed_mapper()
+        self.read_event = reader(self.mapper)
 
     def step(self) -> int:
         """Project the next page; the number of events it held (0 when the views are up to date)."""
@@ -234,7 +235,7 @@ class DashboardProjection:
         events: list[Any] = []
         for n in notifications:
             try:
-                events.append(self.mapper.to_domain_event(n))
+                events.append(self.read_event(n))
             except Exception as error:  # a stored event no mapper reads: set aside, like one it cannot project
                 log.error("event set aside: it cannot be read", position=n.id, error=str(error))
                 events.append(None)
@@ -253,7 +254,7 @@ class DashboardProjection:
         set_aside = {i: _set_aside(n, None, "cannot be read") for i, (n, e) in enumerate(zip(notifications, events,
                      strict=True)) if e is None}  # fmt: skip
         # The roster's events (engine/roster.py) share the log: the views count grievances, and pass them by.
-        others = {i for i, e in enumerate(events) if e is not None and not isinstance(e, Grievance.Event)}
+        others = {i for i, e in enumerate(events) if e is not None and not isinstance(e, GRIEVANCE_EVENTS)}
         try:
             while True:
                 kept = [i for i in range(len(events)) if i not in set_aside and i not in others]
@@ -296,20 +297,25 @@ class DashboardProjection:
             return False
         return True
 
-    def _rows_before(self, events: list[Any], writes: PageWrites) -> dict[UUID, GrievanceRow]:
-        """The stored rows of the grievances whose events these are, bar those first reported here."""
-        new = {e.originator_id for e in events if type(e) is Grievance.Reported}
-        known: dict[UUID, GrievanceRow] = {}
+    def _rows_before(self, events: list[Any], writes: PageWrites) -> dict[int, GrievanceRow]:
+        """The stored rows of the grievances whose events these are, bar those first reported here, by the integer
+        of their ids."""
+        touched = {e.originator_id.int: e.originator_id for e in events}
+        for e in events:
+            if type(e) in REPORTS:
+                touched.pop(e.originator_id.int, None)
+        known: dict[int, GrievanceRow] = {}
         unknown = []
-        for grievance_id in {e.originator_id for e in events} - new:
-            row = self.recent.get(grievance_id)
+        recent = self.recent.get
+        for key, grievance_id in touched.items():
+            row = recent(key)
             if row is None:
                 unknown.append(grievance_id)
             else:
-                known[grievance_id] = row
+                known[key] = row
         if unknown:
             writes.flush()  # the views must hold every page projected so far before we read rows from them
-            known.update(self.views.rows_of(unknown))
+            known.update((grievance_id.int, row) for grievance_id, row in self.views.rows_of(unknown).items())
         return known
 
     def set_aside(self, *, limit: int = 20) -> tuple[int, list[SetAsideEvent]]:
