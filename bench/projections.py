@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from adapters.composition import build_chain, build_projection
+from adapters.composition import build_chain, build_projection, build_rebuild_parts, rebuild_processes
 from adapters.settings import Settings
 from bench.engine_throughput import (
     CHART,
@@ -197,7 +197,9 @@ def measure(label: str, url: str, grievances: int, page: int, lag_seconds: int) 
         projection = build_projection(settings, chain, page_size=page)
         raw = raw_read_rate(chain, page)
         started = time.perf_counter()
-        events = projection.rebuild()
+        events = projection.rebuild(
+            elsewhere=build_rebuild_parts(settings, rebuild_processes(), page_size=page)
+        )  # as the CLI's
         rebuild = events / (time.perf_counter() - started)
         latencies = {name: timed(200, q) for name, q in dashboard_questions(Dashboard(projection.views, CHART)).items()}
     finally:

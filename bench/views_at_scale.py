@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from adapters.composition import build_chain, build_projection
+from adapters.composition import build_chain, build_projection, build_rebuild_parts, rebuild_processes
 from adapters.settings import Settings
 from bench.engine_throughput import machine_speed, postgres_url, sqlite_url
 from bench.projections import dashboard_questions, lifecycle, raw_read_rate, timed
@@ -80,7 +80,9 @@ def measure(label: str, url: str, sizes: list[int], page: int, samples: int) -> 
             projection = build_projection(settings, chain, page_size=page)
             raw = raw_read_rate(chain, page)
             started = time.perf_counter()
-            events = projection.rebuild()
+            events = projection.rebuild(
+                elsewhere=build_rebuild_parts(settings, rebuild_processes(), page_size=page)
+            )  # as the CLI's
             rebuild = events / (time.perf_counter() - started)
             dash = Dashboard(projection.views, CHART)
             latencies = {name: timed(samples, q) for name, q in dashboard_questions(dash).items()}
