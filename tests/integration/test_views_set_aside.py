@@ -13,9 +13,9 @@ from adapters.composition import (
     build_chain,
     build_dashboard,
     build_projection,
-    build_rebuild_parts,
     build_views_watch,
 )
+from adapters.rebuild_parts import ProcessParts
 from adapters.settings import Settings
 from engine.chart import OrgChart
 from engine.clock import PlaybackClock
@@ -94,7 +94,7 @@ def test_an_event_the_views_cannot_read_or_project_is_set_aside_and_the_rest_cou
         assert (again.set_aside, again.backlog) == (3, 0)
         # And so does a rebuild in parts, whichever process each of them falls to.
         monkeypatch.setattr(runner, "PARTED_REBUILD_EVENTS", 0)
-        projection.rebuild(elsewhere=build_rebuild_parts(settings, 3, page_size=2))
+        projection.rebuild(elsewhere=ProcessParts(settings, 2, page_size=2))
         parted = build_views_watch(projection).health()
         assert (parted.set_aside, parted.backlog) == (3, 0)
         assert {s.position for s in parted.latest_set_aside} == {s.position for s in health.latest_set_aside}
