@@ -169,10 +169,8 @@ def rebuild_processes() -> int:
 
 def build_rebuild_parts(settings: Settings, processes: int, *, page_size: int) -> ProcessParts | None:
     """What projects a rebuild's other parts of the log, in `processes` processes in all (this one included):
-    none for one, or on SQLite."""
-    # Not SQLite yet: two processes writing one file met "database is locked" in a benchmark's rebuild at 1M
-    # events (2026-12-03), where the tests' small stores never did; until that is understood, one process.
-    if processes <= 1 or "SQLITE_DBNAME" in settings.store_env():
+    none for one."""
+    if processes <= 1:
         return None
     return ProcessParts(settings, processes - 1, page_size=page_size)
 
