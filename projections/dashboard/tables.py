@@ -518,11 +518,24 @@ def _insert_values(upsert: Upsert, mark: str) -> str:
 
 
 @cache
-def _insert_unnested(upsert: Upsert) -> str:
-    arrays = ", ".join(f"%b::{_column_type(c)}[]" for c in upsert.columns)
+def _staging(upsert: Upsert) -> str:
+    # Temporary, so unlogged and the session's own; emptied at each commit (PostgreSQL skips that in transactions
+    # that touch no temporary table). Its "already exists" notice is not worth a message a write.
     return (
-        f"INSERT INTO {upsert.table} ({', '.join(upsert.columns)}) SELECT * FROM unnest({arrays}) {upsert.on_conflict}"
+        f"SET LOCAL client_min_messages = warning; CREATE TEMPORARY TABLE IF NOT EXISTS staged_{upsert.table} "
+        f"(LIKE {upsert.table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
+
+
+@cache
+def _copy_into_staging(upsert: Upsert) -> str:
+    return f"COPY staged_{upsert.table} ({', '.join(upsert.columns)}) FROM STDIN"
+
+
+@cache
+def _insert_staged(upsert: Upsert) -> str:
+    columns = ", ".join(upsert.columns)
+    return f"INSERT INTO {upsert.table} ({columns}) SELECT {columns} FROM staged_{upsert.table} {upsert.on_conflict}"
 
 
 def _digest(units: Mapping[str, tuple[str | None, str]]) -> str:
@@ -554,6 +567,10 @@ class _Renamed:
         args, kwargs = self._sql(args, kwargs)
         return self._cursor.executemany(*args, **kwargs)
 
+    def copy(self, *args: Any, **kwargs: Any) -> Any:
+        args, kwargs = self._sql(args, kwargs)
+        return self._cursor.copy(*args, **kwargs)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._cursor, name)
 
@@ -582,10 +599,16 @@ class PostgresDashboardViews(DashboardViews, PostgresTrackingRecorder):
     by_code_point = ' COLLATE "C"'
 
     def _upsert_many(self, cursor: Any, upsert: Upsert, params: list[tuple[Any, ...]]) -> None:
-        # One statement of column arrays, not one a row: psycopg's executemany spends tens of microseconds
-        # of Python on each row, which made writing the views most of a PostgreSQL rebuild. (Keys are
-        # unique within a page, as ON CONFLICT DO UPDATE needs within one statement.)
-        cursor.execute(_insert_unnested(upsert), [list(column) for column in zip(*params, strict=True)])
+        # COPY into a table of this transaction's own, then one INSERT ... SELECT: psycopg formats COPY's rows in C,
+        # where the column arrays bound before spent microseconds of Python on every value (and executemany before
+        # them, tens on every row). A rebuild's page of 3,750 list rows: 6-7 rather than 12-13 us a row, and a
+        # third of the client's CPU; a write of ten rows costs a quarter of a millisecond more. (Keys are unique
+        # within a page, as ON CONFLICT DO UPDATE needs within one statement.)
+        cursor.execute(_staging(upsert))
+        with cursor.copy(_copy_into_staging(upsert)) as copy:
+            for row in params:
+                copy.write_row(row)
+        cursor.execute(_insert_staged(upsert))
 
     def _enter_schema(self, cursor: Any) -> None:
         cursor.execute(SQL("SET LOCAL search_path TO {0}").format(Identifier(self.datastore.schema)))

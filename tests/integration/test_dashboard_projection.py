@@ -118,6 +118,27 @@ def test_views_equal_a_brute_force_recount_for_any_history(ops: list[Any], griev
             chain.close()
 
 
+# What PostgreSQL's COPY text format escapes (tabs, line ends, backslashes, its null marker written out), and more.
+AWKWARD_TITLES = ["tab\there", "two\nlines\r\n", "back\\slash \\N", "\\N", "", "'quoted' \"too\"", "路灯不亮 🏮"]
+
+
+def test_awkward_titles_reach_the_list_as_written_following_and_rebuilt(
+    store: tuple[ServiceChain, DashboardProjection],
+) -> None:
+    chain, projection = store
+    ids: dict[UUID, str] = {}
+    for i, title in enumerate(AWKWARD_TITLES):
+        gid = uuid4()
+        chain.execute([Report(grievance_id=gid, command_id=f"awkward-{i}", actor="worker", occurred_at=T0,
+                              unit_id=HOUSEHOLD, category=Category.OTHER, title=title or "-", description="d")],
+                      principal=OPERATOR)  # fmt: skip
+        ids[gid] = chain.grievance(gid).title  # as the grievance keeps it (trimmed)
+    projection.catch_up()
+    assert {g: r.title for g, r in projection.views.rows_of(ids).items()} == ids
+    projection.rebuild()
+    assert {g: r.title for g, r in projection.views.rows_of(ids).items()} == ids
+
+
 # A rebuild writes its counters once it holds so many rows, and at the log's end: at both, often, and at the end only.
 @pytest.mark.parametrize("tallied_rows", [5, 200, runner.TALLIED_ROWS])
 def test_following_then_rebuilding_gives_the_same_views(
