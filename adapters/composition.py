@@ -69,7 +69,11 @@ if TYPE_CHECKING:
     from adapters.notifications.senders import Sender
 
 log = structlog.get_logger("grievance.views")
+store_log = structlog.get_logger("grievance.store")
 T = TypeVar("T")
+# How long a process opening the store waits while another keeps it locked (see `_creating_tables`), in seconds:
+# enough for the log of some 50 million events to be built, and then it says why it cannot open the store.
+MIGRATION_WAIT = 600.0
 
 
 def build_chart(settings: Settings) -> OrgChart:
@@ -127,8 +131,10 @@ def roster_of(chain: ServiceChain) -> RosterBook:
 
 def _creating_tables(construct: Callable[[], T], attempts: int = 5) -> T:
     """Construct something that creates its tables if missing, retrying when another process that starts
-    at the same moment creates them first (the second CREATE then fails on a unique catalogue entry)."""
-    for attempt in range(attempts):
+    at the same moment creates them first (the second CREATE then fails on a unique catalogue entry), and
+    waiting up to `MIGRATION_WAIT` seconds while another holds a SQLite store's write lock past its lock timeout."""
+    attempt, locked_since = 0, None
+    while True:
         try:
             try:
                 return construct()
@@ -137,10 +143,19 @@ def _creating_tables(construct: Callable[[], T], attempts: int = 5) -> T:
                 raise OperationalError(str(e)) from e
         # "already exists" in one catalogue or another, or PostgreSQL's "tuple concurrently updated"
         except (IntegrityError, ProgrammingError, InternalError):
-            if attempt == attempts - 1:
+            attempt += 1
+            if attempt == attempts:
                 raise
-            time.sleep(0.05 * (attempt + 1))
-    raise AssertionError("unreachable")
+            time.sleep(0.05 * attempt)
+        except OperationalError as e:
+            # Another process migrating the store: building the log of events stored before the log existed takes
+            # one transaction of 9.6 s a million events on SQLite, longer than its lock timeout.
+            now = time.monotonic()
+            locked_since = now if locked_since is None else locked_since
+            if "database is locked" not in str(e) or now - locked_since >= MIGRATION_WAIT:
+                raise
+            store_log.warning("the store is locked by another process, migrating it perhaps: waiting",
+                              waited_s=round(now - locked_since), gives_up_after_s=MIGRATION_WAIT)  # fmt: skip
 
 
 def build_views(settings: Settings) -> DashboardViews:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import pytest
-from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.persistence import IntegrityError, OperationalError, Tracking
 
+from adapters import composition
+from adapters.composition import build_chain
 from adapters.settings import Settings
 from adapters.storage.event_stores import part_of
 from engine.commands import Claim, Command, Escalate, Outcome, RecordProgress, Report, Resolve
@@ -228,3 +232,46 @@ def test_the_parts_of_the_log_hold_each_event_up_to_their_stop_once_and_each_gri
     assert sorted(seen, key=lambda n: n.id) == list(everything)
     assert everything[-1].id == stop
     assert len({n.originator_id for n in everything}) > 30
+
+
+def _locked_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, sqlite3.Connection]:
+    """A new SQLite store whose write lock another connection holds, as another process holds it while it builds
+    the log of a store from before the log; openings give up waiting for the lock after a second rather than ten."""
+    url = f"sqlite:///{tmp_path}/g.db"
+    real = Settings.store_env
+    monkeypatch.setattr(Settings, "store_env", lambda self: {**real(self), "SQLITE_LOCK_TIMEOUT": "1"})
+    holder = sqlite3.connect(tmp_path / "g.db", isolation_level=None, check_same_thread=False)
+    holder.execute("PRAGMA journal_mode=WAL")
+    holder.execute("BEGIN IMMEDIATE")
+    return url, holder
+
+
+def test_a_process_opening_a_store_another_keeps_locked_waits_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, holder = _locked_store(tmp_path, monkeypatch)
+    released = threading.Timer(3.0, holder.rollback)
+    released.start()
+    try:
+        chain = build_chain(Settings(database_url=url))  # past the lock timeout, twice over: it waits, then opens
+        try:
+            chain.execute([Report(grievance_id=uuid4(), command_id="after-the-wait", actor="worker", occurred_at=T0,
+                                  unit_id=HOUSEHOLD, category=Category.OTHER, title="t", description="d")],
+                          principal=OPERATOR)  # fmt: skip
+        finally:
+            chain.close()
+    finally:
+        released.join()
+        holder.close()
+
+
+def test_a_process_gives_up_on_a_store_locked_past_its_bound_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, holder = _locked_store(tmp_path, monkeypatch)
+    monkeypatch.setattr(composition, "MIGRATION_WAIT", 1.5)
+    try:
+        with pytest.raises(OperationalError, match="database is locked"):
+            build_chain(Settings(database_url=url))
+    finally:
+        holder.close()
