@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+import psycopg
 import pytest
 from eventsourcing.persistence import OperationalError
 from hypothesis import HealthCheck, given, settings
@@ -36,7 +37,7 @@ from projections.dashboard.queries import STATUSES, Dashboard
 from projections.dashboard.runner import DashboardProjection, RecentRows
 from projections.dashboard.tables import ChartChanged
 from tests.brute_force import assert_same, recompute, stored
-from tests.conftest import OPERATOR, T0, command
+from tests.conftest import OPERATOR, PG_ADMIN, T0, command
 from tests.scenario import BUILDING, GRID, HOUSEHOLD
 
 UNITS = [HOUSEHOLD, BUILDING, GRID, "mh-chengdong-01-1-1-1", "cm-chengbei-02"]
@@ -137,6 +138,43 @@ def test_awkward_titles_reach_the_list_as_written_following_and_rebuilt(
     assert {g: r.title for g, r in projection.views.rows_of(ids).items()} == ids
     projection.rebuild()
     assert {g: r.title for g, r in projection.views.rows_of(ids).items()} == ids
+
+
+@pytest.fixture
+def role_without_temporary() -> Iterator[str]:
+    """A database whose app role owns its schema but may not create temporary tables (REVOKE TEMPORARY from
+    PUBLIC, as hardened installations have it), as a GRIEVANCE_DATABASE_URL; dropped after the test."""
+    suffix = uuid4().hex[:10]
+    database, role = f"notemp_{suffix}", f"views_app_{suffix}"
+    base = PG_ADMIN.rsplit("/", 1)[0]
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{database}"')
+        admin.execute(f'CREATE ROLE "{role}" LOGIN')
+        admin.execute(f'REVOKE TEMPORARY ON DATABASE "{database}" FROM PUBLIC')
+        admin.execute(f'GRANT CONNECT ON DATABASE "{database}" TO "{role}"')
+    with psycopg.connect(f"{base}/{database}", autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA app AUTHORIZATION "{role}"')
+    try:
+        yield f"postgresql://{role}@127.0.0.1:5432/{database}?schema=app"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+            admin.execute(f'DROP ROLE "{role}"')
+
+
+@pytest.mark.postgres
+def test_views_are_written_where_the_role_may_not_create_temporary_tables(role_without_temporary: str) -> None:
+    s = Settings(database_url=role_without_temporary)
+    chain = build_chain(s, clock=lambda: T0 + timedelta(days=400))
+    try:
+        ids = play(chain, [(OPS[i % len(OPS)], i % 5, i % 4, 1 + i % 30) for i in range(40)], 6)
+        projection = build_projection(s, chain, page_size=7)
+        projection.catch_up()
+        assert_same(recompute(chain, ids), stored(projection.views))
+        projection.rebuild()
+        assert_same(recompute(chain, ids), stored(projection.views))
+    finally:
+        chain.close()
 
 
 # A rebuild writes its counters once it holds so many rows, and at the log's end: at both, often, and at the end only.
