@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
-from eventsourcing.persistence import IntegrityError, Notification
+from eventsourcing.persistence import IntegrityError, Notification, OperationalError
 
 from engine.collector import collector_paused
 from engine.service_chain import ServiceChain
@@ -39,6 +39,9 @@ TALLIED_ROWS = 150_000
 # Below this many events a rebuild stays in one process: starting another (an interpreter, the chain's imports and
 # connections) takes about a second, the time this process projects some 50,000 events in.
 PARTED_REBUILD_EVENTS = 200_000
+# Times a page's write is tried while another process holds SQLite's write lock (each try waits out the store's own
+# lock timeout, 10 s, first).
+LOCKED_WRITE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -124,9 +127,9 @@ class PageWrites:
         earlier page raised, and then this page is not written."""
         self.flush()
         if self._writer is None:
-            self.views.write(changes, position, previous=previous)
+            _write_when_unlocked(self.views, changes, position, previous=previous)
         else:
-            self._pending = self._writer.submit(self.views.write, changes, position, previous=previous)
+            self._pending = self._writer.submit(_write_when_unlocked, self.views, changes, position, previous=previous)
 
     def flush(self) -> None:
         """Wait until every page handed over is written; raises what a write raised."""
@@ -141,6 +144,20 @@ class PageWrites:
         # A page already handed over still commits whole (or not at all) if the caller failed meanwhile.
         if self._writer is not None:
             self._writer.shutdown(wait=True)
+
+
+def _write_when_unlocked(views: DashboardViews, changes: PageChanges, position: int, *, previous: int) -> None:
+    """Write a page, trying again while another process holds SQLite's write lock past its lock timeout (a rebuild's
+    other part writing its tally, say): the failed transaction wrote nothing, and the page is still the next."""
+    for attempt in range(1, LOCKED_WRITE_ATTEMPTS + 1):
+        try:
+            views.write(changes, position, previous=previous)
+            return
+        except OperationalError as error:
+            if "database is locked" not in str(error) or attempt == LOCKED_WRITE_ATTEMPTS:
+                raise
+            log.warning("a page of the views waits: another process holds the store's write lock", position=position,
+                        attempt=attempt)  # fmt: skip
 
 
 class DashboardProjection:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import sqlite3
 import tempfile
 import threading
 import time
@@ -172,6 +173,32 @@ def test_views_are_written_where_the_role_may_not_create_temporary_tables(role_w
         projection.catch_up()
         assert_same(recompute(chain, ids), stored(projection.views))
         projection.rebuild()
+        assert_same(recompute(chain, ids), stored(projection.views))
+    finally:
+        chain.close()
+
+
+def test_a_page_waits_while_another_process_holds_sqlites_write_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a page of one part of a rebuild waits while another part writes its tally: past the store's lock timeout
+    (a second here, ten in service) the page is tried again, rather than failing the runner or the rebuild."""
+    real = Settings.store_env
+    monkeypatch.setattr(Settings, "store_env", lambda self: {**real(self), "SQLITE_LOCK_TIMEOUT": "1"})
+    s = Settings(database_url=f"sqlite:///{tmp_path}/g.db")
+    chain = build_chain(s, clock=lambda: T0 + timedelta(days=400))
+    try:
+        ids = play(chain, [(OPS[i % len(OPS)], i % 5, i % 4, 1 + i % 30) for i in range(30)], 5)
+        projection = build_projection(s, chain, page_size=7)
+        holder = sqlite3.connect(tmp_path / "g.db", isolation_level=None, check_same_thread=False)
+        holder.execute("BEGIN IMMEDIATE")
+        released = threading.Timer(1.5, holder.rollback)
+        released.start()
+        try:
+            projection.catch_up()
+        finally:
+            released.join()
+            holder.close()
         assert_same(recompute(chain, ids), stored(projection.views))
     finally:
         chain.close()
