@@ -152,8 +152,13 @@ def _creating_tables(construct: Callable[[], T], attempts: int = 5) -> T:
             # one transaction of 9.6 s a million events on SQLite, longer than its lock timeout.
             now = time.monotonic()
             locked_since = now if locked_since is None else locked_since
-            if "database is locked" not in str(e) or now - locked_since >= MIGRATION_WAIT:
+            if "database is locked" not in str(e):
                 raise
+            if now - locked_since >= MIGRATION_WAIT:
+                raise OperationalError(
+                    f"{e}: another process has held the store's write lock for over {round(now - locked_since)} s "
+                    "(migrating it, perhaps), as long as this one waits (MIGRATION_WAIT)"
+                ) from e
             store_log.warning("the store is locked by another process, migrating it perhaps: waiting",
                               waited_s=round(now - locked_since), gives_up_after_s=MIGRATION_WAIT)  # fmt: skip
 

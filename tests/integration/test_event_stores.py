@@ -271,7 +271,7 @@ def test_a_process_gives_up_on_a_store_locked_past_its_bound_and_says_so(
     url, holder = _locked_store(tmp_path, monkeypatch)
     monkeypatch.setattr(composition, "MIGRATION_WAIT", 1.5)
     try:
-        with pytest.raises(OperationalError, match="database is locked"):
+        with pytest.raises(OperationalError, match="database is locked: another process has held the store's write"):
             build_chain(Settings(database_url=url))
     finally:
         holder.close()
