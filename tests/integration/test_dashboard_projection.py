@@ -5,13 +5,13 @@ from __future__ import annotations
 import itertools
 import json
 import random
-import sqlite3
 import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -40,6 +40,7 @@ from projections.dashboard.tables import ChartChanged
 from tests.brute_force import assert_same, recompute, stored
 from tests.conftest import OPERATOR, PG_ADMIN, T0, command
 from tests.scenario import BUILDING, GRID, HOUSEHOLD
+from tests.sqlite_lock import short_lock_timeout, write_lock_held
 
 UNITS = [HOUSEHOLD, BUILDING, GRID, "mh-chengdong-01-1-1-1", "cm-chengbei-02"]
 PEOPLE = ["member-wang", "member-zhao", "supervision"]
@@ -47,12 +48,21 @@ CATEGORIES = ["other", "other", "other", "parking"]
 OPS = ["claim", "claim", "escalate", "resolve", "reply", "rate", "progress", "overdue"]
 
 
-@pytest.fixture
-def store(database_url: str) -> Iterator[tuple[ServiceChain, DashboardProjection]]:
+@contextmanager
+def opened(database_url: str) -> Iterator[tuple[ServiceChain, DashboardProjection]]:
+    """The chain at `database_url`, its clock a year on, and its dashboard's runner, seven events a page."""
     s = Settings(database_url=database_url)
     chain = build_chain(s, clock=lambda: T0 + timedelta(days=400))
-    yield chain, build_projection(s, chain, page_size=7)
-    chain.close()
+    try:
+        yield chain, build_projection(s, chain, page_size=7)
+    finally:
+        chain.close()
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[tuple[ServiceChain, DashboardProjection]]:
+    with opened(database_url) as opened_store:
+        yield opened_store
 
 
 def play(
@@ -165,17 +175,12 @@ def role_without_temporary() -> Iterator[str]:
 
 @pytest.mark.postgres
 def test_views_are_written_where_the_role_may_not_create_temporary_tables(role_without_temporary: str) -> None:
-    s = Settings(database_url=role_without_temporary)
-    chain = build_chain(s, clock=lambda: T0 + timedelta(days=400))
-    try:
+    with opened(role_without_temporary) as (chain, projection):
         ids = play(chain, [(OPS[i % len(OPS)], i % 5, i % 4, 1 + i % 30) for i in range(40)], 6)
-        projection = build_projection(s, chain, page_size=7)
         projection.catch_up()
         assert_same(recompute(chain, ids), stored(projection.views))
         projection.rebuild()
         assert_same(recompute(chain, ids), stored(projection.views))
-    finally:
-        chain.close()
 
 
 def test_a_page_waits_while_another_process_holds_sqlites_write_lock(
@@ -183,25 +188,12 @@ def test_a_page_waits_while_another_process_holds_sqlites_write_lock(
 ) -> None:
     """As a page of one part of a rebuild waits while another part writes its tally: past the store's lock timeout
     (a second here, ten in service) the page is tried again, rather than failing the runner or the rebuild."""
-    real = Settings.store_env
-    monkeypatch.setattr(Settings, "store_env", lambda self: {**real(self), "SQLITE_LOCK_TIMEOUT": "1"})
-    s = Settings(database_url=f"sqlite:///{tmp_path}/g.db")
-    chain = build_chain(s, clock=lambda: T0 + timedelta(days=400))
-    try:
+    short_lock_timeout(monkeypatch)
+    with opened(f"sqlite:///{tmp_path}/g.db") as (chain, projection):
         ids = play(chain, [(OPS[i % len(OPS)], i % 5, i % 4, 1 + i % 30) for i in range(30)], 5)
-        projection = build_projection(s, chain, page_size=7)
-        holder = sqlite3.connect(tmp_path / "g.db", isolation_level=None, check_same_thread=False)
-        holder.execute("BEGIN IMMEDIATE")
-        released = threading.Timer(1.5, holder.rollback)
-        released.start()
-        try:
+        with write_lock_held(tmp_path / "g.db", release_after=1.5):
             projection.catch_up()
-        finally:
-            released.join()
-            holder.close()
         assert_same(recompute(chain, ids), stored(projection.views))
-    finally:
-        chain.close()
 
 
 # A rebuild writes its counters once it holds so many rows, and at the log's end: at both, often, and at the end only.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +21,7 @@ from engine.grievance import Category, ClaimMode, Status
 from engine.service_chain import ServiceChain
 from tests.conftest import OPERATOR, T0
 from tests.scenario import BUILDING, HOUSEHOLD, Scenario
+from tests.sqlite_lock import short_lock_timeout, write_lock_held
 
 
 def reopen(chain: ServiceChain, database_url: str) -> ServiceChain:
@@ -234,44 +234,27 @@ def test_the_parts_of_the_log_hold_each_event_up_to_their_stop_once_and_each_gri
     assert len({n.originator_id for n in everything}) > 30
 
 
-def _locked_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, sqlite3.Connection]:
-    """A new SQLite store whose write lock another connection holds, as another process holds it while it builds
-    the log of a store from before the log; openings give up waiting for the lock after a second rather than ten."""
-    url = f"sqlite:///{tmp_path}/g.db"
-    real = Settings.store_env
-    monkeypatch.setattr(Settings, "store_env", lambda self: {**real(self), "SQLITE_LOCK_TIMEOUT": "1"})
-    holder = sqlite3.connect(tmp_path / "g.db", isolation_level=None, check_same_thread=False)
-    holder.execute("PRAGMA journal_mode=WAL")
-    holder.execute("BEGIN IMMEDIATE")
-    return url, holder
-
-
 def test_a_process_opening_a_store_another_keeps_locked_waits_for_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url, holder = _locked_store(tmp_path, monkeypatch)
-    released = threading.Timer(3.0, holder.rollback)
-    released.start()
-    try:
-        chain = build_chain(Settings(database_url=url))  # past the lock timeout, twice over: it waits, then opens
+    short_lock_timeout(monkeypatch)
+    with write_lock_held(tmp_path / "g.db", release_after=3.0):  # past the lock timeout, twice over
+        chain = build_chain(Settings(database_url=f"sqlite:///{tmp_path}/g.db"))  # it waits, then opens
         try:
             chain.execute([Report(grievance_id=uuid4(), command_id="after-the-wait", actor="worker", occurred_at=T0,
                                   unit_id=HOUSEHOLD, category=Category.OTHER, title="t", description="d")],
                           principal=OPERATOR)  # fmt: skip
         finally:
             chain.close()
-    finally:
-        released.join()
-        holder.close()
 
 
 def test_a_process_gives_up_on_a_store_locked_past_its_bound_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url, holder = _locked_store(tmp_path, monkeypatch)
+    short_lock_timeout(monkeypatch)
     monkeypatch.setattr(composition, "MIGRATION_WAIT", 1.5)
-    try:
-        with pytest.raises(OperationalError, match="database is locked: another process has held the store's write"):
-            build_chain(Settings(database_url=url))
-    finally:
-        holder.close()
+    with (
+        write_lock_held(tmp_path / "g.db"),
+        pytest.raises(OperationalError, match="database is locked: another process has held the store's write"),
+    ):
+        build_chain(Settings(database_url=f"sqlite:///{tmp_path}/g.db"))
