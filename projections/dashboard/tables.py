@@ -19,9 +19,10 @@ from typing import Any
 from uuid import UUID
 
 import structlog
-from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.persistence import IntegrityError, ProgrammingError, Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
+from psycopg.errors import InsufficientPrivilege
 from psycopg.sql import SQL, Identifier
 
 from engine.chart import OrgChart
@@ -608,8 +609,19 @@ class PostgresDashboardViews(DashboardViews, PostgresTrackingRecorder):
     server_side = True
     by_code_point = ' COLLATE "C"'
 
-    # Whether the views' role may create temporary tables in this database, asked at the first write.
+    # Whether the views' role may create temporary tables in this database, asked at the first write (and again
+    # after a write it refused).
     _may_stage: bool | None = None
+
+    def write(self, changes: PageChanges, position: int, *, previous: int) -> None:
+        try:
+            super().write(changes, position, previous=previous)
+        except ProgrammingError as error:
+            if not (self._may_stage and isinstance(error.__cause__, InsufficientPrivilege)):
+                raise
+            # TEMPORARY revoked while this process runs: that transaction wrote nothing; ask again, and write it.
+            self._may_stage = None
+            super().write(changes, position, previous=previous)
 
     def _upsert_many(self, cursor: Any, upsert: Upsert, params: list[tuple[Any, ...]]) -> None:
         # COPY into a table of this transaction's own, then one INSERT ... SELECT: psycopg formats COPY's rows in C,

@@ -152,21 +152,25 @@ def test_awkward_titles_reach_the_list_as_written_following_and_rebuilt(
 
 
 @pytest.fixture
-def role_without_temporary() -> Iterator[str]:
-    """A database whose app role owns its schema but may not create temporary tables (REVOKE TEMPORARY from
-    PUBLIC, as hardened installations have it), as a GRIEVANCE_DATABASE_URL; dropped after the test."""
+def app_role() -> Iterator[tuple[str, Callable[[], None]]]:
+    """A database of its own with an app role (not a superuser) owning its schema, as a GRIEVANCE_DATABASE_URL,
+    and what revokes TEMPORARY on that database from PUBLIC, as hardened installations have it; dropped after."""
     suffix = uuid4().hex[:10]
-    database, role = f"notemp_{suffix}", f"views_app_{suffix}"
+    database, role = f"approle_{suffix}", f"views_app_{suffix}"
     base = PG_ADMIN.rsplit("/", 1)[0]
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{database}"')
         admin.execute(f'CREATE ROLE "{role}" LOGIN')
-        admin.execute(f'REVOKE TEMPORARY ON DATABASE "{database}" FROM PUBLIC')
-        admin.execute(f'GRANT CONNECT ON DATABASE "{database}" TO "{role}"')
     with psycopg.connect(f"{base}/{database}", autocommit=True) as admin:
         admin.execute(f'CREATE SCHEMA app AUTHORIZATION "{role}"')
+
+    def revoke_temporary() -> None:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'REVOKE TEMPORARY ON DATABASE "{database}" FROM PUBLIC')
+            admin.execute(f'GRANT CONNECT ON DATABASE "{database}" TO "{role}"')
+
     try:
-        yield f"postgresql://{role}@127.0.0.1:5432/{database}?schema=app"
+        yield f"postgresql://{role}@127.0.0.1:5432/{database}?schema=app", revoke_temporary
     finally:
         with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
@@ -174,12 +178,31 @@ def role_without_temporary() -> Iterator[str]:
 
 
 @pytest.mark.postgres
-def test_views_are_written_where_the_role_may_not_create_temporary_tables(role_without_temporary: str) -> None:
-    with opened(role_without_temporary) as (chain, projection):
+def test_views_are_written_where_the_role_may_not_create_temporary_tables(
+    app_role: tuple[str, Callable[[], None]],
+) -> None:
+    url, revoke_temporary = app_role
+    revoke_temporary()
+    with opened(url) as (chain, projection):
         ids = play(chain, [(OPS[i % len(OPS)], i % 5, i % 4, 1 + i % 30) for i in range(40)], 6)
         projection.catch_up()
         assert_same(recompute(chain, ids), stored(projection.views))
         projection.rebuild()
+        assert_same(recompute(chain, ids), stored(projection.views))
+
+
+@pytest.mark.postgres
+def test_views_go_on_when_temporary_is_revoked_while_they_are_written(
+    app_role: tuple[str, Callable[[], None]],
+) -> None:
+    url, revoke_temporary = app_role
+    with opened(url) as (chain, projection):
+        ops = [(OPS[i % len(OPS)], i % 5, i % 4, 1 + i % 30) for i in range(40)]
+        ids = play(chain, ops[:20], 6)
+        projection.catch_up()  # by COPY
+        revoke_temporary()
+        ids += play(chain, ops[20:], 3)
+        projection.catch_up()  # the next page is refused its staging table, and written the other way
         assert_same(recompute(chain, ids), stored(projection.views))
 
 
