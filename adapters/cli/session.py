@@ -127,6 +127,9 @@ def infrastructure_failures_exit() -> Iterator[None]:
     except InfrastructureError as e:
         fail(str(e), EXIT_INFRASTRUCTURE)
     except PersistenceError as e:
+        if str(e) == "database is locked":  # SQLite's own words, after its lock timeout
+            fail("event store failed: database is locked: another process holds the store's write lock; the "
+                 "transaction that waited for it stored nothing: try again", EXIT_INFRASTRUCTURE)  # fmt: skip
         fail(f"event store failed: {e}", EXIT_INFRASTRUCTURE)
 
 
